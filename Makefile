@@ -1,0 +1,42 @@
+# Hookstream: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install run down test unit lint fmt
+
+$(STAMP): pyproject.toml
+	@command -v java >/dev/null && command -v mvn >/dev/null || { \
+	  echo "==> installing Java 17 and Maven with apt-get"; \
+	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven; }
+	@echo "==> installing Python packages into $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --upgrade pip uv
+	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+## make run: Kafka, Postgres, the four services and a demo HTTPS receiver on this machine.
+run: install
+	@$(BIN)/python -m hookstream_dev.stack up
+
+## make down: stop everything `make run` started.
+down:
+	@$(BIN)/python -m hookstream_dev.stack down
+
+## make test: lint, then the whole suite against real Kafka, Postgres and HTTPS receivers.
+test: install lint
+	@$(BIN)/pytest -ra
+
+unit: install
+	@$(BIN)/pytest -ra tests/unit
+
+lint: install
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+fmt: install
+	@$(BIN)/ruff check --fix .
+	@$(BIN)/ruff format .

@@ -1,0 +1,67 @@
+"""Postgres access shared by the services: the pool and the schema migrations."""
+
+import hashlib
+from importlib import resources
+
+import asyncpg
+import orjson
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# Any fixed 64-bit number; every process migrating the same database takes this lock.
+_MIGRATION_LOCK = int.from_bytes(
+    hashlib.sha256(b"hookstream.migrations").digest()[:8], "big", signed=True
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    """Make jsonb columns read and write Python objects, through orjson."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: orjson.dumps(value).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool with the project's type codecs."""
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection
+    )
+
+
+def _migration_files() -> list[tuple[str, str]]:
+    folder = resources.files("hookstream_common") / "migrations"
+    files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
+
+
+async def migrate(dsn: str) -> list[str]:
+    """Apply the migrations not applied yet, in order; return the ones applied.
+
+    Safe to run twice and from several processes at once: an advisory lock serialises them and
+    each migration commits together with its row in `schema_migrations`.
+    """
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for version, sql in _migration_files():
+            if version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            log.info("migration applied", version=version)
+            applied.append(version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+        await conn.close()
+    return applied

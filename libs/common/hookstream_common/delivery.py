@@ -1,0 +1,109 @@
+"""One delivery attempt: build the signed request, send it, and describe what happened.
+
+Shared by the dispatcher and the API's synchronous resend, so both send byte-identical requests.
+"""
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+from hookstream_common.events import Event
+from hookstream_common.signing import qlik_signature
+from hookstream_common.webhook_store import DeliveryTarget
+
+OMITTED = "**OMITTED**"
+MAX_STORED_BODY = 64 * 1024
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """The exact request to send, and the form of it history may show."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    recorded_headers: dict[str, str]
+
+    def as_history(self) -> dict[str, Any]:
+        """`request` of a Delivery: encrypted header values omitted, body as JSON."""
+        return {"url": self.url, "headers": self.recorded_headers, "body": orjson.loads(self.body)}
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What one POST produced: a response, or an error before there was one."""
+
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str = ""
+    body_truncated: bool = False
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """2xx is success; redirects are not followed, so 3xx is a failure."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+    def status_message(self) -> str:
+        """A sentence a person understands, for the delivery's `statusMessage`."""
+        if self.error is not None:
+            return f"Request failed: {self.error}"
+        if self.succeeded:
+            return f"Delivered: the endpoint answered {self.status_code}."
+        return f"The endpoint answered {self.status_code}; only 2xx counts as delivered."
+
+    def as_history(self) -> dict[str, Any] | None:
+        """`response` of a Delivery, or None when nothing came back."""
+        if self.status_code is None:
+            return None
+        return {"statusCode": self.status_code, "headers": self.headers, "body": self.body}
+
+
+def build_request(
+    target: DeliveryTarget, event: Event, delivery_id: str, user_agent: str
+) -> OutboundRequest:
+    """Render the body in the webhook's CloudEvents shape and sign those exact bytes."""
+    body = event.render(cloud_event=target.cloud_event)
+    service = {
+        "Content-Type": "application/json",
+        "User-Agent": user_agent,
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(int(time.time())),
+    }
+    if target.secret:
+        service["Qlik-Signature"] = qlik_signature(target.secret, body)
+    headers = {**target.headers, **target.encrypted_headers, **service}
+    recorded = {**target.headers, **dict.fromkeys(target.encrypted_headers, OMITTED), **service}
+    return OutboundRequest(target.url, headers, body, recorded)
+
+
+async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Attempt:
+    """POST once, without following redirects; never raises for network or HTTP errors."""
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    try:
+        async with session.post(
+            request.url, data=request.body, headers=request.headers, allow_redirects=False
+        ) as response:
+            raw = await response.content.read(MAX_STORED_BODY + 1)
+            return Attempt(
+                started_at=started,
+                duration_ms=(time.perf_counter() - clock) * 1000,
+                status_code=response.status,
+                headers=dict(response.headers),
+                body=raw[:MAX_STORED_BODY].decode(errors="replace"),
+                body_truncated=len(raw) > MAX_STORED_BODY,
+            )
+    except TimeoutError:
+        error = "timed out"
+    except aiohttp.ClientError as exc:
+        error = f"{type(exc).__name__}: {exc}"
+    return Attempt(
+        started_at=started, duration_ms=(time.perf_counter() - clock) * 1000, error=error
+    )

@@ -1,0 +1,96 @@
+"""The SSRF-safe HTTP client that delivers webhooks, shared by the dispatcher and resend.
+
+aiohttp connects to the addresses its resolver returns and verifies TLS against the URL's host
+name. The resolver here resolves once, drops every address that may not be reached, and hands
+aiohttp only what it checked: a second DNS answer (rebinding) never reaches the socket.
+"""
+
+import socket
+import ssl
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from hookstream_common.ssrf import IPNetwork, is_allowed
+
+
+class BlockedAddress(aiohttp.ClientConnectionError):
+    """The host resolved only to addresses a webhook may not reach."""
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves, then keeps only allowed addresses; `static` answers before DNS (development)."""
+
+    def __init__(
+        self,
+        allow: tuple[IPNetwork, ...] = (),
+        static: dict[str, str] | None = None,
+        inner: AbstractResolver | None = None,
+    ) -> None:
+        self._allow = allow
+        self._static = static or {}
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Allowed addresses of `host`; raise `BlockedAddress` when none is."""
+        if host in self._static:
+            address = self._static[host]
+            v6 = ":" in address
+            results: list[ResolveResult] = [
+                {
+                    "hostname": host,
+                    "host": address,
+                    "port": port,
+                    "family": socket.AF_INET6 if v6 else socket.AF_INET,
+                    "proto": 0,
+                    "flags": socket.AI_NUMERICHOST,
+                }
+            ]
+        else:
+            results = await self._inner.resolve(host, port, family)
+        allowed = [r for r in results if is_allowed(r["host"], self._allow)]
+        if not allowed:
+            refused = ", ".join(sorted({r["host"] for r in results}))
+            raise BlockedAddress(
+                f"{host} resolves only to addresses webhooks may not reach ({refused})"
+            )
+        return allowed
+
+    async def close(self) -> None:
+        """Close the wrapped resolver."""
+        await self._inner.close()
+
+
+def ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
+    """The system's trust store, plus an extra CA for development receivers if configured."""
+    context = ssl.create_default_context()
+    if extra_ca_file:
+        context.load_verify_locations(cafile=extra_ca_file)
+    return context
+
+
+def client_session(
+    *,
+    allow: tuple[IPNetwork, ...] = (),
+    static_hosts: dict[str, str] | None = None,
+    extra_ca_file: str | None = None,
+    total_timeout: float = 10.0,
+    connect_timeout: float = 5.0,
+    limit: int = 1000,
+    **kwargs: Any,
+) -> aiohttp.ClientSession:
+    """A session that refuses non-public addresses and never follows redirects by itself."""
+    connector = aiohttp.TCPConnector(
+        resolver=GuardedResolver(allow, static_hosts),
+        ssl=ssl_context(extra_ca_file),
+        limit=limit,
+        limit_per_host=0,
+        ttl_dns_cache=None,
+        use_dns_cache=False,
+    )
+    timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
+    return aiohttp.ClientSession(connector=connector, timeout=timeout, **kwargs)

@@ -1,0 +1,62 @@
+"""The unit of work the matcher hands the dispatcher, one per event and webhook."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from hookstream_common.events import Event
+
+_DELIVERY_NAMESPACE = uuid.UUID("5b6c4f4e-9d0a-4c55-9a43-7f3d1e0c2b11")
+
+
+def delivery_id_for(webhook_id: str, event_id: str) -> str:
+    """Deterministic, so a job the matcher produces twice is recognised as one delivery."""
+    return str(uuid.uuid5(_DELIVERY_NAMESPACE, f"{webhook_id}/{event_id}"))
+
+
+@dataclass(frozen=True)
+class DeliveryJob:
+    """Deliver `event` to webhook `webhook_id`."""
+
+    delivery_id: str
+    webhook_id: str
+    tenant_id: str
+    event: Event
+    triggered_at: datetime
+
+    @classmethod
+    def for_event(cls, webhook_id: str, event: Event) -> "DeliveryJob":
+        """A first attempt, triggered now."""
+        return cls(
+            delivery_id=delivery_id_for(webhook_id, event.id),
+            webhook_id=webhook_id,
+            tenant_id=event.tenant_id,
+            event=event,
+            triggered_at=datetime.now(UTC),
+        )
+
+    def dumps(self) -> bytes:
+        """Serialise for a delivery topic."""
+        return orjson.dumps(
+            {
+                "deliveryId": self.delivery_id,
+                "webhookId": self.webhook_id,
+                "tenantId": self.tenant_id,
+                "triggeredAt": self.triggered_at,
+                "event": self.event.to_legacy(),
+            }
+        )
+
+    @classmethod
+    def loads(cls, raw: bytes) -> "DeliveryJob":
+        """Parse what `dumps` wrote."""
+        doc = orjson.loads(raw)
+        return cls(
+            delivery_id=doc["deliveryId"],
+            webhook_id=doc["webhookId"],
+            tenant_id=doc["tenantId"],
+            event=Event.parse(orjson.dumps(doc["event"])),
+            triggered_at=datetime.fromisoformat(doc["triggeredAt"]),
+        )

@@ -1,0 +1,53 @@
+"""Kafka plumbing two or more services need: topic creation and a producer."""
+
+import contextlib
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from hookstream_common.topics import Topics
+
+EVENT_PARTITIONS = 4
+"""`events` and `webhooks` must have the same count: the matcher joins them per partition."""
+
+
+def producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every in-sync replica: nothing acknowledged is lost."""
+    options: dict[str, object] = {
+        "bootstrap_servers": bootstrap,
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+    }
+    options.update(overrides)
+    return AIOKafkaProducer(**options)
+
+
+async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:
+    """Create the topics that are missing; existing ones are left as they are."""
+    existing = set(await admin.list_topics())
+    missing = [topic for topic in topics if topic.name not in existing]
+    if not missing:
+        return
+    with contextlib.suppress(TopicAlreadyExistsError):
+        await admin.create_topics(missing)
+
+
+def core_topics(topics: Topics, replication: int) -> list[NewTopic]:
+    """The topics every installation has, with the settings the design relies on."""
+    return [
+        NewTopic(topics.events, EVENT_PARTITIONS, replication),
+        NewTopic(topics.events_dlq, 1, replication),
+        NewTopic(
+            topics.webhooks,
+            EVENT_PARTITIONS,
+            replication,
+            topic_configs={"cleanup.policy": "compact"},
+        ),
+    ]
+
+
+def delivery_topic(topics: Topics, webhook_id: str, replication: int) -> NewTopic:
+    """One partition: a webhook's first attempts are delivered in order."""
+    return NewTopic(topics.deliveries(webhook_id), 1, replication)

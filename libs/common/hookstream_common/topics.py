@@ -1,0 +1,40 @@
+"""Kafka topic names. One place, so producers and consumers can never disagree."""
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topic names of one installation, all under one prefix."""
+
+    prefix: str = "hookstream"
+
+    @property
+    def events(self) -> str:
+        """Where producers publish system events, keyed by tenant id."""
+        return f"{self.prefix}.events"
+
+    @property
+    def events_dlq(self) -> str:
+        """Where the matcher puts records it cannot parse, with the reason."""
+        return f"{self.prefix}.events.dlq"
+
+    @property
+    def webhooks(self) -> str:
+        """Compacted: tenant id -> that tenant's complete set of webhooks, for routing."""
+        return f"{self.prefix}.webhooks"
+
+    def deliveries(self, webhook_id: str) -> str:
+        """The work queue of one webhook, so a slow receiver holds up only itself."""
+        return f"{self.prefix}.deliveries.{webhook_id}"
+
+    @property
+    def deliveries_pattern(self) -> str:
+        """Regular expression matching every webhook's delivery topic."""
+        return rf"^{re.escape(self.prefix)}\.deliveries\..+$"
+
+    def webhook_id_of(self, topic: str) -> str | None:
+        """The webhook id in a delivery topic's name, or None for any other topic."""
+        head = f"{self.prefix}.deliveries."
+        return topic[len(head) :] if topic.startswith(head) else None

@@ -1,0 +1,65 @@
+"""Bearer-token authentication: who is calling, for which tenant, with which roles."""
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from hookstream_common.tokens import ROLES_CLAIM, TENANT_ADMIN, TENANT_CLAIM, USER_CLAIM
+
+from hookstream_api.errors import ApiError
+from hookstream_api.settings import ApiSettings, get_settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller, as the verified token says."""
+
+    tenant_id: str
+    user_id: str
+    roles: frozenset[str]
+
+    @property
+    def is_tenant_admin(self) -> bool:
+        """A TenantAdmin sees and manages every webhook of the tenant."""
+        return TENANT_ADMIN in self.roles
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(401, "HOOKSTREAM-401", detail, "Unauthorized")
+
+
+def verify_token(token: str, settings: ApiSettings) -> Principal:
+    """Check signature, expiry, issuer and audience; require the tenant and user claims."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_key,
+            algorithms=[settings.jwt_algorithm],
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            options={"require": ["exp"], "verify_aud": settings.jwt_audience is not None},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("The token has expired; get a new one.") from None
+    except jwt.InvalidTokenError as exc:
+        raise _unauthorized(f"The token is not valid: {exc}.") from None
+    tenant, user = claims.get(TENANT_CLAIM), claims.get(USER_CLAIM)
+    if not isinstance(tenant, str) or not tenant or not isinstance(user, str) or not user:
+        raise _unauthorized(f"The token must carry the `{TENANT_CLAIM}` and `{USER_CLAIM}` claims.")
+    roles = claims.get(ROLES_CLAIM) or []
+    return Principal(tenant, user, frozenset(r for r in roles if isinstance(r, str)))
+
+
+def current_principal(
+    request: Request, settings: Annotated[ApiSettings, Depends(get_settings)]
+) -> Principal:
+    """The dependency every webhook route takes."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Send `Authorization: Bearer <token>`.")
+    return verify_token(token.strip(), settings)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

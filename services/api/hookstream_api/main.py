@@ -1,0 +1,90 @@
+"""The API service: the Qlik webhooks REST API, the outbox relay, health and metrics."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+from hookstream_common.crypto import SecretBox, parse_keys
+from hookstream_common.db import create_pool, migrate
+from hookstream_common.kafka import core_topics, ensure_topics, producer
+from hookstream_common.logging import configure_logging
+from prometheus_client import make_asgi_app
+
+from hookstream_api.errors import install_error_handlers
+from hookstream_api.relay import OutboxRelay
+from hookstream_api.routers import deliveries, health, webhooks
+from hookstream_api.settings import ApiSettings, get_settings
+
+API_PREFIXES = ("/api/v1", "/api/core")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Connect to Postgres and Kafka, migrate, and run the relay for the app's lifetime."""
+    settings: ApiSettings = app.state.settings
+    await migrate(settings.database_url)
+    app.state.pool = await create_pool(settings.database_url)
+    app.state.box = SecretBox(parse_keys(settings.encryption_keys))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    kafka = producer(settings.kafka_bootstrap_servers)
+    await admin.start()
+    await kafka.start()
+    await ensure_topics(admin, core_topics(settings.topics, settings.kafka_replication_factor))
+    relay = OutboxRelay(
+        app.state.pool,
+        kafka,
+        admin,
+        settings.topics,
+        settings.kafka_replication_factor,
+        settings.relay_interval_seconds,
+    )
+    relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    try:
+        yield
+    finally:
+        relay_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await relay_task
+        await kafka.stop()
+        await admin.close()
+        await app.state.pool.close()
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The ASGI application, with both Qlik path prefixes."""
+    app = FastAPI(
+        title="Hookstream webhooks API",
+        version="1.0.0",
+        description="The Qlik Cloud webhooks API, self-hosted on Kafka and Postgres.",
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    install_error_handlers(app)
+    for prefix in API_PREFIXES:
+        app.include_router(webhooks.router, prefix=prefix)
+        app.include_router(deliveries.router, prefix=prefix)
+    app.include_router(health.router)
+    app.mount("/metrics", make_asgi_app())
+    return app
+
+
+def main() -> None:
+    """Entry point of `hookstream-api`."""
+    settings = get_settings()
+    configure_logging("api", settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()

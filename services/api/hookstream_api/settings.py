@@ -1,0 +1,32 @@
+"""Configuration of the API service."""
+
+from functools import lru_cache
+
+from hookstream_common.settings import CommonSettings
+from pydantic import Field
+
+
+class ApiSettings(CommonSettings):
+    """Every setting of the API, read from `HOOKSTREAM_*` environment variables."""
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8000, description="Port of the REST API, console and /metrics.")
+    jwt_key: str = Field(
+        ..., description="HS256 secret, or RS256/ES256 public key (PEM), that verifies tokens."
+    )
+    jwt_algorithm: str = Field("HS256", description="Algorithm tokens must be signed with.")
+    jwt_issuer: str | None = Field(None, description="Required `iss` claim, if set.")
+    jwt_audience: str | None = Field(None, description="Required `aud` claim, if set.")
+    max_webhooks_per_tenant: int = Field(100, description="Creating more is a 403.")
+    relay_interval_seconds: float = Field(
+        0.5, description="How often the outbox relay looks for changes it was not told about."
+    )
+    public_url: str = Field(
+        "", description="Base URL clients reach the API at, for paging links; default: request's."
+    )
+
+
+@lru_cache
+def get_settings() -> ApiSettings:
+    """The process's settings, read once."""
+    return ApiSettings()

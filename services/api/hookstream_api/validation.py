@@ -1,0 +1,84 @@
+"""Pure checks of webhook input that JSON schema cannot express. Each raises `InvalidInput`."""
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "qlik-signature"}
+)
+MAX_HEADER_BYTES = 2048
+
+
+class InvalidInput(ValueError):
+    """Input that breaks a rule; `field` names what to fix."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _is_ip_literal(host: str) -> bool:
+    """True for any spelling of an IP address, legacy ones like `0x7f.1` or `2130706433` too."""
+    candidate = host.strip("[]")
+    try:
+        ipaddress.ip_address(candidate)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(candidate)
+        return True
+    except OSError:
+        return False
+
+
+def check_url(url: str) -> None:
+    """HTTPS, to a fully qualified domain name, never to an IP address, without user info."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises on a port that is not a number
+    except ValueError as exc:
+        raise InvalidInput("url", f"is not a valid URL ({exc})") from None
+    if parts.scheme != "https":
+        raise InvalidInput("url", "must use https")
+    if "@" in parts.netloc:
+        raise InvalidInput("url", "must not contain user information")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise InvalidInput("url", "must name a host")
+    if _is_ip_literal(host):
+        raise InvalidInput("url", "must use a domain name, not an IP address")
+    labels = host.split(".")
+    if len(labels) < 2 or not all(labels) or labels[-1].isdigit():
+        raise InvalidInput("url", "must use a fully qualified domain name, like hooks.example.com")
+
+
+def check_headers(field: str, headers: dict[str, str]) -> None:
+    """No reserved names, no duplicates ignoring case, at most 2048 bytes in all."""
+    seen: set[str] = set()
+    size = 0
+    for name, value in headers.items():
+        lower = name.lower()
+        if not name or not name.isascii() or any(c in name for c in " :\r\n\t"):
+            raise InvalidInput(field, f"{name!r} is not a valid header name")
+        if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
+            raise InvalidInput(field, f"{name} is set by the service and cannot be overridden")
+        if lower in seen:
+            raise InvalidInput(field, f"{name} appears more than once (names ignore case)")
+        if "\r" in value or "\n" in value:
+            raise InvalidInput(field, f"the value of {name} contains a line break")
+        seen.add(lower)
+        size += len(name.encode()) + len(value.encode())
+    if size > MAX_HEADER_BYTES:
+        raise InvalidInput(field, f"are {size} bytes; at most {MAX_HEADER_BYTES} are allowed")
+
+
+def check_event_types(event_types: list[str], known: frozenset[str]) -> None:
+    """At least one, all from the catalogue."""
+    if not event_types:
+        raise InvalidInput("eventTypes", "must name at least one event type")
+    unknown = sorted(set(event_types) - known)
+    if unknown:
+        raise InvalidInput("eventTypes", f"unknown event type(s): {', '.join(unknown)}")

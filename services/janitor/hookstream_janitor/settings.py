@@ -1,0 +1,13 @@
+"""Configuration of the janitor service."""
+
+from hookstream_common.settings import CommonSettings
+from pydantic import Field
+
+
+class JanitorSettings(CommonSettings):
+    """Every setting of the janitor, read from `HOOKSTREAM_*` environment variables."""
+
+    janitor_host: str = Field("127.0.0.1", description="Address of /metrics, /healthz, /readyz.")
+    janitor_port: int = Field(8003, description="Port of the janitor's operations endpoints.")
+    retention_days: float = Field(7.0, description="Delivery history older than this is removed.")
+    janitor_interval_seconds: float = Field(300.0, description="Pause between two passes.")

@@ -1,0 +1,125 @@
+"""Fixtures for tests against the real servers: Kafka, Postgres, the services, a receiver.
+
+Each test session gets its own database and topic prefix on the shared local (or configured)
+Kafka and Postgres, so it never disturbs a `make run` installation or another session.
+"""
+
+import secrets
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from cryptography.fernet import Fernet
+from hookstream_common.sdk import EventPublisher
+from hookstream_common.tokens import TENANT_ADMIN, mint_token
+from hookstream_dev import infra
+from hookstream_dev.receiver import Receiver, ensure_tls
+from hookstream_dev.stack import ServiceSet
+from support import RECEIVER_HOST
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def servers() -> dict[str, str]:
+    """The Kafka and Postgres addresses, starting local servers unless configured."""
+    return {"kafka": infra.ensure_kafka(), "database": infra.ensure_postgres()}
+
+
+@pytest.fixture(scope="session")
+async def database_url(servers: dict[str, str]) -> AsyncIterator[str]:
+    """A database of this session's own, dropped at the end."""
+    name = f"hookstream_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(servers["database"])
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base, _, _ = servers["database"].rpartition("/")
+    yield f"{base}/{name}"
+    admin = await asyncpg.connect(servers["database"])
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> Any:
+    """The development CA and the receiver's certificate."""
+    return ensure_tls(infra.STATE_DIR / "tls")
+
+
+@pytest.fixture(scope="session")
+async def receiver(tls_files: Any) -> AsyncIterator[Receiver]:
+    """A real HTTPS receiver on loopback, which the dispatcher reaches by name."""
+    running = await Receiver.start(host="127.0.0.1", port=0, tls=tls_files)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture(scope="session")
+def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> dict[str, str]:
+    """The environment every service of this session runs with."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": servers["kafka"],
+        "DATABASE_URL": database_url,
+        "HOOKSTREAM_TOPIC_PREFIX": f"hst-{secrets.token_hex(4)}",
+        "HOOKSTREAM_JWT_KEY": secrets.token_urlsafe(32),
+        "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "HOOKSTREAM_EXTRA_CA_FILE": str(tls_files.ca),
+        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
+        "HOOKSTREAM_STATIC_HOSTS": f"{RECEIVER_HOST}=127.0.0.1",
+        "HOOKSTREAM_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(
+    settings_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceSet]:
+    """The four services, started once per session."""
+    services = ServiceSet(
+        env={
+            **settings_env,
+            "HOOKSTREAM_MATCHER_DATA_DIR": str(tmp_path_factory.mktemp("matcher")),
+        },
+        ports={name: _free_port() for name in ("api", "matcher", "dispatcher", "janitor")},
+        log_dir=infra.STATE_DIR / "test-logs" / settings_env["HOOKSTREAM_TOPIC_PREFIX"],
+    )
+    try:
+        for name in ("api", "matcher", "dispatcher", "janitor"):
+            services.start(name)
+        yield services
+    finally:
+        services.stop_all()
+
+
+@pytest.fixture(scope="session")
+def token(settings_env: dict[str, str]) -> Callable[..., str]:
+    """Mint tokens the API accepts: `token(tenant, user, admin=False)`."""
+
+    def mint(tenant: str, user: str = "user-1", admin: bool = False) -> str:
+        roles = [TENANT_ADMIN] if admin else []
+        return mint_token(settings_env["HOOKSTREAM_JWT_KEY"], tenant, user, roles)
+
+    return mint
+
+
+@pytest.fixture
+async def api(stack: ServiceSet) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the API."""
+    async with httpx.AsyncClient(base_url=stack.url("api"), timeout=15) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def publisher(
+    servers: dict[str, str], settings_env: dict[str, str]
+) -> AsyncIterator[EventPublisher]:
+    """The producer SDK, pointed at this session's topics."""
+    async with EventPublisher(servers["kafka"], settings_env["HOOKSTREAM_TOPIC_PREFIX"]) as pub:
+        yield pub

@@ -1,0 +1,190 @@
+"""An event in, a signed webhook out: the whole pipeline on real Kafka, Postgres and HTTPS."""
+
+import asyncio
+import hashlib
+import hmac
+import signal
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_dev.receiver import Receiver
+from hookstream_dev.stack import ServiceSet
+from support import new_tenant, receiver_url, wait_routed, wait_until
+
+SECRET = "0123456789abcdef0123456789abcdef-secret"
+APP_CREATED = "com.qlik.v1.app.created"
+
+
+async def create_webhook(
+    api: httpx.AsyncClient, token: str, url: str, **fields: Any
+) -> dict[str, Any]:
+    body = {"name": "test hook", "url": url, "eventTypes": [APP_CREATED], **fields}
+    response = await api.post(
+        "/api/v1/webhooks", json=body, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def requests_to(receiver: Receiver, path: str) -> list[Any]:
+    return [r for r in receiver.requests if r.path == path]
+
+
+async def test_event_is_delivered_signed_and_recorded(
+    api: httpx.AsyncClient,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    token: Any,
+) -> None:
+    tenant = new_tenant()
+    auth = token(tenant, "admin-1", admin=True)
+    path = f"/hooks/{uuid.uuid4().hex}"
+    webhook = await create_webhook(api, auth, receiver_url(receiver, path), secret=SECRET)
+    assert webhook["secretKeyAdded"] is True and "secret" not in webhook
+    await wait_routed(stack, tenant, {webhook["id"]})
+
+    event = sample_event(APP_CREATED, tenant, "admin-1")
+    await publisher.publish(event)
+
+    await wait_until(lambda: requests_to(receiver, path), timeout=30)
+    await asyncio.sleep(1.0)  # a duplicate would arrive within this time
+    [received] = requests_to(receiver, path)
+    assert received.method == "POST"
+    assert orjson.loads(received.body) == event
+    expected = hmac.new(SECRET.encode(), received.body, hashlib.sha256).hexdigest()
+    assert received.headers["qlik-signature"] == expected
+    assert received.headers["content-type"] == "application/json"
+    assert received.headers["user-agent"] == "Qlik Webhook"
+
+    async def delivered() -> list[Any]:
+        response = await api.get(
+            f"/api/v1/webhooks/{webhook['id']}/deliveries",
+            headers={"Authorization": f"Bearer {auth}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["data"]
+
+    [delivery] = await wait_until(delivered, timeout=15)
+    assert delivery["status"] == "success"
+    assert delivery["eventType"] == APP_CREATED
+    assert delivery["webhookId"] == webhook["id"]
+    assert delivery["request"]["body"] == event
+    assert delivery["response"]["statusCode"] == 200
+    assert received.headers["webhook-id"] == delivery["id"]
+
+
+async def test_only_matching_webhooks_receive(
+    api: httpx.AsyncClient,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    token: Any,
+) -> None:
+    tenant, other_tenant = new_tenant(), new_tenant()
+    paths = {
+        name: f"/hooks/{name}-{uuid.uuid4().hex}" for name in ("target", "other", "off", "type")
+    }
+    target = await create_webhook(api, token(tenant, "u1"), receiver_url(receiver, paths["target"]))
+    other = await create_webhook(
+        api, token(other_tenant, "u1"), receiver_url(receiver, paths["other"])
+    )
+    disabled = await create_webhook(
+        api, token(tenant, "u1"), receiver_url(receiver, paths["off"]), enabled=False
+    )
+    wrong_type = await create_webhook(
+        api,
+        token(tenant, "u1"),
+        receiver_url(receiver, paths["type"]),
+        eventTypes=["com.qlik.v1.app.deleted"],
+    )
+    await wait_routed(stack, tenant, {target["id"], disabled["id"], wrong_type["id"]})
+    await wait_routed(stack, other_tenant, {other["id"]})
+
+    await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
+
+    await wait_until(lambda: requests_to(receiver, paths["target"]), timeout=30)
+    await asyncio.sleep(2.0)
+    assert len(requests_to(receiver, paths["target"])) == 1
+    for name in ("other", "off", "type"):
+        assert requests_to(receiver, paths[name]) == [], name
+
+
+async def test_malformed_event_goes_to_dlq_and_the_next_is_delivered(
+    api: httpx.AsyncClient,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    token: Any,
+    settings_env: dict[str, str],
+    servers: dict[str, str],
+) -> None:
+    tenant = new_tenant()
+    path = f"/hooks/{uuid.uuid4().hex}"
+    webhook = await create_webhook(api, token(tenant, "u1"), receiver_url(receiver, path))
+    await wait_routed(stack, tenant, {webhook["id"]})
+    garbage = f"not an event {uuid.uuid4()}".encode()
+
+    await publisher.publish_raw(garbage, key=tenant.encode())
+    await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
+
+    await wait_until(lambda: requests_to(receiver, path), timeout=30)
+    consumer = AIOKafkaConsumer(
+        f"{settings_env['HOOKSTREAM_TOPIC_PREFIX']}.events.dlq",
+        bootstrap_servers=servers["kafka"],
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    try:
+
+        async def dead_letter() -> Any:
+            batch = await consumer.getmany(timeout_ms=500)
+            return next((r for rs in batch.values() for r in rs if r.value == garbage), None)
+
+        record = await wait_until(dead_letter, timeout=20)
+    finally:
+        await consumer.stop()
+    headers = dict(record.headers)
+    assert headers["hookstream-dlq-reason"].startswith(b"not JSON")
+    assert stack.processes["matcher"].poll() is None
+
+
+async def test_dispatcher_killed_before_commit_redelivers_after_restart(
+    api: httpx.AsyncClient,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    token: Any,
+) -> None:
+    tenant = new_tenant()
+    path = f"/hooks/slow-{uuid.uuid4().hex}"
+    receiver.respond(path, status=200, delay=5.0)
+    auth = token(tenant, "u1")
+    webhook = await create_webhook(api, auth, receiver_url(receiver, path))
+    await wait_routed(stack, tenant, {webhook["id"]})
+
+    await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
+    await wait_until(lambda: requests_to(receiver, path), timeout=30)
+    # The dispatcher has consumed the job and is waiting for the answer: nothing is committed.
+    stack.stop("dispatcher", sig=signal.SIGKILL)
+    receiver.respond(path, status=200)
+    stack.start("dispatcher")
+
+    await wait_until(lambda: len(requests_to(receiver, path)) >= 2, timeout=60)
+    first, second = requests_to(receiver, path)[:2]
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+
+    async def succeeded() -> bool:
+        response = await api.get(
+            f"/api/v1/webhooks/{webhook['id']}/deliveries",
+            headers={"Authorization": f"Bearer {auth}"},
+        )
+        data = response.json()["data"]
+        return len(data) == 1 and data[0]["status"] == "success"
+
+    await wait_until(succeeded, timeout=20)

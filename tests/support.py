@@ -1,0 +1,57 @@
+"""Helpers for tests against the running services."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from hookstream_dev import infra
+from hookstream_dev.receiver import Receiver
+from hookstream_dev.stack import ServiceSet
+
+RECEIVER_HOST = "receiver.hookstream.test"
+
+
+def new_tenant() -> str:
+    """A tenant id no other test uses."""
+    return f"tenant-{uuid.uuid4().hex[:8]}"
+
+
+def receiver_url(receiver: Receiver, path: str) -> str:
+    """The HTTPS URL of a path on the test receiver, under a fully qualified name."""
+    return f"https://{RECEIVER_HOST}:{receiver.port}{path}"
+
+
+async def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll an async or sync `check` until it returns something truthy; fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+async def wait_routed(stack: ServiceSet, tenant: str, webhook_ids: set[str]) -> None:
+    """Wait until the matcher routes for all these webhooks (the outbox relay has run)."""
+
+    async def known() -> bool:
+        async with httpx.AsyncClient(base_url=stack.url("matcher"), timeout=5) as client:
+            response = await client.get(f"/routes/{tenant}")
+        if response.status_code != 200:
+            return False
+        return webhook_ids <= {w["id"] for w in response.json()["webhooks"]}
+
+    await wait_until(known, timeout=30)
+
+
+def repo_root() -> Path:
+    """The checkout, for tests that read project files."""
+    return infra.REPO_ROOT

@@ -1,0 +1,47 @@
+import re
+
+import pytest
+from hookstream_common.settings import CommonSettings
+from hookstream_common.topics import Topics
+from hookstream_dispatcher.settings import DispatcherSettings
+
+
+def test_topic_names() -> None:
+    topics = Topics("hs")
+    assert topics.events == "hs.events"
+    assert topics.events_dlq == "hs.events.dlq"
+    assert topics.webhooks == "hs.webhooks"
+    assert topics.deliveries("abc") == "hs.deliveries.abc"
+
+
+def test_delivery_pattern_matches_only_delivery_topics() -> None:
+    topics = Topics("hs.x")
+    pattern = re.compile(topics.deliveries_pattern)
+    assert pattern.match(topics.deliveries("0b5c-11"))
+    for other in ("hs.x.events", "hs.x.webhooks", "hsAx.deliveries.1", "hs.x.deliveries."):
+        assert not pattern.match(other)
+    assert topics.webhook_id_of("hs.x.deliveries.w1") == "w1"
+    assert topics.webhook_id_of("hs.x.events") is None
+
+
+def test_infrastructure_addresses_use_the_conventional_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/x")
+    monkeypatch.setenv("HOOKSTREAM_TOPIC_PREFIX", "acme")
+    settings = CommonSettings()
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.database_url == "postgresql://db/x"
+    assert settings.topics.events == "acme.events"
+
+
+def test_dispatcher_defaults_and_static_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOOKSTREAM_STATIC_HOSTS", "a.test=127.0.0.1, b.test=::1")
+    settings = DispatcherSettings()
+    assert settings.user_agent == "Qlik Webhook"
+    assert settings.request_timeout_seconds == 10.0
+    assert settings.connect_timeout_seconds == 5.0
+    assert settings.allow_networks == ""
+    assert settings.static_host_map() == {"a.test": "127.0.0.1", "b.test": "::1"}
+    assert settings.group_id == "hookstream-dispatcher"

@@ -1,0 +1,57 @@
+import pytest
+from hookstream_api.validation import InvalidInput, check_event_types, check_headers, check_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/qlik",
+        "https://hooks.example.com:8443/qlik?x=1",
+        "https://receiver.hookstream.test/hooks",
+    ],
+)
+def test_good_urls(url: str) -> None:
+    check_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://hooks.example.com/", "https"),
+        ("https://user:pw@hooks.example.com/", "user information"),
+        ("https://localhost/", "fully qualified"),
+        ("https://127.0.0.1/", "IP address"),
+        ("https://2130706433/", "IP address"),
+        ("https://0x7f.1/", "IP address"),
+        ("https://0177.0.0.1/", "IP address"),
+        ("https://127.1/", "IP address"),
+        ("https://[::1]/", "IP address"),
+        ("https://[::ffff:127.0.0.1]/", "IP address"),
+        ("https://hooks.example.com:notaport/", "not a valid URL"),
+        ("https:///path", "must name a host"),
+    ],
+)
+def test_bad_urls(url: str, reason: str) -> None:
+    with pytest.raises(InvalidInput, match=reason):
+        check_url(url)
+
+
+def test_headers_rules() -> None:
+    check_headers("headers", {"X-Team": "data"})
+    with pytest.raises(InvalidInput, match="set by the service"):
+        check_headers("headers", {"content-type": "text/plain"})
+    with pytest.raises(InvalidInput, match="set by the service"):
+        check_headers("headers", {"Webhook-Signature": "x"})
+    with pytest.raises(InvalidInput, match="more than once"):
+        check_headers("headers", {"X-A": "1", "x-a": "2"})
+    with pytest.raises(InvalidInput, match="2048"):
+        check_headers("headers", {"X-Big": "v" * 2048})
+
+
+def test_event_types_must_be_known() -> None:
+    known = frozenset({"a", "b"})
+    check_event_types(["a"], known)
+    with pytest.raises(InvalidInput, match="unknown event type"):
+        check_event_types(["a", "zzz"], known)
+    with pytest.raises(InvalidInput, match="at least one"):
+        check_event_types([], known)
