@@ -96,7 +96,7 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
                 started_at=started,
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 status_code=response.status,
-                headers=dict(response.headers),
+                headers={str(name): value for name, value in response.headers.items()},
                 body=raw[:MAX_STORED_BODY].decode(errors="replace"),
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )

@@ -5,7 +5,7 @@ import uuid
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger(__name__)
@@ -39,8 +39,8 @@ def not_found(what: str = "webhook") -> ApiError:
     return ApiError(404, "HOOKSTREAM-404", f"The {what} was not found.", "Not found")
 
 
-def _envelope(status: int, errors: list[dict[str, str]]) -> ORJSONResponse:
-    return ORJSONResponse(
+def _envelope(status: int, errors: list[dict[str, str]]) -> JSONResponse:
+    return JSONResponse(
         {"errors": errors, "traceId": uuid.uuid4().hex},
         status_code=status,
     )
@@ -50,11 +50,11 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every error, ours and the framework's, with the envelope; never leak a trace."""
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _envelope(exc.status, [{"code": exc.code, "title": exc.title, "detail": exc.detail}])
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
                 "code": "HOOKSTREAM-400",
@@ -66,7 +66,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return _envelope(400, errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = _TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         return _envelope(
@@ -75,7 +75,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", error=type(exc).__name__)
         return _envelope(
             500,

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.kafka import core_topics, ensure_topics, producer
@@ -60,7 +59,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         title="Hookstream webhooks API",
         version="1.0.0",
         description="The Qlik Cloud webhooks API, self-hosted on Kafka and Postgres.",
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()

@@ -79,8 +79,20 @@ class Dispatcher:
 
     async def _deliver_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         results = await asyncio.gather(*(self._deliver_partition(m) for m in batch.values()))
-        await store(self._pool, [outcome for outcomes in results for outcome in outcomes])
+        await self._store([outcome for outcomes in results for outcome in outcomes])
         await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+
+    async def _store(self, outcomes: list[Outcome]) -> None:
+        """Store the batch, retrying until Postgres takes it: the offsets wait for it."""
+        delay = 0.5
+        while True:
+            try:
+                await store(self._pool, outcomes)
+                return
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.error("storing outcomes failed; retrying", error=str(exc), retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
 
     async def _deliver_partition(self, records: list[ConsumerRecord]) -> list[Outcome]:
         outcomes = []

@@ -40,7 +40,6 @@ def create_app(settings: MatcherSettings) -> faust.App:
         datadir=settings.matcher_data_dir,
         topic_partitions=EVENT_PARTITIONS,
         topic_replication_factor=settings.kafka_replication_factor,
-        topic_allow_declare=False,
         producer_acks=-1,
         web_host=settings.matcher_host,
         web_port=settings.matcher_port,

@@ -3,7 +3,7 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 
 router = APIRouter(tags=["operations"], include_in_schema=False)
 
@@ -15,10 +15,10 @@ async def healthz() -> dict[str, Any]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> ORJSONResponse:
+async def readyz(request: Request) -> JSONResponse:
     """Postgres answers and Kafka is connected: the API can take writes."""
     try:
         await request.app.state.pool.fetchval("SELECT 1")
     except Exception as exc:
-        return ORJSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-    return ORJSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
+    return JSONResponse({"status": "ready"})
