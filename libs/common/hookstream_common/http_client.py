@@ -13,7 +13,8 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from hookstream_common.ssrf import IPNetwork, is_allowed
+from hookstream_common.settings import DeliverySettings
+from hookstream_common.ssrf import IPNetwork, is_allowed, parse_networks
 
 
 class BlockedAddress(aiohttp.ClientConnectionError):
@@ -94,3 +95,15 @@ def client_session(
     )
     timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, **kwargs)
+
+
+def delivery_session(settings: DeliverySettings, limit: int = 100) -> aiohttp.ClientSession:
+    """The client configured by the delivery settings of a service."""
+    return client_session(
+        allow=parse_networks(settings.allow_networks),
+        static_hosts=settings.static_host_map(),
+        extra_ca_file=settings.extra_ca_file,
+        total_timeout=settings.request_timeout_seconds,
+        connect_timeout=settings.connect_timeout_seconds,
+        limit=limit,
+    )

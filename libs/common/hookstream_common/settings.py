@@ -46,3 +46,29 @@ class CommonSettings(BaseSettings):
     def topics(self) -> Topics:
         """The topic names under `topic_prefix`."""
         return Topics(self.topic_prefix)
+
+
+class DeliverySettings(CommonSettings):
+    """How webhook requests are sent: by the dispatcher, and by the API's resend."""
+
+    user_agent: str = Field("Qlik Webhook", description="User-Agent of every delivery request.")
+    request_timeout_seconds: float = Field(10.0, description="Whole-request timeout.")
+    connect_timeout_seconds: float = Field(5.0, description="Connect timeout, within the above.")
+    extra_ca_file: str | None = Field(
+        None, description="PEM file of an extra CA to trust, for development receivers."
+    )
+    allow_networks: str = Field(
+        "",
+        description="Comma-separated networks deliveries may reach although not public, e.g. "
+        "`127.0.0.0/8` in development. Empty in production.",
+    )
+    static_hosts: str = Field(
+        "",
+        description="`name=address` pairs, comma separated, resolved without DNS; for "
+        "development receivers only. The address still passes the network check.",
+    )
+
+    def static_host_map(self) -> dict[str, str]:
+        """`static_hosts` as a mapping."""
+        pairs = (item.split("=", 1) for item in self.static_hosts.split(",") if "=" in item)
+        return {name.strip(): address.strip() for name, address in pairs}

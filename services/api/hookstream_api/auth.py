@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from hookstream_common.tokens import ROLES_CLAIM, TENANT_ADMIN, TENANT_CLAIM, USER_CLAIM
 
 from hookstream_api.errors import ApiError
-from hookstream_api.settings import ApiSettings, get_settings
+from hookstream_api.settings import ApiSettings
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,13 @@ def verify_token(token: str, settings: ApiSettings) -> Principal:
     return Principal(tenant, user, frozenset(r for r in roles if isinstance(r, str)))
 
 
-def current_principal(
-    request: Request, settings: Annotated[ApiSettings, Depends(get_settings)]
-) -> Principal:
+def current_principal(request: Request) -> Principal:
     """The dependency every webhook route takes."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Send `Authorization: Bearer <token>`.")
-    return verify_token(token.strip(), settings)
+    return verify_token(token.strip(), request.app.state.settings)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,12 +1,15 @@
 """The Qlik error envelope, `{"errors": [{code, title, detail}], "traceId"}`, for every failure."""
 
 import uuid
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from hookstream_api.schemas import ErrorEnvelope, ReadOnlyField
 
 log = structlog.get_logger(__name__)
 
@@ -34,9 +37,28 @@ class ApiError(Exception):
         self.title = title or _TITLES.get(status, "Error")
 
 
+def invalid(detail: str) -> ApiError:
+    """A 400 whose detail starts with the field to fix."""
+    return ApiError(400, "HOOKSTREAM-400", detail, "Invalid input")
+
+
 def not_found(what: str = "webhook") -> ApiError:
     """The answer for anything unknown, including another tenant's: the two look the same."""
     return ApiError(404, "HOOKSTREAM-404", f"The {what} was not found.", "Not found")
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorEnvelope, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("Invalid input; `detail` names the field to fix."),
+    401: _documented("No token, or a token that is not valid."),
+    403: _documented("Not allowed, or over a limit."),
+    404: _documented("Unknown, or another tenant's."),
+    409: _documented("A read-only field was written."),
+}
+"""The errors every webhook route may answer, for the OpenAPI document."""
 
 
 def _envelope(status: int, errors: list[dict[str, str]]) -> JSONResponse:
@@ -46,6 +68,15 @@ def _envelope(status: int, errors: list[dict[str, str]]) -> JSONResponse:
     )
 
 
+def _describe(error: Any) -> str:
+    """`field: problem`, without the framework's `body.`/`query.` prefix."""
+    location = list(error.get("loc", ()))
+    if location and location[0] in ("body", "query", "path", "header"):
+        location = location[1:]
+    field = ".".join(str(part) for part in location)
+    return f"{field}: {error['msg']}" if field else str(error["msg"])
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error, ours and the framework's, with the envelope; never leak a trace."""
 
@@ -53,14 +84,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _envelope(exc.status, [{"code": exc.code, "title": exc.title, "detail": exc.detail}])
 
+    @app.exception_handler(ReadOnlyField)
+    async def read_only(_: Request, exc: ReadOnlyField) -> JSONResponse:
+        detail = f"{', '.join(exc.names)}: read-only; the service sets it."
+        return _envelope(409, [{"code": "HOOKSTREAM-409", "title": "Conflict", "detail": detail}])
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {
-                "code": "HOOKSTREAM-400",
-                "title": "Invalid input",
-                "detail": f"{'.'.join(str(p) for p in err['loc'] if p != 'body')}: {err['msg']}",
-            }
+            {"code": "HOOKSTREAM-400", "title": "Invalid input", "detail": _describe(err)}
             for err in exc.errors()
         ]
         return _envelope(400, errors)

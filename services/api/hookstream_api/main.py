@@ -9,14 +9,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
+from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
 from prometheus_client import make_asgi_app
 
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.relay import OutboxRelay
-from hookstream_api.routers import deliveries, health, webhooks
-from hookstream_api.settings import ApiSettings, get_settings
+from hookstream_api.routers import deliveries, health, product_info, webhooks
+from hookstream_api.settings import ApiSettings
 
 API_PREFIXES = ("/api/v1", "/api/core")
 
@@ -42,12 +43,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.relay_interval_seconds,
     )
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    app.state.http = delivery_session(settings)
     try:
         yield
     finally:
         relay_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await relay_task
+        await app.state.http.close()
         await kafka.stop()
         await admin.close()
         await app.state.pool.close()
@@ -61,19 +64,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         description="The Qlik Cloud webhooks API, self-hosted on Kafka and Postgres.",
         lifespan=lifespan,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
     for prefix in API_PREFIXES:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
     app.include_router(health.router)
+    app.include_router(product_info.router)
     app.mount("/metrics", make_asgi_app())
     return app
 
 
 def main() -> None:
     """Entry point of `hookstream-api`."""
-    settings = get_settings()
+    settings = ApiSettings()
     configure_logging("api", settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),

@@ -1,11 +1,12 @@
-"""Webhook and delivery SQL of the API. Every statement is scoped to the caller's tenant.
+"""Webhook and delivery SQL of the API. Every statement is scoped to the caller's tenant in SQL.
 
 A change to a webhook and its outbox row are written in one transaction (no dual writes); the
 relay turns outbox rows into Kafka records.
 """
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ import orjson
 from hookstream_common.crypto import SecretBox
 
 from hookstream_api.auth import Principal
+from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
 
 _WEBHOOK_COLUMNS = (
     "id, tenant_id, name, description, url, event_types, level, owner_id, filter, enabled,"
@@ -24,21 +26,96 @@ _WEBHOOK_COLUMNS = (
 
 
 @dataclass(frozen=True)
+class WebhookFields:
+    """The writable fields of a webhook, validated, secrets in plain text (never logged)."""
+
+    name: str
+    description: str
+    url: str
+    event_types: list[str]
+    level: str
+    owner_id: str
+    filter: str | None
+    enabled: bool
+    headers: dict[str, str]
+    encrypted_headers: dict[str, str] = field(repr=False)
+    secret: str | None = field(repr=False)
+    enable_cloud_event_delivery: bool
+    check_certificate_revocation: bool
+
+
+@dataclass(frozen=True)
+class WebhookFilters:
+    """The list filters of `GET /webhooks`."""
+
+    name: str | None = None
+    url: str | None = None
+    enabled: bool | None = None
+    event_types: list[str] | None = None
+    origins: list[str] | None = None
+    level: str | None = None
+    owner_id: str | None = None
+    created_by_user_id: str | None = None
+    updated_by_user_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Page:
-    """Rows of one page, and the keys to continue from, if there is more."""
+    """One page of rows, and whether more rows follow it in the direction it was read."""
 
     rows: list[asyncpg.Record]
-    next_key: tuple[Any, ...] | None
+    has_more: bool
 
 
-def _visible(principal: Principal, first_param: int) -> tuple[str, list[Any]]:
-    """WHERE clause of what the caller may see: the tenant's, only their own unless admin."""
-    if principal.is_tenant_admin:
-        return f"tenant_id = ${first_param}", [principal.tenant_id]
-    return (
-        f"tenant_id = ${first_param} AND owner_id = ${first_param + 1}",
-        [principal.tenant_id, principal.user_id],
+class _Where:
+    """Builds a WHERE clause with numbered parameters."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, sql: str, *values: Any) -> None:
+        """`sql` uses `{}` for each value, in order."""
+        numbers = [f"${len(self.params) + i + 1}" for i in range(len(values))]
+        self.parts.append(sql.format(*numbers))
+        self.params.extend(values)
+
+    def visible_to(self, principal: Principal) -> None:
+        """The tenant's rows; only the caller's own unless a TenantAdmin."""
+        self.add("tenant_id = {}", principal.tenant_id)
+        if not principal.is_tenant_admin:
+            self.add("owner_id = {}", principal.user_id)
+
+    def page(self, sort: Sort, cursor: Cursor | None) -> PageQuery:
+        """Add the keyset condition of the page and return its ORDER BY."""
+        query = page_query(sort, cursor, len(self.params) + 1)
+        self.parts.append(query.condition)
+        self.params.extend(query.params)
+        return query
+
+    @property
+    def sql(self) -> str:
+        """The conditions joined, or TRUE."""
+        return " AND ".join(self.parts) or "TRUE"
+
+
+async def _fetch_page(
+    conn: asyncpg.Pool | asyncpg.Connection,
+    select: str,
+    where: _Where,
+    sort: Sort,
+    cursor: Cursor | None,
+    limit: int,
+) -> Page:
+    query = where.page(sort, cursor)
+    rows = await conn.fetch(
+        f"{select} WHERE {where.sql} ORDER BY {query.order_by} LIMIT {limit + 1}", *where.params
     )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if query.backwards:
+        rows.reverse()
+    return Page(rows, has_more)
 
 
 class WebhookRepository:
@@ -54,11 +131,22 @@ class WebhookRepository:
             "SELECT count(*) FROM webhooks WHERE tenant_id = $1", tenant_id
         )
 
-    async def create(self, principal: Principal, fields: dict[str, Any]) -> asyncpg.Record:
+    def _secret_columns(
+        self, fields: WebhookFields
+    ) -> tuple[bytes | None, list[str], bytes | None]:
+        encrypted = fields.encrypted_headers
+        return (
+            self._box.seal(orjson.dumps(encrypted).decode()) if encrypted else None,
+            sorted(encrypted),
+            self._box.seal(fields.secret) if fields.secret else None,
+        )
+
+    async def create(
+        self, principal: Principal, fields: WebhookFields, origin: str
+    ) -> asyncpg.Record:
         """Insert the webhook and its outbox row in one transaction."""
         webhook_id = uuid.uuid4()
-        encrypted = fields.pop("encrypted_headers")
-        secret = fields.pop("secret")
+        sealed_headers, header_names, sealed_secret = self._secret_columns(fields)
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "INSERT INTO webhooks (id, tenant_id, name, description, url, event_types, level,"
@@ -69,21 +157,21 @@ class WebhookRepository:
                 f" $17, $18, $18) RETURNING {_WEBHOOK_COLUMNS}",
                 webhook_id,
                 principal.tenant_id,
-                fields["name"],
-                fields["description"],
-                fields["url"],
-                fields["event_types"],
-                fields["level"],
-                fields["owner_id"],
-                fields["filter"],
-                fields["enabled"],
-                fields["headers"],
-                self._box.seal(orjson.dumps(encrypted).decode()) if encrypted else None,
-                sorted(encrypted),
-                self._box.seal(secret) if secret else None,
-                fields["enable_cloud_event_delivery"],
-                fields["check_certificate_revocation"],
-                fields["origin"],
+                fields.name,
+                fields.description,
+                fields.url,
+                fields.event_types,
+                fields.level,
+                fields.owner_id,
+                fields.filter,
+                fields.enabled,
+                fields.headers,
+                sealed_headers,
+                header_names,
+                sealed_secret,
+                fields.enable_cloud_event_delivery,
+                fields.check_certificate_revocation,
+                origin,
                 principal.user_id,
             )
             await _outbox(conn, principal.tenant_id, webhook_id, "created")
@@ -91,39 +179,123 @@ class WebhookRepository:
 
     async def get(self, principal: Principal, webhook_id: uuid.UUID) -> asyncpg.Record | None:
         """One webhook the caller may see, or None."""
-        where, params = _visible(principal, 2)
+        where = _Where()
+        where.add("id = {}", webhook_id)
+        where.visible_to(principal)
         return await self._pool.fetchrow(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1 AND {where}",
-            webhook_id,
-            *params,
+            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
         )
 
     async def list(
-        self, principal: Principal, limit: int, after: tuple[datetime, uuid.UUID] | None
+        self,
+        principal: Principal,
+        filters: WebhookFilters,
+        sort: Sort,
+        cursor: Cursor | None,
+        limit: int,
     ) -> Page:
-        """Newest first, keyset-paged on (createdAt, id) so concurrent inserts never shift pages."""
-        where, params = _visible(principal, 1)
-        if after is not None:
-            n = len(params)
-            where += f" AND (created_at, id) < (${n + 1}, ${n + 2})"
-            params += list(after)
-        rows = await self._pool.fetch(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE {where}"
-            f" ORDER BY created_at DESC, id DESC LIMIT {limit + 1}",
-            *params,
+        """The webhooks the caller may see that pass every filter, one keyset page."""
+        where = _Where()
+        where.visible_to(principal)
+        if filters.name:
+            where.add("strpos(lower(name), lower({})) > 0", filters.name)
+        if filters.url:
+            where.add("strpos(lower(url), lower({})) > 0", filters.url)
+        if filters.enabled is not None:
+            where.add("enabled = {}", filters.enabled)
+        if filters.event_types:
+            where.add("event_types @> {}::text[]", filters.event_types)
+        if filters.origins:
+            where.add("origin = ANY({}::text[])", filters.origins)
+        for column in ("level", "owner_id", "created_by_user_id", "updated_by_user_id"):
+            value = getattr(filters, column)
+            if value is not None:
+                where.add(f"{column} = {{}}", value)
+        return await _fetch_page(
+            self._pool, f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks", where, sort, cursor, limit
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, (rows[-1]["created_at"], rows[-1]["id"]) if more else None)
+
+    async def modify(
+        self,
+        principal: Principal,
+        webhook_id: uuid.UUID,
+        change: Callable[[dict[str, Any]], WebhookFields],
+    ) -> asyncpg.Record | None:
+        """Replace the writable fields with `change(current)`, atomically; None if not found.
+
+        `current` is the writable document in API names, secrets decrypted, so a JSON Patch can
+        be applied to it. Enabling a disabled webhook clears why it was disabled.
+        """
+        where = _Where()
+        where.add("id = {}", webhook_id)
+        where.visible_to(principal)
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT *, encrypted_headers AS sealed_headers, secret AS sealed_secret"
+                f" FROM webhooks WHERE {where.sql} FOR UPDATE",
+                *where.params,
+            )
+            if row is None:
+                return None
+            fields = change(self._writable(row))
+            sealed_headers, header_names, sealed_secret = self._secret_columns(fields)
+            updated = await conn.fetchrow(
+                "UPDATE webhooks SET name = $2, description = $3, url = $4, event_types = $5,"
+                " level = $6, owner_id = $7, filter = $8, enabled = $9, headers = $10,"
+                " encrypted_headers = $11, encrypted_header_names = $12, secret = $13,"
+                " enable_cloud_event_delivery = $14, check_certificate_revocation = $15,"
+                " updated_at = now(), updated_by_user_id = $16,"
+                " disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END,"
+                " disabled_reason_code = CASE WHEN $9 THEN NULL ELSE disabled_reason_code END"
+                f" WHERE id = $1 RETURNING {_WEBHOOK_COLUMNS}",
+                webhook_id,
+                fields.name,
+                fields.description,
+                fields.url,
+                fields.event_types,
+                fields.level,
+                fields.owner_id,
+                fields.filter,
+                fields.enabled,
+                fields.headers,
+                sealed_headers,
+                header_names,
+                sealed_secret,
+                fields.enable_cloud_event_delivery,
+                fields.check_certificate_revocation,
+                principal.user_id,
+            )
+            await _outbox(conn, row["tenant_id"], webhook_id, "updated")
+        return updated
+
+    def _writable(self, row: asyncpg.Record) -> dict[str, Any]:
+        sealed = row["sealed_headers"]
+        document: dict[str, Any] = {
+            "name": row["name"],
+            "description": row["description"],
+            "url": row["url"],
+            "eventTypes": list(row["event_types"]),
+            "level": row["level"],
+            "ownerId": row["owner_id"],
+            "filter": row["filter"],
+            "enabled": row["enabled"],
+            "headers": dict(row["headers"]),
+            "encryptedHeaders": orjson.loads(self._box.open(sealed)) if sealed else {},
+            "enableCloudEventDelivery": row["enable_cloud_event_delivery"],
+            "checkCertificateRevocation": row["check_certificate_revocation"],
+        }
+        if row["sealed_secret"]:
+            document["secret"] = self._box.open(row["sealed_secret"])
+        return document
 
     async def delete(self, principal: Principal, webhook_id: uuid.UUID) -> bool:
         """Delete the webhook, remember it for the janitor, and tell the matcher."""
-        where, params = _visible(principal, 2)
+        where = _Where()
+        where.add("id = {}", webhook_id)
+        where.visible_to(principal)
         async with self._pool.acquire() as conn, conn.transaction():
             tenant_id = await conn.fetchval(
-                f"DELETE FROM webhooks WHERE id = $1 AND {where} RETURNING tenant_id",
-                webhook_id,
-                *params,
+                f"DELETE FROM webhooks WHERE {where.sql} RETURNING tenant_id", *where.params
             )
             if tenant_id is None:
                 return False
@@ -149,8 +321,18 @@ async def _outbox(
     await conn.execute("NOTIFY hookstream_outbox")
 
 
+@dataclass(frozen=True)
+class DeliveryFilters:
+    """The list filters of `GET /webhooks/{id}/deliveries`."""
+
+    event_type: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
 class DeliveryRepository:
-    """Reads of the delivery history, scoped to a webhook the caller may see."""
+    """Reads and writes of the delivery history, scoped to the caller's tenant."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -159,23 +341,24 @@ class DeliveryRepository:
         self,
         tenant_id: str,
         webhook_id: uuid.UUID,
+        filters: DeliveryFilters,
+        sort: Sort,
+        cursor: Cursor | None,
         limit: int,
-        after: tuple[datetime, uuid.UUID] | None,
     ) -> Page:
-        """Newest first, keyset-paged on (triggeredAt, id)."""
-        params: list[Any] = [tenant_id, webhook_id]
-        where = "tenant_id = $1 AND webhook_id = $2"
-        if after is not None:
-            where += " AND (triggered_at, id) < ($3, $4)"
-            params += list(after)
-        rows = await self._pool.fetch(
-            f"SELECT * FROM deliveries WHERE {where}"
-            f" ORDER BY triggered_at DESC, id DESC LIMIT {limit + 1}",
-            *params,
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return Page(rows, (rows[-1]["triggered_at"], rows[-1]["id"]) if more else None)
+        """The webhook's deliveries that pass every filter, one keyset page."""
+        where = _Where()
+        where.add("tenant_id = {}", tenant_id)
+        where.add("webhook_id = {}", webhook_id)
+        if filters.event_type:
+            where.add("event_type = {}", filters.event_type)
+        if filters.status:
+            where.add("status = {}", filters.status)
+        if filters.since:
+            where.add("triggered_at >= {}", filters.since)
+        if filters.until:
+            where.add("triggered_at < {}", filters.until)
+        return await _fetch_page(self._pool, "SELECT * FROM deliveries", where, sort, cursor, limit)
 
     async def get(
         self, tenant_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID

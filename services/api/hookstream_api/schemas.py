@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Level = Literal["tenant", "user"]
 Origin = Literal["api", "automations", "management-console"]
@@ -13,25 +13,104 @@ class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
 
-class WebhookCreate(_Model):
-    """The body of `POST /webhooks`."""
+READ_ONLY_FIELDS = frozenset(
+    {
+        "id",
+        "createdAt",
+        "updatedAt",
+        "createdByUserId",
+        "updatedByUserId",
+        "disabledReason",
+        "disabledReasonCode",
+        "secretKeyAdded",
+    }
+)
 
-    name: str = Field(min_length=1, max_length=256)
+
+class ReadOnlyField(Exception):
+    """A request tried to write a field only the service sets: answered with 409."""
+
+    def __init__(self, names: list[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = names
+
+
+class _WebhookInput(_Model):
+    """The writable fields, shared by create and replace."""
+
+    name: str = Field(min_length=1, max_length=256, examples=["Reload alerts"])
     description: str = Field("", max_length=4096)
-    url: str = Field(examples=["https://example.com/hooks/qlik"])
-    event_types: list[str] = Field(alias="eventTypes", min_length=1)
-    level: Level | None = None
-    owner_id: str | None = Field(None, alias="ownerId")
-    filter: str | None = None
-    enabled: bool = True
-    headers: dict[str, str] = Field(default_factory=dict)
-    encrypted_headers: dict[str, str] = Field(default_factory=dict, alias="encryptedHeaders")
+    url: str = Field(
+        max_length=2048,
+        examples=["https://hooks.example.com/qlik"],
+        description="https only, to a fully qualified domain name, never an IP address.",
+    )
+    event_types: list[str] = Field(
+        alias="eventTypes", min_length=1, examples=[["com.qlik.v1.app.reload.finished"]]
+    )
+    level: Level | None = Field(
+        None, description="Default `tenant` for a TenantAdmin, `user` for anyone else."
+    )
+    owner_id: str | None = Field(None, alias="ownerId", description="Default: the caller.")
+    filter: str | None = Field(
+        None,
+        max_length=2048,
+        examples=['spaceId eq "a1b2"'],
+        description="SCIM-style filter over id, spaceId, topLevelResourceId, data.status.",
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request.")
+    encrypted_headers: dict[str, str] = Field(
+        default_factory=dict,
+        alias="encryptedHeaders",
+        description="Sent with every request, encrypted at rest, never shown again.",
+    )
     secret: str | None = Field(
-        None, min_length=32, max_length=64, json_schema_extra={"writeOnly": True}
+        None,
+        min_length=32,
+        max_length=64,
+        json_schema_extra={"writeOnly": True},
+        description="Signs each request: Qlik-Signature and webhook-signature.",
     )
     enable_cloud_event_delivery: bool = Field(False, alias="enableCloudEventDelivery")
     check_certificate_revocation: bool = Field(False, alias="checkCertificateRevocation")
-    origin: Origin = "api"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_read_only_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            written = sorted(READ_ONLY_FIELDS.intersection(data) | cls._also_read_only(data))
+            if written:
+                raise ReadOnlyField(written)
+        return data
+
+    @classmethod
+    def _also_read_only(cls, data: dict[str, Any]) -> set[str]:
+        return set()
+
+
+class WebhookCreate(_WebhookInput):
+    """The body of `POST /webhooks`."""
+
+    enabled: bool = Field(True, description="New webhooks start enabled.")
+    origin: Origin = Field("api", description="Who created it; fixed at creation.")
+
+
+class WebhookReplace(_WebhookInput):
+    """The body of `PUT /webhooks/{id}`: a full replacement, omitted fields take defaults."""
+
+    enabled: bool = Field(False, description="Omitted means disabled, as for every default.")
+
+    @classmethod
+    def _also_read_only(cls, data: dict[str, Any]) -> set[str]:
+        return {"origin"} & set(data)
+
+
+class PatchOperation(_Model):
+    """One JSON Patch (RFC 6902) operation; `add`, `remove` and `replace` are supported."""
+
+    op: Literal["add", "remove", "replace"]
+    path: str = Field(examples=["/enabled"])
+    value: Any = None
 
 
 class Webhook(_Model):

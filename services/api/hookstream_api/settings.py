@@ -1,12 +1,10 @@
 """Configuration of the API service."""
 
-from functools import lru_cache
-
-from hookstream_common.settings import CommonSettings
+from hookstream_common.settings import DeliverySettings
 from pydantic import Field
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(DeliverySettings):
     """Every setting of the API, read from `HOOKSTREAM_*` environment variables."""
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
@@ -21,12 +19,3 @@ class ApiSettings(CommonSettings):
     relay_interval_seconds: float = Field(
         0.5, description="How often the outbox relay looks for changes it was not told about."
     )
-    public_url: str = Field(
-        "", description="Base URL clients reach the API at, for paging links; default: request's."
-    )
-
-
-@lru_cache
-def get_settings() -> ApiSettings:
-    """The process's settings, read once."""
-    return ApiSettings()

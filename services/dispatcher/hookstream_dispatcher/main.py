@@ -6,10 +6,9 @@ import signal
 import structlog
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
-from hookstream_common.http_client import client_session
+from hookstream_common.http_client import delivery_session
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
-from hookstream_common.ssrf import parse_networks
 
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.worker import Dispatcher
@@ -21,14 +20,7 @@ async def serve(settings: DispatcherSettings) -> None:
     """Run the dispatcher and its operations endpoints until SIGTERM or SIGINT."""
     await migrate(settings.database_url)
     pool = await create_pool(settings.database_url, max_size=20)
-    session = client_session(
-        allow=parse_networks(settings.allow_networks),
-        static_hosts=settings.static_host_map(),
-        extra_ca_file=settings.extra_ca_file,
-        total_timeout=settings.request_timeout_seconds,
-        connect_timeout=settings.connect_timeout_seconds,
-        limit=settings.max_in_flight,
-    )
+    session = delivery_session(settings, limit=settings.max_in_flight)
     box = SecretBox(parse_keys(settings.encryption_keys))
     dispatcher = Dispatcher(settings, pool, box, session)
     loop = asyncio.get_running_loop()

@@ -15,10 +15,10 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from hookstream_common.crypto import SecretBox
 from hookstream_common.delivery import build_request, send
+from hookstream_common.history import Outcome, store
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_store import load_target
 
-from hookstream_dispatcher.history import Outcome, store
 from hookstream_dispatcher.settings import DispatcherSettings
 
 log = structlog.get_logger(__name__)

@@ -1,18 +1,30 @@
-"""`/webhooks/{id}/deliveries`: the delivery history of a webhook."""
+"""`/webhooks/{id}/deliveries`: the delivery history of a webhook, and resending."""
 
-from typing import Annotated, Any
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
 import asyncpg
+import orjson
 from fastapi import APIRouter, Query, Request
+from hookstream_common.delivery import build_request, send
+from hookstream_common.events import Event, InvalidEvent
+from hookstream_common.history import Outcome, store
+from hookstream_common.webhook_store import load_target
 
-from hookstream_api.auth import CurrentPrincipal
-from hookstream_api.dependencies import Deliveries, Webhooks
-from hookstream_api.errors import not_found
-from hookstream_api.paging import decode_cursor, links
+from hookstream_api.auth import CurrentPrincipal, Principal
+from hookstream_api.dependencies import Deliveries, DeliveryClient, Settings, Webhooks
+from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
+from hookstream_api.paging import Cursor, Sort, links
+from hookstream_api.repository import DeliveryFilters, WebhookRepository
 from hookstream_api.routers.webhooks import parse_id
 from hookstream_api.schemas import Delivery, DeliveryList
 
-router = APIRouter(prefix="/webhooks/{webhook_id}/deliveries", tags=["deliveries"])
+router = APIRouter(
+    prefix="/webhooks/{id}/deliveries", tags=["deliveries"], responses=ERROR_RESPONSES
+)
+
+SORT_COLUMNS = {"status": "status", "triggeredAt": "triggered_at"}
 
 
 def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -29,37 +41,115 @@ def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
     ).model_dump(by_alias=True, mode="json")
 
 
+async def _visible_webhook(repo: WebhookRepository, principal: Principal, id: str) -> uuid.UUID:
+    webhook_id = parse_id(id)
+    if await repo.get(principal, webhook_id) is None:
+        raise not_found()
+    return webhook_id
+
+
 @router.get("", response_model=DeliveryList, response_model_exclude_none=True)
 async def list_deliveries(
-    webhook_id: str,
+    id: str,
     request: Request,
     principal: CurrentPrincipal,
     webhooks: Webhooks,
     deliveries: Deliveries,
+    event_type: Annotated[str | None, Query(alias="eventType")] = None,
+    status: Literal["success", "fail"] | None = None,
+    since: Annotated[datetime | None, Query(description="Triggered at or after.")] = None,
+    until: Annotated[datetime | None, Query(description="Triggered before.")] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            description="status or triggeredAt; prefix - for descending.",
+            pattern=r"^[+-]?(status|triggeredAt)$",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[str | None, Query(description="Cursor from `links.next`.")] = None,
+    next: Annotated[str | None, Query(description="Cursor from `links.next.href`.")] = None,
+    prev: Annotated[str | None, Query(description="Cursor from `links.prev.href`.")] = None,
 ) -> dict[str, Any]:
-    """The webhook's deliveries, newest first."""
-    wid = parse_id(webhook_id)
-    if await webhooks.get(principal, wid) is None:
-        raise not_found()
-    page = await deliveries.list(principal.tenant_id, wid, limit, decode_cursor(next))
-    return {"data": [delivery_json(r) for r in page.rows], "links": links(request, page.next_key)}
+    """The webhook's deliveries, filtered, sorted and paged; newest first by default."""
+    webhook_id = await _visible_webhook(webhooks, principal, id)
+    order = Sort.parse(sort, SORT_COLUMNS, "-triggeredAt")
+    if next and prev:
+        raise invalid("next, prev: send one of them, not both")
+    token, param = (next, "next") if next else (prev, "prev")
+    cursor = Cursor.decode(token, param, order, order.field == "triggeredAt") if token else None
+    filters = DeliveryFilters(event_type=event_type, status=status, since=since, until=until)
+    page = await deliveries.list(principal.tenant_id, webhook_id, filters, order, cursor, limit)
+    return {
+        "data": [delivery_json(r) for r in page.rows],
+        "links": links(request, page.rows, order, cursor, page.has_more),
+    }
 
 
-@router.get("/{delivery_id}", response_model=Delivery, response_model_exclude_none=True)
+@router.get("/{deliveryId}", response_model=Delivery, response_model_exclude_none=True)
 async def get_delivery(
-    webhook_id: str,
-    delivery_id: str,
+    id: str,
+    deliveryId: str,
     principal: CurrentPrincipal,
     webhooks: Webhooks,
     deliveries: Deliveries,
 ) -> dict[str, Any]:
     """One delivery, with the request sent and the response received."""
-    wid = parse_id(webhook_id)
-    if await webhooks.get(principal, wid) is None:
-        raise not_found()
-    row = await deliveries.get(principal.tenant_id, wid, parse_id(delivery_id, "delivery"))
+    webhook_id = await _visible_webhook(webhooks, principal, id)
+    row = await deliveries.get(principal.tenant_id, webhook_id, parse_id(deliveryId, "delivery"))
     if row is None:
         raise not_found("delivery")
+    return delivery_json(row)
+
+
+@router.post(
+    "/{deliveryId}/actions/resend",
+    status_code=201,
+    response_model=Delivery,
+    response_model_exclude_none=True,
+)
+async def resend_delivery(
+    id: str,
+    deliveryId: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    webhooks: Webhooks,
+    deliveries: Deliveries,
+    client: DeliveryClient,
+    settings: Settings,
+) -> dict[str, Any]:
+    """Send the event again now, with the webhook's current URL, headers and secret.
+
+    Recorded as a new delivery, which may have status `fail`: the answer is 201 either way.
+    """
+    webhook_id = await _visible_webhook(webhooks, principal, id)
+    original = await deliveries.get(
+        principal.tenant_id, webhook_id, parse_id(deliveryId, "delivery")
+    )
+    if original is None:
+        raise not_found("delivery")
+    pool = request.app.state.pool
+    target = await load_target(pool, request.app.state.box, str(webhook_id))
+    if target is None:
+        raise not_found()
+    try:
+        event = Event.parse(orjson.dumps(original["request"]["body"]))
+    except InvalidEvent as exc:
+        raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
+    delivery_id = str(uuid.uuid4())
+    outbound = build_request(target, event, delivery_id, settings.user_agent)
+    attempt = await send(client, outbound)
+    outcome = Outcome(
+        delivery_id=delivery_id,
+        tenant_id=principal.tenant_id,
+        webhook_id=str(webhook_id),
+        event_id=event.id,
+        event_type=event.type,
+        status="success" if attempt.succeeded else "fail",
+        status_message=attempt.status_message(),
+        triggered_at=datetime.now(UTC),
+        request=outbound.as_history(),
+        response=attempt.as_history(),
+    )
+    await store(pool, [outcome])
+    row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(delivery_id))
     return delivery_json(row)

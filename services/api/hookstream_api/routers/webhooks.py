@@ -1,21 +1,37 @@
-"""`/webhooks`: create, list, get and delete webhooks; the event type catalogue."""
+"""`/webhooks`: list, create, get, patch, replace and delete webhooks; the event types."""
 
 import uuid
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Query, Request, Response
+import jsonpatch
+from fastapi import APIRouter, Body, Query, Request, Response
 from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
+from hookstream_common.filters import FilterError, parse_filter
+from pydantic import ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
-from hookstream_api.dependencies import Webhooks
-from hookstream_api.errors import ApiError, not_found
-from hookstream_api.paging import decode_cursor, links
-from hookstream_api.schemas import EventTypeList, Webhook, WebhookCreate, WebhookList
-from hookstream_api.settings import get_settings
+from hookstream_api.dependencies import Settings, Webhooks
+from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
+from hookstream_api.paging import Cursor, Sort, links
+from hookstream_api.repository import WebhookFields, WebhookFilters
+from hookstream_api.schemas import (
+    READ_ONLY_FIELDS,
+    EventTypeList,
+    Level,
+    Origin,
+    PatchOperation,
+    Webhook,
+    WebhookCreate,
+    WebhookList,
+    WebhookReplace,
+    _WebhookInput,
+)
 from hookstream_api.validation import InvalidInput, check_event_types, check_headers, check_url
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
+
+SORT_COLUMNS = {"name": "name", "url": "url", "createdAt": "created_at", "updatedAt": "updated_at"}
 
 
 def webhook_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -53,24 +69,48 @@ def parse_id(value: str, what: str = "webhook") -> uuid.UUID:
         raise not_found(what) from None
 
 
-def _checked_fields(body: WebhookCreate, principal: Principal) -> dict[str, Any]:
+def checked_fields(body: _WebhookInput, principal: Principal, enabled: bool) -> WebhookFields:
     """Apply the rules JSON schema cannot express; fill the defaults that depend on the caller."""
     try:
         check_url(body.url)
         check_event_types(body.event_types, event_type_names())
         check_headers("headers", body.headers)
         check_headers("encryptedHeaders", body.encrypted_headers)
+        clashes = {n.lower() for n in body.headers} & {n.lower() for n in body.encrypted_headers}
+        if clashes:
+            raise InvalidInput("encryptedHeaders", f"{', '.join(sorted(clashes))} also in headers")
     except InvalidInput as exc:
-        raise ApiError(400, "HOOKSTREAM-400", str(exc), "Invalid input") from None
+        raise invalid(str(exc)) from None
+    if body.filter is not None:
+        try:
+            parse_filter(body.filter, body.event_types)
+        except FilterError as exc:
+            raise invalid(f"filter: {exc}") from None
     level = body.level or ("tenant" if principal.is_tenant_admin else "user")
     if level == "tenant" and not principal.is_tenant_admin:
         raise ApiError(403, "HOOKSTREAM-403", "level=tenant webhooks need the TenantAdmin role.")
     owner_id = body.owner_id or principal.user_id
     if owner_id != principal.user_id and not principal.is_tenant_admin:
         raise ApiError(403, "HOOKSTREAM-403", "Only a TenantAdmin may set another ownerId.")
-    fields = body.model_dump()
-    fields.update(level=level, owner_id=owner_id)
-    return fields
+    return WebhookFields(
+        name=body.name,
+        description=body.description,
+        url=body.url,
+        event_types=list(dict.fromkeys(body.event_types)),
+        level=level,
+        owner_id=owner_id,
+        filter=body.filter,
+        enabled=enabled,
+        headers=body.headers,
+        encrypted_headers=body.encrypted_headers,
+        secret=body.secret,
+        enable_cloud_event_delivery=body.enable_cloud_event_delivery,
+        check_certificate_revocation=body.check_certificate_revocation,
+    )
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
 
 
 @router.get("", response_model=WebhookList, response_model_exclude_none=True)
@@ -78,21 +118,69 @@ async def list_webhooks(
     request: Request,
     principal: CurrentPrincipal,
     repo: Webhooks,
+    name: Annotated[str | None, Query(description="Case-insensitive substring.")] = None,
+    url: Annotated[str | None, Query(description="Case-insensitive substring.")] = None,
+    enabled: bool | None = None,
+    event_types: Annotated[
+        str | None, Query(alias="eventTypes", description="Comma list; all must be present.")
+    ] = None,
+    origins: Annotated[str | None, Query(description="Comma list; any may match.")] = None,
+    level: Level | None = None,
+    owner_id: Annotated[str | None, Query(alias="ownerId")] = None,
+    created_by_user_id: Annotated[str | None, Query(alias="createdByUserId")] = None,
+    updated_by_user_id: Annotated[str | None, Query(alias="updatedByUserId")] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            description="name, url, createdAt or updatedAt; prefix - for descending.",
+            pattern=r"^[+-]?(name|url|createdAt|updatedAt)$",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[str | None, Query(description="Cursor from `links.next`.")] = None,
+    next: Annotated[str | None, Query(description="Cursor from `links.next.href`.")] = None,
+    prev: Annotated[str | None, Query(description="Cursor from `links.prev.href`.")] = None,
 ) -> dict[str, Any]:
-    """The webhooks the caller may see, newest first."""
-    page = await repo.list(principal, limit, decode_cursor(next))
-    return {"data": [webhook_json(r) for r in page.rows], "links": links(request, page.next_key)}
+    """The webhooks the caller may see, filtered, sorted and paged."""
+    order = Sort.parse(sort, SORT_COLUMNS, "-createdAt")
+    cursor = _cursor(next, prev, order, timestamp=order.field in ("createdAt", "updatedAt"))
+    origin_list = _comma_list(origins)
+    if origin_list and not set(origin_list) <= set(Origin.__args__):
+        raise invalid(f"origins: each must be one of {', '.join(Origin.__args__)}")
+    filters = WebhookFilters(
+        name=name,
+        url=url,
+        enabled=enabled,
+        event_types=_comma_list(event_types),
+        origins=origin_list,
+        level=level,
+        owner_id=owner_id,
+        created_by_user_id=created_by_user_id,
+        updated_by_user_id=updated_by_user_id,
+    )
+    page = await repo.list(principal, filters, order, cursor, limit)
+    return {
+        "data": [webhook_json(r) for r in page.rows],
+        "links": links(request, page.rows, order, cursor, page.has_more),
+    }
+
+
+def _cursor(next: str | None, prev: str | None, sort: Sort, timestamp: bool) -> Cursor | None:
+    if next and prev:
+        raise invalid("next, prev: send one of them, not both")
+    if next:
+        return Cursor.decode(next, "next", sort, timestamp)
+    if prev:
+        return Cursor.decode(prev, "prev", sort, timestamp)
+    return None
 
 
 @router.post("", status_code=201, response_model=Webhook)
 async def create_webhook(
-    body: WebhookCreate, principal: CurrentPrincipal, repo: Webhooks
+    body: WebhookCreate, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
 ) -> dict[str, Any]:
     """Register a webhook; it receives events published from now on."""
-    fields = _checked_fields(body, principal)
-    limit = get_settings().max_webhooks_per_tenant
+    fields = checked_fields(body, principal, enabled=body.enabled)
+    limit = settings.max_webhooks_per_tenant
     if await repo.count(principal.tenant_id) >= limit:
         raise ApiError(
             403,
@@ -100,7 +188,7 @@ async def create_webhook(
             f"The tenant already has {limit} webhooks, the most allowed; delete one first.",
             "Limit reached",
         )
-    return webhook_json(await repo.create(principal, fields))
+    return webhook_json(await repo.create(principal, fields, body.origin))
 
 
 @router.get("/event-types", response_model=EventTypeList)
@@ -109,20 +197,68 @@ async def list_event_types(_: CurrentPrincipal) -> dict[str, Any]:
     return {"data": [t.as_json() for t in DEFAULT_EVENT_TYPES]}
 
 
-@router.get("/{webhook_id}", response_model=Webhook)
-async def get_webhook(
-    webhook_id: str, principal: CurrentPrincipal, repo: Webhooks
-) -> dict[str, Any]:
+@router.get("/{id}", response_model=Webhook)
+async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> dict[str, Any]:
     """One webhook."""
-    row = await repo.get(principal, parse_id(webhook_id))
+    row = await repo.get(principal, parse_id(id))
     if row is None:
         raise not_found()
     return webhook_json(row)
 
 
-@router.delete("/{webhook_id}", status_code=204, response_class=Response)
-async def delete_webhook(webhook_id: str, principal: CurrentPrincipal, repo: Webhooks) -> Response:
-    """Delete a webhook; its history goes with the retention, its topic with the janitor."""
-    if not await repo.delete(principal, parse_id(webhook_id)):
+@router.patch("/{id}", status_code=204, response_class=Response)
+async def patch_webhook(
+    id: str,
+    operations: Annotated[list[PatchOperation], Body(min_length=1)],
+    principal: CurrentPrincipal,
+    repo: Webhooks,
+) -> Response:
+    """Change some fields with a JSON Patch; the result is validated as a whole."""
+    for operation in operations:
+        top = operation.path.lstrip("/").split("/", 1)[0]
+        if top in READ_ONLY_FIELDS or top == "origin":
+            raise ApiError(409, "HOOKSTREAM-409", f"{top} is read-only.", "Conflict")
+
+    def apply(current: dict[str, Any]) -> WebhookFields:
+        ops = [
+            op.model_dump(exclude={"value"} if op.op == "remove" else set()) for op in operations
+        ]
+        try:
+            patched = jsonpatch.apply_patch(current, ops)
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+            raise invalid(f"patch: {exc}") from None
+        try:
+            body = WebhookCreate.model_validate(patched)
+        except ValidationError as exc:
+            raise invalid(_first_error(exc)) from None
+        return checked_fields(body, principal, enabled=body.enabled)
+
+    if await repo.modify(principal, parse_id(id), apply) is None:
         raise not_found()
     return Response(status_code=204)
+
+
+@router.put("/{id}", response_model=Webhook)
+async def replace_webhook(
+    id: str, body: WebhookReplace, principal: CurrentPrincipal, repo: Webhooks
+) -> dict[str, Any]:
+    """Replace every writable field; omitted ones return to their defaults."""
+    fields = checked_fields(body, principal, enabled=body.enabled)
+    row = await repo.modify(principal, parse_id(id), lambda _: fields)
+    if row is None:
+        raise not_found()
+    return webhook_json(row)
+
+
+@router.delete("/{id}", status_code=204, response_class=Response)
+async def delete_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> Response:
+    """Delete a webhook; its history goes with the retention, its topic with the janitor."""
+    if not await repo.delete(principal, parse_id(id)):
+        raise not_found()
+    return Response(status_code=204)
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    return f"{location}: {error['msg']}" if location else error["msg"]
