@@ -140,19 +140,32 @@ def dev_environment(kafka: str, database: str) -> dict[str, str]:
     }
 
 
-def stop_detached() -> None:
-    """Stop the services a previous `make run` left running."""
-    for pid_file in sorted(RUN_DIR.glob("*.pid")) if RUN_DIR.exists() else []:
+def stop_detached(timeout: float = 15.0) -> None:
+    """Stop the services a previous `make run` left running: all at once, SIGKILL stragglers."""
+    pid_files = sorted(RUN_DIR.glob("*.pid")) if RUN_DIR.exists() else []
+    running = set()
+    for pid_file in pid_files:
         pid = int(pid_file.read_text())
+        pid_file.unlink()
         try:
             os.kill(pid, signal.SIGTERM)
-            for _ in range(150):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
+            running.add(pid)
         except ProcessLookupError:
             pass
-        pid_file.unlink()
+    deadline = time.monotonic() + timeout
+    while running and time.monotonic() < deadline:
+        running = {pid for pid in running if _alive(pid)}
+        time.sleep(0.1)
+    for pid in running:
+        os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 DEMO_TENANT = "demo-tenant"
@@ -200,9 +213,11 @@ def up() -> None:
         log_dir=infra.LOGS,
         detached=True,
     )
+    print(f"starting {', '.join(MODULES)}…", file=sys.stderr, flush=True)
     for name in MODULES:
-        print(f"starting {name}…", file=sys.stderr, flush=True)
-        services.start(name)
+        services.start(name, wait=False)
+    for name in MODULES:
+        services.wait_ready(name)
     _start_receiver(infra.LOGS)
     token = mint_token(services.env["HOOKSTREAM_JWT_KEY"], DEMO_TENANT, DEMO_USER, [TENANT_ADMIN])
     (infra.STATE_DIR / "token").write_text(token)
