@@ -74,6 +74,7 @@ def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> 
         "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
         "HOOKSTREAM_STATIC_HOSTS": f"{RECEIVER_HOST}=127.0.0.1",
         "HOOKSTREAM_LOG_LEVEL": "INFO",
+        "HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": "30",
     }
 
 
