@@ -37,3 +37,18 @@ def test_tenant_routes_round_trip() -> None:
     assert again == routes
     assert [r.id for r in again.matching(_event())] == ["w-1"]
     assert b"secret" not in routes.dumps()
+
+
+def test_filter_narrows_what_a_webhook_receives() -> None:
+    in_space = Event.parse(
+        orjson.dumps(
+            {
+                **sample_event("com.qlik.v1.app.created", "t-1"),
+                "extensions": {"tenantId": "t-1", "spaceId": "s-1"},
+            }
+        )
+    )
+    route = _route(filter='spaceId eq "s-1" or spaceId eq "s-2"')
+    assert route.accepts(in_space)
+    assert not route.accepts(_event())
+    assert _route(filter='spaceId ne "s-1"').accepts(_event())

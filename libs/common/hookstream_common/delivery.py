@@ -12,7 +12,8 @@ import aiohttp
 import orjson
 
 from hookstream_common.events import Event
-from hookstream_common.signing import qlik_signature
+from hookstream_common.http_client import BlockedAddress
+from hookstream_common.signing import qlik_signature, standard_webhooks_signature
 from hookstream_common.webhook_store import DeliveryTarget
 
 OMITTED = "**OMITTED**"
@@ -44,6 +45,8 @@ class Attempt:
     body: str = ""
     body_truncated: bool = False
     error: str | None = None
+    error_class: str | None = None
+    """`timeout`, `dns`, `tls`, `connection` or `blocked` (an address webhooks may not reach)."""
 
     @property
     def succeeded(self) -> bool:
@@ -53,10 +56,17 @@ class Attempt:
     def status_message(self) -> str:
         """A sentence a person understands, for the delivery's `statusMessage`."""
         if self.error is not None:
-            return f"Request failed: {self.error}"
+            return f"Request failed ({self.error_class}): {self.error}"
         if self.succeeded:
             return f"Delivered: the endpoint answered {self.status_code}."
+        if self.status_code is not None and 300 <= self.status_code < 400:
+            return f"The endpoint answered {self.status_code}; redirects are not followed."
         return f"The endpoint answered {self.status_code}; only 2xx counts as delivered."
+
+    def header(self, name: str) -> str | None:
+        """A response header, ignoring case."""
+        lower = name.lower()
+        return next((v for k, v in self.headers.items() if k.lower() == lower), None)
 
     def as_history(self) -> dict[str, Any] | None:
         """`response` of a Delivery, or None when nothing came back."""
@@ -70,14 +80,18 @@ def build_request(
 ) -> OutboundRequest:
     """Render the body in the webhook's CloudEvents shape and sign those exact bytes."""
     body = event.render(cloud_event=target.cloud_event)
+    timestamp = int(time.time())
     service = {
         "Content-Type": "application/json",
         "User-Agent": user_agent,
         "webhook-id": delivery_id,
-        "webhook-timestamp": str(int(time.time())),
+        "webhook-timestamp": str(timestamp),
     }
     if target.secret:
         service["Qlik-Signature"] = qlik_signature(target.secret, body)
+        service["webhook-signature"] = standard_webhooks_signature(
+            target.secret, delivery_id, timestamp, body
+        )
     headers = {**target.headers, **target.encrypted_headers, **service}
     recorded = {**target.headers, **dict.fromkeys(target.encrypted_headers, OMITTED), **service}
     return OutboundRequest(target.url, headers, body, recorded)
@@ -100,10 +114,23 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
                 body=raw[:MAX_STORED_BODY].decode(errors="replace"),
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )
-    except TimeoutError:
-        error = "timed out"
-    except aiohttp.ClientError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    return Attempt(
-        started_at=started, duration_ms=(time.perf_counter() - clock) * 1000, error=error
-    )
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return Attempt(
+            started_at=started,
+            duration_ms=(time.perf_counter() - clock) * 1000,
+            error=str(exc) or "no answer within the timeout",
+            error_class=_error_class(exc),
+        )
+
+
+def _error_class(exc: BaseException) -> str:
+    """Coarse kinds a person and the retry policy can act on."""
+    if isinstance(exc, BlockedAddress):
+        return "blocked"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "dns"
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
+        return "tls"
+    return "connection"

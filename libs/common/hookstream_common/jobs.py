@@ -1,7 +1,7 @@
 """The unit of work the matcher hands the dispatcher, one per event and webhook."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -25,6 +25,8 @@ class DeliveryJob:
     tenant_id: str
     event: Event
     triggered_at: datetime
+    attempt: int = 1
+    due_at: datetime | None = None
 
     @classmethod
     def for_event(cls, webhook_id: str, event: Event) -> "DeliveryJob":
@@ -45,9 +47,15 @@ class DeliveryJob:
                 "webhookId": self.webhook_id,
                 "tenantId": self.tenant_id,
                 "triggeredAt": self.triggered_at,
+                "attempt": self.attempt,
+                "dueAt": self.due_at,
                 "event": self.event.to_legacy(),
             }
         )
+
+    def retried(self, due_at: datetime) -> "DeliveryJob":
+        """The same delivery (same id), as its next attempt, due at `due_at`."""
+        return replace(self, attempt=self.attempt + 1, due_at=due_at)
 
     @classmethod
     def loads(cls, raw: bytes) -> "DeliveryJob":
@@ -59,4 +67,6 @@ class DeliveryJob:
             tenant_id=doc["tenantId"],
             event=Event.parse(orjson.dumps(doc["event"])),
             triggered_at=datetime.fromisoformat(doc["triggeredAt"]),
+            attempt=doc.get("attempt", 1),
+            due_at=datetime.fromisoformat(doc["dueAt"]) if doc.get("dueAt") else None,
         )

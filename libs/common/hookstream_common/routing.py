@@ -5,11 +5,13 @@ what matching needs, never secrets or headers.
 """
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from hookstream_common.events import Event
+from hookstream_common.filters import Filter, parse_filter
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,20 @@ class Route:
     cloud_event: bool = False
 
     def accepts(self, event: Event) -> bool:
-        """Whether this webhook wants the event."""
+        """Whether this webhook wants the event: type, owner for `level=user`, then the filter."""
         if not self.enabled or event.type not in self.event_types:
             return False
-        return self.level != "user" or self.owner_id in event.user_ids
+        if self.level == "user" and self.owner_id not in event.user_ids:
+            return False
+        return self.filter is None or _compiled(self.filter, self.event_types).matches(
+            event.to_legacy()
+        )
+
+
+@lru_cache(maxsize=4096)
+def _compiled(text: str, event_types: tuple[str, ...]) -> Filter:
+    """Parse each distinct filter once; the API has already rejected malformed ones."""
+    return parse_filter(text, event_types)
 
 
 @dataclass(frozen=True)

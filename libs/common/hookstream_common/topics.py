@@ -29,6 +29,10 @@ class Topics:
         """The work queue of one webhook, so a slow receiver holds up only itself."""
         return f"{self.prefix}.deliveries.{webhook_id}"
 
+    def retry(self, tier: str) -> str:
+        """Where failed attempts wait for one retry delay, e.g. `retry.30s`."""
+        return f"{self.prefix}.retry.{tier}"
+
     @property
     def deliveries_pattern(self) -> str:
         """Regular expression matching every webhook's delivery topic."""

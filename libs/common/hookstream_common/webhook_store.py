@@ -1,5 +1,10 @@
-"""Reads of webhook configuration that more than the API needs."""
+"""Webhook configuration that more than the API reads or writes.
 
+Every write of a webhook goes with an outbox row in the same transaction (`record_change`), so the
+relay publishes it to the matcher; the dispatcher's auto-disable writes through here too.
+"""
+
+import uuid
 from dataclasses import dataclass
 
 import asyncpg
@@ -74,3 +79,36 @@ async def load_tenant_routes(
             for row in rows
         ),
     )
+
+
+OUTBOX_CHANNEL = "hookstream_outbox"
+"""NOTIFY channel of webhook changes; the payload is the webhook id."""
+
+
+async def record_change(
+    conn: asyncpg.Connection, tenant_id: str, webhook_id: str | uuid.UUID, kind: str
+) -> None:
+    """Add the outbox row of a change and notify at commit (relay and dispatcher caches)."""
+    await conn.execute(
+        "INSERT INTO outbox (tenant_id, webhook_id, kind) VALUES ($1, $2, $3)",
+        tenant_id,
+        uuid.UUID(str(webhook_id)),
+        kind,
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", OUTBOX_CHANNEL, str(webhook_id))
+
+
+async def disable(pool: asyncpg.Pool, webhook_id: str, code: str, reason: str) -> bool:
+    """Disable an enabled webhook with a reason, as the API would; False if it was not enabled."""
+    async with pool.acquire() as conn, conn.transaction():
+        tenant_id = await conn.fetchval(
+            "UPDATE webhooks SET enabled = false, disabled_reason = $2, disabled_reason_code = $3,"
+            " updated_at = now() WHERE id = $1 AND enabled RETURNING tenant_id",
+            uuid.UUID(webhook_id),
+            reason,
+            code,
+        )
+        if tenant_id is None:
+            return False
+        await record_change(conn, tenant_id, webhook_id, "disabled")
+    return True

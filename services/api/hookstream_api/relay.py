@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from hookstream_common.kafka import delivery_topic, ensure_topics
 from hookstream_common.topics import Topics
-from hookstream_common.webhook_store import load_tenant_routes
+from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_tenant_routes
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +47,7 @@ class OutboxRelay:
         """Publish forever; errors are logged and retried, never fatal."""
         listener = await self._pool.acquire()
         try:
-            await listener.add_listener("hookstream_outbox", self._notified)
+            await listener.add_listener(OUTBOX_CHANNEL, self._notified)
             while True:
                 try:
                     while await self.publish_pending() == _BATCH:
@@ -58,7 +58,7 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self._interval)
                 self._wake.clear()
         finally:
-            await listener.remove_listener("hookstream_outbox", self._notified)
+            await listener.remove_listener(OUTBOX_CHANNEL, self._notified)
             await self._pool.release(listener)
 
     def _notified(self, *_: object) -> None:

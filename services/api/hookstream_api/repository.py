@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 from hookstream_common.crypto import SecretBox
+from hookstream_common.webhook_store import record_change
 
 from hookstream_api.auth import Principal
 from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
@@ -174,7 +175,7 @@ class WebhookRepository:
                 origin,
                 principal.user_id,
             )
-            await _outbox(conn, principal.tenant_id, webhook_id, "created")
+            await record_change(conn, principal.tenant_id, webhook_id, "created")
         return row
 
     async def get(self, principal: Principal, webhook_id: uuid.UUID) -> asyncpg.Record | None:
@@ -265,7 +266,9 @@ class WebhookRepository:
                 fields.check_certificate_revocation,
                 principal.user_id,
             )
-            await _outbox(conn, row["tenant_id"], webhook_id, "updated")
+            if fields.enabled and not row["enabled"]:
+                await conn.execute("DELETE FROM webhook_health WHERE webhook_id = $1", webhook_id)
+            await record_change(conn, row["tenant_id"], webhook_id, "updated")
         return updated
 
     def _writable(self, row: asyncpg.Record) -> dict[str, Any]:
@@ -304,21 +307,8 @@ class WebhookRepository:
                 webhook_id,
                 tenant_id,
             )
-            await _outbox(conn, tenant_id, webhook_id, "deleted")
+            await record_change(conn, tenant_id, webhook_id, "deleted")
         return True
-
-
-async def _outbox(
-    conn: asyncpg.Connection, tenant_id: str, webhook_id: uuid.UUID, kind: str
-) -> None:
-    """Record the change for the relay and wake it."""
-    await conn.execute(
-        "INSERT INTO outbox (tenant_id, webhook_id, kind) VALUES ($1, $2, $3)",
-        tenant_id,
-        webhook_id,
-        kind,
-    )
-    await conn.execute("NOTIFY hookstream_outbox")
 
 
 @dataclass(frozen=True)

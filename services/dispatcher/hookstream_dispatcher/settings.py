@@ -3,6 +3,8 @@
 from hookstream_common.settings import DeliverySettings
 from pydantic import Field
 
+from hookstream_dispatcher.policy import RetryPolicy
+
 
 class DispatcherSettings(DeliverySettings):
     """Every setting of the dispatcher, read from `HOOKSTREAM_*` environment variables."""
@@ -13,8 +15,28 @@ class DispatcherSettings(DeliverySettings):
         "", description="Kafka consumer group; default `<topic_prefix>-dispatcher`."
     )
     max_in_flight: int = Field(500, description="Concurrent requests across all webhooks.")
+    webhook_buffer: int = Field(
+        100, description="Jobs fetched ahead per webhook; its partition pauses beyond this."
+    )
+    retry_schedule: str = Field(
+        "5s,30s,2m,10m,30m,1h,3h,6h,12h",
+        description="Delays before each retry (s, m, h); one delay-tier topic per entry.",
+    )
+    retry_jitter: float = Field(0.2, description="Each delay varies by up to this fraction.")
+    auto_disable_after_seconds: float = Field(
+        86400.0, description="Disable a webhook whose attempts all failed for this long..."
+    )
+    auto_disable_min_failures: int = Field(10, description="...and at least this many in a row.")
+    shutdown_grace_seconds: float = Field(
+        20.0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
 
     @property
     def group_id(self) -> str:
         """The consumer group every dispatcher instance joins."""
         return self.dispatcher_group or f"{self.topic_prefix}-dispatcher"
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The parsed retry schedule."""
+        return RetryPolicy.parse(self.retry_schedule, self.retry_jitter)

@@ -1,55 +1,139 @@
-"""The delivery loop: read jobs from every webhook's topic, POST them, store, then commit.
+"""The delivery loop: every webhook's topic is a lane of its own, worked in order, one at a time.
 
-Offsets are committed only after the outcomes of the whole batch are stored, so a crash at any
-point re-delivers instead of losing (at least once; the delivery id lets receivers de-duplicate).
-Each partition is one webhook: its jobs go out in order while different webhooks run in parallel.
+A slow or dead receiver holds up only its own lane: lanes run concurrently, a lane whose backlog
+reaches `webhook_buffer` has its partition paused (not busy-polled) until it drains, and a failed
+attempt goes to a delay-tier topic instead of waiting in the lane. An offset is committed only
+after its outcome is stored and any retry is on its tier topic: killed at any moment, the
+dispatcher re-delivers (at least once; the delivery id lets receivers drop duplicates).
 """
 
 import asyncio
+import contextlib
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 import aiohttp
 import asyncpg
 import prometheus_client
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from hookstream_common.crypto import SecretBox
-from hookstream_common.delivery import build_request, send
-from hookstream_common.history import Outcome, store
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import ConsumerRecord
+from hookstream_common.delivery import Attempt, build_request, send
+from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
-from hookstream_common.webhook_store import load_target
+from hookstream_common.webhook_store import DeliveryTarget, disable
 
+from hookstream_dispatcher.policy import (
+    Retry,
+    RetryPolicy,
+    Verdict,
+    judge,
+    retry_after_seconds,
+    utcnow,
+)
 from hookstream_dispatcher.settings import DispatcherSettings
+from hookstream_dispatcher.targets import TargetCache
+from hookstream_dispatcher.writer import DISABLED, HistoryWriter
 
 log = structlog.get_logger(__name__)
 
 ATTEMPTS = prometheus_client.Counter(
-    "hookstream_dispatcher_attempts_total", "Delivery attempts, by outcome.", ["outcome"]
+    "hookstream_dispatcher_attempts_total", "Delivery attempts, by outcome class.", ["outcome"]
 )
 ATTEMPT_SECONDS = prometheus_client.Histogram(
-    "hookstream_dispatcher_attempt_seconds", "Duration of one delivery request."
+    "hookstream_dispatcher_attempt_seconds",
+    "Duration of one delivery request.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+END_TO_END_SECONDS = prometheus_client.Histogram(
+    "hookstream_dispatcher_end_to_end_seconds",
+    "From the event's time to the receiver's answer, first attempts.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 IN_FLIGHT = prometheus_client.Gauge(
     "hookstream_dispatcher_in_flight", "Delivery requests waiting for an answer."
 )
+_COMMIT_INTERVAL = 0.5
+
+
+class Lane:
+    """One webhook's partition: its records, delivered one at a time, in offset order."""
+
+    def __init__(
+        self,
+        partition: TopicPartition,
+        deliver: Callable[[ConsumerRecord], Awaitable[None]],
+        on_progress: Callable[["Lane"], None],
+    ) -> None:
+        self.partition = partition
+        self.backlog: deque[ConsumerRecord] = deque()
+        self.completed: int | None = None
+        self.committed: int | None = None
+        self.paused = False
+        self._deliver = deliver
+        self._on_progress = on_progress
+        self._arrived = asyncio.Event()
+        self._closing = False
+        self.task = asyncio.create_task(self._work(), name=f"lane {partition.topic}")
+
+    def add(self, records: list[ConsumerRecord]) -> None:
+        """Queue records fetched for this partition."""
+        self.backlog.extend(records)
+        self._arrived.set()
+
+    def close(self) -> None:
+        """Finish the record in hand, then stop; the rest is left for the next owner."""
+        self._closing = True
+        self._arrived.set()
+
+    async def _work(self) -> None:
+        while not self._closing:
+            if not self.backlog:
+                self._arrived.clear()
+                await self._arrived.wait()
+                continue
+            record = self.backlog.popleft()
+            await self._deliver(record)
+            self.completed = record.offset + 1
+            self._on_progress(self)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, dispatcher: "Dispatcher") -> None:
+        self._dispatcher = dispatcher
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._dispatcher.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", count=len(assigned))
 
 
 class Dispatcher:
-    """Consumes delivery topics by pattern in one consumer group and delivers each job."""
+    """Consumes every delivery topic by pattern in one consumer group and delivers each job."""
 
     def __init__(
         self,
         settings: DispatcherSettings,
         pool: asyncpg.Pool,
-        box: SecretBox,
+        targets: TargetCache,
+        writer: HistoryWriter,
         session: aiohttp.ClientSession,
+        producer: AIOKafkaProducer,
     ) -> None:
         self._settings = settings
+        self._policy: RetryPolicy = settings.retry_policy
         self._pool = pool
-        self._box = box
+        self._targets = targets
+        self._writer = writer
         self._session = session
+        self._producer = producer
         self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._lanes: dict[TopicPartition, Lane] = {}
         self._stopping = asyncio.Event()
+        self._last_commit = 0.0
         self.started = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -57,92 +141,182 @@ class Dispatcher:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=1000,
-            max_poll_records=500,
+            max_poll_interval_ms=600_000,
         )
 
     def stop(self) -> None:
-        """Finish the batch in hand, commit it, and return from `run`."""
+        """Stop fetching; in-flight requests get the grace period to finish."""
         self._stopping.set()
 
     async def run(self) -> None:
-        """Deliver until `stop()`."""
-        self.consumer.subscribe(pattern=self._settings.topics.deliveries_pattern)
+        """Deliver until `stop()`, then hand the partitions back."""
+        self.consumer.subscribe(
+            pattern=self._settings.topics.deliveries_pattern, listener=_Rebalance(self)
+        )
         await self.consumer.start()
         self.started = True
         try:
             while not self._stopping.is_set():
-                batch = await self.consumer.getmany(timeout_ms=500)
-                if batch:
-                    await self._deliver_batch(batch)
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+                for partition, records in batch.items():
+                    self._lane(partition).add(records)
+                    self._pause_if_full(self._lanes[partition])
+                await self._commit(force=False)
+            await self._drain(self._settings.shutdown_grace_seconds)
         finally:
             await self.consumer.stop()
 
-    async def _deliver_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        results = await asyncio.gather(*(self._deliver_partition(m) for m in batch.values()))
-        await self._store([outcome for outcomes in results for outcome in outcomes])
-        await self.consumer.commit({tp: records[-1].offset + 1 for tp, records in batch.items()})
+    def _lane(self, partition: TopicPartition) -> Lane:
+        if partition not in self._lanes:
+            self._lanes[partition] = Lane(partition, self._deliver_record, self._resume_if_drained)
+        return self._lanes[partition]
 
-    async def _store(self, outcomes: list[Outcome]) -> None:
-        """Store the batch, retrying until Postgres takes it: the offsets wait for it."""
-        delay = 0.5
-        while True:
-            try:
-                await store(self._pool, outcomes)
-                return
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.error("storing outcomes failed; retrying", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+    def _pause_if_full(self, lane: Lane) -> None:
+        if not lane.paused and len(lane.backlog) >= self._settings.webhook_buffer:
+            self.consumer.pause(lane.partition)
+            lane.paused = True
 
-    async def _deliver_partition(self, records: list[ConsumerRecord]) -> list[Outcome]:
-        outcomes = []
-        for record in records:
-            outcome = await self._deliver(record)
-            if outcome is not None:
-                outcomes.append(outcome)
-        return outcomes
+    def _resume_if_drained(self, lane: Lane) -> None:
+        if lane.paused and len(lane.backlog) <= self._settings.webhook_buffer // 2:
+            if lane.partition in self.consumer.assignment():
+                self.consumer.resume(lane.partition)
+            lane.paused = False
 
-    async def _deliver(self, record: ConsumerRecord) -> Outcome | None:
+    async def _commit(self, force: bool) -> None:
+        """Commit what every lane has finished, at most every `_COMMIT_INTERVAL` seconds."""
+        now = time.monotonic()
+        if not force and now - self._last_commit < _COMMIT_INTERVAL:
+            return
+        self._last_commit = now
+        offsets = {
+            lane.partition: lane.completed
+            for lane in self._lanes.values()
+            if lane.completed is not None and lane.completed != lane.committed
+        }
+        if not offsets:
+            return
+        await self.consumer.commit(offsets)
+        for partition, offset in offsets.items():
+            self._lanes[partition].committed = offset
+
+    async def release(self, partitions: set[TopicPartition]) -> None:
+        """Rebalance: stop the lanes of revoked partitions and commit what they finished."""
+        lanes = [self._lanes[p] for p in partitions if p in self._lanes]
+        for lane in lanes:
+            lane.close()
+        await self._wait_for(lanes, self._settings.shutdown_grace_seconds)
+        with contextlib.suppress(Exception):
+            await self._commit(force=True)
+        for lane in lanes:
+            del self._lanes[lane.partition]
+
+    async def _drain(self, grace: float) -> None:
+        """Shutdown: let every lane finish its record in hand, commit, and stop."""
+        lanes = list(self._lanes.values())
+        for lane in lanes:
+            lane.close()
+        await self._wait_for(lanes, grace)
+        await self._commit(force=True)
+        log.info("dispatcher drained", lanes=len(lanes))
+
+    @staticmethod
+    async def _wait_for(lanes: list[Lane], grace: float) -> None:
+        if not lanes:
+            return
+        tasks = [lane.task for lane in lanes]
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _deliver_record(self, record: ConsumerRecord) -> None:
         try:
             job = DeliveryJob.loads(record.value)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("unreadable delivery job skipped", topic=record.topic, error=str(exc))
-            return None
+            return
+        target = await self._targets.get(job.webhook_id)
         bound = log.bind(
             tenant_id=job.tenant_id,
             webhook_id=job.webhook_id,
             delivery_id=job.delivery_id,
             event_id=job.event.id,
+            attempt=job.attempt,
         )
-        target = await load_target(self._pool, self._box, job.webhook_id)
         if target is None or not target.enabled:
-            bound.info("job dropped: webhook deleted or disabled")
-            return None
+            bound.info("job dropped: the webhook is deleted or disabled")
+            return
+        await self.deliver(job, target, bound)
+
+    async def deliver(
+        self, job: DeliveryJob, target: DeliveryTarget, bound: structlog.BoundLogger
+    ) -> None:
+        """One attempt: send, schedule a retry if due, store the outcome, apply 410."""
         request = build_request(target, job.event, job.delivery_id, self._settings.user_agent)
         async with self._slots:
             IN_FLIGHT.inc()
-            started = time.perf_counter()
             try:
                 attempt = await send(self._session, request)
             finally:
                 IN_FLIGHT.dec()
-                ATTEMPT_SECONDS.observe(time.perf_counter() - started)
-        ATTEMPTS.labels("success" if attempt.succeeded else "fail").inc()
+        verdict = judge(attempt)
+        retry = None
+        if verdict is Verdict.RETRY:
+            retry = self._policy.next(job.attempt, utcnow(), retry_after_seconds(attempt, utcnow()))
+            if retry is not None:
+                await self._producer.send_and_wait(
+                    self._settings.topics.retry(retry.tier.name),
+                    job.retried(retry.due_at).dumps(),
+                    key=job.webhook_id.encode(),
+                )
+        self._observe(job, attempt, verdict)
+        await self._writer.write(
+            Outcome(
+                delivery_id=job.delivery_id,
+                tenant_id=job.tenant_id,
+                webhook_id=job.webhook_id,
+                event_id=job.event.id,
+                event_type=job.event.type,
+                status="success" if verdict is Verdict.SUCCESS else "fail",
+                status_message=self._message(job, attempt, verdict, retry),
+                triggered_at=job.triggered_at,
+                request=request.as_history(),
+                attempt_number=job.attempt,
+                attempt=attempt,
+            )
+        )
         bound.info(
             "delivery attempted",
+            verdict=verdict.value,
             status_code=attempt.status_code,
-            error=attempt.error,
+            error_class=attempt.error_class,
             duration_ms=round(attempt.duration_ms, 1),
+            retry_tier=retry.tier.name if retry else None,
         )
-        return Outcome(
-            delivery_id=job.delivery_id,
-            tenant_id=job.tenant_id,
-            webhook_id=job.webhook_id,
-            event_id=job.event.id,
-            event_type=job.event.type,
-            status="success" if attempt.succeeded else "fail",
-            status_message=attempt.status_message(),
-            triggered_at=job.triggered_at,
-            request=request.as_history(),
-            response=attempt.as_history(),
-        )
+        if verdict is Verdict.GONE:
+            reason = f"The endpoint answered 410 Gone on {utcnow():%Y-%m-%d %H:%M} UTC."
+            if await disable(self._pool, job.webhook_id, "ENDPOINT_GONE", reason):
+                DISABLED.labels("ENDPOINT_GONE").inc()
+                bound.warning("webhook disabled", code="ENDPOINT_GONE")
+
+    def _message(
+        self, job: DeliveryJob, attempt: Attempt, verdict: Verdict, retry: Retry | None
+    ) -> str:
+        message = attempt.status_message()
+        if verdict is Verdict.GONE:
+            return f"{message} The webhook was disabled: the endpoint is gone."
+        if retry is not None:
+            total = self._policy.max_attempts
+            return f"{message} Attempt {job.attempt} of {total}; next in about {retry.tier.name}."
+        if verdict is Verdict.RETRY:
+            return f"{message} Failed for good after {job.attempt} attempts."
+        return message
+
+    @staticmethod
+    def _observe(job: DeliveryJob, attempt: Attempt, verdict: Verdict) -> None:
+        ATTEMPTS.labels(verdict.value).inc()
+        ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
+        if job.attempt == 1 and attempt.status_code is not None:
+            with contextlib.suppress(ValueError):
+                event_time = datetime.fromisoformat(job.event.time)
+                END_TO_END_SECONDS.observe((utcnow() - event_time).total_seconds())

@@ -148,8 +148,10 @@ async def resend_delivery(
         status_message=attempt.status_message(),
         triggered_at=datetime.now(UTC),
         request=outbound.as_history(),
-        response=attempt.as_history(),
+        attempt_number=1,
+        attempt=attempt,
     )
-    await store(pool, [outcome])
+    async with pool.acquire() as conn, conn.transaction():
+        await store(conn, [outcome])
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(delivery_id))
     return delivery_json(row)

@@ -1,0 +1,124 @@
+"""The delay tiers: holds failed attempts until they are due, then queues them again.
+
+Each tier topic holds retries with (about) the same delay, so its records come due roughly in
+order: a partition whose head is not due yet is paused until it is, then resumed; nothing is
+busy-polled. A due retry goes back to the end of its webhook's delivery topic, behind first
+attempts, so a retry never holds up other deliveries.
+"""
+
+import asyncio
+import contextlib
+
+import prometheus_client
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from hookstream_common.jobs import DeliveryJob
+from hookstream_common.kafka import ensure_topics
+
+from hookstream_dispatcher.policy import RetryPolicy, utcnow
+from hookstream_dispatcher.settings import DispatcherSettings
+from hookstream_dispatcher.targets import TargetCache
+
+log = structlog.get_logger(__name__)
+
+RETRY_DEPTH = prometheus_client.Gauge(
+    "hookstream_dispatcher_retry_depth", "Retries waiting in each delay tier.", ["tier"]
+)
+TIER_PARTITIONS = 4
+
+
+async def ensure_tier_topics(admin: AIOKafkaAdminClient, settings: DispatcherSettings) -> None:
+    """One topic per tier of the schedule."""
+    await ensure_topics(
+        admin,
+        [
+            NewTopic(
+                settings.topics.retry(t.name), TIER_PARTITIONS, settings.kafka_replication_factor
+            )
+            for t in settings.retry_policy.tiers
+        ],
+    )
+
+
+class RetryScheduler:
+    """Consumes the tier topics and re-queues each retry when it is due."""
+
+    def __init__(
+        self, settings: DispatcherSettings, producer: AIOKafkaProducer, targets: TargetCache
+    ) -> None:
+        policy: RetryPolicy = settings.retry_policy
+        self._topics = settings.topics
+        self._tier_of = {settings.topics.retry(t.name): t.name for t in policy.tiers}
+        self._producer = producer
+        self._targets = targets
+        self._stopping = asyncio.Event()
+        self._timers: dict[TopicPartition, asyncio.TimerHandle] = {}
+        self.consumer = AIOKafkaConsumer(
+            *self._tier_of,
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=f"{settings.group_id}-retries",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    def stop(self) -> None:
+        """Stop after the batch in hand."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Re-queue due retries until `stop()`."""
+        await self.consumer.start()
+        depth = asyncio.create_task(self._report_depth())
+        try:
+            while not self._stopping.is_set():
+                batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                for partition, records in batch.items():
+                    await self._release_due(partition, records)
+        finally:
+            depth.cancel()
+            for timer in self._timers.values():
+                timer.cancel()
+            await self.consumer.stop()
+
+    async def _release_due(self, partition: TopicPartition, records: list) -> None:
+        committed = None
+        for record in records:
+            job = DeliveryJob.loads(record.value)
+            wait = (job.due_at - utcnow()).total_seconds() if job.due_at else 0.0
+            if wait > 0:
+                self._sleep(partition, record.offset, wait)
+                break
+            if await self._targets.get(job.webhook_id) is not None:
+                await self._producer.send_and_wait(
+                    self._topics.deliveries(job.webhook_id), record.value, key=record.key
+                )
+            committed = record.offset + 1
+        if committed is not None:
+            await self.consumer.commit({partition: committed})
+
+    def _sleep(self, partition: TopicPartition, offset: int, seconds: float) -> None:
+        """Pause the partition at `offset` and resume it when that record is due."""
+        self.consumer.seek(partition, offset)
+        self.consumer.pause(partition)
+        loop = asyncio.get_running_loop()
+        self._timers[partition] = loop.call_later(seconds, self._wake, partition)
+
+    def _wake(self, partition: TopicPartition) -> None:
+        self._timers.pop(partition, None)
+        if partition in self.consumer.assignment():
+            self.consumer.resume(partition)
+
+    async def _report_depth(self) -> None:
+        """Retries waiting per tier: end offsets minus committed, every few seconds."""
+        while True:
+            await asyncio.sleep(5)
+            with contextlib.suppress(Exception):
+                assigned = list(self.consumer.assignment())
+                ends = await self.consumer.end_offsets(assigned)
+                waiting: dict[str, int] = dict.fromkeys(self._tier_of.values(), 0)
+                for partition in assigned:
+                    done = await self.consumer.committed(partition) or 0
+                    waiting[self._tier_of[partition.topic]] += ends[partition] - done
+                for tier, count in waiting.items():
+                    RETRY_DEPTH.labels(tier).set(count)
