@@ -7,9 +7,9 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 .PHONY: install run down test unit lint fmt
 
 $(STAMP): pyproject.toml
-	@command -v java >/dev/null && command -v mvn >/dev/null || { \
-	  echo "==> installing Java 17 and Maven with apt-get"; \
-	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven; }
+	@command -v java >/dev/null && command -v mvn >/dev/null && command -v npm >/dev/null || { \
+	  echo "==> installing Java 17, Maven and Node.js with apt-get"; \
+	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven nodejs npm; }
 	@echo "==> installing Python packages into $(VENV)"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv

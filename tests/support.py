@@ -8,11 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 
 RECEIVER_HOST = "receiver.hookstream.test"
+STATIC_HOSTS = {
+    RECEIVER_HOST: "127.0.0.1",
+    # Names the dispatcher must refuse: only 127.0.0.0/8 is allowed in tests.
+    "private.hookstream.test": "10.0.0.1",
+    "metadata.hookstream.test": "169.254.169.254",
+    "v6-loopback.hookstream.test": "::1",
+}
+"""How the test dispatcher resolves names, instead of DNS."""
 
 
 def new_tenant() -> str:

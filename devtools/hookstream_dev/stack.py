@@ -201,7 +201,6 @@ def _start_receiver(log_dir: Path) -> None:
 def up() -> None:
     """`make run`: everything on this machine, then a token and a three-step example."""
     from hookstream_common.tokens import TENANT_ADMIN, mint_token
-
     from hookstream_dev.receiver import ensure_tls
 
     kafka, database = infra.ensure_kafka(), infra.ensure_postgres()

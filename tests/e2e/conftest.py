@@ -13,12 +13,13 @@ import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
 from hookstream_dev.stack import ServiceSet
-from support import RECEIVER_HOST
+from support import STATIC_HOSTS
 
 
 def _free_port() -> int:
@@ -72,9 +73,14 @@ def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> 
         "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "HOOKSTREAM_EXTRA_CA_FILE": str(tls_files.ca),
         "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
-        "HOOKSTREAM_STATIC_HOSTS": f"{RECEIVER_HOST}=127.0.0.1",
+        "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{name}={ip}" for name, ip in STATIC_HOSTS.items()),
         "HOOKSTREAM_LOG_LEVEL": "INFO",
         "HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": "30",
+        # Compressed so retries, exhaustion and auto-disable happen within a test.
+        "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
+        "HOOKSTREAM_RETRY_JITTER": "0.1",
+        "HOOKSTREAM_AUTO_DISABLE_AFTER_SECONDS": "2",
+        "HOOKSTREAM_AUTO_DISABLE_MIN_FAILURES": "4",
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from support import new_tenant
 
 V1 = "/api/v1/webhooks"
@@ -267,6 +268,7 @@ async def test_patch_changes_fields_and_validates_the_result(
         ([{"op": "replace", "path": "/origin", "value": "api"}], 409),
         ([{"op": "replace", "path": "/url", "value": "http://x.example.com"}], 400),
         ([{"op": "replace", "path": "/secret", "value": "short"}], 400),
+        ([{"op": "replace", "path": "/headers/X-Missing", "value": "1"}], 400),
         ([{"op": "remove", "path": "/nothing"}], 400),
         ([{"op": "move", "path": "/name", "from": "/x"}], 400),
         ([], 400),
@@ -274,6 +276,9 @@ async def test_patch_changes_fields_and_validates_the_result(
         response = await api.patch(path, json=operations, headers=bearer(auth))
         assert_error(response, status)
     assert (await api.get(path, headers=bearer(auth))).json() == patched
+    set_secret = [{"op": "replace", "path": "/secret", "value": SECRET}]
+    assert (await api.patch(path, json=set_secret, headers=bearer(auth))).status_code == 204
+    assert (await api.get(path, headers=bearer(auth))).json()["secretKeyAdded"] is True
 
 
 async def test_put_replaces_everything_and_omitted_means_default(

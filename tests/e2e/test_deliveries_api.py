@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import httpx
+
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet

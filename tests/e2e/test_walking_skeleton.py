@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
+
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
@@ -173,7 +174,7 @@ async def test_dispatcher_killed_before_commit_redelivers_after_restart(
     # The dispatcher has consumed the job and is waiting for the answer: nothing is committed.
     stack.stop("dispatcher", sig=signal.SIGKILL)
     receiver.respond(path, status=200)
-    stack.start("dispatcher")
+    await asyncio.to_thread(stack.start, "dispatcher")
 
     await wait_until(lambda: len(requests_to(receiver, path)) >= 2, timeout=60)
     first, second = requests_to(receiver, path)[:2]

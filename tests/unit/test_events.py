@@ -1,5 +1,6 @@
 import orjson
 import pytest
+
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.jobs import DeliveryJob, delivery_id_for
 from hookstream_common.sdk import sample_event

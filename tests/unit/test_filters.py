@@ -2,6 +2,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from hookstream_common.events import Event
 from hookstream_common.filters import (
     MAX_COMPARISONS,

@@ -1,4 +1,5 @@
 import orjson
+
 from hookstream_common.events import Event
 from hookstream_common.routing import Route, TenantRoutes
 from hookstream_common.sdk import sample_event

@@ -1,7 +1,9 @@
+import asyncio
 import socket
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
+
 from hookstream_common.http_client import BlockedAddress, GuardedResolver
 from hookstream_common.ssrf import is_allowed, parse_networks
 
@@ -92,3 +94,33 @@ async def test_static_hosts_still_pass_the_network_check() -> None:
         inner=_FixedResolver(),
     )
     assert [a["host"] for a in await allowed.resolve("receiver.test", 443)] == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "10.0.0.1", "169.254.169.254", "::1", "::ffff:127.0.0.1"]
+)
+async def test_refused_names_never_open_a_connection(address: str) -> None:
+    """A listener on loopback counts connections: a refused name must not reach it."""
+    from hookstream_common.delivery import OutboundRequest, send
+    from hookstream_common.http_client import client_session
+
+    connections = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # The test resolver answers with `address`; the trap listens on 127.0.0.1 in every case.
+    session = client_session(resolver=_FixedResolver(address))
+    try:
+        request = OutboundRequest(f"https://evil.example.com:{port}/", {}, b"{}", {})
+        attempt = await send(session, request)
+    finally:
+        await session.close()
+        server.close()
+    assert attempt.error_class == "blocked"
+    assert attempt.status_code is None
+    assert connections == 0

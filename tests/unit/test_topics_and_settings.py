@@ -1,6 +1,7 @@
 import re
 
 import pytest
+
 from hookstream_common.settings import CommonSettings
 from hookstream_common.topics import Topics
 from hookstream_dispatcher.settings import DispatcherSettings

@@ -1,4 +1,5 @@
 import pytest
+
 from hookstream_api.validation import InvalidInput, check_event_types, check_headers, check_url
 
 

@@ -82,11 +82,12 @@ def client_session(
     total_timeout: float = 10.0,
     connect_timeout: float = 5.0,
     limit: int = 1000,
+    resolver: AbstractResolver | None = None,
     **kwargs: Any,
 ) -> aiohttp.ClientSession:
-    """A session that refuses non-public addresses and never follows redirects by itself."""
+    """A session that refuses non-public addresses; `resolver` replaces DNS (tests)."""
     connector = aiohttp.TCPConnector(
-        resolver=GuardedResolver(allow, static_hosts),
+        resolver=GuardedResolver(allow, static_hosts, resolver),
         ssl=ssl_context(extra_ca_file),
         limit=limit,
         limit_per_host=0,

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from hookstream_api.schemas import ErrorEnvelope, ReadOnlyField
 
@@ -61,10 +62,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 """The errors every webhook route may answer, for the OpenAPI document."""
 
 
-def _envelope(status: int, errors: list[dict[str, str]]) -> JSONResponse:
+def _envelope(
+    status: int, errors: list[dict[str, str]], headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(
         {"errors": errors, "traceId": uuid.uuid4().hex},
         status_code=status,
+        headers=headers,
     )
 
 
@@ -77,12 +81,26 @@ def _describe(error: Any) -> str:
     return f"{field}: {error['msg']}" if field else str(error["msg"])
 
 
+def _allowed_methods(request: Request) -> str:
+    """`Allow` of a 405: every method some route takes on this path, not only the first route's."""
+    return ", ".join(
+        method
+        for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error, ours and the framework's, with the envelope; never leak a trace."""
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _envelope(exc.status, [{"code": exc.code, "title": exc.title, "detail": exc.detail}])
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        error = {"code": exc.code, "title": exc.title, "detail": exc.detail}
+        return _envelope(exc.status, [error], headers)
 
     @app.exception_handler(ReadOnlyField)
     async def read_only(_: Request, exc: ReadOnlyField) -> JSONResponse:
@@ -98,12 +116,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return _envelope(400, errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = _TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request)
         return _envelope(
             exc.status_code,
             [{"code": f"HOOKSTREAM-{exc.status_code}", "title": title, "detail": detail}],
+            headers=headers,
         )
 
     @app.exception_handler(Exception)

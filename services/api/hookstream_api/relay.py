@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+
 from hookstream_common.kafka import delivery_topic, ensure_topics
 from hookstream_common.topics import Topics
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_tenant_routes

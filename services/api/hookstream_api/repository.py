@@ -12,11 +12,11 @@ from typing import Any
 
 import asyncpg
 import orjson
-from hookstream_common.crypto import SecretBox
-from hookstream_common.webhook_store import record_change
 
 from hookstream_api.auth import Principal
 from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
+from hookstream_common.crypto import SecretBox
+from hookstream_common.webhook_store import record_change
 
 _WEBHOOK_COLUMNS = (
     "id, tenant_id, name, description, url, event_types, level, owner_id, filter, enabled,"

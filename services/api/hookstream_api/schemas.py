@@ -38,6 +38,9 @@ class ReadOnlyField(Exception):
 class _WebhookInput(_Model):
     """The writable fields, shared by create and replace."""
 
+    # JSON types as the schema says: no `"enabled": 0` or `"enabled": "yes"` taken for a boolean.
+    model_config = ConfigDict(strict=True)
+
     name: str = Field(min_length=1, max_length=256, examples=["Reload alerts"])
     description: str = Field("", max_length=4096)
     url: str = Field(

@@ -1,7 +1,8 @@
 """Configuration of the API service."""
 
-from hookstream_common.settings import DeliverySettings
 from pydantic import Field
+
+from hookstream_common.settings import DeliverySettings
 
 
 class ApiSettings(DeliverySettings):
@@ -15,6 +16,11 @@ class ApiSettings(DeliverySettings):
     jwt_algorithm: str = Field("HS256", description="Algorithm tokens must be signed with.")
     jwt_issuer: str | None = Field(None, description="Required `iss` claim, if set.")
     jwt_audience: str | None = Field(None, description="Required `aud` claim, if set.")
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="Proxies trusted for X-Forwarded-Proto/For, so paging links use the "
+        "address clients see; `*` behind an ingress you control.",
+    )
     max_webhooks_per_tenant: int = Field(100, description="Creating more is a 403.")
     relay_interval_seconds: float = Field(
         0.5, description="How often the outbox relay looks for changes it was not told about."

@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
+
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
-
 from hookstream_dispatcher.retries import RetryScheduler, ensure_tier_topics
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache

@@ -13,9 +13,10 @@ import prometheus_client
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import ensure_topics
-
 from hookstream_dispatcher.policy import RetryPolicy, utcnow
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -95,7 +96,10 @@ class RetryScheduler:
                 )
             committed = record.offset + 1
         if committed is not None:
-            await self.consumer.commit({partition: committed})
+            try:
+                await self.consumer.commit({partition: committed})
+            except KafkaError as exc:
+                log.warning("commit failed; the retries may be queued twice", error=str(exc))
 
     def _sleep(self, partition: TopicPartition, offset: int, seconds: float) -> None:
         """Pause the partition at `offset` and resume it when that record is due."""

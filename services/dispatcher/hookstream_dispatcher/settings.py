@@ -1,8 +1,8 @@
 """Configuration of the dispatcher service."""
 
-from hookstream_common.settings import DeliverySettings
 from pydantic import Field
 
+from hookstream_common.settings import DeliverySettings
 from hookstream_dispatcher.policy import RetryPolicy
 
 

@@ -11,6 +11,7 @@ import time
 
 import asyncpg
 import structlog
+
 from hookstream_common.crypto import SecretBox
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, DeliveryTarget, load_target
 

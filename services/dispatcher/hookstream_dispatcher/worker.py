@@ -19,12 +19,13 @@ import asyncpg
 import prometheus_client
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
+
 from hookstream_common.delivery import Attempt, build_request, send
 from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_store import DeliveryTarget, disable
-
 from hookstream_dispatcher.policy import (
     Retry,
     RetryPolicy,
@@ -188,16 +189,25 @@ class Dispatcher:
         if not force and now - self._last_commit < _COMMIT_INTERVAL:
             return
         self._last_commit = now
+        assigned = self.consumer.assignment()
         offsets = {
             lane.partition: lane.completed
             for lane in self._lanes.values()
-            if lane.completed is not None and lane.completed != lane.committed
+            if lane.partition in assigned
+            and lane.completed is not None
+            and lane.completed != lane.committed
         }
         if not offsets:
             return
-        await self.consumer.commit(offsets)
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            # A rebalance is under way: the next owner re-delivers what was not committed.
+            log.warning("commit failed; will retry", error=str(exc))
+            return
         for partition, offset in offsets.items():
-            self._lanes[partition].committed = offset
+            if partition in self._lanes:
+                self._lanes[partition].committed = offset
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Rebalance: stop the lanes of revoked partitions and commit what they finished."""
@@ -205,8 +215,7 @@ class Dispatcher:
         for lane in lanes:
             lane.close()
         await self._wait_for(lanes, self._settings.shutdown_grace_seconds)
-        with contextlib.suppress(Exception):
-            await self._commit(force=True)
+        await self._commit(force=True)
         for lane in lanes:
             del self._lanes[lane.partition]
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 import asyncpg
 import prometheus_client
 import structlog
+
 from hookstream_common.history import Outcome, store
 from hookstream_common.webhook_store import disable
-
 from hookstream_dispatcher.policy import utcnow
 
 log = structlog.get_logger(__name__)

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 import prometheus_client
 import structlog
+
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
-
 from hookstream_janitor.housekeeping import prune_history
 from hookstream_janitor.settings import JanitorSettings
 

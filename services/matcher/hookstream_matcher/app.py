@@ -13,11 +13,11 @@ import faust
 import prometheus_client
 import structlog
 from faust.web import Request, Response, View
+
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import EVENT_PARTITIONS
 from hookstream_common.routing import TenantRoutes
-
 from hookstream_matcher.settings import MatcherSettings
 
 log = structlog.get_logger(__name__)

@@ -5,9 +5,9 @@ import logging
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient
+
 from hookstream_common.kafka import core_topics, ensure_topics
 from hookstream_common.logging import configure_logging
-
 from hookstream_matcher.app import create_app
 from hookstream_matcher.settings import MatcherSettings
 

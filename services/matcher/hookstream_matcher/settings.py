@@ -1,7 +1,8 @@
 """Configuration of the matcher service."""
 
-from hookstream_common.settings import CommonSettings
 from pydantic import Field
+
+from hookstream_common.settings import CommonSettings
 
 
 class MatcherSettings(CommonSettings):

@@ -7,10 +7,6 @@ from typing import Annotated, Any, Literal
 import asyncpg
 import orjson
 from fastapi import APIRouter, Query, Request
-from hookstream_common.delivery import build_request, send
-from hookstream_common.events import Event, InvalidEvent
-from hookstream_common.history import Outcome, store
-from hookstream_common.webhook_store import load_target
 
 from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import Deliveries, DeliveryClient, Settings, Webhooks
@@ -19,6 +15,10 @@ from hookstream_api.paging import Cursor, Sort, links
 from hookstream_api.repository import DeliveryFilters, WebhookRepository
 from hookstream_api.routers.webhooks import parse_id
 from hookstream_api.schemas import Delivery, DeliveryList
+from hookstream_common.delivery import build_request, send
+from hookstream_common.events import Event, InvalidEvent
+from hookstream_common.history import Outcome, store
+from hookstream_common.webhook_store import load_target
 
 router = APIRouter(
     prefix="/webhooks/{id}/deliveries", tags=["deliveries"], responses=ERROR_RESPONSES

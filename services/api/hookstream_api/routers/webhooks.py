@@ -6,8 +6,6 @@ from typing import Annotated, Any
 import asyncpg
 import jsonpatch
 from fastapi import APIRouter, Body, Query, Request, Response
-from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
-from hookstream_common.filters import FilterError, parse_filter
 from pydantic import ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
@@ -28,6 +26,8 @@ from hookstream_api.schemas import (
     _WebhookInput,
 )
 from hookstream_api.validation import InvalidInput, check_event_types, check_headers, check_url
+from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
+from hookstream_common.filters import FilterError, parse_filter
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
@@ -113,7 +113,7 @@ def _comma_list(value: str | None) -> list[str] | None:
     return [item.strip() for item in value.split(",") if item.strip()] if value else None
 
 
-@router.get("", response_model=WebhookList, response_model_exclude_none=True)
+@router.get("", response_model=WebhookList, response_model_exclude_unset=True)
 async def list_webhooks(
     request: Request,
     principal: CurrentPrincipal,
@@ -220,9 +220,7 @@ async def patch_webhook(
             raise ApiError(409, "HOOKSTREAM-409", f"{top} is read-only.", "Conflict")
 
     def apply(current: dict[str, Any]) -> WebhookFields:
-        ops = [
-            op.model_dump(exclude={"value"} if op.op == "remove" else set()) for op in operations
-        ]
+        ops = [_lenient(op, current) for op in operations]
         try:
             patched = jsonpatch.apply_patch(current, ops)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
@@ -256,6 +254,15 @@ async def delete_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -
     if not await repo.delete(principal, parse_id(id)):
         raise not_found()
     return Response(status_code=204)
+
+
+def _lenient(operation: PatchOperation, current: dict[str, Any]) -> dict[str, Any]:
+    """As Qlik's clients expect, `replace` of an unset top-level field (say /secret) sets it."""
+    op = operation.model_dump(exclude={"value"} if operation.op == "remove" else set())
+    top = operation.path.lstrip("/")
+    if operation.op == "replace" and "/" not in top and top not in current:
+        op["op"] = "add"
+    return op
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -1,0 +1,322 @@
+// Drives the Hookstream webhooks API with Qlik's own JavaScript client, @qlik/api.
+//
+//   node webhooks.mjs create   creates the webhook under test (and a second one, for paging)
+//   node webhooks.mjs manage   lists, pages, gets, patches, replaces, reads the event types and
+//                              the deliveries, resends one, deletes, and reads after the delete
+//
+// The two phases leave room for the caller to publish an event in between, so that `manage`
+// finds a delivery. Environment:
+//   HOOKSTREAM_URL    the API, e.g. http://127.0.0.1:8000 (scheme included: see below)
+//   HOOKSTREAM_TOKEN  a bearer token, given to the client as its API key
+//   RECEIVER_URL      where the webhook points (https, a fully qualified name)
+//   WEBHOOK_ID, SECOND_WEBHOOK_ID   for `manage`: the ids `create` printed
+//
+// Each step prints one JSON line: {"step", "ok", "http": [the requests the client made], ...}.
+// The first mismatch prints {"step", "ok": false, "error"} and exits with status 1.
+
+import { auth, webhooks } from "@qlik/api";
+
+const APP_CREATED = "com.qlik.v1.app.created";
+const USER_CREATED = "com.qlik.v1.user.created";
+const SECRET = "qlik-api-compat-secret-0123456789abcdef";
+const PLAIN_HEADER = ["X-Compat-Plain", "plain-value"];
+const ENCRYPTED_HEADER = ["X-Compat-Key", "encrypted-value-never-shown"];
+const MAIN_NAME = "qlik-api main";
+const SECOND_NAME = "qlik-api second";
+
+class Mismatch extends Error {}
+
+function env(name) {
+  const value = process.env[name];
+  if (!value) throw new Mismatch(`environment variable ${name} is not set`);
+  return value;
+}
+
+function check(condition, message, observed) {
+  if (!condition) {
+    const suffix = observed === undefined ? "" : `; observed ${JSON.stringify(observed)}`;
+    throw new Mismatch(`${message}${suffix}`);
+  }
+}
+
+function equal(actual, expected, what) {
+  const a = JSON.stringify(actual);
+  const e = JSON.stringify(expected);
+  check(a === e, `${what}: expected ${e}, got ${a}`);
+}
+
+// Every HTTP exchange the client makes, to print with the step that caused it. The client calls
+// the global fetch at request time, so wrapping it here sees its requests (product-info too).
+let exchanges = [];
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (input, init) => {
+  const method = (init?.method ?? "GET").toUpperCase();
+  const url = new URL(typeof input === "string" ? input : input.url);
+  const response = await realFetch(input, init);
+  exchanges.push(`${method} ${url.pathname}${url.search} ${response.status}`);
+  return response;
+};
+
+let current = "configure";
+
+function begin(step) {
+  current = step;
+  exchanges = [];
+}
+
+function report(observed = {}) {
+  console.log(JSON.stringify({ step: current, ok: true, http: exchanges, ...observed }));
+  exchanges = [];
+}
+
+// The client's calls reject with {status, data, headers} for any status >= 300.
+async function expectError(promise, status, what) {
+  try {
+    const response = await promise;
+    throw new Mismatch(`${what}: expected an error ${status}, got ${response.status}`);
+  } catch (error) {
+    if (error instanceof Mismatch) throw error;
+    check(error.status === status, `${what}: expected status ${status}`, {
+      status: error.status,
+      message: error.message,
+    });
+    return error;
+  }
+}
+
+function configure() {
+  const host = env("HOOKSTREAM_URL");
+  // The client turns a host without a scheme into https://host, so an http API must be given
+  // with its scheme; anything else (a bare 127.0.0.1:8000) would silently go to https.
+  check(/^https?:\/\//i.test(host), `HOOKSTREAM_URL must include http:// or https://`, host);
+  auth.setDefaultHostConfig({ authType: "apikey", host, apiKey: env("HOOKSTREAM_TOKEN") });
+}
+
+function checkWebhookFields(webhook, receiverUrl, what) {
+  check(typeof webhook.id === "string" && webhook.id.length > 0, `${what}: an id`, webhook);
+  equal(webhook.url, receiverUrl, `${what} url`);
+  equal(webhook.eventTypes, [APP_CREATED], `${what} eventTypes`);
+  equal(webhook.headers, Object.fromEntries([PLAIN_HEADER]), `${what} headers`);
+  equal(webhook.encryptedHeaders, [ENCRYPTED_HEADER[0]], `${what} encryptedHeaders`);
+  equal(webhook.secretKeyAdded, true, `${what} secretKeyAdded`);
+  check(!("secret" in webhook), `${what}: the secret must not be shown`, webhook);
+}
+
+async function create() {
+  const receiverUrl = env("RECEIVER_URL");
+  begin("create");
+  const created = await webhooks.createWebhook({
+    name: MAIN_NAME,
+    description: "created by @qlik/api",
+    url: receiverUrl,
+    eventTypes: [APP_CREATED],
+    secret: SECRET,
+    headers: Object.fromEntries([PLAIN_HEADER]),
+    encryptedHeaders: Object.fromEntries([ENCRYPTED_HEADER]),
+  });
+  equal(created.status, 201, "create status");
+  const webhook = created.data;
+  checkWebhookFields(webhook, receiverUrl, "create");
+  equal(webhook.enabled, true, "create enabled");
+  equal(webhook.origin, "api", "create origin");
+  const productInfo = "GET /resources/autogenerated/product-info.json 200";
+  equal(exchanges[0], productInfo, "the client's first request");
+  report({ webhookId: webhook.id, status: created.status, webhook });
+
+  begin("create-second");
+  const second = await webhooks.createWebhook({
+    name: SECOND_NAME,
+    url: `${receiverUrl}/second`,
+    eventTypes: [USER_CREATED],
+  });
+  equal(second.status, 201, "create second status");
+  equal(second.data.secretKeyAdded, false, "create second secretKeyAdded");
+  report({ secondWebhookId: second.data.id, status: second.status });
+}
+
+async function manage() {
+  const receiverUrl = env("RECEIVER_URL");
+  const id = env("WEBHOOK_ID");
+  const secondId = env("SECOND_WEBHOOK_ID");
+
+  begin("list-filtered");
+  // List with a filter: name is a case-insensitive substring.
+  const filtered = await webhooks.getWebhooks({ name: "MAIN" });
+  equal(filtered.status, 200, "list status");
+  equal(
+    filtered.data.data.map((w) => w.id),
+    [id],
+    "list name=MAIN ids",
+  );
+  check(filtered.data.links?.self?.href, "list: links.self.href", filtered.data.links);
+  report({ ids: filtered.data.data.map((w) => w.id), links: filtered.data.links });
+
+  begin("list-paged");
+  // Paged, oldest first: the client adds next()/prev() when links.next/prev are present.
+  const first = await webhooks.getWebhooks({ limit: 1, sort: "+createdAt" });
+  equal(
+    first.data.data.map((w) => w.id),
+    [id],
+    "page 1 ids",
+  );
+  check(typeof first.next === "function", "page 1: the client offers next()", first.data.links);
+  check(first.prev === undefined, "page 1: no prev()", first.data.links);
+  const second = await first.next();
+  equal(
+    second.data.data.map((w) => w.id),
+    [secondId],
+    "page 2 ids (via next())",
+  );
+  check(second.next === undefined, "page 2: no next()", second.data.links);
+  check(typeof second.prev === "function", "page 2: the client offers prev()", second.data.links);
+  const back = await second.prev();
+  equal(
+    back.data.data.map((w) => w.id),
+    [id],
+    "page 1 again (via prev())",
+  );
+  // The same second page by passing the cursor from links.next.href as the `next` parameter.
+  const cursor = new URL(first.data.links.next.href).searchParams.get("next");
+  check(cursor, "links.next.href carries a next parameter", first.data.links.next.href);
+  const byCursor = await webhooks.getWebhooks({ limit: 1, sort: "+createdAt", next: cursor });
+  equal(
+    byCursor.data.data.map((w) => w.id),
+    [secondId],
+    "page 2 ids (via next=)",
+  );
+  report({
+    pages: [first, second, back, byCursor].map((page) => page.data.data.map((w) => w.id)),
+    nextHref: first.data.links.next.href,
+  });
+
+  begin("get");
+  const got = await webhooks.getWebhook(id);
+  equal(got.status, 200, "get status");
+  checkWebhookFields(got.data, receiverUrl, "get");
+  report({ id: got.data.id, name: got.data.name, enabled: got.data.enabled });
+
+  begin("patch");
+  const patched = await webhooks.patchWebhook(id, [
+    { op: "replace", path: "/name", value: "qlik-api patched" },
+    { op: "replace", path: "/enabled", value: false },
+  ]);
+  equal(patched.status, 204, "patch status");
+  // The PATCH cleared the client's cache for this webhook: this GET goes to the server.
+  const afterPatch = await webhooks.getWebhook(id);
+  equal(afterPatch.data.name, "qlik-api patched", "name after patch");
+  equal(afterPatch.data.enabled, false, "enabled after patch");
+  checkWebhookFields(afterPatch.data, receiverUrl, "after patch");
+  report({ status: patched.status, name: afterPatch.data.name, enabled: false });
+
+  begin("update");
+  // A full replacement: description is omitted, so it returns to its default "".
+  const updatedUrl = `${receiverUrl}/updated`;
+  const updated = await webhooks.updateWebhook(id, {
+    name: "qlik-api updated",
+    url: updatedUrl,
+    eventTypes: [APP_CREATED],
+    enabled: true,
+    secret: SECRET,
+    headers: Object.fromEntries([PLAIN_HEADER]),
+    encryptedHeaders: Object.fromEntries([ENCRYPTED_HEADER]),
+  });
+  equal(updated.status, 200, "update status");
+  checkWebhookFields(updated.data, updatedUrl, "update");
+  equal(updated.data.name, "qlik-api updated", "update name");
+  equal(updated.data.enabled, true, "update enabled");
+  equal(updated.data.description, "", "update description (omitted)");
+  report({ status: updated.status, url: updated.data.url, name: updated.data.name });
+
+  begin("event-types");
+  const types = await webhooks.getWebhookEventTypes();
+  equal(types.status, 200, "event types status");
+  const appCreated = types.data.data.find((t) => t.name === APP_CREATED);
+  check(appCreated, `event types include ${APP_CREATED}`, types.data);
+  for (const field of ["title", "description", "category"]) {
+    check(typeof appCreated[field] === "string", `event type ${field}`, appCreated);
+  }
+  check(Array.isArray(appCreated.levels), "event type levels", appCreated);
+  report({ count: types.data.data.length, appCreated });
+
+  begin("deliveries");
+  const listed = await webhooks.getWebhookDeliveries(id, {});
+  equal(listed.status, 200, "deliveries status");
+  const deliveries = listed.data.data;
+  check(deliveries.length >= 1, "a delivery exists", listed.data);
+  const [delivery] = deliveries;
+  equal(delivery.webhookId, id, "delivery webhookId");
+  equal(delivery.eventType, APP_CREATED, "delivery eventType");
+  equal(delivery.status, "success", "delivery status");
+  equal(delivery.request.url, receiverUrl, "delivery request.url");
+  const sentHeaders = Object.fromEntries(
+    Object.entries(delivery.request.headers).map(([k, v]) => [k.toLowerCase(), v]),
+  );
+  equal(sentHeaders[ENCRYPTED_HEADER[0].toLowerCase()], "**OMITTED**", "encrypted header shown");
+  equal(sentHeaders[PLAIN_HEADER[0].toLowerCase()], PLAIN_HEADER[1], "plain header shown");
+  const one = await webhooks.getWebhookDelivery(id, delivery.id);
+  equal(one.data.id, delivery.id, "get delivery id");
+  report({
+    count: deliveries.length,
+    deliveryId: delivery.id,
+    status: delivery.status,
+    statusCode: delivery.response?.statusCode,
+  });
+
+  begin("resend");
+  const resent = await webhooks.resendWebhookDelivery(id, delivery.id);
+  equal(resent.status, 201, "resend status");
+  check(resent.data.id !== delivery.id, "resend is a new delivery", resent.data);
+  equal(resent.data.status, "success", "resend delivery status");
+  equal(resent.data.request.url, updatedUrl, "resend goes to the current url");
+  // The resend POST cleared the cached list: the new delivery is there.
+  const relisted = await webhooks.getWebhookDeliveries(id, {});
+  check(
+    relisted.data.data.some((d) => d.id === resent.data.id),
+    "the resent delivery is listed",
+    relisted.data.data.map((d) => d.id),
+  );
+  // Two deliveries now: page through them one at a time, newest first.
+  const newest = await webhooks.getWebhookDeliveries(id, { limit: 1 });
+  check(typeof newest.next === "function", "deliveries page 1: next()", newest.data.links);
+  const older = await newest.next();
+  equal(
+    [...newest.data.data, ...older.data.data].map((d) => d.id),
+    [resent.data.id, delivery.id],
+    "deliveries paged with limit=1",
+  );
+  report({
+    status: resent.status,
+    deliveryId: resent.data.id,
+    url: resent.data.request.url,
+    deliveries: relisted.data.data.length,
+  });
+
+  begin("delete");
+  const deleted = await webhooks.deleteWebhook(id);
+  equal(deleted.status, 204, "delete status");
+  report({ status: deleted.status });
+
+  begin("get-after-delete");
+  const error = await expectError(webhooks.getWebhook(id), 404, "get after delete");
+  const errors = error.data?.errors;
+  check(Array.isArray(errors) && errors.length > 0, "404 body has errors[]", error.data);
+  check(typeof errors[0].code === "string", "errors[0].code", errors[0]);
+  check(typeof errors[0].title === "string", "errors[0].title", errors[0]);
+  report({ status: error.status, body: error.data });
+}
+
+const phases = { create, manage };
+const phase = process.argv[2];
+try {
+  check(phase in phases, `usage: node webhooks.mjs ${Object.keys(phases).join("|")}`, phase);
+  configure();
+  await phases[phase]();
+} catch (error) {
+  const detail =
+    error instanceof Mismatch
+      ? error.message
+      : `${error?.message ?? error} (status ${error?.status}, body ${JSON.stringify(error?.data)})`;
+  console.log(JSON.stringify({ step: current, ok: false, phase, error: detail, http: exchanges }));
+  console.error(`qlik-api compatibility: ${phase}/${current}: ${detail}`);
+  process.exit(1);
+}

@@ -1,0 +1,362 @@
+"""The delivery engine on real Kafka, Postgres and HTTPS receivers.
+
+The session's dispatcher runs with a compressed retry schedule (1s, 2s, 4s: four attempts in
+all) and auto-disable after 4 failures over 2 seconds; see conftest.py.
+"""
+
+import asyncio
+import base64
+import itertools
+import signal
+import socket
+import statistics
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_dev.receiver import Receiver
+from hookstream_dev.stack import ServiceSet
+from support import new_tenant, receiver_url, wait_routed, wait_until
+
+V1 = "/api/v1/webhooks"
+CREATED = "com.qlik.v1.app.created"
+SECRET = "e" * 40
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Scenario:
+    """One tenant, its webhooks, and helpers to publish and inspect."""
+
+    def __init__(
+        self, api: httpx.AsyncClient, stack: ServiceSet, publisher: EventPublisher, token: Any
+    ):
+        self.api, self.stack, self.publisher = api, stack, publisher
+        self.tenant = new_tenant()
+        self.auth = bearer(token(self.tenant, "u1"))
+
+    async def webhook(self, url: str, **fields: Any) -> dict[str, Any]:
+        body = {"name": "engine", "url": url, "eventTypes": [CREATED], **fields}
+        response = await self.api.post(V1, json=body, headers=self.auth)
+        assert response.status_code == 201, response.text
+        webhook = response.json()
+        await wait_routed(self.stack, self.tenant, {webhook["id"]})
+        return webhook
+
+    async def publish(self, count: int = 1) -> list[dict[str, Any]]:
+        events = [sample_event(CREATED, self.tenant, "u1") for _ in range(count)]
+        for event in events:
+            await self.publisher.publish(event)
+        return events
+
+    async def deliveries(self, webhook: dict[str, Any]) -> list[dict[str, Any]]:
+        response = await self.api.get(
+            f"{V1}/{webhook['id']}/deliveries", params={"limit": 100}, headers=self.auth
+        )
+        return response.json()["data"]
+
+    async def get(self, webhook: dict[str, Any]) -> dict[str, Any]:
+        return (await self.api.get(f"{V1}/{webhook['id']}", headers=self.auth)).json()
+
+
+@pytest.fixture
+def scenario(
+    api: httpx.AsyncClient, stack: ServiceSet, publisher: EventPublisher, token: Any
+) -> Scenario:
+    return Scenario(api, stack, publisher, token)
+
+
+async def attempts_of(database_url: str, delivery_id: str) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await connection.fetch(
+            "SELECT * FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+            uuid.UUID(delivery_id),
+        )
+    finally:
+        await connection.close()
+
+
+def unique_path(name: str) -> str:
+    return f"/hooks/{name}-{uuid.uuid4().hex}"
+
+
+async def test_5xx_retries_through_the_schedule_to_exhaustion(
+    scenario: Scenario, receiver: Receiver, database_url: str
+) -> None:
+    path = unique_path("broken")
+    receiver.respond(path, status=500, body="boom")
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+
+    arrived = await receiver.wait_for(4, timeout=30, path=path)
+    await asyncio.sleep(2.0)
+    assert len(receiver.received(path)) == 4, "1 attempt + 3 retries, then no more"
+    assert len({r.headers["webhook-id"] for r in arrived}) == 1, "same delivery id on retries"
+    gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(arrived)]
+    for gap, tier in zip(gaps, (1, 2, 4), strict=True):
+        assert tier * 0.85 <= gap <= tier * 1.1 + 1.5, (gaps, tier)
+
+    [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=10)
+    assert delivery["status"] == "fail"
+    assert "Failed for good after 4 attempts" in delivery["statusMessage"]
+    rows = await attempts_of(database_url, delivery["id"])
+    assert [r["attempt"] for r in rows] == [1, 2, 3, 4]
+    assert {r["status_code"] for r in rows} == {500}
+    assert rows[0]["response_body"] == "boom" and rows[0]["duration_ms"] > 0
+
+
+@pytest.mark.parametrize(("status", "headers"), [(404, {}), (302, {"Location": "/elsewhere"})])
+async def test_4xx_and_redirects_fail_without_retry(
+    scenario: Scenario, receiver: Receiver, status: int, headers: dict[str, str]
+) -> None:
+    path = unique_path(f"status{status}")
+    receiver.respond(path, status=status, headers=headers)
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+    await receiver.wait_for(1, timeout=30, path=path)
+    await asyncio.sleep(2.5)
+    assert len(receiver.received(path)) == 1
+    assert receiver.received("/elsewhere") == []
+    [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=10)
+    assert delivery["status"] == "fail"
+    assert delivery["response"]["statusCode"] == status
+    if status == 302:
+        assert "redirects are not followed" in delivery["statusMessage"]
+
+
+async def test_retry_after_is_honoured(scenario: Scenario, receiver: Receiver) -> None:
+    path = unique_path("busy")
+    receiver.respond(path, status=429, headers={"Retry-After": "3"})
+    await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+    first, second = (await receiver.wait_for(2, timeout=30, path=path))[:2]
+    # The schedule says 1 s; Retry-After asks for 3, which moves the retry to the 4 s tier.
+    assert second.received_at - first.received_at >= 3.0
+
+
+async def test_410_disables_the_webhook_and_routing_stops(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    path = unique_path("gone")
+    receiver.respond(path, status=410)
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+    await receiver.wait_for(1, timeout=30, path=path)
+
+    async def disabled() -> dict[str, Any] | None:
+        current = await scenario.get(webhook)
+        return current if not current["enabled"] else None
+
+    current = await wait_until(disabled, timeout=10)
+    assert current["disabledReasonCode"] == "ENDPOINT_GONE"
+    assert "410" in current["disabledReason"]
+    await asyncio.sleep(1.0)  # the matcher learns of the change through the outbox
+    await scenario.publish(2)
+    await asyncio.sleep(2.5)
+    assert len(receiver.received(path)) == 1
+
+
+async def test_auto_disable_after_a_run_of_failures_and_re_enable_resets(
+    scenario: Scenario, receiver: Receiver, database_url: str
+) -> None:
+    path = unique_path("failing")
+    receiver.respond(path, status=503)
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+
+    async def disabled() -> dict[str, Any] | None:
+        current = await scenario.get(webhook)
+        return current if not current["enabled"] else None
+
+    current = await wait_until(disabled, timeout=30)
+    assert current["disabledReasonCode"] == "DELIVERY_FAILURES"
+    assert len(receiver.received(path)) >= 4
+
+    enable = [{"op": "replace", "path": "/enabled", "value": True}]
+    response = await scenario.api.patch(f"{V1}/{webhook['id']}", json=enable, headers=scenario.auth)
+    assert response.status_code == 204
+    enabled = await scenario.get(webhook)
+    assert enabled["enabled"] and enabled["disabledReasonCode"] is None
+    connection = await asyncpg.connect(database_url)
+    health = await connection.fetchrow(
+        "SELECT * FROM webhook_health WHERE webhook_id = $1", uuid.UUID(webhook["id"])
+    )
+    await connection.close()
+    assert health is None, "enabling resets the run of failures"
+
+
+@pytest.mark.parametrize(
+    "host", ["private.hookstream.test", "metadata.hookstream.test", "v6-loopback.hookstream.test"]
+)
+async def test_non_public_addresses_are_refused(scenario: Scenario, host: str) -> None:
+    webhook = await scenario.webhook(f"https://{host}/hook")
+    await scenario.publish()
+    [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=30)
+    assert delivery["status"] == "fail"
+    assert "blocked" in delivery["statusMessage"]
+    assert "response" not in delivery
+
+
+async def test_connection_refused_is_retried(
+    scenario: Scenario, receiver: Receiver, database_url: str
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    webhook = await scenario.webhook(f"https://receiver.hookstream.test:{closed_port}/x")
+    await scenario.publish()
+
+    async def retried() -> list[asyncpg.Record]:
+        deliveries = await scenario.deliveries(webhook)
+        if not deliveries:
+            return []
+        rows = await attempts_of(database_url, deliveries[0]["id"])
+        return rows if len(rows) >= 2 else []
+
+    rows = await wait_until(retried, timeout=30)
+    assert {r["error_class"] for r in rows} == {"connection"}
+
+
+async def test_signatures_verify_with_standard_webhooks_and_cloudevents_shape(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    path = unique_path("signed")
+    await scenario.webhook(
+        receiver_url(receiver, path), secret=SECRET, enableCloudEventDelivery=True
+    )
+    [event] = await scenario.publish()
+    [request] = await receiver.wait_for(1, timeout=30, path=path)
+
+    verifier = StandardWebhook(base64.b64encode(SECRET.encode()).decode())
+    payload = verifier.verify(request.body, request.headers)
+    assert payload["specversion"] == "1.0"
+    assert payload["id"] == event["eventId"] and payload["type"] == CREATED
+    assert payload["tenantid"] == scenario.tenant and payload["data"] == event["data"]
+    assert abs(int(request.headers["webhook-timestamp"]) - time.time()) < 30
+
+    tampered = {**request.headers, "webhook-timestamp": str(int(time.time()) - 3600)}
+    with pytest.raises(Exception, match=r"(?i)timestamp"):
+        verifier.verify(request.body, tampered)
+
+
+async def test_changes_reach_the_dispatcher_within_a_second(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    old, new = unique_path("old"), unique_path("new")
+    webhook = await scenario.webhook(receiver_url(receiver, old))
+    await scenario.publish()
+    await receiver.wait_for(1, timeout=30, path=old)
+
+    change = [
+        {"op": "replace", "path": "/url", "value": receiver_url(receiver, new)},
+        {"op": "add", "path": "/headers/X-Version", "value": "2"},
+    ]
+    response = await scenario.api.patch(f"{V1}/{webhook['id']}", json=change, headers=scenario.auth)
+    assert response.status_code == 204
+    await asyncio.sleep(1.0)
+    await scenario.publish()
+    [request] = await receiver.wait_for(1, timeout=30, path=new)
+    assert request.headers["x-version"] == "2"
+    assert len(receiver.received(old)) == 1
+
+
+async def test_sigterm_finishes_the_request_in_flight(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    path = unique_path("graceful")
+    receiver.respond(path, status=200, delay=2.0)
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+    await receiver.wait_for(1, timeout=30, path=path)
+    started = time.monotonic()
+    # In a thread: the receiver shares this event loop and must answer meanwhile.
+    await asyncio.to_thread(scenario.stack.stop, "dispatcher", signal.SIGTERM)
+    assert time.monotonic() - started < 15
+    await asyncio.to_thread(scenario.stack.start, "dispatcher")
+    [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=15)
+    assert delivery["status"] == "success"
+    await asyncio.sleep(2.0)
+    assert len(receiver.received(path)) == 1, "finished and committed, so not sent again"
+
+
+async def test_sigkill_in_the_middle_of_1000_deliveries_loses_none(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    paths = [unique_path(f"bulk{i}") for i in range(4)]
+    for path in paths:
+        await scenario.webhook(receiver_url(receiver, path))
+    events = []
+    for _ in range(250):
+        events += await scenario.publish()
+    expected = 250 * len(paths)
+
+    def arrived() -> int:
+        return sum(len(receiver.received(path)) for path in paths)
+
+    await wait_until(lambda: arrived() >= 200, timeout=60, interval=0.05)
+    scenario.stack.stop("dispatcher", sig=signal.SIGKILL)
+    killed_at = arrived()
+    await asyncio.to_thread(scenario.stack.start, "dispatcher")
+
+    def distinct() -> int:
+        return sum(len({r.headers["webhook-id"] for r in receiver.received(p)}) for p in paths)
+
+    await wait_until(lambda: distinct() >= expected, timeout=120)
+    duplicates = arrived() - expected
+    print(f"\nkilled after {killed_at} of {expected}; {duplicates} arrived twice")
+    assert distinct() == expected
+    event_ids = {e["eventId"] for e in events}
+    for path in paths:
+        received = {orjson.loads(r.body)["eventId"] for r in receiver.received(path)}
+        assert received == event_ids
+
+
+async def test_bad_receivers_do_not_hold_back_a_healthy_webhook(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    healthy = unique_path("healthy")
+    await scenario.webhook(receiver_url(receiver, healthy))
+
+    async def healthy_latencies(count: int) -> list[float]:
+        before = len(receiver.received(healthy))
+        events = await scenario.publish(count)
+        arrived = (await receiver.wait_for(before + count, timeout=30, path=healthy))[before:]
+        sent = {e["eventId"]: e["eventTime"] for e in events}
+        return sorted(
+            r.received_at
+            - datetime.fromisoformat(sent[orjson.loads(r.body)["eventId"]]).timestamp()
+            for r in arrived
+        )
+
+    alone = await healthy_latencies(20)
+
+    hang, slow = unique_path("hang"), unique_path("slow")
+    receiver.respond(hang, delay=60)  # past the 10 s timeout
+    receiver.respond(slow, delay=9)  # just inside it
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    await scenario.webhook(receiver_url(receiver, hang))
+    await scenario.webhook(receiver_url(receiver, slow))
+    await scenario.webhook(f"https://receiver.hookstream.test:{closed_port}/refused")
+    beside_bad = await healthy_latencies(20)
+
+    print(
+        f"\nhealthy webhook latency, alone: median {statistics.median(alone) * 1000:.0f} ms,"
+        f" max {alone[-1] * 1000:.0f} ms; beside a hanging, a 9 s and a refusing receiver:"
+        f" median {statistics.median(beside_bad) * 1000:.0f} ms, max {beside_bad[-1] * 1000:.0f} ms"
+    )
+    assert len(beside_bad) == 20
+    assert beside_bad[-1] < 3.0, "the healthy webhook waited for the bad ones"
+    assert len(receiver.received(slow)) <= 2 and len(receiver.received(hang)) <= 1
