@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run down test unit lint fmt
+.PHONY: install run down test unit lint fmt bench
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v npm >/dev/null || { \
@@ -29,6 +29,10 @@ down:
 ## make test: lint, then the whole suite against real Kafka, Postgres and HTTPS receivers.
 test: install lint
 	@$(BIN)/pytest -ra
+
+## make bench: the whole pipeline on real Kafka and Postgres, next to a bare client's ceiling.
+bench: install
+	@$(BIN)/python -m hookstream_dev.bench
 
 unit: install
 	@$(BIN)/pytest -ra tests/unit

@@ -43,7 +43,7 @@ from hookstream_dev import infra
 from hookstream_dev.receiver import ensure_tls
 from hookstream_dev.stack import MODULES, ServiceSet
 
-SINK_HOST = "sink.hookstream.test"
+SINK_HOST = "receiver.hookstream.test"  # a name the development certificate covers
 EVENT_TYPE = "com.qlik.v1.app.created"
 TENANT = "bench-tenant"
 
@@ -156,11 +156,16 @@ async def _bare_httpx(url: str, total: int, concurrency: int) -> float:
 
 
 class RssSampler:
-    """Peak resident memory of each service process, sampled twice a second."""
+    """Peak resident memory of each service process, sampled twice a second, and CPU time."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.peaks = dict.fromkeys(pids, 0)
         self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """User plus system CPU time of each service so far."""
+        times = {name: p.cpu_times() for name, p in self._processes.items()}
+        return {name: t.user + t.system for name, t in times.items()}
 
     async def run(self) -> None:
         while True:
@@ -276,10 +281,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await client.post(f"{sink_url}/reset")
                 _say(f"throughput: {args.events} events x {args.webhooks} webhooks = {total}")
                 started = time.time()
+                cpu_before = sampler.cpu_seconds()
                 await _publish(kafka_producer, topic, args.events, None)
                 stats = await _drain(client, sink_url, total, args.timeout)
+                cpu_after = sampler.cpu_seconds()
                 results["throughput_deliveries"] = stats["count"]
                 results["throughput_dps"] = stats["count"] / (stats["last"] - started)
+                results["throughput_cpu_seconds"] = {
+                    name: round(cpu_after[name] - cpu_before[name], 1) for name in cpu_after
+                }
 
                 rate_events = args.rate / args.webhooks
                 count = int(rate_events * args.seconds)
@@ -369,6 +379,8 @@ def _report(results: dict[str, Any]) -> str:
             f"  p95 {results['latency_p95_ms']:.0f} ms  p99 {results['latency_p99_ms']:.0f} ms"
             f"  ({results['latency_deliveries']} deliveries)",
             f"peak RSS               {rss}",
+            "CPU s, throughput run  "
+            + ", ".join(f"{n} {s}" for n, s in results["throughput_cpu_seconds"].items()),
         ]
     )
 

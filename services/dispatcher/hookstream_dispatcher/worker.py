@@ -60,18 +60,25 @@ _COMMIT_INTERVAL = 0.5
 
 
 class Lane:
-    """One webhook's partition: its records, delivered one at a time, in offset order."""
+    """One webhook's partition: its records, sent one at a time, in offset order.
+
+    A record is finished when its outcome is stored, which happens in the background while the
+    lane sends the next one; `completed` is the offset after the last record finished in order.
+    """
 
     def __init__(
         self,
         partition: TopicPartition,
-        deliver: Callable[[ConsumerRecord], Awaitable[None]],
+        deliver: Callable[[ConsumerRecord], Awaitable[asyncio.Future[None] | None]],
         on_progress: Callable[["Lane"], None],
+        max_unstored: int,
     ) -> None:
         self.partition = partition
         self.backlog: deque[ConsumerRecord] = deque()
-        self.completed: int | None = None
+        self.unstored: deque[tuple[int, asyncio.Future[None]]] = deque()
         self.committed: int | None = None
+        self._finished: int | None = None
+        self._max_unstored = max_unstored
         self.paused = False
         self._deliver = deliver
         self._on_progress = on_progress
@@ -89,6 +96,13 @@ class Lane:
         self._closing = True
         self._arrived.set()
 
+    @property
+    def completed(self) -> int | None:
+        """The offset to commit: every record before it is stored."""
+        while self.unstored and self.unstored[0][1].done():
+            self._finished = self.unstored.popleft()[0]
+        return self._finished
+
     async def _work(self) -> None:
         while not self._closing:
             if not self.backlog:
@@ -96,9 +110,15 @@ class Lane:
                 await self._arrived.wait()
                 continue
             record = self.backlog.popleft()
-            await self._deliver(record)
-            self.completed = record.offset + 1
+            stored = await self._deliver(record)
+            if stored is None:
+                stored = asyncio.get_running_loop().create_future()
+                stored.set_result(None)
+            self.unstored.append((record.offset + 1, stored))
+            if len(self.unstored) > self._max_unstored:  # Postgres is behind: wait for it
+                await self.unstored[0][1]
             self._on_progress(self)
+        await asyncio.gather(*(future for _, future in self.unstored))
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -169,7 +189,12 @@ class Dispatcher:
 
     def _lane(self, partition: TopicPartition) -> Lane:
         if partition not in self._lanes:
-            self._lanes[partition] = Lane(partition, self._deliver_record, self._resume_if_drained)
+            self._lanes[partition] = Lane(
+                partition,
+                self._deliver_record,
+                self._resume_if_drained,
+                self._settings.webhook_buffer,
+            )
         return self._lanes[partition]
 
     def _pause_if_full(self, lane: Lane) -> None:
@@ -238,12 +263,13 @@ class Dispatcher:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _deliver_record(self, record: ConsumerRecord) -> None:
+    async def _deliver_record(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
+        """Deliver one job; the future resolves when its outcome is stored."""
         try:
             job = DeliveryJob.loads(record.value)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("unreadable delivery job skipped", topic=record.topic, error=str(exc))
-            return
+            return None
         target = await self._targets.get(job.webhook_id)
         bound = log.bind(
             tenant_id=job.tenant_id,
@@ -254,13 +280,13 @@ class Dispatcher:
         )
         if target is None or not target.enabled:
             bound.info("job dropped: the webhook is deleted or disabled")
-            return
-        await self.deliver(job, target, bound)
+            return None
+        return await self.deliver(job, target, bound)
 
     async def deliver(
         self, job: DeliveryJob, target: DeliveryTarget, bound: structlog.BoundLogger
-    ) -> None:
-        """One attempt: send, schedule a retry if due, store the outcome, apply 410."""
+    ) -> asyncio.Future[None]:
+        """One attempt: send, schedule a retry if due, submit the outcome, apply 410."""
         request = build_request(target, job.event, job.delivery_id, self._settings.user_agent)
         async with self._slots:
             IN_FLIGHT.inc()
@@ -279,7 +305,7 @@ class Dispatcher:
                     key=job.webhook_id.encode(),
                 )
         self._observe(job, attempt, verdict)
-        await self._writer.write(
+        stored = self._writer.submit(
             Outcome(
                 delivery_id=job.delivery_id,
                 tenant_id=job.tenant_id,
@@ -307,6 +333,7 @@ class Dispatcher:
             if await disable(self._pool, job.webhook_id, "ENDPOINT_GONE", reason):
                 DISABLED.labels("ENDPOINT_GONE").inc()
                 bound.warning("webhook disabled", code="ENDPOINT_GONE")
+        return stored
 
     def _message(
         self, job: DeliveryJob, attempt: Attempt, verdict: Verdict, retry: Retry | None

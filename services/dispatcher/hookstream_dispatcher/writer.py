@@ -1,8 +1,9 @@
 """Writes outcomes in batches and disables webhooks that keep failing.
 
-Workers hand an outcome to `write()` and wait for it: it returns once the outcome is committed,
-so the worker may then let its offset be committed. Outcomes that arrive together share one
-transaction, which also keeps each webhook's run of failures for auto-disable.
+Workers hand an outcome to `submit()` and go on with their next job; the future it returns
+resolves once the outcome is committed, and only then may the job's offset be committed.
+Outcomes that arrive together share one transaction, which also keeps each webhook's run of
+failures for auto-disable.
 """
 
 import asyncio
@@ -23,6 +24,29 @@ DISABLED = prometheus_client.Counter(
     "hookstream_dispatcher_webhooks_disabled_total", "Webhooks disabled, by reason code.", ["code"]
 )
 _MAX_BATCH = 500
+# One statement for every webhook of a batch: a reset run replaces the count, others add to it;
+# returns the webhooks whose run now qualifies for auto-disable.
+_HEALTH_SQL = """
+WITH batch AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::bool[])
+        AS b(webhook_id, failures, failing_since, reset)
+), updated AS (
+    INSERT INTO webhook_health AS h (webhook_id, consecutive_failures, failing_since)
+    SELECT webhook_id, failures, failing_since FROM batch
+    ON CONFLICT (webhook_id) DO UPDATE SET
+        consecutive_failures = CASE
+            WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
+            THEN EXCLUDED.consecutive_failures
+            ELSE h.consecutive_failures + EXCLUDED.consecutive_failures END,
+        failing_since = CASE
+            WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
+            THEN EXCLUDED.failing_since
+            ELSE COALESCE(h.failing_since, EXCLUDED.failing_since) END
+    RETURNING h.webhook_id, h.consecutive_failures, h.failing_since
+)
+SELECT webhook_id, consecutive_failures FROM updated
+WHERE consecutive_failures >= $5 AND failing_since <= $6
+"""
 _LINGER_SECONDS = 0.02
 
 
@@ -60,11 +84,11 @@ class HistoryWriter:
         self._min_failures = min_failures
         self._queue: asyncio.Queue[tuple[Outcome, asyncio.Future[None]]] = asyncio.Queue()
 
-    async def write(self, outcome: Outcome) -> None:
-        """Return once the outcome is committed."""
+    def submit(self, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue the outcome; the future resolves once it is committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        await self._queue.put((outcome, done))
-        await done
+        self._queue.put_nowait((outcome, done))
+        return done
 
     async def run(self) -> None:
         """Flush forever: whatever has queued up, at most `_MAX_BATCH` at a time."""
@@ -94,27 +118,19 @@ class HistoryWriter:
 
     async def _flush(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
         cutoff = utcnow() - self._disable_after
-        failing = []
+        runs = summarise(outcomes)
         async with self._pool.acquire() as conn, conn.transaction():
             await store(conn, outcomes)
-            for webhook_id, run in summarise(outcomes).items():
-                row = await conn.fetchrow(
-                    "INSERT INTO webhook_health (webhook_id, consecutive_failures, failing_since)"
-                    " VALUES ($1, $2, $3) ON CONFLICT (webhook_id) DO UPDATE SET"
-                    " consecutive_failures = CASE WHEN $4 THEN $2"
-                    "  ELSE webhook_health.consecutive_failures + $2 END,"
-                    " failing_since = CASE WHEN $4 THEN $3"
-                    "  ELSE COALESCE(webhook_health.failing_since, $3) END"
-                    " RETURNING consecutive_failures, failing_since",
-                    webhook_id,
-                    run.failures,
-                    run.failing_since,
-                    run.reset,
-                )
-                since = row["failing_since"]
-                if row["consecutive_failures"] >= self._min_failures and since <= cutoff:
-                    failing.append((webhook_id, row["consecutive_failures"]))
-        return failing
+            rows = await conn.fetch(
+                _HEALTH_SQL,
+                list(runs),
+                [run.failures for run in runs.values()],
+                [run.failing_since for run in runs.values()],
+                [run.reset for run in runs.values()],
+                self._min_failures,
+                cutoff,
+            )
+        return [(str(row["webhook_id"]), row["consecutive_failures"]) for row in rows]
 
     async def _disable(self, webhook_id: str, failures: int) -> None:
         hours = self._disable_after.total_seconds() / 3600

@@ -75,6 +75,19 @@ def create_app(settings: MatcherSettings) -> faust.App:
         async for record in stream.events():
             await _route(record)
 
+    parsed: dict[str, tuple[bytes, TenantRoutes]] = {}
+
+    def _routes_of(tenant_id: str) -> TenantRoutes:
+        """The tenant's routes, parsed once per version of the table's value."""
+        value = routes.get(tenant_id)
+        if value is None:
+            return TenantRoutes(tenant_id, ())
+        cached = parsed.get(tenant_id)
+        if cached is None or cached[0] is not value:
+            cached = (value, TenantRoutes.loads(value))
+            parsed[tenant_id] = cached
+        return cached[1]
+
     async def _route(record: faust.EventT) -> None:
         raw: bytes = record.value
         try:
@@ -89,8 +102,7 @@ def create_app(settings: MatcherSettings) -> faust.App:
             EVENTS.labels("rekeyed").inc()
             await events.send(key=tenant, value=raw)
             return
-        value = routes.get(event.tenant_id)
-        matched = TenantRoutes.loads(value).matching(event) if value else []
+        matched = _routes_of(event.tenant_id).matching(event)
         for route in matched:
             job = DeliveryJob.for_event(route.id, event)
             await delivery_topic(route.id).send(key=route.id.encode(), value=job.dumps())
