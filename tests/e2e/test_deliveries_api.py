@@ -53,6 +53,7 @@ async def webhook_with_history(
         listed = await api.get(
             f"{V1}/{webhook['id']}/deliveries", params={"limit": 100}, headers=bearer(auth)
         )
+        assert listed.status_code == 200, listed.text
         return len(listed.json()["data"]) == len(events)
 
     await wait_until(stored, timeout=30)

@@ -1,9 +1,13 @@
+from datetime import UTC, datetime
+
 import orjson
 import pytest
 
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.jobs import DeliveryJob, delivery_id_for
 from hookstream_common.sdk import sample_event
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
 LEGACY = {
     "cloudEventsVersion": "0.1",
@@ -91,9 +95,9 @@ def test_sample_events_parse_for_every_type() -> None:
 
 def test_delivery_job_round_trip_and_stable_id() -> None:
     event = Event.parse(orjson.dumps(LEGACY))
-    job = DeliveryJob.for_event("w-1", event)
+    job = DeliveryJob.for_event("w-1", event, NOW)
     again = DeliveryJob.loads(job.dumps())
     assert again == job
     assert job.delivery_id == delivery_id_for("w-1", "e-1")
-    assert DeliveryJob.for_event("w-1", event).delivery_id == job.delivery_id
+    assert DeliveryJob.for_event("w-1", event, NOW).delivery_id == job.delivery_id
     assert job.delivery_id != delivery_id_for("w-2", "e-1")

@@ -1,6 +1,7 @@
 """Postgres access shared by the services: the pool and the schema migrations."""
 
 import hashlib
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 
 import asyncpg
@@ -32,14 +33,28 @@ async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncp
     )
 
 
+DAYS_AHEAD = 3
+"""History partitions exist from today to this many days ahead, made by migrate and janitor."""
+
+
+async def ensure_partitions(
+    conn: asyncpg.Connection | asyncpg.Pool, ahead: int, today: date | None = None
+) -> int:
+    """Create the missing daily history partitions from `today` (UTC) to `ahead` days later."""
+    first = today or datetime.now(UTC).date()
+    return await conn.fetchval(
+        "SELECT hookstream_ensure_partitions($1, $2)", first, first + timedelta(days=ahead)
+    )
+
+
 def _migration_files() -> list[tuple[str, str]]:
     folder = resources.files("hookstream_common") / "migrations"
     files = sorted(p for p in folder.iterdir() if p.name.endswith(".sql"))
     return [(p.name.removesuffix(".sql"), p.read_text()) for p in files]
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply the migrations not applied yet, in order; return the ones applied.
+async def migrate(dsn: str, upto: str | None = None) -> list[str]:
+    """Apply the migrations not applied yet, in order (through `upto`); return those applied.
 
     Safe to run twice and from several processes at once: an advisory lock serialises them and
     each migration commits together with its row in `schema_migrations`.
@@ -56,11 +71,15 @@ async def migrate(dsn: str) -> list[str]:
         for version, sql in _migration_files():
             if version in done:
                 continue
+            if upto is not None and version > upto:
+                break
             async with conn.transaction():
                 await conn.execute(sql)
                 await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             log.info("migration applied", version=version)
             applied.append(version)
+        if upto is None:
+            await ensure_partitions(conn, DAYS_AHEAD)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
         await conn.close()

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import orjson
 
 from hookstream_common.events import Event
 from hookstream_common.http_client import BlockedAddress
@@ -30,8 +29,8 @@ class OutboundRequest:
     recorded_headers: dict[str, str]
 
     def as_history(self) -> dict[str, Any]:
-        """`request` of a Delivery: encrypted header values omitted, body as JSON."""
-        return {"url": self.url, "headers": self.recorded_headers, "body": orjson.loads(self.body)}
+        """`request` of a Delivery without its body, which is stored once per event."""
+        return {"url": self.url, "headers": self.recorded_headers}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ either shape for delivery.
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -62,6 +63,16 @@ class Event:
         if "cloudEventsVersion" in doc or "eventId" in doc:
             return cls._from_legacy(doc)
         raise InvalidEvent("neither CloudEvents 1.0 (specversion) nor 0.1 (cloudEventsVersion)")
+
+    @classmethod
+    def from_legacy(cls, doc: dict[str, Any]) -> "Event":
+        """From an already decoded 0.1 document, such as the one inside a delivery job."""
+        return cls._from_legacy(doc)
+
+    @cached_property
+    def legacy_json(self) -> bytes:
+        """`to_legacy()` serialised once, however many webhooks the event goes to."""
+        return orjson.dumps(self.to_legacy())
 
     @classmethod
     def _from_legacy(cls, doc: dict[str, Any]) -> "Event":
@@ -141,4 +152,4 @@ class Event:
 
     def render(self, cloud_event: bool) -> bytes:
         """The exact body bytes a receiver gets, and that the signature covers."""
-        return orjson.dumps(self.to_cloudevent() if cloud_event else self.to_legacy())
+        return orjson.dumps(self.to_cloudevent()) if cloud_event else self.legacy_json

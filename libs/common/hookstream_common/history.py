@@ -1,6 +1,7 @@
-"""Delivery history in Postgres: the delivery row, its attempts, and per-webhook health.
+"""Delivery history in Postgres: event bodies (once per event), deliveries and their attempts.
 
-Written in batches, one transaction each, never one autocommit per row.
+Written in batches, one transaction each, never one autocommit per row. Every table is
+partitioned by day on the delivery's trigger time; see migration 0003.
 """
 
 from dataclasses import dataclass
@@ -8,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from hookstream_common.delivery import Attempt
+from hookstream_common.events import Event
 
 
 @dataclass(frozen=True)
@@ -19,8 +22,8 @@ class Outcome:
     delivery_id: str
     tenant_id: str
     webhook_id: str
-    event_id: str
-    event_type: str
+    event: Event
+    cloud_event: bool
     status: str
     status_message: str
     triggered_at: datetime
@@ -28,22 +31,23 @@ class Outcome:
     attempt_number: int
     attempt: Attempt
 
-    @property
-    def response(self) -> dict[str, Any] | None:
-        """The `response` of the Delivery."""
-        return self.attempt.as_history()
-
 
 async def store(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
-    """Upsert the deliveries and insert their attempts; a redelivered job overwrites its row.
+    """Insert bodies and attempts, upsert deliveries (a redelivered job overwrites its row).
 
     Call inside a transaction.
     """
+    bodies = {(o.tenant_id, o.event.id, o.triggered_at): o.event for o in outcomes}
+    await conn.executemany(
+        "INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)"
+        " VALUES ($1, $2, $3, $4::text::jsonb) ON CONFLICT DO NOTHING",
+        [(t, e, at, event.legacy_json.decode()) for (t, e, at), event in bodies.items()],
+    )
     await conn.executemany(
         "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,"
-        " status_message, triggered_at, request, response, attempts)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status,"
+        " status_message, triggered_at, cloud_event, request, response, attempts)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (id, triggered_at) DO UPDATE SET status = EXCLUDED.status,"
         " status_message = EXCLUDED.status_message, request = EXCLUDED.request,"
         " response = EXCLUDED.response,"
         " attempts = GREATEST(deliveries.attempts, EXCLUDED.attempts)",
@@ -52,30 +56,33 @@ async def store(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
                 o.delivery_id,
                 o.tenant_id,
                 o.webhook_id,
-                o.event_id,
-                o.event_type,
+                o.event.id,
+                o.event.type,
                 o.status,
                 o.status_message,
                 o.triggered_at,
+                o.cloud_event,
                 o.request,
-                o.response,
+                o.attempt.as_history(),
                 o.attempt_number,
             )
             for o in outcomes
         ],
     )
     await conn.executemany(
-        "INSERT INTO delivery_attempts (delivery_id, attempt, tenant_id, webhook_id, started_at,"
-        " duration_ms, status_code, error_class, error, response_body, body_truncated)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        " ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = EXCLUDED.started_at,"
-        " duration_ms = EXCLUDED.duration_ms, status_code = EXCLUDED.status_code,"
-        " error_class = EXCLUDED.error_class, error = EXCLUDED.error,"
-        " response_body = EXCLUDED.response_body, body_truncated = EXCLUDED.body_truncated",
+        "INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at, tenant_id,"
+        " webhook_id, started_at, duration_ms, status_code, error_class, error, response_body,"
+        " body_truncated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        " ON CONFLICT (delivery_id, attempt, triggered_at) DO UPDATE SET"
+        " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
+        " status_code = EXCLUDED.status_code, error_class = EXCLUDED.error_class,"
+        " error = EXCLUDED.error, response_body = EXCLUDED.response_body,"
+        " body_truncated = EXCLUDED.body_truncated",
         [
             (
                 o.delivery_id,
                 o.attempt_number,
+                o.triggered_at,
                 o.tenant_id,
                 o.webhook_id,
                 o.attempt.started_at,
@@ -89,3 +96,10 @@ async def store(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
             for o in outcomes
         ],
     )
+
+
+def delivery_body(body: Any, cloud_event: bool) -> Any:
+    """The `request.body` of a stored delivery: the event in the shape the webhook received."""
+    if body is None:
+        return None
+    return orjson.loads(Event.from_legacy(body).render(cloud_event)) if cloud_event else body

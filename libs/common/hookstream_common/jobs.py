@@ -2,7 +2,7 @@
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
@@ -27,16 +27,18 @@ class DeliveryJob:
     triggered_at: datetime
     attempt: int = 1
     due_at: datetime | None = None
+    retry_base: int = 0
+    """Attempts made before a recovery re-queued the delivery; the schedule restarts after them."""
 
     @classmethod
-    def for_event(cls, webhook_id: str, event: Event) -> "DeliveryJob":
-        """A first attempt, triggered now."""
+    def for_event(cls, webhook_id: str, event: Event, triggered_at: datetime) -> "DeliveryJob":
+        """A first attempt; all jobs of an event share `triggered_at`, so its body is kept once."""
         return cls(
             delivery_id=delivery_id_for(webhook_id, event.id),
             webhook_id=webhook_id,
             tenant_id=event.tenant_id,
             event=event,
-            triggered_at=datetime.now(UTC),
+            triggered_at=triggered_at,
         )
 
     def dumps(self) -> bytes:
@@ -49,7 +51,8 @@ class DeliveryJob:
                 "triggeredAt": self.triggered_at,
                 "attempt": self.attempt,
                 "dueAt": self.due_at,
-                "event": self.event.to_legacy(),
+                "retryBase": self.retry_base,
+                "event": orjson.Fragment(self.event.legacy_json),
             }
         )
 
@@ -65,8 +68,9 @@ class DeliveryJob:
             delivery_id=doc["deliveryId"],
             webhook_id=doc["webhookId"],
             tenant_id=doc["tenantId"],
-            event=Event.parse(orjson.dumps(doc["event"])),
+            event=Event.from_legacy(doc["event"]),
             triggered_at=datetime.fromisoformat(doc["triggeredAt"]),
             attempt=doc.get("attempt", 1),
             due_at=datetime.fromisoformat(doc["dueAt"]) if doc.get("dueAt") else None,
+            retry_base=doc.get("retryBase", 0),
         )

@@ -39,6 +39,9 @@ class CommonSettings(BaseSettings):
         description="Fernet keys for secrets at rest, comma separated, newest first. "
         "Required by the API and the dispatcher.",
     )
+    retention_days: float = Field(
+        7.0, description="Delivery history is kept, and shown, for this many days."
+    )
     log_level: str = Field("INFO", description="Lowest level that is logged.")
     log_format: str = Field("json", description="`json` for machines, `console` for people.")
 

@@ -1,5 +1,6 @@
 """Shared per-request dependencies: settings, repositories, the delivery client."""
 
+from datetime import timedelta
 from typing import Annotated
 
 import aiohttp
@@ -21,7 +22,8 @@ def webhook_repository(request: Request) -> WebhookRepository:
 
 def delivery_repository(request: Request) -> DeliveryRepository:
     """Repository over the app's pool."""
-    return DeliveryRepository(request.app.state.pool)
+    settings = request.app.state.settings
+    return DeliveryRepository(request.app.state.pool, timedelta(days=settings.retention_days))
 
 
 def delivery_client(request: Request) -> aiohttp.ClientSession:

@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.relay import OutboxRelay
-from hookstream_api.routers import deliveries, health, product_info, webhooks
+from hookstream_api.routers import deliveries, health, product_info, recovery, webhooks
 from hookstream_api.settings import ApiSettings
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
@@ -46,6 +46,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     app.state.http = delivery_session(settings)
+    app.state.kafka = kafka
+    app.state.background = set()
     try:
         yield
     finally:
@@ -71,6 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     for prefix in API_PREFIXES:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
+        app.include_router(recovery.router, prefix=prefix)
     app.include_router(health.router)
     app.include_router(product_info.router)
     app.mount("/metrics", make_asgi_app())

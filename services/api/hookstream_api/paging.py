@@ -24,6 +24,11 @@ class Sort:
     column: str
     descending: bool
 
+    @property
+    def field_key(self) -> str:
+        """The column's name in a result row (`d.status` is `status`)."""
+        return self.column.rpartition(".")[2]
+
     @classmethod
     def parse(cls, value: str | None, columns: dict[str, str], default: str) -> "Sort":
         """Read the `sort` parameter; an unknown field is a 400 that lists the known ones."""
@@ -122,13 +127,13 @@ def links(
     if rows and more_after:
         last = rows[-1]
         href = base.include_query_params(
-            next=Cursor(key, last[sort.column], last["id"], False).encode()
+            next=Cursor(key, last[sort.field_key], last["id"], False).encode()
         )
         result["next"] = {"href": str(href)}
     if rows and more_before:
         first = rows[0]
         href = base.include_query_params(
-            prev=Cursor(key, first[sort.column], first["id"], True).encode()
+            prev=Cursor(key, first[sort.field_key], first["id"], True).encode()
         )
         result["prev"] = {"href": str(href)}
     return result

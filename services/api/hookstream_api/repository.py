@@ -5,9 +5,9 @@ relay turns outbox rows into Kafka records.
 """
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -321,11 +321,22 @@ class DeliveryFilters:
     until: datetime | None = None
 
 
-class DeliveryRepository:
-    """Reads and writes of the delivery history, scoped to the caller's tenant."""
+_DELIVERY_SELECT = (
+    "SELECT d.*, b.body FROM deliveries d LEFT JOIN event_bodies b"
+    " ON b.tenant_id = d.tenant_id AND b.event_id = d.event_id"
+    " AND b.triggered_at = d.triggered_at"
+)
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+
+class DeliveryRepository:
+    """Reads of the delivery history, scoped to the caller's tenant and to the retention.
+
+    Rows past the retention are never shown, even before the janitor drops their partition.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, retention: timedelta) -> None:
         self._pool = pool
+        self._retention = retention
 
     async def list(
         self,
@@ -337,26 +348,42 @@ class DeliveryRepository:
         limit: int,
     ) -> Page:
         """The webhook's deliveries that pass every filter, one keyset page."""
-        where = _Where()
-        where.add("tenant_id = {}", tenant_id)
-        where.add("webhook_id = {}", webhook_id)
+        where = self._scoped(tenant_id, webhook_id)
         if filters.event_type:
-            where.add("event_type = {}", filters.event_type)
+            where.add("d.event_type = {}", filters.event_type)
         if filters.status:
-            where.add("status = {}", filters.status)
+            where.add("d.status = {}", filters.status)
         if filters.since:
-            where.add("triggered_at >= {}", filters.since)
+            where.add("d.triggered_at >= {}", filters.since)
         if filters.until:
-            where.add("triggered_at < {}", filters.until)
-        return await _fetch_page(self._pool, "SELECT * FROM deliveries", where, sort, cursor, limit)
+            where.add("d.triggered_at < {}", filters.until)
+        return await _fetch_page(self._pool, _DELIVERY_SELECT, where, sort, cursor, limit)
+
+    def _scoped(self, tenant_id: str, webhook_id: uuid.UUID) -> _Where:
+        where = _Where()
+        where.add("d.tenant_id = {}", tenant_id)
+        where.add("d.webhook_id = {}", webhook_id)
+        where.add("d.triggered_at >= now() - {}::interval", self._retention)
+        return where
 
     async def get(
         self, tenant_id: str, webhook_id: uuid.UUID, delivery_id: uuid.UUID
     ) -> asyncpg.Record | None:
         """One delivery of the webhook, or None."""
-        return await self._pool.fetchrow(
-            "SELECT * FROM deliveries WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3",
-            tenant_id,
-            webhook_id,
-            delivery_id,
+        where = self._scoped(tenant_id, webhook_id)
+        where.add("d.id = {}", delivery_id)
+        return await self._pool.fetchrow(f"{_DELIVERY_SELECT} WHERE {where.sql}", *where.params)
+
+    async def failed_between(
+        self, tenant_id: str, webhook_id: uuid.UUID, since: datetime, until: datetime | None
+    ) -> Sequence[asyncpg.Record]:
+        """Every failed delivery of the webhook triggered in [since, until), with its event."""
+        where = self._scoped(tenant_id, webhook_id)
+        where.add("d.status = 'fail' AND d.triggered_at >= {}", since)
+        if until is not None:
+            where.add("d.triggered_at < {}", until)
+        return await self._pool.fetch(
+            f"{_DELIVERY_SELECT} WHERE {where.sql} AND b.body IS NOT NULL"
+            " ORDER BY d.triggered_at, d.id",
+            *where.params,
         )

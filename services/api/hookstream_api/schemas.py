@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Level = Literal["tenant", "user"]
 Origin = Literal["api", "automations", "management-console"]
@@ -228,3 +228,24 @@ class ErrorEnvelope(_Model):
 
     errors: list[ErrorItem]
     trace_id: str = Field(alias="traceId")
+
+
+class RecoverRequest(_Model):
+    """The body of `POST /webhooks/{id}/actions/recover`."""
+
+    since: AwareDatetime = Field(description="Failed deliveries triggered at or after this.")
+    until: AwareDatetime | None = Field(None, description="...and before this; default now.")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_text_only(cls, value: Any) -> Any:
+        """RFC 3339 text, not the numbers pydantic would read as Unix time."""
+        if value is not None and not isinstance(value, str):
+            raise ValueError("must be an RFC 3339 date-time string")
+        return value
+
+
+class RecoverResult(_Model):
+    """How many failed deliveries were queued again."""
+
+    count: int

@@ -51,10 +51,15 @@ async def serve(settings: DispatcherSettings) -> None:
     ops = await start_ops_server(
         settings.dispatcher_host, settings.dispatcher_port, lambda: dispatcher.started
     )
+    # The writer outlives the lanes (they wait for their last outcomes), and its failure, like
+    # theirs, ends the process rather than leave it hanging: a restart re-delivers.
     writing = asyncio.create_task(writer.run(), name="history-writer")
     log.info("dispatcher started", group=settings.group_id)
     try:
-        await asyncio.gather(dispatcher.run(), scheduler.run())
+        work = asyncio.gather(dispatcher.run(), scheduler.run())
+        done, _ = await asyncio.wait({work, writing}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
     finally:
         writing.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -297,7 +297,9 @@ class Dispatcher:
         verdict = judge(attempt)
         retry = None
         if verdict is Verdict.RETRY:
-            retry = self._policy.next(job.attempt, utcnow(), retry_after_seconds(attempt, utcnow()))
+            retry = self._policy.next(
+                job.attempt - job.retry_base, utcnow(), retry_after_seconds(attempt, utcnow())
+            )
             if retry is not None:
                 await self._producer.send_and_wait(
                     self._settings.topics.retry(retry.tier.name),
@@ -310,8 +312,8 @@ class Dispatcher:
                 delivery_id=job.delivery_id,
                 tenant_id=job.tenant_id,
                 webhook_id=job.webhook_id,
-                event_id=job.event.id,
-                event_type=job.event.type,
+                event=job.event,
+                cloud_event=target.cloud_event,
                 status="success" if verdict is Verdict.SUCCESS else "fail",
                 status_message=self._message(job, attempt, verdict, retry),
                 triggered_at=job.triggered_at,
@@ -342,7 +344,7 @@ class Dispatcher:
         if verdict is Verdict.GONE:
             return f"{message} The webhook was disabled: the endpoint is gone."
         if retry is not None:
-            total = self._policy.max_attempts
+            total = self._policy.max_attempts + job.retry_base
             return f"{message} Attempt {job.attempt} of {total}; next in about {retry.tier.name}."
         if verdict is Verdict.RETRY:
             return f"{message} Failed for good after {job.attempt} attempts."

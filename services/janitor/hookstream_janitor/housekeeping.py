@@ -1,28 +1,119 @@
-"""One pass of housekeeping: remove the delivery history past retention."""
+"""The janitor's chores: history partitions, topics of deleted webhooks, the outbox.
 
-from datetime import datetime, timedelta
+Retention costs the same whatever a day held: a day's partition is dropped whole once all of it
+is past the retention. The API hides rows past the retention itself, so a late janitor only
+costs disk, never shows stale history.
+"""
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from hookstream_common.db import ensure_partitions
+from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
 
-_BATCH = 10_000
+HISTORY_TABLES = ("deliveries", "delivery_attempts", "event_bodies")
+_PARTITION_NAME = re.compile(r"^(?P<parent>[a-z_]+)_p(?P<day>\d{8})$")
 
 
-async def prune_history(pool: asyncpg.Pool, now: datetime, retention: timedelta) -> int:
-    """Delete deliveries triggered before `now - retention`, in batches; return how many."""
+def partition_day(name: str) -> date | None:
+    """The UTC day a partition like `deliveries_p20261128` holds, or None for other tables."""
+    match = _PARTITION_NAME.match(name)
+    if match is None or match["parent"] not in HISTORY_TABLES:
+        return None
+    return datetime.strptime(match["day"], "%Y%m%d").date()
+
+
+def expired(days: list[date], now: datetime, retention: timedelta) -> list[date]:
+    """The days whose every moment is older than `now - retention`: safe to drop whole."""
     cutoff = now - retention
-    removed = 0
-    while True:
-        status = await pool.execute(
-            "DELETE FROM deliveries WHERE id IN ("
-            f" SELECT id FROM deliveries WHERE triggered_at < $1 LIMIT {_BATCH})",
-            cutoff,
-        )
-        count = int(status.split()[-1])
-        removed += count
-        if count < _BATCH:
-            break
-    log.info("history pruned", removed=removed, cutoff=cutoff.isoformat())
-    return removed
+    return sorted(d for d in days if datetime.combine(d + timedelta(days=1), time(), UTC) <= cutoff)
+
+
+@dataclass
+class PassReport:
+    """What one pass did, for logs and metrics."""
+
+    partitions_created: int = 0
+    partitions_dropped: list[str] = field(default_factory=list)
+    topics_deleted: list[str] = field(default_factory=list)
+    outbox_trimmed: int = 0
+
+
+async def history_partitions(conn: asyncpg.Connection) -> list[str]:
+    """The names of every partition of the history tables."""
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = ANY($1::text[])",
+        list(HISTORY_TABLES),
+    )
+    return [row["relname"] for row in rows]
+
+
+async def rotate_partitions(
+    conn: asyncpg.Connection, now: datetime, retention: timedelta, ahead: int, report: PassReport
+) -> None:
+    """Create the partitions of the coming days, drop those wholly past the retention."""
+    report.partitions_created = await ensure_partitions(conn, ahead, today=now.date())
+    names = await history_partitions(conn)
+    days = {name: partition_day(name) for name in names}
+    doomed = set(expired([d for d in days.values() if d is not None], now, retention))
+    for name, day in sorted(days.items()):
+        if day in doomed:
+            await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+            report.partitions_dropped.append(name)
+
+
+async def delete_drained_topics(
+    conn: asyncpg.Connection,
+    admin: AIOKafkaAdminClient,
+    bootstrap: str,
+    topics: Topics,
+    group: str,
+    report: PassReport,
+) -> None:
+    """Delete the delivery topics of deleted webhooks once the dispatchers have read them all."""
+    rows = await conn.fetch("SELECT webhook_id FROM deleted_webhooks ORDER BY deleted_at")
+    if not rows:
+        return
+    existing = set(await admin.list_topics())
+    committed = await admin.list_consumer_group_offsets(group)
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await probe.start()
+    try:
+        for row in rows:
+            topic = topics.deliveries(str(row["webhook_id"]))
+            if topic in existing:
+                partition = TopicPartition(topic, 0)
+                end = (await probe.end_offsets([partition]))[partition]
+                done = committed[partition].offset if partition in committed else 0
+                if done < end:
+                    log.info("topic not drained yet", topic=topic, behind=end - done)
+                    continue
+                try:
+                    await admin.delete_topics([topic])
+                except KafkaError as exc:
+                    log.warning("deleting a topic failed; will retry", topic=topic, error=str(exc))
+                    continue
+                report.topics_deleted.append(topic)
+            await conn.execute(
+                "DELETE FROM deleted_webhooks WHERE webhook_id = $1", row["webhook_id"]
+            )
+    finally:
+        await probe.stop()
+
+
+async def trim_outbox(conn: asyncpg.Connection, now: datetime, report: PassReport) -> None:
+    """Published outbox rows are only history; keep a day of them for debugging."""
+    status = await conn.execute(
+        "DELETE FROM outbox WHERE published_at < $1", now - timedelta(days=1)
+    )
+    report.outbox_trimmed = int(status.split()[-1])

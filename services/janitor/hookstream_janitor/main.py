@@ -1,18 +1,30 @@
-"""Entry point of `hookstream-janitor`: a loop, or one pass with `--once` (for a CronJob)."""
+"""Entry point of `hookstream-janitor`: a loop, or one pass with `--once` (for a CronJob).
+
+Two janitors at once do no harm: a pass runs only while holding a Postgres advisory lock, and
+the other skips its turn.
+"""
 
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import signal
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import prometheus_client
 import structlog
+from aiokafka.admin import AIOKafkaAdminClient
 
-from hookstream_common.db import create_pool, migrate
+from hookstream_common.db import DAYS_AHEAD, migrate
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
-from hookstream_janitor.housekeeping import prune_history
+from hookstream_janitor.housekeeping import (
+    PassReport,
+    delete_drained_topics,
+    rotate_partitions,
+    trim_outbox,
+)
 from hookstream_janitor.settings import JanitorSettings
 
 log = structlog.get_logger(__name__)
@@ -20,39 +32,75 @@ log = structlog.get_logger(__name__)
 LAST_SUCCESS = prometheus_client.Gauge(
     "hookstream_janitor_last_success_timestamp_seconds", "When the last pass finished."
 )
-PRUNED = prometheus_client.Counter(
-    "hookstream_janitor_deliveries_pruned_total", "History rows removed past retention."
+PARTITIONS_DROPPED = prometheus_client.Counter(
+    "hookstream_janitor_partitions_dropped_total", "History partitions dropped past retention."
 )
+TOPICS_DELETED = prometheus_client.Counter(
+    "hookstream_janitor_topics_deleted_total", "Delivery topics of deleted webhooks deleted."
+)
+_LOCK = int.from_bytes(hashlib.sha256(b"hookstream.janitor").digest()[:8], "big", signed=True)
+
+
+async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | None:
+    """Do every chore once; None when another janitor holds the lock."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
+            log.info("another janitor is working; skipping this pass")
+            return None
+        report = PassReport()
+        retention = timedelta(days=settings.retention_days)
+        await rotate_partitions(conn, now, retention, DAYS_AHEAD, report)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        await admin.start()
+        try:
+            await delete_drained_topics(
+                conn,
+                admin,
+                settings.kafka_bootstrap_servers,
+                settings.topics,
+                settings.dispatcher_group,
+                report,
+            )
+        finally:
+            await admin.close()
+        await trim_outbox(conn, now, report)
+    finally:
+        await conn.close()  # also releases the lock
+    PARTITIONS_DROPPED.inc(len(report.partitions_dropped))
+    TOPICS_DELETED.inc(len(report.topics_deleted))
+    LAST_SUCCESS.set_to_current_time()
+    log.info(
+        "janitor pass done",
+        partitions_created=report.partitions_created,
+        partitions_dropped=report.partitions_dropped,
+        topics_deleted=report.topics_deleted,
+        outbox_trimmed=report.outbox_trimmed,
+    )
+    return report
 
 
 async def run(settings: JanitorSettings, once: bool) -> None:
     """Run passes until stopped (or just one)."""
     await migrate(settings.database_url)
-    pool = await create_pool(settings.database_url, max_size=2)
+    if once:
+        await one_pass(settings, datetime.now(UTC))
+        return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    ops = (
-        None
-        if once
-        else await start_ops_server(settings.janitor_host, settings.janitor_port, lambda: True)
-    )
+    ops = await start_ops_server(settings.janitor_host, settings.janitor_port, lambda: True)
     try:
-        while True:
-            retention = timedelta(days=settings.retention_days)
-            PRUNED.inc(await prune_history(pool, datetime.now(UTC), retention))
-            LAST_SUCCESS.set_to_current_time()
-            if once:
-                break
+        while not stop.is_set():
+            try:
+                await one_pass(settings, datetime.now(UTC))
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.error("janitor pass failed; will try again", error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.janitor_interval_seconds)
-            if stop.is_set():
-                break
     finally:
-        if ops is not None:
-            await ops.cleanup()
-        await pool.close()
+        await ops.cleanup()
 
 
 def main() -> None:

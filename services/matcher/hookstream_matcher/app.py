@@ -7,6 +7,7 @@ is not an event goes to the dead-letter topic with the reason; an event keyed by
 than its tenant is re-keyed first, so it lands on the partition that holds its tenant.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
@@ -103,8 +104,9 @@ def create_app(settings: MatcherSettings) -> faust.App:
             await events.send(key=tenant, value=raw)
             return
         matched = _routes_of(event.tenant_id).matching(event)
+        triggered_at = datetime.now(UTC)
         for route in matched:
-            job = DeliveryJob.for_event(route.id, event)
+            job = DeliveryJob.for_event(route.id, event, triggered_at)
             await delivery_topic(route.id).send(key=route.id.encode(), value=job.dumps())
         JOBS.inc(len(matched))
         EVENTS.labels("matched" if matched else "unmatched").inc()

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-import orjson
 from fastapi import APIRouter, Query, Request
 
 from hookstream_api.auth import CurrentPrincipal, Principal
@@ -17,14 +16,14 @@ from hookstream_api.routers.webhooks import parse_id
 from hookstream_api.schemas import Delivery, DeliveryList
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
-from hookstream_common.history import Outcome, store
+from hookstream_common.history import Outcome, delivery_body, store
 from hookstream_common.webhook_store import load_target
 
 router = APIRouter(
     prefix="/webhooks/{id}/deliveries", tags=["deliveries"], responses=ERROR_RESPONSES
 )
 
-SORT_COLUMNS = {"status": "status", "triggeredAt": "triggered_at"}
+SORT_COLUMNS = {"status": "d.status", "triggeredAt": "d.triggered_at"}
 
 
 def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -36,7 +35,7 @@ def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
         status=row["status"],
         statusMessage=row["status_message"],
         triggeredAt=row["triggered_at"],
-        request=row["request"],
+        request={**row["request"], "body": delivery_body(row["body"], row["cloud_event"])},
         response=row["response"],
     ).model_dump(by_alias=True, mode="json")
 
@@ -131,8 +130,10 @@ async def resend_delivery(
     target = await load_target(pool, request.app.state.box, str(webhook_id))
     if target is None:
         raise not_found()
+    if original["body"] is None:
+        raise invalid("deliveryId: the event of this delivery is no longer stored")
     try:
-        event = Event.parse(orjson.dumps(original["request"]["body"]))
+        event = Event.from_legacy(original["body"])
     except InvalidEvent as exc:
         raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
     delivery_id = str(uuid.uuid4())
@@ -142,8 +143,8 @@ async def resend_delivery(
         delivery_id=delivery_id,
         tenant_id=principal.tenant_id,
         webhook_id=str(webhook_id),
-        event_id=event.id,
-        event_type=event.type,
+        event=event,
+        cloud_event=target.cloud_event,
         status="success" if attempt.succeeded else "fail",
         status_message=attempt.status_message(),
         triggered_at=datetime.now(UTC),
