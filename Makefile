@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run down test unit lint fmt bench
+.PHONY: install run down test unit lint fmt bench bench-history
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v npm >/dev/null || { \
@@ -33,6 +33,10 @@ test: install lint
 ## make bench: the whole pipeline on real Kafka and Postgres, next to a bare client's ceiling.
 bench: install
 	@$(BIN)/python -m hookstream_dev.bench
+
+## make bench-history: seven days, a million deliveries: pruning and paging at volume.
+bench-history: install
+	@$(BIN)/python -m hookstream_dev.bench_history
 
 unit: install
 	@$(BIN)/pytest -ra tests/unit

@@ -1,0 +1,184 @@
+"""`make bench-history`: retention and paging at volume on the partitioned history.
+
+    python -m hookstream_dev.bench_history [--deliveries 1000000] [--webhooks 100]
+
+Fills seven days with deliveries (one event body per event, one attempt per delivery), then
+times, on the same data:
+- dropping the oldest day's partitions (what the janitor does) against a DELETE of the same
+  rows (done in a transaction that is rolled back, so both see the same table);
+- the first page and a deep page (keyset cursor after 90 % of one webhook's rows) of one
+  webhook's deliveries, with the API's own query.
+Works on a database of its own, dropped at the end.
+"""
+
+import argparse
+import asyncio
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from hookstream_api.paging import Cursor, Sort
+from hookstream_api.repository import DeliveryFilters, DeliveryRepository
+from hookstream_api.routers.deliveries import SORT_COLUMNS
+from hookstream_common.db import create_pool, ensure_partitions, migrate
+from hookstream_dev import infra
+
+_FILL = """
+INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)
+SELECT 'bench', 'e' || n, $1::timestamptz + (n * $2::double precision) * interval '1 second',
+       jsonb_build_object('eventId', 'e' || n, 'eventType', 'com.qlik.v1.app.created',
+                          'cloudEventsVersion', '0.1', 'source', 'bench',
+                          'extensions', jsonb_build_object('tenantId', 'bench'),
+                          'data', jsonb_build_object('id', n))
+FROM generate_series($3::bigint, $4::bigint - 1) n;
+
+INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,
+                        status_message, triggered_at, request, response)
+SELECT md5('d' || n)::uuid, 'bench', ($5::uuid[])[1 + n % array_length($5::uuid[], 1)],
+       'e' || n, 'com.qlik.v1.app.created', CASE WHEN n % 10 = 0 THEN 'fail' ELSE 'success' END,
+       'Delivered: the endpoint answered 200.',
+       $1::timestamptz + (n * $2::double precision) * interval '1 second',
+       '{"url": "https://hooks.example.com/x", "headers": {"User-Agent": "Qlik Webhook"}}',
+       '{"statusCode": 200, "headers": {}, "body": "{\\"ok\\":true}"}'
+FROM generate_series($3::bigint, $4::bigint - 1) n;
+
+INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at, tenant_id, webhook_id,
+                               started_at, duration_ms, status_code)
+SELECT md5('d' || n)::uuid, 1, $1::timestamptz + (n * $2::double precision) * interval '1 second',
+       'bench', ($5::uuid[])[1 + n % array_length($5::uuid[], 1)],
+       $1::timestamptz + (n * $2::double precision) * interval '1 second', 3.5, 200
+FROM generate_series($3::bigint, $4::bigint - 1) n;
+"""
+
+
+def _say(message: str) -> None:
+    print(f"bench-history: {message}", file=sys.stderr, flush=True)
+
+
+async def _fill(dsn: str, total: int, webhooks: list[uuid.UUID], start: datetime) -> None:
+    """`total` deliveries spread evenly over seven days from `start`, in chunks, with progress."""
+    spacing = 7 * 86400 / total
+    connection = await asyncpg.connect(dsn)
+    try:
+        chunk = 50_000
+        for first in range(0, total, chunk):
+            last = min(total, first + chunk)
+            async with connection.transaction():
+                for statement in _FILL.split(";\n\n"):
+                    await connection.execute(statement, start, spacing, first, last, webhooks)
+            _say(f"  filled {last:,} of {total:,}")
+        await connection.execute("ANALYZE deliveries; ANALYZE event_bodies")
+    finally:
+        await connection.close()
+
+
+async def _time_prune(dsn: str, day: datetime) -> dict[str, float]:
+    """DELETE of the day's rows (rolled back) against DROP of its partitions."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        suffix = f"{day:%Y%m%d}"
+        rows = await connection.fetchval(f"SELECT count(*) FROM deliveries_p{suffix}")
+        transaction = connection.transaction()
+        await transaction.start()
+        started = time.perf_counter()
+        for table in ("delivery_attempts", "deliveries", "event_bodies"):
+            await connection.execute(
+                f"DELETE FROM {table} WHERE triggered_at >= $1 AND triggered_at < $2",
+                day,
+                day + timedelta(days=1),
+            )
+        delete_seconds = time.perf_counter() - started
+        await transaction.rollback()
+        started = time.perf_counter()
+        async with connection.transaction():
+            for table in ("delivery_attempts", "deliveries", "event_bodies"):
+                await connection.execute(f"DROP TABLE {table}_p{suffix}")
+        drop_seconds = time.perf_counter() - started
+        return {"day_rows": rows, "delete_seconds": delete_seconds, "drop_seconds": drop_seconds}
+    finally:
+        await connection.close()
+
+
+async def _time_pages(dsn: str, webhook: uuid.UUID) -> dict[str, float]:
+    """Median of 20 runs of the API's deliveries query: first page, and a deep page."""
+    pool = await create_pool(dsn, max_size=2)
+    try:
+        repository = DeliveryRepository(pool, timedelta(days=7))
+        sort = Sort.parse(None, SORT_COLUMNS, "-triggeredAt")
+        rows = await pool.fetch(
+            "SELECT id, triggered_at FROM deliveries WHERE webhook_id = $1"
+            " ORDER BY triggered_at DESC, id DESC",
+            webhook,
+        )
+        deep = rows[int(len(rows) * 0.9)]
+        cursor = Cursor("-triggeredAt", deep["triggered_at"], deep["id"], False)
+        timings: dict[str, float] = {"webhook_rows": len(rows)}
+        for name, page_cursor in (("first_page_ms", None), ("deep_page_ms", cursor)):
+            samples = []
+            for _ in range(20):
+                started = time.perf_counter()
+                page = await repository.list(
+                    "bench", webhook, DeliveryFilters(), sort, page_cursor, 20
+                )
+                samples.append((time.perf_counter() - started) * 1000)
+                assert len(page.rows) == 20
+            timings[name] = statistics.median(samples)
+        return timings
+    finally:
+        await pool.close()
+
+
+async def run(total: int, webhook_count: int) -> dict[str, float]:
+    """Fill, then time; always drop the database."""
+    server = infra.ensure_postgres()
+    name = f"hookstream_history_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = f"{server.rpartition('/')[0]}/{name}"
+    try:
+        await migrate(dsn)
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = today - timedelta(days=6)
+        connection = await asyncpg.connect(dsn)
+        await ensure_partitions(connection, 7, today=start.date())
+        await connection.close()
+        webhooks = [uuid.uuid4() for _ in range(webhook_count)]
+        _say(f"filling 7 days with {total:,} deliveries for {webhook_count} webhooks")
+        started = time.perf_counter()
+        await _fill(dsn, total, webhooks, start)
+        results: dict[str, float] = {"fill_seconds": time.perf_counter() - started}
+        _say("timing the deliveries list (first page, deep page)")
+        results.update(await _time_pages(dsn, webhooks[0]))
+        _say("timing the pruning of the oldest day: DELETE against DROP PARTITION")
+        results.update(await _time_prune(dsn, start))
+        return results
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog="python -m hookstream_dev.bench_history")
+    parser.add_argument("--deliveries", type=int, default=1_000_000)
+    parser.add_argument("--webhooks", type=int, default=100)
+    args = parser.parse_args(argv)
+    r = asyncio.run(run(args.deliveries, args.webhooks))
+    print(
+        f"deliveries             {args.deliveries:,} over 7 days, {args.webhooks} webhooks"
+        f" (filled in {r['fill_seconds']:.0f} s)\n"
+        f"prune one day          DROP PARTITION {r['drop_seconds'] * 1000:.1f} ms;"
+        f" DELETE {r['delete_seconds'] * 1000:.0f} ms ({r['day_rows']:,} deliveries)\n"
+        f"deliveries list        first page {r['first_page_ms']:.2f} ms;"
+        f" deep page {r['deep_page_ms']:.2f} ms ({r['webhook_rows']:,} rows of one webhook)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
