@@ -13,6 +13,7 @@ Works on a database of its own, dropped at the end.
 
 import argparse
 import asyncio
+import re
 import secrets
 import statistics
 import sys
@@ -66,11 +67,14 @@ async def _fill(dsn: str, total: int, webhooks: list[uuid.UUID], start: datetime
     connection = await asyncpg.connect(dsn)
     try:
         chunk = 50_000
+        statements = _FILL.split(";\n\n")
         for first in range(0, total, chunk):
             last = min(total, first + chunk)
+            args = (start, spacing, first, last, webhooks)
             async with connection.transaction():
-                for statement in _FILL.split(";\n\n"):
-                    await connection.execute(statement, start, spacing, first, last, webhooks)
+                for statement in statements:
+                    used = max(int(n) for n in re.findall(r"\$(\d+)", statement))
+                    await connection.execute(statement, *args[:used])
             _say(f"  filled {last:,} of {total:,}")
         await connection.execute("ANALYZE deliveries; ANALYZE event_bodies")
     finally:

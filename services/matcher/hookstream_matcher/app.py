@@ -42,6 +42,7 @@ def create_app(settings: MatcherSettings) -> faust.App:
         topic_partitions=EVENT_PARTITIONS,
         topic_replication_factor=settings.kafka_replication_factor,
         producer_acks=-1,
+        producer_linger=settings.matcher_linger_seconds,
         web_host=settings.matcher_host,
         web_port=settings.matcher_port,
         web_in_thread=False,

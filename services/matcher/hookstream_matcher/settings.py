@@ -17,6 +17,12 @@ class MatcherSettings(CommonSettings):
         ".hookstream/matcher", description="Where faust keeps its local state."
     )
 
+    matcher_linger_seconds: float = Field(
+        0.005,
+        description="How long the producer gathers jobs into one request: fewer, larger "
+        "requests for a little latency.",
+    )
+
     @property
     def app_id(self) -> str:
         """The faust app id, which is also the consumer group and the changelog topic prefix."""
