@@ -125,6 +125,9 @@ def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
         "request-timeout": 10,
         "headers": {"Authorization": f"Bearer {seeds.fuzz_token}"},
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
+        # Ids come from the configuration below, not from responses of other operations:
+        # inferred links would send the fuzzed tenant's webhook ids with the history token.
+        "phases": {"stateful": {"inference": {"algorithms": []}}},
         "checks": {"positive_data_acceptance": {"enabled": False}},
         "dictionaries": {
             # Valid targets, all on the local receiver.
@@ -133,6 +136,7 @@ def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
             "pointers": {"values": WRITABLE_POINTERS},
             "webhook_ids": {"values": [seeds.webhook_id]},
             "delivery_ids": {"values": seeds.delivery_ids},
+            "history_webhook_ids": {"values": [seeds.history_webhook_id]},
         },
         "parameters": {
             "body.url": {"dictionary": "urls", "probability": 0.5},
@@ -147,16 +151,18 @@ def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
                 "parameters": {"path.id": {"dictionary": "webhook_ids", "probability": 0.8}},
             },
             {
+                # The list runs in the fuzzed tenant (its webhook's history may be empty): with
+                # the history tenant's token schemathesis sometimes sent the fuzzed webhook's id
+                # nonetheless, and every request was a 404.
                 "include-path-regex": r"/deliveries$",
-                "headers": history_auth,
-                "parameters": {"path.id": seeds.history_webhook_id},
+                "parameters": {"path.id": {"dictionary": "webhook_ids", "probability": 1.0}},
                 "checks": {"negative_data_rejection": {"enabled": False}},
             },
             {
                 "include-path-regex": r"/deliveries/\{deliveryId\}",
                 "headers": history_auth,
                 "parameters": {
-                    "path.id": seeds.history_webhook_id,
+                    "path.id": {"dictionary": "history_webhook_ids", "probability": 1.0},
                     "path.deliveryId": {"dictionary": "delivery_ids", "probability": 0.9},
                 },
             },
@@ -309,12 +315,15 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
     statuses = statuses_by_operation(tmp_path / "report" / "events.ndjson")
     assert sum(sum(counts.values()) for counts in statuses.values()) >= MIN_CASES
 
-    # Nor only errors: every operation did its job at least once; and never a 5xx.
-    never_succeeded = sorted(
-        label
-        for label in documented
-        if not any(200 <= status < 300 for status in statuses.get(label, {}))
-    )
+    # Nor only errors: every operation did its job at least once, under one prefix or the other
+    # (both are the same handler; how schemathesis spreads the seeded ids between the two
+    # varies from run to run); and never a 5xx.
+    succeeded = {
+        _unprefixed(label)
+        for label, counts in statuses.items()
+        if any(200 <= status < 300 for status in counts)
+    }
+    never_succeeded = sorted({_unprefixed(label) for label in documented} - succeeded)
     assert not never_succeeded, f"operations that never answered 2xx: {never_succeeded}"
     server_errors = {
         label: sorted(status for status in counts if status >= 500)
@@ -332,3 +341,9 @@ async def delete_all_webhooks(api: httpx.AsyncClient, auth: dict[str, str]) -> N
             return
         for webhook in page.json()["data"]:
             await api.delete(f"/api/v1/webhooks/{webhook['id']}", headers=auth)
+
+
+def _unprefixed(label: str) -> str:
+    """`GET /api/v1/webhooks` and `GET /api/core/webhooks` are one operation."""
+    method, path = label.split(" ", 1)
+    return f"{method} {path.removeprefix('/api/v1').removeprefix('/api/core')}"

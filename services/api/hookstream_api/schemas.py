@@ -1,5 +1,6 @@
 """Request and response bodies of the Qlik webhooks API."""
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
@@ -230,19 +231,24 @@ class ErrorEnvelope(_Model):
     trace_id: str = Field(alias="traceId")
 
 
+def rfc3339_only(value: Any) -> Any:
+    """A date-time as RFC 3339 text with an offset, not a number read as Unix time."""
+    if value is None:
+        return value
+    if not isinstance(value, str) or not re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", value.strip(), re.I
+    ):
+        raise ValueError("must be an RFC 3339 date-time with an offset, like 2026-11-28T08:00:00Z")
+    return value
+
+
 class RecoverRequest(_Model):
     """The body of `POST /webhooks/{id}/actions/recover`."""
 
     since: AwareDatetime = Field(description="Failed deliveries triggered at or after this.")
     until: AwareDatetime | None = Field(None, description="...and before this; default now.")
 
-    @field_validator("since", "until", mode="before")
-    @classmethod
-    def _iso_text_only(cls, value: Any) -> Any:
-        """RFC 3339 text, not the numbers pydantic would read as Unix time."""
-        if value is not None and not isinstance(value, str):
-            raise ValueError("must be an RFC 3339 date-time string")
-        return value
+    _iso_text_only = field_validator("since", "until", mode="before")(rfc3339_only)
 
 
 class RecoverResult(_Model):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime, BeforeValidator
 
 from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import Deliveries, DeliveryClient, Settings, Webhooks
@@ -13,7 +14,7 @@ from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
 from hookstream_api.paging import Cursor, Sort, links
 from hookstream_api.repository import DeliveryFilters, WebhookRepository
 from hookstream_api.routers.webhooks import parse_id
-from hookstream_api.schemas import Delivery, DeliveryList
+from hookstream_api.schemas import Delivery, DeliveryList, rfc3339_only
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.history import Outcome, delivery_body, store
@@ -22,6 +23,8 @@ from hookstream_common.webhook_store import load_target
 router = APIRouter(
     prefix="/webhooks/{id}/deliveries", tags=["deliveries"], responses=ERROR_RESPONSES
 )
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
 
 SORT_COLUMNS = {"status": "d.status", "triggeredAt": "d.triggered_at"}
 
@@ -56,8 +59,12 @@ async def list_deliveries(
     deliveries: Deliveries,
     event_type: Annotated[str | None, Query(alias="eventType")] = None,
     status: Literal["success", "fail"] | None = None,
-    since: Annotated[datetime | None, Query(description="Triggered at or after.")] = None,
-    until: Annotated[datetime | None, Query(description="Triggered before.")] = None,
+    since: Annotated[
+        Timestamp | None, Query(description="Triggered at or after (RFC 3339, with offset).")
+    ] = None,
+    until: Annotated[
+        Timestamp | None, Query(description="Triggered before (RFC 3339, with offset).")
+    ] = None,
     sort: Annotated[
         str | None,
         Query(
