@@ -132,14 +132,24 @@ class WebhookRepository:
             "SELECT count(*) FROM webhooks WHERE tenant_id = $1", tenant_id
         )
 
-    def _secret_columns(
-        self, fields: WebhookFields
-    ) -> tuple[bytes | None, list[str], bytes | None]:
+    def _stored(self, fields: WebhookFields) -> tuple[Any, ...]:
+        """The writable columns, name to check_certificate_revocation, secrets encrypted."""
         encrypted = fields.encrypted_headers
         return (
+            fields.name,
+            fields.description,
+            fields.url,
+            fields.event_types,
+            fields.level,
+            fields.owner_id,
+            fields.filter,
+            fields.enabled,
+            fields.headers,
             self._box.seal(orjson.dumps(encrypted).decode()) if encrypted else None,
             sorted(encrypted),
             self._box.seal(fields.secret) if fields.secret else None,
+            fields.enable_cloud_event_delivery,
+            fields.check_certificate_revocation,
         )
 
     async def create(
@@ -147,7 +157,6 @@ class WebhookRepository:
     ) -> asyncpg.Record:
         """Insert the webhook and its outbox row in one transaction."""
         webhook_id = uuid.uuid4()
-        sealed_headers, header_names, sealed_secret = self._secret_columns(fields)
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "INSERT INTO webhooks (id, tenant_id, name, description, url, event_types, level,"
@@ -158,20 +167,7 @@ class WebhookRepository:
                 f" $17, $18, $18) RETURNING {_WEBHOOK_COLUMNS}",
                 webhook_id,
                 principal.tenant_id,
-                fields.name,
-                fields.description,
-                fields.url,
-                fields.event_types,
-                fields.level,
-                fields.owner_id,
-                fields.filter,
-                fields.enabled,
-                fields.headers,
-                sealed_headers,
-                header_names,
-                sealed_secret,
-                fields.enable_cloud_event_delivery,
-                fields.check_certificate_revocation,
+                *self._stored(fields),
                 origin,
                 principal.user_id,
             )
@@ -239,7 +235,6 @@ class WebhookRepository:
             if row is None:
                 return None
             fields = change(self._writable(row))
-            sealed_headers, header_names, sealed_secret = self._secret_columns(fields)
             updated = await conn.fetchrow(
                 "UPDATE webhooks SET name = $2, description = $3, url = $4, event_types = $5,"
                 " level = $6, owner_id = $7, filter = $8, enabled = $9, headers = $10,"
@@ -250,20 +245,7 @@ class WebhookRepository:
                 " disabled_reason_code = CASE WHEN $9 THEN NULL ELSE disabled_reason_code END"
                 f" WHERE id = $1 RETURNING {_WEBHOOK_COLUMNS}",
                 webhook_id,
-                fields.name,
-                fields.description,
-                fields.url,
-                fields.event_types,
-                fields.level,
-                fields.owner_id,
-                fields.filter,
-                fields.enabled,
-                fields.headers,
-                sealed_headers,
-                header_names,
-                sealed_secret,
-                fields.enable_cloud_event_delivery,
-                fields.check_certificate_revocation,
+                *self._stored(fields),
                 principal.user_id,
             )
             if fields.enabled and not row["enabled"]:
