@@ -24,6 +24,11 @@ STATIC_HOSTS = {
 """How the test dispatcher resolves names, instead of DNS."""
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def new_tenant() -> str:
     """A tenant id no other test uses."""
     return f"tenant-{uuid.uuid4().hex[:8]}"

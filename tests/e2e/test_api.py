@@ -7,16 +7,12 @@ from typing import Any
 import httpx
 import pytest
 
-from support import new_tenant
+from support import bearer, new_tenant
 
 V1 = "/api/v1/webhooks"
 CORE = "/api/core/webhooks"
 SECRET = "s" * 40
 URL = "https://hooks.example.com/qlik"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def body(**fields: Any) -> dict[str, Any]:

@@ -10,15 +10,11 @@ import httpx
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
 
 V1 = "/api/v1/webhooks"
 CREATED, DELETED = "com.qlik.v1.app.created", "com.qlik.v1.app.deleted"
 SECRET = "r" * 40
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def webhook_with_history(

@@ -19,14 +19,10 @@ from hookstream_common.db import ensure_partitions, migrate
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
 
 V1 = "/api/v1/webhooks"
 CREATED = "com.qlik.v1.app.created"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
