@@ -20,7 +20,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from hookstream_common.sdk import sample_event
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.receiver import ensure_tls
-from hookstream_dev.stack import MODULES, ServiceSet
+from hookstream_dev.stack import MODULES, ServiceSet, free_port
 
 SINK_HOST = "receiver.hookstream.test"  # a name the development certificate covers
 EVENT_TYPE = "com.qlik.v1.app.created"
@@ -50,12 +49,6 @@ TENANT = "bench-tenant"
 
 def _say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -228,7 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     kafka, server_dsn = infra.ensure_kafka(), infra.ensure_postgres()
     tls = ensure_tls()
-    sink_port = _free_port()
+    sink_port = free_port()
     sink = _start_sink(sink_port)
     database = await _create_database(server_dsn)
     services = None
@@ -261,7 +254,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             services = ServiceSet(
                 env=env,
-                ports={name: _free_port() for name in MODULES},
+                ports={name: free_port() for name in MODULES},
                 log_dir=infra.STATE_DIR / "bench" / "logs" / prefix,
             )
             _say("starting the four services")

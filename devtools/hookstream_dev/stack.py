@@ -8,6 +8,7 @@ so `make down` can stop them; tests keep them as children and kill them at will.
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,13 @@ PORT_SETTINGS = {
 }
 DEV_ENV = infra.STATE_DIR / "dev.env"
 RUN_DIR = infra.STATE_DIR / "run"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a service of a test or benchmark run."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def dev_secrets() -> dict[str, str]:

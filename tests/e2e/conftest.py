@@ -5,7 +5,6 @@ Kafka and Postgres, so it never disturbs a `make run` installation or another se
 """
 
 import secrets
-import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -18,14 +17,8 @@ from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
-from hookstream_dev.stack import ServiceSet
+from hookstream_dev.stack import ServiceSet, free_port
 from support import STATIC_HOSTS
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -94,7 +87,7 @@ def stack(
             **settings_env,
             "HOOKSTREAM_MATCHER_DATA_DIR": str(tmp_path_factory.mktemp("matcher")),
         },
-        ports={name: _free_port() for name in ("api", "matcher", "dispatcher", "janitor")},
+        ports={name: free_port() for name in ("api", "matcher", "dispatcher", "janitor")},
         log_dir=infra.STATE_DIR / "test-logs" / settings_env["HOOKSTREAM_TOPIC_PREFIX"],
     )
     try:

@@ -45,4 +45,4 @@ def test_dispatcher_defaults_and_static_hosts(monkeypatch: pytest.MonkeyPatch) -
     assert settings.connect_timeout_seconds == 5.0
     assert settings.allow_networks == ""
     assert settings.static_host_map() == {"a.test": "127.0.0.1", "b.test": "::1"}
-    assert settings.group_id == "hookstream-dispatcher"
+    assert settings.dispatcher_group_id == "hookstream-dispatcher"

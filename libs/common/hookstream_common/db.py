@@ -10,10 +10,13 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
-# Any fixed 64-bit number; every process migrating the same database takes this lock.
-_MIGRATION_LOCK = int.from_bytes(
-    hashlib.sha256(b"hookstream.migrations").digest()[:8], "big", signed=True
-)
+
+def advisory_lock_key(name: str) -> int:
+    """A stable 64-bit key for `pg_advisory_lock`, so every process names a lock the same way."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+_MIGRATION_LOCK = advisory_lock_key("hookstream.migrations")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

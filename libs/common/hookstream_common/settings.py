@@ -39,6 +39,11 @@ class CommonSettings(BaseSettings):
         description="Fernet keys for secrets at rest, comma separated, newest first. "
         "Required by the API and the dispatcher.",
     )
+    dispatcher_group: str = Field(
+        "",
+        description="The dispatchers' Kafka consumer group (the janitor reads its offsets);"
+        " default `<topic_prefix>-dispatcher`.",
+    )
     retention_days: float = Field(
         7.0, description="Delivery history is kept, and shown, for this many days."
     )
@@ -49,6 +54,11 @@ class CommonSettings(BaseSettings):
     def topics(self) -> Topics:
         """The topic names under `topic_prefix`."""
         return Topics(self.topic_prefix)
+
+    @property
+    def dispatcher_group_id(self) -> str:
+        """`dispatcher_group`, or its default under the topic prefix."""
+        return self.dispatcher_group or f"{self.topic_prefix}-dispatcher"
 
 
 class DeliverySettings(CommonSettings):

@@ -83,6 +83,21 @@ class Cursor:
         return cursor
 
 
+def requested_cursor(
+    next: str | None, prev: str | None, sort: Sort, timestamp: bool
+) -> Cursor | None:
+    """The cursor of a list request's `next` or `prev` parameter; both at once is a 400."""
+    if next and prev:
+        raise ApiError(
+            400, "HOOKSTREAM-400", "next, prev: send one of them, not both", "Invalid input"
+        )
+    if next:
+        return Cursor.decode(next, "next", sort, timestamp)
+    if prev:
+        return Cursor.decode(prev, "prev", sort, timestamp)
+    return None
+
+
 def _sort_key(sort: Sort) -> str:
     return f"{'-' if sort.descending else '+'}{sort.field}"
 

@@ -7,20 +7,20 @@ publishing the complete set is idempotent, so a crash between publish and mark i
 
 import asyncio
 import contextlib
-import hashlib
 
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from hookstream_common.db import advisory_lock_key
 from hookstream_common.kafka import delivery_topic, ensure_topics
 from hookstream_common.topics import Topics
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_tenant_routes
 
 log = structlog.get_logger(__name__)
 
-_RELAY_LOCK = int.from_bytes(hashlib.sha256(b"hookstream.relay").digest()[:8], "big", signed=True)
+_RELAY_LOCK = advisory_lock_key("hookstream.relay")
 _BATCH = 500
 
 

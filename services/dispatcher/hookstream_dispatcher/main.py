@@ -54,7 +54,7 @@ async def serve(settings: DispatcherSettings) -> None:
     # The writer outlives the lanes (they wait for their last outcomes), and its failure, like
     # theirs, ends the process rather than leave it hanging: a restart re-delivers.
     writing = asyncio.create_task(writer.run(), name="history-writer")
-    log.info("dispatcher started", group=settings.group_id)
+    log.info("dispatcher started", group=settings.dispatcher_group_id)
     try:
         work = asyncio.gather(dispatcher.run(), scheduler.run())
         done, _ = await asyncio.wait({work, writing}, return_when=asyncio.FIRST_COMPLETED)

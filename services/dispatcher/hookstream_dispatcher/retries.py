@@ -58,7 +58,7 @@ class RetryScheduler:
         self.consumer = AIOKafkaConsumer(
             *self._tier_of,
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=f"{settings.group_id}-retries",
+            group_id=f"{settings.dispatcher_group_id}-retries",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )

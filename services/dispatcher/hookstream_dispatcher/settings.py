@@ -11,9 +11,6 @@ class DispatcherSettings(DeliverySettings):
 
     dispatcher_host: str = Field("127.0.0.1", description="Address of /metrics, /healthz, /readyz.")
     dispatcher_port: int = Field(8002, description="Port of the dispatcher's operations endpoints.")
-    dispatcher_group: str = Field(
-        "", description="Kafka consumer group; default `<topic_prefix>-dispatcher`."
-    )
     max_in_flight: int = Field(500, description="Concurrent requests across all webhooks.")
     webhook_buffer: int = Field(
         100, description="Jobs fetched ahead per webhook; its partition pauses beyond this."
@@ -30,11 +27,6 @@ class DispatcherSettings(DeliverySettings):
     shutdown_grace_seconds: float = Field(
         20.0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
-
-    @property
-    def group_id(self) -> str:
-        """The consumer group every dispatcher instance joins."""
-        return self.dispatcher_group or f"{self.topic_prefix}-dispatcher"
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -158,7 +158,7 @@ class Dispatcher:
         self.started = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=settings.group_id,
+            group_id=settings.dispatcher_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=1000,

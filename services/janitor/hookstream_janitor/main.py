@@ -7,7 +7,6 @@ the other skips its turn.
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import signal
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +15,7 @@ import prometheus_client
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hookstream_common.db import DAYS_AHEAD, migrate
+from hookstream_common.db import DAYS_AHEAD, advisory_lock_key, migrate
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_janitor.housekeeping import (
@@ -38,7 +37,7 @@ PARTITIONS_DROPPED = prometheus_client.Counter(
 TOPICS_DELETED = prometheus_client.Counter(
     "hookstream_janitor_topics_deleted_total", "Delivery topics of deleted webhooks deleted."
 )
-_LOCK = int.from_bytes(hashlib.sha256(b"hookstream.janitor").digest()[:8], "big", signed=True)
+_LOCK = advisory_lock_key("hookstream.janitor")
 
 
 async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | None:
@@ -59,7 +58,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
                 admin,
                 settings.kafka_bootstrap_servers,
                 settings.topics,
-                settings.dispatcher_group,
+                settings.dispatcher_group_id,
                 report,
             )
         finally:

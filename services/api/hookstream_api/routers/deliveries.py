@@ -8,12 +8,12 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BeforeValidator
 
-from hookstream_api.auth import CurrentPrincipal, Principal
+from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import Deliveries, DeliveryClient, Settings, Webhooks
 from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
-from hookstream_api.paging import Cursor, Sort, links
-from hookstream_api.repository import DeliveryFilters, WebhookRepository
-from hookstream_api.routers.webhooks import parse_id
+from hookstream_api.paging import Sort, links, requested_cursor
+from hookstream_api.repository import DeliveryFilters
+from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
 from hookstream_api.schemas import Delivery, DeliveryList, rfc3339_only
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
@@ -43,13 +43,6 @@ def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
     ).model_dump(by_alias=True, mode="json")
 
 
-async def _visible_webhook(repo: WebhookRepository, principal: Principal, id: str) -> uuid.UUID:
-    webhook_id = parse_id(id)
-    if await repo.get(principal, webhook_id) is None:
-        raise not_found()
-    return webhook_id
-
-
 @router.get("", response_model=DeliveryList, response_model_exclude_none=True)
 async def list_deliveries(
     id: str,
@@ -77,12 +70,9 @@ async def list_deliveries(
     prev: Annotated[str | None, Query(description="Cursor from `links.prev.href`.")] = None,
 ) -> dict[str, Any]:
     """The webhook's deliveries, filtered, sorted and paged; newest first by default."""
-    webhook_id = await _visible_webhook(webhooks, principal, id)
+    webhook_id = await visible_webhook_id(webhooks, principal, id)
     order = Sort.parse(sort, SORT_COLUMNS, "-triggeredAt")
-    if next and prev:
-        raise invalid("next, prev: send one of them, not both")
-    token, param = (next, "next") if next else (prev, "prev")
-    cursor = Cursor.decode(token, param, order, order.field == "triggeredAt") if token else None
+    cursor = requested_cursor(next, prev, order, order.field == "triggeredAt")
     filters = DeliveryFilters(event_type=event_type, status=status, since=since, until=until)
     page = await deliveries.list(principal.tenant_id, webhook_id, filters, order, cursor, limit)
     return {
@@ -100,7 +90,7 @@ async def get_delivery(
     deliveries: Deliveries,
 ) -> dict[str, Any]:
     """One delivery, with the request sent and the response received."""
-    webhook_id = await _visible_webhook(webhooks, principal, id)
+    webhook_id = await visible_webhook_id(webhooks, principal, id)
     row = await deliveries.get(principal.tenant_id, webhook_id, parse_id(deliveryId, "delivery"))
     if row is None:
         raise not_found("delivery")
@@ -127,7 +117,7 @@ async def resend_delivery(
 
     Recorded as a new delivery, which may have status `fail`: the answer is 201 either way.
     """
-    webhook_id = await _visible_webhook(webhooks, principal, id)
+    webhook_id = await visible_webhook_id(webhooks, principal, id)
     original = await deliveries.get(
         principal.tenant_id, webhook_id, parse_id(deliveryId, "delivery")
     )

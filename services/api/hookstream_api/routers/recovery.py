@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import Deliveries, Webhooks
-from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
-from hookstream_api.routers.webhooks import parse_id
+from hookstream_api.errors import ERROR_RESPONSES, invalid
+from hookstream_api.routers.webhooks import visible_webhook_id
 from hookstream_api.schemas import RecoverRequest, RecoverResult
 from hookstream_common.events import Event
 from hookstream_common.jobs import DeliveryJob
@@ -34,9 +34,7 @@ async def recover_deliveries(
     deliveries: Deliveries,
 ) -> dict[str, Any]:
     """Queue every failed delivery triggered in [since, until) again; answer with the count."""
-    webhook_id = parse_id(id)
-    if await webhooks.get(principal, webhook_id) is None:
-        raise not_found()
+    webhook_id = await visible_webhook_id(webhooks, principal, id)
     if body.until is not None and body.until <= body.since:
         raise invalid("until: must be later than since")
     rows = await deliveries.failed_between(principal.tenant_id, webhook_id, body.since, body.until)

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import Settings, Webhooks
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
-from hookstream_api.paging import Cursor, Sort, links
-from hookstream_api.repository import WebhookFields, WebhookFilters
+from hookstream_api.paging import Sort, links, requested_cursor
+from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
 from hookstream_api.schemas import (
     READ_ONLY_FIELDS,
     EventTypeList,
@@ -67,6 +67,14 @@ def parse_id(value: str, what: str = "webhook") -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise not_found(what) from None
+
+
+async def visible_webhook_id(repo: WebhookRepository, principal: Principal, id: str) -> uuid.UUID:
+    """The id of a webhook the caller may see; a 404 for anything else."""
+    webhook_id = parse_id(id)
+    if await repo.get(principal, webhook_id) is None:
+        raise not_found()
+    return webhook_id
 
 
 def checked_fields(body: _WebhookInput, principal: Principal, enabled: bool) -> WebhookFields:
@@ -142,7 +150,7 @@ async def list_webhooks(
 ) -> dict[str, Any]:
     """The webhooks the caller may see, filtered, sorted and paged."""
     order = Sort.parse(sort, SORT_COLUMNS, "-createdAt")
-    cursor = _cursor(next, prev, order, timestamp=order.field in ("createdAt", "updatedAt"))
+    cursor = requested_cursor(next, prev, order, order.field in ("createdAt", "updatedAt"))
     origin_list = _comma_list(origins)
     if origin_list and not set(origin_list) <= set(Origin.__args__):
         raise invalid(f"origins: each must be one of {', '.join(Origin.__args__)}")
@@ -162,16 +170,6 @@ async def list_webhooks(
         "data": [webhook_json(r) for r in page.rows],
         "links": links(request, page.rows, order, cursor, page.has_more),
     }
-
-
-def _cursor(next: str | None, prev: str | None, sort: Sort, timestamp: bool) -> Cursor | None:
-    if next and prev:
-        raise invalid("next, prev: send one of them, not both")
-    if next:
-        return Cursor.decode(next, "next", sort, timestamp)
-    if prev:
-        return Cursor.decode(prev, "prev", sort, timestamp)
-    return None
 
 
 @router.post("", status_code=201, response_model=Webhook)
