@@ -1,13 +1,20 @@
 """The operations endpoints of a worker service: `/metrics`, `/healthz` and `/readyz`."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import prometheus_client
 from aiohttp import web
 
+from hookstream_common.resilience import Readiness
 
-async def start_ops_server(host: str, port: int, is_ready: Callable[[], bool]) -> web.AppRunner:
-    """Serve Prometheus metrics, liveness (the loop answers) and readiness (`is_ready()`)."""
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def start_ops_server(
+    host: str, port: int, readiness: Readiness, extra: dict[str, Handler] | None = None
+) -> web.AppRunner:
+    """Serve Prometheus metrics, liveness (the loop answers) and readiness; `extra` adds GET
+    routes of the service's own (paths in aiohttp's syntax)."""
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(
@@ -19,15 +26,14 @@ async def start_ops_server(host: str, port: int, is_ready: Callable[[], bool]) -
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        ready = is_ready()
-        return web.json_response(
-            {"status": "ready" if ready else "starting"}, status=200 if ready else 503
-        )
+        return web.json_response(readiness.report(), status=200 if readiness.ready else 503)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    for path, handler in (extra or {}).items():
+        app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

@@ -21,6 +21,11 @@ class Topics:
         return f"{self.prefix}.events.dlq"
 
     @property
+    def dispatch_dlq(self) -> str:
+        """Where the dispatcher parks delivery jobs and retries it can never process."""
+        return f"{self.prefix}.dispatch.dlq"
+
+    @property
     def webhooks(self) -> str:
         """Compacted: tenant id -> that tenant's complete set of webhooks, for routing."""
         return f"{self.prefix}.webhooks"

@@ -6,6 +6,7 @@ from typing import Annotated
 import aiohttp
 from fastapi import Depends, Request
 
+from hookstream_api.errors import ApiError
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.settings import ApiSettings
 
@@ -15,13 +16,25 @@ def app_settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 
+def _connected(request: Request) -> None:
+    """Until start-up has reached Postgres and migrated it, data requests answer 503."""
+    if not request.app.state.connected:
+        raise ApiError(
+            503,
+            "HOOKSTREAM-503",
+            "The service is starting and waits for its database; try again in a few seconds.",
+        )
+
+
 def webhook_repository(request: Request) -> WebhookRepository:
     """Repository over the app's pool and secret box."""
+    _connected(request)
     return WebhookRepository(request.app.state.pool, request.app.state.box)
 
 
 def delivery_repository(request: Request) -> DeliveryRepository:
     """Repository over the app's pool."""
+    _connected(request)
     settings = request.app.state.settings
     return DeliveryRepository(request.app.state.pool, timedelta(days=settings.retention_days))
 

@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from hookstream_api.schemas import ErrorEnvelope, ReadOnlyField
+from hookstream_common.resilience import TRANSIENT
 
 log = structlog.get_logger(__name__)
 
@@ -24,7 +25,9 @@ _TITLES = {
     415: "Unsupported media type",
     422: "Bad request",
     500: "Internal server error",
+    503: "Service unavailable",
 }
+_RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -127,6 +130,18 @@ def install_error_handlers(app: FastAPI) -> None:
             [{"code": f"HOOKSTREAM-{exc.status_code}", "title": title, "detail": detail}],
             headers=headers,
         )
+
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("a dependency is unavailable", error_class=type(exc).__name__)
+        detail = "The database or the broker is unavailable; try again in a few seconds."
+        return _envelope(
+            503,
+            [{"code": "HOOKSTREAM-503", "title": _TITLES[503], "detail": detail}],
+            headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
+        )
+
+    for outage in TRANSIENT:
+        app.add_exception_handler(outage, unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

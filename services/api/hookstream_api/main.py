@@ -5,6 +5,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import structlog
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
@@ -12,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import make_asgi_app
 
 from hookstream_api.errors import install_error_handlers
+from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.routers import deliveries, health, product_info, recovery, webhooks
 from hookstream_api.settings import ApiSettings
@@ -20,43 +22,86 @@ from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
+from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 
 API_PREFIXES = ("/api/v1", "/api/core")
 
+log = structlog.get_logger(__name__)
 
-@contextlib.asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Connect to Postgres and Kafka, migrate, and run the relay for the app's lifetime."""
+
+async def _connect(app: FastAPI) -> None:
+    """Wait for Postgres and Kafka, then run the relay: an outage at start-up is waited out.
+
+    Until this finishes, requests that need the database answer 503 and `/readyz` says why.
+    """
     settings: ApiSettings = app.state.settings
-    await migrate(settings.database_url)
-    app.state.pool = await create_pool(settings.database_url)
-    app.state.box = SecretBox(parse_keys(settings.encryption_keys))
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    kafka = producer(settings.kafka_bootstrap_servers)
-    await admin.start()
-    await kafka.start()
-    await ensure_topics(admin, core_topics(settings.topics, settings.kafka_replication_factor))
+    await keep_trying(lambda: migrate(settings.database_url), "Postgres (migrations)")
+    admin = await keep_trying(lambda: _started_admin(settings), "Kafka (admin)")
+    app.state.admin = admin
+    await keep_trying(
+        lambda: ensure_topics(
+            admin, core_topics(settings.topics, settings.kafka_replication_factor)
+        ),
+        "Kafka (core topics)",
+    )
+    await keep_trying(app.state.kafka.start, "Kafka (producer)")
+    app.state.connected = True
     relay = OutboxRelay(
         app.state.pool,
-        kafka,
+        app.state.kafka,
         admin,
         settings.topics,
         settings.kafka_replication_factor,
         settings.relay_interval_seconds,
     )
-    relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    log.info("api connected to Postgres and Kafka")
+    await relay.run()
+
+
+async def _started_admin(settings: ApiSettings) -> AIOKafkaAdminClient:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        await admin.start()
+    except BaseException:
+        await admin.close()
+        raise
+    return admin
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open lazy clients at once, connect in the background, and close everything at exit."""
+    settings: ApiSettings = app.state.settings
+    app.state.connected = False
+    app.state.admin = None
+    app.state.pool = await create_pool(settings.database_url, min_size=0)
+    app.state.box = SecretBox(parse_keys(settings.encryption_keys))
     app.state.http = delivery_session(settings)
-    app.state.kafka = kafka
-    app.state.background = set()
+    app.state.kafka = producer(settings.kafka_bootstrap_servers)
+    recovering = start_recovery_worker(app)
+    app.state.readiness = Readiness(
+        {
+            "postgres": postgres_check(settings.database_url),
+            "kafka": kafka_check(settings.kafka_bootstrap_servers),
+        },
+        lambda: app.state.connected,
+    )
+    app.state.readiness.start()
+    connecting = asyncio.create_task(_connect(app), name="connect-and-relay")
     try:
         yield
     finally:
-        relay_task.cancel()
+        connecting.cancel()
+        recovering.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await relay_task
+            await connecting
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovering
+        await app.state.readiness.stop()
         await app.state.http.close()
-        await kafka.stop()
-        await admin.close()
+        await app.state.kafka.stop()
+        if app.state.admin is not None:
+            await app.state.admin.close()
         await app.state.pool.close()
 
 

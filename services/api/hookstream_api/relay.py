@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.db import advisory_lock_key
 from hookstream_common.kafka import delivery_topic, ensure_topics
+from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.topics import Topics
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_tenant_routes
 
@@ -46,21 +47,36 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish forever; errors are logged and retried, never fatal."""
-        listener = await self._pool.acquire()
-        try:
+        backoff = Backoff()
+        while True:
+            try:
+                await self._listen_and_publish(backoff)
+            except TRANSIENT as exc:
+                log.warning(
+                    "outbox relay lost Postgres; reconnecting",
+                    error_class=type(exc).__name__,
+                    retry_in=backoff.delay,
+                )
+                await backoff.wait()
+
+    async def _listen_and_publish(self, backoff: Backoff) -> None:
+        """Publish on every notification (and every interval) while the listener lives."""
+        async with self._pool.acquire() as listener:
             await listener.add_listener(OUTBOX_CHANNEL, self._notified)
-            while True:
-                try:
-                    while await self.publish_pending() == _BATCH:
-                        pass
-                except Exception as exc:
-                    log.warning("outbox relay failed; retrying", error=str(exc))
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._interval)
-                self._wake.clear()
-        finally:
-            await listener.remove_listener(OUTBOX_CHANNEL, self._notified)
-            await self._pool.release(listener)
+            try:
+                while not listener.is_closed():
+                    try:
+                        while await self.publish_pending() == _BATCH:
+                            pass
+                        backoff.reset()
+                    except Exception as exc:
+                        log.warning("outbox relay failed; retrying", error=str(exc))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._interval)
+                    self._wake.clear()
+            finally:
+                if not listener.is_closed():
+                    await listener.remove_listener(OUTBOX_CHANNEL, self._notified)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()

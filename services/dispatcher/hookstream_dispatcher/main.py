@@ -1,11 +1,19 @@
-"""Entry point of `hookstream-dispatcher`: the delivery lanes, the retry tiers, and /metrics."""
+"""Entry point of `hookstream-dispatcher`: the delivery lanes, the retry tiers, and /metrics.
+
+Start-up waits for Postgres and Kafka (decision 10): the operations endpoints answer from the
+first second, `/readyz` with 503 until both are reachable and the consumers have joined.
+"""
 
 import asyncio
 import contextlib
 import signal
+from dataclasses import dataclass
 from datetime import timedelta
 
+import aiohttp
+import asyncpg
 import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.crypto import SecretBox, parse_keys
@@ -14,6 +22,7 @@ from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
+from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 from hookstream_dispatcher.retries import RetryScheduler, ensure_tier_topics
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -23,38 +32,121 @@ from hookstream_dispatcher.writer import HistoryWriter
 log = structlog.get_logger(__name__)
 
 
-async def serve(settings: DispatcherSettings) -> None:
-    """Run until SIGTERM or SIGINT, then finish in-flight work within the grace period."""
-    await migrate(settings.database_url)
+@dataclass
+class _Clients:
+    """The connections the dispatcher works with, opened once the dependencies answer."""
+
+    pool: asyncpg.Pool
+    targets: TargetCache
+    kafka: AIOKafkaProducer
+
+    async def close(self) -> None:
+        await self.kafka.stop()
+        await self.targets.stop()
+        await self.pool.close()
+
+
+async def _tier_topics(settings: DispatcherSettings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
-    await ensure_tier_topics(admin, settings)
-    await admin.close()
-    pool = await create_pool(settings.database_url, max_size=20)
+    try:
+        await ensure_tier_topics(admin, settings)
+    finally:
+        await admin.close()
+
+
+async def _started_producer(settings: DispatcherSettings) -> AIOKafkaProducer:
+    kafka = producer(settings.kafka_bootstrap_servers)
+    try:
+        await kafka.start()
+    except BaseException:
+        await kafka.stop()
+        raise
+    return kafka
+
+
+async def _connect(settings: DispatcherSettings) -> _Clients:
+    """Wait for Postgres and Kafka, one step at a time, each retried until it succeeds."""
+    await keep_trying(lambda: migrate(settings.database_url), "Postgres (migrations)")
+    pool = await keep_trying(
+        lambda: create_pool(settings.database_url, max_size=20), "Postgres (pool)"
+    )
     targets = TargetCache(
         settings.database_url, pool, SecretBox(parse_keys(settings.encryption_keys))
     )
-    await targets.start()
-    kafka = producer(settings.kafka_bootstrap_servers)
-    await kafka.start()
-    session = delivery_session(settings, limit=settings.max_in_flight)
+    await keep_trying(targets.start, "Postgres (change listener)")
+    await keep_trying(lambda: _tier_topics(settings), "Kafka (retry topics)")
+    kafka = await keep_trying(lambda: _started_producer(settings), "Kafka (producer)")
+    return _Clients(pool, targets, kafka)
+
+
+async def _work(
+    settings: DispatcherSettings, clients: _Clients, session: aiohttp.ClientSession
+) -> tuple[Dispatcher, RetryScheduler, HistoryWriter]:
     writer = HistoryWriter(
-        pool,
+        clients.pool,
         timedelta(seconds=settings.auto_disable_after_seconds),
         settings.auto_disable_min_failures,
     )
-    dispatcher = Dispatcher(settings, pool, targets, writer, session, kafka)
-    scheduler = RetryScheduler(settings, kafka, targets)
+    dispatcher = Dispatcher(settings, clients.pool, clients.targets, writer, session, clients.kafka)
+    scheduler = RetryScheduler(settings, clients.kafka, clients.targets)
+    await keep_trying(dispatcher.start, "Kafka (delivery consumer)")
+    await keep_trying(scheduler.start, "Kafka (retry consumer)")
+    return dispatcher, scheduler, writer
+
+
+async def serve(settings: DispatcherSettings) -> None:
+    """Run until SIGTERM or SIGINT, then finish in-flight work within the grace period."""
+    parts: list[Dispatcher | RetryScheduler] = []
+    readiness = Readiness(
+        {
+            "kafka": kafka_check(settings.kafka_bootstrap_servers),
+            "postgres": postgres_check(settings.database_url),
+        },
+        lambda: bool(parts),
+    )
+    ops = await start_ops_server(settings.dispatcher_host, settings.dispatcher_port, readiness)
+    readiness.start()
+    session = delivery_session(settings, limit=settings.max_in_flight)
+
+    async def start() -> tuple[_Clients, Dispatcher, RetryScheduler, HistoryWriter]:
+        clients = await _connect(settings)
+        return (clients, *await _work(settings, clients, session))
+
+    startup = asyncio.create_task(start())
+
+    def on_signal() -> None:
+        if parts:
+            for part in parts:
+                part.stop()
+        else:
+            startup.cancel()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: (dispatcher.stop(), scheduler.stop()))
-    ops = await start_ops_server(
-        settings.dispatcher_host, settings.dispatcher_port, lambda: dispatcher.started
-    )
-    # The writer outlives the lanes (they wait for their last outcomes), and its failure, like
-    # theirs, ends the process rather than leave it hanging: a restart re-delivers.
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        try:
+            clients, dispatcher, scheduler, writer = await startup
+        except asyncio.CancelledError:
+            return
+        parts.extend((dispatcher, scheduler))
+        await _run(clients, dispatcher, scheduler, writer)
+    finally:
+        await readiness.stop()
+        await ops.cleanup()
+        await session.close()
+        log.info("dispatcher stopped")
+
+
+async def _run(
+    clients: _Clients, dispatcher: Dispatcher, scheduler: RetryScheduler, writer: HistoryWriter
+) -> None:
+    """Deliver until stopped. The writer outlives the lanes (they wait for their last
+    outcomes); a failure of any part ends the process rather than leave it hanging, and the
+    supervisor's restart re-delivers whatever was not committed."""
     writing = asyncio.create_task(writer.run(), name="history-writer")
-    log.info("dispatcher started", group=settings.dispatcher_group_id)
+    log.info("dispatcher started")
     try:
         work = asyncio.gather(dispatcher.run(), scheduler.run())
         done, _ = await asyncio.wait({work, writing}, return_when=asyncio.FIRST_COMPLETED)
@@ -64,12 +156,7 @@ async def serve(settings: DispatcherSettings) -> None:
         writing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writing
-        await ops.cleanup()
-        await session.close()
-        await kafka.stop()
-        await targets.stop()
-        await pool.close()
-        log.info("dispatcher stopped")
+        await clients.close()
 
 
 def main() -> None:

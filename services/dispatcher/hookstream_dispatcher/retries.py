@@ -14,9 +14,12 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import ensure_topics
+from hookstream_common.parking import park
+from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_dispatcher.policy import RetryPolicy, utcnow
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -30,7 +33,7 @@ TIER_PARTITIONS = 4
 
 
 async def ensure_tier_topics(admin: AIOKafkaAdminClient, settings: DispatcherSettings) -> None:
-    """One topic per tier of the schedule."""
+    """One topic per tier of the schedule, and the dispatcher's dead-letter topic."""
     await ensure_topics(
         admin,
         [
@@ -38,7 +41,8 @@ async def ensure_tier_topics(admin: AIOKafkaAdminClient, settings: DispatcherSet
                 settings.topics.retry(t.name), TIER_PARTITIONS, settings.kafka_replication_factor
             )
             for t in settings.retry_policy.tiers
-        ],
+        ]
+        + [NewTopic(settings.topics.dispatch_dlq, 1, settings.kafka_replication_factor)],
     )
 
 
@@ -67,25 +71,56 @@ class RetryScheduler:
         """Stop after the batch in hand."""
         self._stopping.set()
 
-    async def run(self) -> None:
-        """Re-queue due retries until `stop()`."""
+    async def start(self) -> None:
+        """Join the tiers' group; raises while the broker is unreachable."""
         await self.consumer.start()
+
+    async def run(self) -> None:
+        """Re-queue due retries until `stop()`; an outage pauses it, never ends it."""
         depth = asyncio.create_task(self._report_depth())
+        backoff = Backoff()
         try:
             while not self._stopping.is_set():
-                batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
-                for partition, records in batch.items():
-                    await self._release_due(partition, records)
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=500, max_records=1000)
+                    for partition, records in batch.items():
+                        await self._release_due_or_rewind(partition, records)
+                    backoff.reset()
+                except TRANSIENT as exc:
+                    log.warning(
+                        "re-queueing retries failed; will try again",
+                        error_class=type(exc).__name__,
+                        error=str(exc),
+                        retry_in=backoff.delay,
+                    )
+                    await backoff.wait()
         finally:
             depth.cancel()
             for timer in self._timers.values():
                 timer.cancel()
             await self.consumer.stop()
 
-    async def _release_due(self, partition: TopicPartition, records: list) -> None:
+    async def _release_due_or_rewind(
+        self, partition: TopicPartition, records: list[ConsumerRecord]
+    ) -> None:
+        """On an outage, seek back to the first record so none is skipped, and re-raise."""
+        try:
+            await self._release_due(partition, records)
+        except TRANSIENT:
+            if partition in self.consumer.assignment() and partition not in self._timers:
+                self.consumer.seek(partition, records[0].offset)
+            raise
+
+    async def _release_due(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
+        """Queue the due head of the partition, commit it, and sleep until the next is due."""
         committed = None
         for record in records:
-            job = DeliveryJob.loads(record.value)
+            try:
+                job = DeliveryJob.loads(record.value)
+            except (ValueError, KeyError, TypeError) as exc:
+                await park(self._producer, self._topics.dispatch_dlq, record, exc, "retry")
+                committed = record.offset + 1
+                continue
             wait = (job.due_at - utcnow()).total_seconds() if job.due_at else 0.0
             if wait > 0:
                 self._sleep(partition, record.offset, wait)

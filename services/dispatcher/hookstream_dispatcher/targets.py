@@ -13,6 +13,7 @@ import asyncpg
 import structlog
 
 from hookstream_common.crypto import SecretBox
+from hookstream_common.resilience import TRANSIENT
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, DeliveryTarget, load_target
 
 log = structlog.get_logger(__name__)
@@ -61,7 +62,7 @@ class TargetCache:
                 await self.start()
                 self._entries.clear()
                 return
-            except (OSError, asyncpg.PostgresError) as exc:
+            except TRANSIENT as exc:
                 log.warning("reconnecting the change listener failed", error=str(exc))
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -25,6 +25,8 @@ from aiokafka.structs import ConsumerRecord
 from hookstream_common.delivery import Attempt, build_request, send
 from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
+from hookstream_common.parking import park
+from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_store import DeliveryTarget, disable
 from hookstream_dispatcher.policy import (
     Retry,
@@ -99,7 +101,7 @@ class Lane:
     @property
     def completed(self) -> int | None:
         """The offset to commit: every record before it is stored."""
-        while self.unstored and self.unstored[0][1].done():
+        while self.unstored and _stored(self.unstored[0][1]):
             self._finished = self.unstored.popleft()[0]
         return self._finished
 
@@ -116,9 +118,16 @@ class Lane:
                 stored.set_result(None)
             self.unstored.append((record.offset + 1, stored))
             if len(self.unstored) > self._max_unstored:  # Postgres is behind: wait for it
-                await self.unstored[0][1]
+                await asyncio.wait([self.unstored[0][1]])
             self._on_progress(self)
-        await asyncio.gather(*(future for _, future in self.unstored))
+        if self.unstored:
+            # `wait`, not `gather`: cancelling the lane must not cancel the writer's futures.
+            await asyncio.wait([future for _, future in self.unstored])
+
+
+def _stored(future: asyncio.Future[None]) -> bool:
+    """The outcome is committed; a cancelled or failed write never counts as stored."""
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -169,16 +178,26 @@ class Dispatcher:
         """Stop fetching; in-flight requests get the grace period to finish."""
         self._stopping.set()
 
-    async def run(self) -> None:
-        """Deliver until `stop()`, then hand the partitions back."""
+    async def start(self) -> None:
+        """Join the group; raises while the broker is unreachable."""
         self.consumer.subscribe(
             pattern=self._settings.topics.deliveries_pattern, listener=_Rebalance(self)
         )
         await self.consumer.start()
         self.started = True
+
+    async def run(self) -> None:
+        """Deliver until `stop()`, then hand the partitions back."""
+        backoff = Backoff()
         try:
             while not self._stopping.is_set():
-                batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+                try:
+                    batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+                    backoff.reset()
+                except KafkaError as exc:
+                    log.warning("fetching jobs failed; retrying", error=str(exc))
+                    await backoff.wait()
+                    continue
                 for partition, records in batch.items():
                     self._lane(partition).add(records)
                     self._pause_if_full(self._lanes[partition])
@@ -264,11 +283,36 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _deliver_record(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
-        """Deliver one job; the future resolves when its outcome is stored."""
+        """Deliver one job; the future resolves when its outcome is stored.
+
+        An outage (Postgres or Kafka unreachable) holds the job until it passes; a job that can
+        never be processed is parked on the dead-letter topic and the lane moves on.
+        """
+        backoff = Backoff()
+        while True:
+            try:
+                return await self._process(record)
+            except TRANSIENT as exc:
+                log.warning(
+                    "job waits: a dependency is unavailable",
+                    topic=record.topic,
+                    offset=record.offset,
+                    error_class=type(exc).__name__,
+                    retry_in=backoff.delay,
+                )
+                await backoff.wait()
+            except Exception as exc:
+                log.exception("job parked: it cannot be processed", topic=record.topic)
+                await park(
+                    self._producer, self._settings.topics.dispatch_dlq, record, exc, "delivery"
+                )
+                return None
+
+    async def _process(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
         try:
             job = DeliveryJob.loads(record.value)
         except (ValueError, KeyError, TypeError) as exc:
-            log.error("unreadable delivery job skipped", topic=record.topic, error=str(exc))
+            await park(self._producer, self._settings.topics.dispatch_dlq, record, exc, "delivery")
             return None
         target = await self._targets.get(job.webhook_id)
         bound = log.bind(
@@ -301,10 +345,13 @@ class Dispatcher:
                 job.attempt - job.retry_base, utcnow(), retry_after_seconds(attempt, utcnow())
             )
             if retry is not None:
-                await self._producer.send_and_wait(
-                    self._settings.topics.retry(retry.tier.name),
-                    job.retried(retry.due_at).dumps(),
-                    key=job.webhook_id.encode(),
+                await keep_trying(
+                    lambda: self._producer.send_and_wait(
+                        self._settings.topics.retry(retry.tier.name),
+                        job.retried(retry.due_at).dumps(),
+                        key=job.webhook_id.encode(),
+                    ),
+                    "Kafka (scheduling a retry)",
                 )
         self._observe(job, attempt, verdict)
         stored = self._writer.submit(
@@ -332,7 +379,11 @@ class Dispatcher:
         )
         if verdict is Verdict.GONE:
             reason = f"The endpoint answered 410 Gone on {utcnow():%Y-%m-%d %H:%M} UTC."
-            if await disable(self._pool, job.webhook_id, "ENDPOINT_GONE", reason):
+            gone = await keep_trying(
+                lambda: disable(self._pool, job.webhook_id, "ENDPOINT_GONE", reason),
+                "Postgres (disabling a gone webhook)",
+            )
+            if gone:
                 DISABLED.labels("ENDPOINT_GONE").inc()
                 bound.warning("webhook disabled", code="ENDPOINT_GONE")
         return stored

@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from hookstream_common.db import DAYS_AHEAD, advisory_lock_key, migrate
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
+from hookstream_common.resilience import TRANSIENT, Readiness, kafka_check, postgres_check
 from hookstream_janitor.housekeeping import (
     PassReport,
     delete_drained_topics,
@@ -80,25 +81,45 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
 
 
 async def run(settings: JanitorSettings, once: bool) -> None:
-    """Run passes until stopped (or just one)."""
-    await migrate(settings.database_url)
+    """Run passes until stopped (or just one). A failed pass is logged and tried again at the
+    next interval: an outage of Postgres or Kafka never ends the janitor."""
     if once:
+        await migrate(settings.database_url)
         await one_pass(settings, datetime.now(UTC))
         return
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    ops = await start_ops_server(settings.janitor_host, settings.janitor_port, lambda: True)
+    readiness = Readiness(
+        {
+            "postgres": postgres_check(settings.database_url),
+            "kafka": kafka_check(settings.kafka_bootstrap_servers),
+        },
+        lambda: True,
+    )
+    ops = await start_ops_server(settings.janitor_host, settings.janitor_port, readiness)
+    readiness.start()
     try:
+        migrated = False
         while not stop.is_set():
             try:
+                if not migrated:
+                    await migrate(settings.database_url)
+                    migrated = True
                 await one_pass(settings, datetime.now(UTC))
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.error("janitor pass failed; will try again", error=str(exc))
+            except TRANSIENT as exc:
+                log.warning(
+                    "janitor pass failed: a dependency is unavailable; will try again",
+                    error_class=type(exc).__name__,
+                    error=str(exc),
+                )
+            except Exception:
+                log.exception("janitor pass failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.janitor_interval_seconds)
     finally:
+        await readiness.stop()
         await ops.cleanup()
 
 

@@ -1,28 +1,28 @@
-"""Entry point of `hookstream-matcher`: a faust worker with the project's JSON logging."""
+"""Entry point of `hookstream-matcher`: the router, its operations endpoints, and start-up.
+
+Start-up waits for Kafka (decision 10): the operations endpoints answer from the first second,
+`/readyz` with 503 until the route table of the owned partitions is loaded.
+"""
 
 import asyncio
-import logging
+import signal
 
-import faust
+import structlog
+from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 
-from hookstream_common.kafka import core_topics, ensure_topics
+from hookstream_common.kafka import core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
-from hookstream_matcher.app import create_app
+from hookstream_common.ops import start_ops_server
+from hookstream_common.resilience import Readiness, kafka_check, keep_trying
 from hookstream_matcher.settings import MatcherSettings
+from hookstream_matcher.worker import Matcher
 
-
-class _Worker(faust.Worker):
-    """A faust worker that logs like every other service."""
-
-    settings: MatcherSettings
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        configure_logging("matcher", self.settings.log_level, self.settings.log_format)
+log = structlog.get_logger(__name__)
 
 
 async def _ensure_core_topics(settings: MatcherSettings) -> None:
-    """Create the shared topics with their real settings before faust would guess them."""
+    """Create the shared topics with their real settings before anything reads them."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
@@ -31,13 +31,86 @@ async def _ensure_core_topics(settings: MatcherSettings) -> None:
         await admin.close()
 
 
+async def _started_matcher(settings: MatcherSettings) -> Matcher:
+    """A matcher whose producer and consumers are connected; new clients on every try."""
+    kafka = producer(
+        settings.kafka_bootstrap_servers, linger_ms=int(settings.matcher_linger_seconds * 1000)
+    )
+    matcher = Matcher(settings, kafka)
+    try:
+        await matcher.start()
+    except BaseException:
+        await matcher.close()
+        raise
+    return matcher
+
+
+async def _start(settings: MatcherSettings) -> Matcher:
+    """Wait for Kafka, then connect: a broker outage at start-up is waited out, not fatal."""
+    await keep_trying(lambda: _ensure_core_topics(settings), "Kafka (core topics)")
+    return await keep_trying(lambda: _started_matcher(settings), "Kafka (clients)")
+
+
+async def serve(settings: MatcherSettings) -> None:
+    """Run until SIGTERM or SIGINT; the batch in hand is finished and committed."""
+    current: list[Matcher] = []
+
+    async def routes_page(request: web.Request) -> web.Response:
+        """What this instance routes for a tenant: the first place to look when nothing arrives."""
+        tenant_id = request.match_info["tenant_id"]
+        known = current[0].table.routes_of(tenant_id) if current else None
+        if known is None:
+            return web.json_response({"tenantId": tenant_id, "webhooks": None}, status=404)
+        webhooks = [
+            {"id": r.id, "eventTypes": list(r.event_types), "enabled": r.enabled}
+            for r in known.routes
+        ]
+        return web.json_response({"tenantId": tenant_id, "webhooks": webhooks})
+
+    readiness = Readiness(
+        {"kafka": kafka_check(settings.kafka_bootstrap_servers)},
+        lambda: bool(current) and current[0].started,
+    )
+    ops = await start_ops_server(
+        settings.matcher_host,
+        settings.matcher_port,
+        readiness,
+        {"/routes/{tenant_id}": routes_page},
+    )
+    readiness.start()
+    startup = asyncio.create_task(_start(settings))
+
+    def on_signal() -> None:
+        if current:
+            current[0].stop()
+        else:
+            startup.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        try:
+            matcher = await startup
+        except asyncio.CancelledError:
+            return
+        current.append(matcher)
+        log.info("matcher started", group=settings.group_id)
+        try:
+            await matcher.run()
+        finally:
+            await matcher.close()
+    finally:
+        await readiness.stop()
+        await ops.cleanup()
+        log.info("matcher stopped")
+
+
 def main() -> None:
-    """Run the matcher until SIGTERM."""
+    """Entry point."""
     settings = MatcherSettings()
-    asyncio.run(_ensure_core_topics(settings))
-    worker = _Worker(create_app(settings), loglevel=settings.log_level, redirect_stdouts=False)
-    worker.settings = settings
-    worker.execute_from_commandline()
+    configure_logging("matcher", settings.log_level, settings.log_format)
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -11,19 +11,23 @@ class MatcherSettings(CommonSettings):
     matcher_host: str = Field("127.0.0.1", description="Address of /metrics, /healthz, /readyz.")
     matcher_port: int = Field(8001, description="Port of the matcher's operations endpoints.")
     matcher_group: str = Field(
-        "", description="Kafka consumer group / faust app id; default `<topic_prefix>-matcher`."
+        "", description="Kafka consumer group of the matchers; default `<topic_prefix>-matcher`."
     )
-    matcher_data_dir: str = Field(
-        ".hookstream/matcher", description="Where faust keeps its local state."
-    )
-
     matcher_linger_seconds: float = Field(
         0.005,
         description="How long the producer gathers jobs into one request: fewer, larger "
         "requests for a little latency.",
     )
+    matcher_batch_size: int = Field(
+        500, description="Most events routed (and committed) as one batch.", ge=1
+    )
+    max_event_bytes: int = Field(
+        1024 * 1024,
+        description="Events larger than this go to the dead-letter topic with the reason.",
+        ge=1024,
+    )
 
     @property
-    def app_id(self) -> str:
-        """The faust app id, which is also the consumer group and the changelog topic prefix."""
+    def group_id(self) -> str:
+        """The consumer group all matchers join."""
         return self.matcher_group or f"{self.topic_prefix}-matcher"

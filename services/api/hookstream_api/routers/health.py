@@ -16,9 +16,6 @@ async def healthz() -> dict[str, Any]:
 
 @router.get("/readyz")
 async def readyz(request: Request) -> JSONResponse:
-    """Postgres answers and Kafka is connected: the API can take writes."""
-    try:
-        await request.app.state.pool.fetchval("SELECT 1")
-    except Exception as exc:
-        return JSONResponse({"status": "unavailable", "reason": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    """Connected, and Postgres and Kafka answer their probes: the API can take writes."""
+    readiness = request.app.state.readiness
+    return JSONResponse(readiness.report(), status_code=200 if readiness.ready else 503)

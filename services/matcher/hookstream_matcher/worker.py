@@ -1,0 +1,252 @@
+"""The matcher's Kafka side: a stream-table join on plain aiokafka, at least once.
+
+The events topic is consumed in the consumer group `<prefix>-matcher`. For the partitions it
+owns, an instance also reads the same-numbered partitions of the compacted webhooks topic (both
+are keyed by tenant with the same partition count, so a tenant's events and routes share a
+number) from the beginning before it routes a single event, and then keeps following them.
+A batch of events becomes jobs on the webhooks' delivery topics; its offsets are committed only
+after the broker acknowledged every job, dead letter and re-keyed copy it produced. Anything
+that fails before that leaves the batch uncommitted, rewinds to it and tries again after a
+backoff, so a crash, a broker outage or a rebalance can repeat work but never lose it.
+"""
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import prometheus_client
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.structs import ConsumerRecord
+
+from hookstream_common.parking import PARKED, dead_letter
+from hookstream_common.resilience import Backoff
+from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
+from hookstream_matcher.settings import MatcherSettings
+
+log = structlog.get_logger(__name__)
+
+EVENTS = prometheus_client.Counter(
+    "hookstream_matcher_events_total",
+    "Events read, by outcome: matched, unmatched, rekeyed, dead_letter.",
+    ["outcome"],
+)
+JOBS = prometheus_client.Counter(
+    "hookstream_matcher_jobs_total", "Delivery jobs written, one per event and webhook."
+)
+BATCH_FAILURES = prometheus_client.Counter(
+    "hookstream_matcher_batch_failures_total",
+    "Batches that could not be fully produced and were retried from their first event.",
+)
+TENANTS = prometheus_client.Gauge(
+    "hookstream_matcher_tenants", "Tenants with webhooks in this instance's route table."
+)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, matcher: "Matcher") -> None:
+        self._matcher = matcher
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self._matcher.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._matcher.assigned(assigned)
+
+
+class Matcher:
+    """Joins the events of the partitions it owns against their tenants' routes."""
+
+    def __init__(self, settings: MatcherSettings, producer: AIOKafkaProducer) -> None:
+        self._settings = settings
+        self._topics = settings.topics
+        self._producer = producer
+        self.table = RouteTable()
+        self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._joined = False
+        self._stale = True
+        self.events = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_interval_ms=600_000,
+        )
+        self.changes = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    @property
+    def started(self) -> bool:
+        """In the group, with the route table of its partitions loaded."""
+        return self._joined and not self._stale
+
+    async def start(self) -> None:
+        """Connect the producer and both consumers; raises while the broker is unreachable."""
+        await self._producer.start()
+        await self.changes.start()
+        self.events.subscribe([self._topics.events], listener=_Rebalance(self))
+        await self.events.start()
+
+    async def close(self) -> None:
+        """Leave the group (its revoke callback runs) and disconnect."""
+        await self.events.stop()
+        await self.changes.stop()
+        await self._producer.stop()
+
+    def stop(self) -> None:
+        """Finish the batch in hand, commit it, and return from `run()`."""
+        self._stopping.set()
+
+    def assigned(self, partitions: set[TopicPartition]) -> None:
+        """New partitions: their routes are loaded before any of their events is routed."""
+        self._joined = True
+        self._stale = True
+        log.info("events partitions assigned", partitions=sorted(tp.partition for tp in partitions))
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        """Wait for the batch in hand (it commits), then forget those tenants."""
+        async with self._lock:
+            self.table.forget({tp.partition for tp in partitions})
+            TENANTS.set(len(self.table))
+
+    async def run(self) -> None:
+        """Route until `stop()`."""
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            batch = await self.events.getmany(
+                timeout_ms=200, max_records=self._settings.matcher_batch_size
+            )
+            async with self._lock:
+                try:
+                    if self._stale:
+                        await self._load_table()
+                    await self._follow_changes(timeout_ms=0)
+                    await self._route_batch(batch)
+                    backoff.reset()
+                except KafkaError as exc:
+                    BATCH_FAILURES.inc()
+                    log.warning(
+                        "routing a batch failed; it will be routed again",
+                        error_class=type(exc).__name__,
+                        error=str(exc),
+                        retry_in=backoff.delay,
+                    )
+                    self._rewind(batch)
+                    await backoff.wait()
+
+    async def _load_table(self) -> None:
+        """Read the owned partitions of the webhooks topic from the beginning to their end."""
+        owned = {tp.partition for tp in self.events.assignment()}
+        partitions = [TopicPartition(self._topics.webhooks, p) for p in sorted(owned)]
+        self.changes.assign(partitions)
+        self.table = RouteTable()
+        if partitions:
+            await self.changes.seek_to_beginning(*partitions)
+            ends = await self.changes.end_offsets(partitions)
+            while not await self._caught_up(ends):
+                await self._follow_changes(timeout_ms=500)
+        self._stale = False
+        TENANTS.set(len(self.table))
+        log.info("route table loaded", partitions=sorted(owned), tenants=len(self.table))
+
+    async def _caught_up(self, ends: dict[TopicPartition, int]) -> bool:
+        for tp, end in ends.items():
+            if await self.changes.position(tp) < end:
+                return False
+        return True
+
+    async def _follow_changes(self, timeout_ms: int) -> None:
+        batch = await self.changes.getmany(timeout_ms=timeout_ms, max_records=1000)
+        for partition, records in batch.items():
+            for record in records:
+                self._learn(partition.partition, record)
+        if batch:
+            TENANTS.set(len(self.table))
+
+    def _learn(self, partition: int, record: ConsumerRecord) -> None:
+        tenant_id = record.key.decode() if record.key else ""
+        try:
+            self.table.learn(partition, tenant_id, record.value)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.error("unreadable webhook set ignored", tenant_id=tenant_id, error=str(exc))
+            return
+        log.info("webhook set updated", tenant_id=tenant_id, present=record.value is not None)
+
+    async def _route_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Produce everything the batch asks for, wait for the acks, then commit it."""
+        owned = self.events.assignment()
+        batch = {tp: records for tp, records in batch.items() if tp in owned}
+        if not batch:
+            return
+        acks: list[asyncio.Future[Any]] = []
+        for records in batch.values():
+            for record in records:
+                acks.extend(await self._route_record(record))
+        await asyncio.gather(*acks)
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        try:
+            await self.events.commit(offsets)
+        except KafkaError as exc:
+            # A rebalance took the partitions: their next owner routes the batch again.
+            log.warning("commit failed; the batch may be routed twice", error=str(exc))
+
+    async def _route_record(self, record: ConsumerRecord) -> list[asyncio.Future[Any]]:
+        now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        decision = route(self.table, record.key, record.value, now, self._settings.max_event_bytes)
+        if isinstance(decision, DeadLetter):
+            return [await self._dead_letter(record, decision.reason)]
+        if isinstance(decision, Rekey):
+            EVENTS.labels("rekeyed").inc()
+            key = decision.tenant_id.encode()
+            return [await self._producer.send(self._topics.events, record.value, key=key)]
+        return await self._deliver(record, decision)
+
+    async def _deliver(
+        self, record: ConsumerRecord, decision: Deliver
+    ) -> list[asyncio.Future[Any]]:
+        acks = []
+        for job in decision.jobs:
+            topic = self._topics.deliveries(job.webhook_id)
+            try:
+                acks.append(
+                    await self._producer.send(topic, job.dumps(), key=job.webhook_id.encode())
+                )
+            except MessageSizeTooLargeError:
+                return [await self._dead_letter(record, "the delivery job is over the size limit")]
+        JOBS.inc(len(decision.jobs))
+        EVENTS.labels("matched" if decision.jobs else "unmatched").inc()
+        log.debug(
+            "event routed",
+            event_id=decision.event.id,
+            tenant_id=decision.event.tenant_id,
+            event_type=decision.event.type,
+            webhooks=[job.webhook_id for job in decision.jobs],
+        )
+        return acks
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str) -> asyncio.Future[Any]:
+        """Park the record with why and where from, so a person can find and replay it."""
+        EVENTS.labels("dead_letter").inc()
+        PARKED.labels("events").inc()
+        value, headers = dead_letter(record, reason)
+        log.warning(
+            "event sent to the dead-letter topic",
+            reason=reason,
+            source=f"{record.topic}/{record.partition}/{record.offset}",
+        )
+        return await self._producer.send(
+            self._topics.events_dlq, value, key=record.key, headers=headers
+        )
+
+    def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Seek back to the batch's first events, so they are routed again."""
+        owned = self.events.assignment()
+        for tp, records in batch.items():
+            if tp in owned and records:
+                self.events.seek(tp, records[0].offset)
