@@ -1,10 +1,13 @@
 """Kafka plumbing two or more services need: topic creation and a producer."""
 
-import contextlib
-
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 
 from hookstream_common.topics import Topics
 
@@ -25,13 +28,38 @@ def producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
 
 
 async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:
-    """Create the topics that are missing; existing ones are left as they are."""
+    """Create the topics that are missing; existing ones are left as they are.
+
+    Raises if the broker refused any of them (per-topic errors come back in the response, not
+    as an exception), so a caller never goes on as if a topic existed when it does not.
+    """
     existing = set(await admin.list_topics())
     missing = [topic for topic in topics if topic.name not in existing]
     if not missing:
         return
-    with contextlib.suppress(TopicAlreadyExistsError):
-        await admin.create_topics(missing)
+    response = await admin.create_topics(missing)
+    raise_topic_errors(
+        [(name, code) for name, code, *_ in response.topic_errors], {TopicAlreadyExistsError}
+    )
+
+
+async def delete_topics(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Delete the topics; one that no longer exists counts as deleted."""
+    response = await admin.delete_topics(names)
+    raise_topic_errors(
+        [(name, code) for name, code, *_ in response.topic_error_codes],
+        {UnknownTopicOrPartitionError},
+    )
+
+
+def raise_topic_errors(results: list[tuple[str, int]], harmless: set[type[KafkaError]]) -> None:
+    """Raise the first per-topic error of an admin response that is not in `harmless`."""
+    for name, code in results:
+        if code == 0:
+            continue
+        error = for_code(code)
+        if error not in harmless:
+            raise error(f"topic {name}")
 
 
 def core_topics(topics: Topics, replication: int) -> list[NewTopic]:

@@ -22,6 +22,8 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    413: "Payload too large",
+    414: "URI too long",
     415: "Unsupported media type",
     422: "Bad request",
     500: "Internal server error",

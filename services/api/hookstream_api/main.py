@@ -13,6 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from prometheus_client import make_asgi_app
 
 from hookstream_api.errors import install_error_handlers
+from hookstream_api.limits import RequestLimits
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.routers import deliveries, health, product_info, recovery, webhooks
@@ -115,6 +116,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings or ApiSettings()
     install_error_handlers(app)
+    app.add_middleware(
+        RequestLimits,
+        max_body=app.state.settings.max_body_bytes,
+        max_url=app.state.settings.max_url_bytes,
+    )
     for prefix in API_PREFIXES:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
@@ -154,6 +160,7 @@ def main() -> None:
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
 
 

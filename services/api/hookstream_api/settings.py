@@ -21,6 +21,13 @@ class ApiSettings(DeliverySettings):
         description="Proxies trusted for X-Forwarded-Proto/For, so paging links use the "
         "address clients see; `*` behind an ingress you control.",
     )
+    max_body_bytes: int = Field(
+        1024 * 1024, description="Larger request bodies are refused with 413 before being read."
+    )
+    max_url_bytes: int = Field(8192, description="Longer request URLs are refused with 414.")
+    max_header_bytes: int = Field(
+        16384, description="Request line and headers together; the server refuses more."
+    )
     max_webhooks_per_tenant: int = Field(100, description="Creating more is a 403.")
     relay_interval_seconds: float = Field(
         0.5, description="How often the outbox relay looks for changes it was not told about."
