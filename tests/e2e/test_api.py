@@ -72,6 +72,8 @@ async def test_both_prefixes_serve_the_same_webhooks(api: httpx.AsyncClient, tok
         ({"url": "https://[::ffff:127.0.0.1]/x"}, 400, "IP address"),
         ({"url": "https://me:pw@hooks.example.com/x"}, 400, "user information"),
         ({"url": "https://intranet/x"}, 400, "fully qualified"),
+        ({"url": "https://" + "a" * 64 + ".example.com/x"}, 400, "label over 63"),
+        ({"checkCertificateRevocation": True}, 400, "checkCertificateRevocation"),
         ({"secret": "short"}, 400, "secret"),
         ({"secret": "x" * 65}, 400, "secret"),
         ({"eventTypes": []}, 400, "eventTypes"),

@@ -5,6 +5,7 @@ import hmac
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 
 from hookstream_common.sdk import EventPublisher, sample_event
@@ -150,3 +151,46 @@ async def test_resend_uses_the_current_settings_and_records_a_new_delivery(
     assert "503" in failing.json()["statusMessage"]
     missing = await api.post(f"{base}/{uuid.uuid4()}/actions/resend", headers=bearer(auth))
     assert missing.status_code == 404
+
+
+async def test_resend_is_stored_like_every_attempt_and_counts_towards_health(
+    api: httpx.AsyncClient,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    token: Any,
+    database_url: str,
+) -> None:
+    tenant = new_tenant()
+    auth = token(tenant, "u1")
+    path = f"/hooks/health-{uuid.uuid4().hex}"
+    webhook = await webhook_with_history(
+        api, stack, receiver, publisher, auth, tenant, [CREATED], path
+    )
+    base = f"{V1}/{webhook['id']}/deliveries"
+    [original] = (await api.get(base, headers=bearer(auth))).json()["data"]
+    db = await asyncpg.connect(database_url)
+
+    async def failures() -> int:
+        return await db.fetchval(
+            "SELECT consecutive_failures FROM webhook_health WHERE webhook_id = $1",
+            uuid.UUID(webhook["id"]),
+        )
+
+    try:
+        assert await failures() == 0  # the dispatcher stored the first, successful, delivery
+        receiver.respond(path, status=400)
+        for _ in range(2):
+            resent = await api.post(f"{base}/{original['id']}/actions/resend", headers=bearer(auth))
+            assert resent.json()["status"] == "fail"
+        assert await failures() == 2
+        attempts = await db.fetchval(
+            "SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1",
+            uuid.UUID(resent.json()["id"]),
+        )
+        assert attempts == 1
+        receiver.respond(path, status=200)
+        await api.post(f"{base}/{original['id']}/actions/resend", headers=bearer(auth))
+        assert await failures() == 0
+    finally:
+        await db.close()

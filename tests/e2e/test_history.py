@@ -1,4 +1,4 @@
-"""Partitioned history, the janitor, retention and recovery, on the real servers."""
+"""Partitioned history, monotonic outcomes, the janitor and retention, on the real servers."""
 
 import asyncio
 import os
@@ -14,11 +14,14 @@ import httpx
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from history_rows import insert_delivery, insert_webhook, new_event, outcome, own_database
 
-from hookstream_common.db import ensure_partitions, migrate
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.db import create_pool, ensure_partitions, migrate
+from hookstream_common.history import Outcome, record_outcomes
+from hookstream_common.sdk import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
+from hookstream_janitor.housekeeping import PassReport, partition_day, rotate_partitions
 from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
 
 V1 = "/api/v1/webhooks"
@@ -76,34 +79,6 @@ async def test_partitions_across_month_and_year_boundaries(db: asyncpg.Connectio
         uuid.uuid4().hex,
     )
     assert table == "event_bodies_p20261231"
-
-
-async def insert_delivery(
-    db: asyncpg.Connection, tenant: str, webhook_id: str, triggered_at: datetime, status: str
-) -> str:
-    delivery_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
-    event = sample_event(CREATED, tenant)
-    event["eventId"] = event_id
-    await db.execute(
-        "INSERT INTO event_bodies VALUES ($1, $2, $3, $4::text::jsonb)",
-        tenant,
-        event_id,
-        triggered_at,
-        orjson.dumps(event).decode(),
-    )
-    await db.execute(
-        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,"
-        " triggered_at, request) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb)",
-        uuid.UUID(delivery_id),
-        tenant,
-        uuid.UUID(webhook_id),
-        event_id,
-        CREATED,
-        status,
-        triggered_at,
-        '{"url": "https://x.example.com", "headers": {}}',
-    )
-    return delivery_id
 
 
 async def test_api_never_shows_deliveries_past_retention(
@@ -190,66 +165,6 @@ async def test_janitor_deletes_topics_of_deleted_webhooks_only(
     assert remaining == 0
 
 
-async def test_recover_requeues_exactly_the_failed_deliveries_of_the_window(
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
-) -> None:
-    tenant = new_tenant()
-    auth = bearer(token(tenant, "u1"))
-    path = f"/hooks/recover-{uuid.uuid4().hex}"
-    receiver.respond(path, status=400)  # fails for good at once: no retries
-    body = {"name": "r", "url": receiver_url(receiver, path), "eventTypes": [CREATED]}
-    webhook = (await api.post(V1, json=body, headers=auth)).json()
-    await wait_routed(stack, tenant, {webhook["id"]})
-    base = f"{V1}/{webhook['id']}/deliveries"
-
-    async def count(status: str) -> int:
-        listed = await api.get(base, params={"status": status, "limit": 100}, headers=auth)
-        return len(listed.json()["data"])
-
-    early = sample_event(CREATED, tenant, "u1")
-    await publisher.publish(early)
-    await wait_until(lambda: _at_least(count("fail"), 1), timeout=30)
-    window_start = datetime.now(UTC)
-    late = [sample_event(CREATED, tenant, "u1") for _ in range(3)]
-    for event in late:
-        await publisher.publish(event)
-    await wait_until(lambda: _at_least(count("fail"), 4), timeout=30)
-    failed = (
-        await api.get(
-            base, params={"status": "fail", "since": window_start.isoformat()}, headers=auth
-        )
-    ).json()["data"]
-    assert len(failed) == 3
-
-    receiver.respond(path, status=200)
-    before = len(receiver.received(path))
-    response = await api.post(
-        f"{V1}/{webhook['id']}/actions/recover",
-        json={"since": window_start.isoformat()},
-        headers=auth,
-    )
-    assert response.status_code == 202, response.text
-    assert response.json() == {"count": 3}
-    resent = (await receiver.wait_for(before + 3, timeout=30, path=path))[before:]
-    await asyncio.sleep(1.5)
-    assert len(receiver.received(path)) == before + 3
-    assert {orjson.loads(r.body)["eventId"] for r in resent} == {e["eventId"] for e in late}
-    await wait_until(lambda: _at_least(count("success"), 3), timeout=15)
-    assert await count("fail") == 1
-    bad = await api.post(
-        f"{V1}/{webhook['id']}/actions/recover", json={"since": "yesterday"}, headers=auth
-    )
-    assert bad.status_code == 400
-
-
-async def _at_least(value: Any, minimum: int) -> bool:
-    return await value >= minimum
-
-
 async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[str, str]) -> None:
     name = f"hookstream_upgrade_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(servers["database"])
@@ -280,7 +195,10 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
         )
         await old.close()
 
-        assert await migrate(dsn) == ["0003_partitioned_history"]
+        assert await migrate(dsn) == [
+            "0003_partitioned_history",
+            "0004_recoveries_and_pending_attempts",
+        ]
         new = await asyncpg.connect(dsn)
         row = await new.fetchrow("SELECT *, tableoid::regclass::text AS part FROM deliveries")
         assert row["id"] == delivery_id and row["attempts"] == 2
@@ -298,3 +216,182 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """Connections with the services' codecs, for writing outcomes as they do."""
+    await migrate(database_url)
+    connections = await create_pool(database_url, max_size=2)
+    yield connections
+    await connections.close()
+
+
+async def test_an_earlier_attempt_never_overwrites_a_later_one_and_success_is_final(
+    pool: asyncpg.Pool,
+) -> None:
+    webhook_id, delivery_id = str(uuid.uuid4()), str(uuid.uuid4())
+    event = new_event(new_tenant())
+    at, due = datetime.now(UTC), datetime.now(UTC) + timedelta(seconds=30)
+
+    async def write(*outcomes: Outcome) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await record_outcomes(conn, list(outcomes))
+
+    async def stored() -> asyncpg.Record:
+        return await pool.fetchrow(
+            "SELECT status, attempts, status_message, next_attempt_at FROM deliveries"
+            " WHERE id = $1",
+            uuid.UUID(delivery_id),
+        )
+
+    await write(outcome(delivery_id, webhook_id, event, at, 2, 503, next_attempt_at=due))
+    await write(outcome(delivery_id, webhook_id, event, at, 1, 500, next_attempt_at=due))
+    row = await stored()
+    assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("fail", 2, due)
+    assert "503" in row["status_message"]
+
+    await write(outcome(delivery_id, webhook_id, event, at, 3, 200))
+    row = await stored()
+    assert (row["status"], row["attempts"], row["next_attempt_at"]) == ("success", 3, None)
+
+    # A later attempt (a duplicate chain) and the same attempt delivered again, both failing.
+    await write(
+        outcome(delivery_id, webhook_id, event, at, 4, 500),
+        outcome(delivery_id, webhook_id, event, at, 3, 502),
+    )
+    row = await stored()
+    assert (row["status"], row["attempts"]) == ("success", 3)
+    assert "200" in row["status_message"]
+    attempts = await pool.fetchval(
+        "SELECT count(*) FROM delivery_attempts WHERE delivery_id = $1", uuid.UUID(delivery_id)
+    )
+    assert attempts == 4
+
+
+async def test_a_late_write_finds_a_partition_for_its_day(servers: dict[str, str]) -> None:
+    day = datetime.now(UTC) - timedelta(days=30)
+    async with own_database(servers["database"]) as dsn:
+        writers = await create_pool(dsn, min_size=2, max_size=2)
+        try:
+            assert await writers.fetchval(
+                "SELECT to_regclass($1) IS NULL", f"deliveries_p{day:%Y%m%d}"
+            )
+            webhook_id = str(uuid.uuid4())
+
+            async def write() -> None:
+                late = outcome(str(uuid.uuid4()), webhook_id, new_event("t"), day, 2, 500)
+                async with writers.acquire() as conn, conn.transaction():
+                    await record_outcomes(conn, [late])
+
+            # Two writers find the day missing at once: both create it, or wait for the other.
+            await asyncio.gather(write(), write())
+            rows = await writers.fetch("SELECT tableoid::regclass::text AS part FROM deliveries")
+            assert [r["part"] for r in rows] == [f"deliveries_p{day:%Y%m%d}"] * 2
+        finally:
+            await writers.close()
+
+
+async def test_janitor_keeps_a_day_while_work_on_it_is_in_flight(servers: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    pending_day, recovering_day, idle_day = (now - timedelta(days=n) for n in (20, 19, 18))
+    async with own_database(servers["database"]) as dsn:
+        db = await asyncpg.connect(dsn)
+        try:
+            for day in (pending_day, recovering_day, idle_day):
+                await ensure_partitions(db, 0, today=day.date())
+            webhook_id = await insert_webhook(db, "t")
+            pending = await insert_delivery(db, "t", webhook_id, pending_day, "fail", now)
+            # A retry due an hour ago that never stored its outcome is lost, not in flight.
+            await insert_delivery(db, "t", webhook_id, idle_day, "fail", now - timedelta(hours=1))
+            recovery_id = await db.fetchval(
+                "INSERT INTO recoveries (id, tenant_id, webhook_id, since, until, total)"
+                " VALUES (gen_random_uuid(), 't', $1, $2, $3, 0) RETURNING id",
+                uuid.UUID(webhook_id),
+                recovering_day,
+                recovering_day + timedelta(minutes=5),
+            )
+
+            report = PassReport()
+            await rotate_partitions(db, now, timedelta(days=7), 0, report)
+            assert report.days_kept == [pending_day.date(), recovering_day.date()]
+            assert set(await days_of(db)) == {pending_day.date(), recovering_day.date()}
+
+            await db.execute(
+                "UPDATE deliveries SET next_attempt_at = NULL WHERE id = $1", uuid.UUID(pending)
+            )
+            await db.execute("UPDATE recoveries SET state = 'done' WHERE id = $1", recovery_id)
+            # A transaction holding rows of the history keeps the day (lock timeout), no wait.
+            busy = await asyncpg.connect(dsn)
+            try:
+                async with busy.transaction():
+                    await busy.execute("SELECT 1 FROM deliveries FOR UPDATE")
+                    report = PassReport()
+                    await rotate_partitions(db, now, timedelta(days=7), 0, report)
+                    assert report.partitions_dropped == []
+            finally:
+                await busy.close()
+            report = PassReport()
+            await rotate_partitions(db, now, timedelta(days=7), 0, report)
+            assert report.days_kept == [] and await days_of(db) == []
+        finally:
+            await db.close()
+
+
+async def days_of(db: asyncpg.Connection) -> list[date]:
+    """The days that still have a deliveries partition, before today."""
+    names = await partitions(db, "deliveries")
+    today = datetime.now(UTC).date()
+    return [d for d in map(partition_day, names) if d is not None and d < today]
+
+
+async def test_a_recovered_delivery_of_a_day_about_to_be_dropped_is_stored(
+    api: httpx.AsyncClient,
+    token: Any,
+    stack: ServiceSet,
+    receiver: Receiver,
+    db: asyncpg.Connection,
+) -> None:
+    tenant = new_tenant()
+    auth = bearer(token(tenant, "u1"))
+    path = f"/hooks/last-day-{uuid.uuid4().hex}"
+    receiver.respond(path, status=200, delay=2.0)  # the recovered attempt is in flight for 2 s
+    body = {"name": "d", "url": receiver_url(receiver, path), "eventTypes": [CREATED]}
+    webhook = (await api.post(V1, json=body, headers=auth)).json()
+    triggered = datetime.now(UTC) - timedelta(days=7) + timedelta(minutes=10)
+    await ensure_partitions(db, 0, today=triggered.date())
+    delivery_id = await insert_delivery(db, tenant, webhook["id"], triggered, "fail")
+    # The moment the whole of that day is past the retention.
+    doomed_at = datetime.combine(triggered.date(), datetime.min.time(), UTC) + timedelta(days=8)
+
+    recover = await api.post(
+        f"{V1}/{webhook['id']}/actions/recover",
+        json={"since": (triggered - timedelta(minutes=1)).isoformat()},
+        headers=auth,
+    )
+    assert recover.status_code == 202 and recover.json()["total"] == 1, recover.text
+
+    async def queued() -> bool:
+        status = await api.get(
+            f"{V1}/{webhook['id']}/actions/recover/{recover.json()['id']}", headers=auth
+        )
+        return status.json()["state"] == "done"
+
+    await wait_until(queued, timeout=15)
+    report = PassReport()
+    await rotate_partitions(db, doomed_at, timedelta(days=7), 0, report)
+    assert triggered.date() in report.days_kept
+    assert f"deliveries_p{triggered:%Y%m%d}" not in report.partitions_dropped
+
+    async def delivered() -> bool:
+        got = await api.get(f"{V1}/{webhook['id']}/deliveries/{delivery_id}", headers=auth)
+        return got.json()["status"] == "success"
+
+    await wait_until(delivered, timeout=20)
+    part = await db.fetchval(
+        "SELECT tableoid::regclass::text FROM deliveries WHERE id = $1", uuid.UUID(delivery_id)
+    )
+    assert part == f"deliveries_p{triggered:%Y%m%d}"
+    report = PassReport()
+    await rotate_partitions(db, doomed_at, timedelta(days=7), 0, report)
+    assert f"deliveries_p{triggered:%Y%m%d}" in report.partitions_dropped

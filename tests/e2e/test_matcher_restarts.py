@@ -11,6 +11,7 @@ import signal
 import uuid
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -66,15 +67,16 @@ async def test_a_restarted_matcher_routes_as_before(
 
 
 async def test_a_first_start_from_nothing_routes(
-    settings_env: dict[str, str],
-    receiver: Receiver,
-    token: Any,
-    tmp_path_factory: pytest.TempPathFactory,
+    servers: dict[str, str], settings_env: dict[str, str], receiver: Receiver, token: Any
 ) -> None:
-    """A new installation whose matcher starts before any topic exists."""
+    """A new installation (its own topics and database) whose matcher starts first."""
     prefix = f"hst-fresh-{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(servers["database"])
+    await admin.execute(f'CREATE DATABASE "{prefix}"')
+    await admin.close()
+    database = f"{servers['database'].rpartition('/')[0]}/{prefix}"
     services = ServiceSet(
-        env={**settings_env, "HOOKSTREAM_TOPIC_PREFIX": prefix},
+        env={**settings_env, "HOOKSTREAM_TOPIC_PREFIX": prefix, "DATABASE_URL": database},
         ports={name: free_port() for name in ("api", "matcher", "dispatcher")},
         log_dir=infra.STATE_DIR / "test-logs" / prefix,
     )
@@ -90,3 +92,6 @@ async def test_a_first_start_from_nothing_routes(
             await _delivered(receiver, publisher, tenant, path)
     finally:
         services.stop_all()
+        admin = await asyncpg.connect(servers["database"])
+        await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}" WITH (FORCE)')
+        await admin.close()

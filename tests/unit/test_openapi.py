@@ -22,7 +22,8 @@ WEBHOOK_OPERATIONS = {
     ("get", "/webhooks/{id}/deliveries"): ("200", "DeliveryList"),
     ("get", "/webhooks/{id}/deliveries/{deliveryId}"): ("200", "Delivery"),
     ("post", "/webhooks/{id}/deliveries/{deliveryId}/actions/resend"): ("201", "Delivery"),
-    ("post", "/webhooks/{id}/actions/recover"): ("202", "RecoverResult"),
+    ("post", "/webhooks/{id}/actions/recover"): ("202", "Recovery"),
+    ("get", "/webhooks/{id}/actions/recover/{recoveryId}"): ("200", "Recovery"),
 }
 ERROR_STATUSES = ("400", "401", "403", "404")
 REF = "#/components/schemas/"

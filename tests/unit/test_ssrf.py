@@ -7,44 +7,92 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hookstream_common.http_client import BlockedAddress, GuardedResolver
 from hookstream_common.ssrf import is_allowed, parse_networks
 
+# (address, the form it takes): every spelling of a non-public address must be refused.
+REFUSED = [
+    ("127.0.0.1", "loopback"),
+    ("10.0.0.1", "private"),
+    ("172.16.5.4", "private"),
+    ("192.168.1.1", "private"),
+    ("169.254.169.254", "link-local (cloud metadata)"),
+    ("0.0.0.0", "unspecified"),
+    ("224.0.0.1", "multicast"),
+    ("255.255.255.255", "broadcast"),
+    ("100.64.0.1", "shared address space (CGNAT)"),
+    ("100.127.255.254", "shared address space (CGNAT)"),
+    ("192.0.0.9", "IETF protocol assignments (global to some Pythons)"),
+    ("192.0.0.10", "IETF protocol assignments (global to some Pythons)"),
+    ("192.0.0.200", "IETF protocol assignments"),
+    ("198.18.0.1", "benchmarking"),
+    ("198.19.255.254", "benchmarking"),
+    ("240.0.0.1", "class E"),
+    ("::1", "IPv6 loopback"),
+    ("::", "IPv6 unspecified"),
+    ("fe80::1", "IPv6 link-local"),
+    ("fc00::1", "unique local"),
+    ("fec0::1", "site-local"),
+    ("ff02::1", "IPv6 multicast"),
+    ("5f00::1", "IPv6 reserved"),
+    ("::ffff:127.0.0.1", "IPv4-mapped loopback"),
+    ("::ffff:10.0.0.1", "IPv4-mapped private"),
+    ("::ffff:100.64.0.1", "IPv4-mapped CGNAT"),
+    ("::ffff:192.0.0.9", "IPv4-mapped protocol assignment"),
+    ("::127.0.0.1", "IPv4-compatible loopback"),
+    ("::10.0.0.1", "IPv4-compatible private"),
+    ("::93.184.216.34", "IPv4-compatible (deprecated form, refused whatever is inside)"),
+    ("::ffff:0:127.0.0.1", "IPv4-translated loopback"),
+    ("::ffff:0:10.0.0.1", "IPv4-translated private"),
+    ("64:ff9b::127.0.0.1", "NAT64 loopback"),
+    ("64:ff9b::169.254.169.254", "NAT64 link-local"),
+    ("64:ff9b::93.184.216.34", "NAT64 (refused whatever is inside)"),
+    ("64:ff9b:1::a00:1", "NAT64 local-use"),
+    ("2002:7f00:1::", "6to4 of loopback"),
+    ("2002:a00:1::1", "6to4 of private"),
+    ("2002:a9fe:a9fe::1", "6to4 of link-local"),
+    ("2002:6440:1::1", "6to4 of CGNAT"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "Teredo, private client"),
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo, loopback client"),
+    ("2001:0:a00:1:8000:63bf:a247:27dd", "Teredo, private server"),
+]
 
-@pytest.mark.parametrize(
-    "address",
-    [
-        "127.0.0.1",
-        "10.0.0.1",
-        "172.16.5.4",
-        "192.168.1.1",
-        "169.254.169.254",
-        "100.64.0.1",
-        "0.0.0.0",
-        "224.0.0.1",
-        "255.255.255.255",
-        "::1",
-        "::",
-        "fe80::1",
-        "fc00::1",
-        "ff02::1",
-        "::ffff:127.0.0.1",
-        "::ffff:10.0.0.1",
-        "2002:7f00:1::",
-    ],
-)
-def test_non_public_addresses_are_refused(address: str) -> None:
-    assert not is_allowed(address)
+PUBLIC = [
+    ("93.184.216.34", "IPv4"),
+    ("8.8.8.8", "IPv4"),
+    ("2606:2800:220:1:248:1893:25c8:1946", "IPv6"),
+    ("::ffff:93.184.216.34", "IPv4-mapped public"),
+    ("2002:5db8:d822::1", "6to4 of public"),
+    ("2001:0:4136:e378:8000:63bf:a247:27dd", "Teredo, public server and client"),
+]
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"])
-def test_public_addresses_pass(address: str) -> None:
-    assert is_allowed(address)
+@pytest.mark.parametrize(("address", "form"), REFUSED, ids=[a for a, _ in REFUSED])
+def test_non_public_addresses_are_refused(address: str, form: str) -> None:
+    assert not is_allowed(address), form
 
 
-def test_allowlist_opens_only_named_networks() -> None:
-    allow = parse_networks("127.0.0.0/8, ::1/128")
-    assert is_allowed("127.0.0.1", allow)
-    assert is_allowed("::ffff:127.0.0.1", allow)
-    assert is_allowed("::1", allow)
-    assert not is_allowed("10.0.0.1", allow)
+@pytest.mark.parametrize(("address", "form"), PUBLIC, ids=[a for a, _ in PUBLIC])
+def test_public_addresses_pass(address: str, form: str) -> None:
+    assert is_allowed(address), form
+
+
+# (allow setting, address, allowed?): the list opens exactly what it names, in any spelling
+# of it that reaches it directly, and never the embedded forms of it.
+ALLOW = [
+    ("127.0.0.0/8, ::1/128", "127.0.0.1", True),
+    ("127.0.0.0/8, ::1/128", "::ffff:127.0.0.1", True),
+    ("127.0.0.0/8, ::1/128", "::1", True),
+    ("127.0.0.0/8, ::1/128", "10.0.0.1", False),
+    ("127.0.0.0/8", "64:ff9b::127.0.0.1", False),
+    ("127.0.0.0/8", "2002:7f00:1::", False),
+    ("127.0.0.0/8", "::127.0.0.1", False),
+    ("100.64.0.0/10", "100.64.0.1", True),
+    ("198.18.0.0/15", "198.18.0.1", True),
+    ("64:ff9b::/96", "64:ff9b::93.184.216.34", True),
+]
+
+
+@pytest.mark.parametrize(("setting", "address", "allowed"), ALLOW)
+def test_allowlist_opens_only_named_networks(setting: str, address: str, allowed: bool) -> None:
+    assert is_allowed(address, parse_networks(setting)) is allowed
 
 
 class _FixedResolver(AbstractResolver):
@@ -124,3 +172,24 @@ async def test_refused_names_never_open_a_connection(address: str) -> None:
     assert attempt.error_class == "blocked"
     assert attempt.status_code is None
     assert connections == 0
+
+
+async def test_a_blocked_delivery_names_no_internal_address_to_the_tenant() -> None:
+    """statusMessage is the tenant's to read: the resolved addresses go to the log only."""
+    from structlog.testing import capture_logs
+
+    from hookstream_common.delivery import OutboundRequest, send
+    from hookstream_common.http_client import client_session
+
+    session = client_session(resolver=_FixedResolver("10.1.2.3", "fd00::7"))
+    try:
+        with capture_logs() as logs:
+            request = OutboundRequest("https://internal.example.com/", {}, b"{}", {})
+            attempt = await send(session, request)
+    finally:
+        await session.close()
+    message = attempt.status_message()
+    assert attempt.error_class == "blocked"
+    assert "internal.example.com" in message and "may not reach" in message
+    assert "10.1.2.3" not in message and "fd00" not in message
+    assert [entry["addresses"] for entry in logs] == [["10.1.2.3", "fd00::7"]]

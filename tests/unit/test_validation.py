@@ -1,6 +1,12 @@
 import pytest
 
-from hookstream_api.validation import InvalidInput, check_event_types, check_headers, check_url
+from hookstream_api.validation import (
+    InvalidInput,
+    check_certificate_revocation,
+    check_event_types,
+    check_headers,
+    check_url,
+)
 
 
 @pytest.mark.parametrize(
@@ -9,6 +15,9 @@ from hookstream_api.validation import InvalidInput, check_event_types, check_hea
         "https://hooks.example.com/qlik",
         "https://hooks.example.com:8443/qlik?x=1",
         "https://receiver.hookstream.test/hooks",
+        "https://" + "a" * 63 + ".example.com/",
+        "https://ex\u00e4mple.com/",
+        "https://" + ".".join(["b" * 60] * 4) + ".com/",
     ],
 )
 def test_good_urls(url: str) -> None:
@@ -30,6 +39,9 @@ def test_good_urls(url: str) -> None:
         ("https://[::ffff:127.0.0.1]/", "IP address"),
         ("https://hooks.example.com:notaport/", "not a valid URL"),
         ("https:///path", "must name a host"),
+        ("https://" + "a" * 64 + ".example.com/", "label over 63"),
+        ("https://" + "\u00e4" * 70 + ".example.com/", "cannot be encoded"),
+        ("https://" + ".".join(["b" * 60] * 5) + ".com/", "over 253"),
     ],
 )
 def test_bad_urls(url: str, reason: str) -> None:
@@ -56,3 +68,9 @@ def test_event_types_must_be_known() -> None:
         check_event_types(["a", "zzz"], known)
     with pytest.raises(InvalidInput, match="at least one"):
         check_event_types([], known)
+
+
+def test_certificate_revocation_checks_are_refused_not_ignored() -> None:
+    check_certificate_revocation(False)
+    with pytest.raises(InvalidInput, match="checkCertificateRevocation: true is not supported"):
+        check_certificate_revocation(True)

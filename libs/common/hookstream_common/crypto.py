@@ -4,7 +4,11 @@ Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`, with a list of keys: the
 all decrypt, so a key is rotated by putting a new one first, re-saving, then dropping the old one.
 """
 
-from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class UndecryptableSecret(ValueError):
+    """No configured key opens a stored secret: its key was dropped before the row was re-saved."""
 
 
 class SecretBox:
@@ -20,8 +24,13 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode())
 
     def open(self, token: bytes) -> str:
-        """Decrypt with whichever configured key made the token."""
-        return self._fernet.decrypt(token).decode()
+        """Decrypt with whichever configured key made the token; `UndecryptableSecret` if none."""
+        try:
+            return self._fernet.decrypt(token).decode()
+        except InvalidToken:
+            raise UndecryptableSecret(
+                "none of the service's encryption keys decrypts it; set it again"
+            ) from None
 
 
 def parse_keys(value: str) -> list[str]:

@@ -27,6 +27,8 @@ class OutboundRequest:
     headers: dict[str, str]
     body: bytes
     recorded_headers: dict[str, str]
+    problem: str | None = None
+    """Why it must not be sent (the webhook's configuration is unusable); `send` records it."""
 
     def as_history(self) -> dict[str, Any]:
         """`request` of a Delivery without its body, which is stored once per event."""
@@ -45,7 +47,8 @@ class Attempt:
     body_truncated: bool = False
     error: str | None = None
     error_class: str | None = None
-    """`timeout`, `dns`, `tls`, `connection` or `blocked` (an address webhooks may not reach)."""
+    """`timeout`, `dns`, `tls`, `connection`, `blocked` (an address webhooks may not reach) or
+    `config` (a URL or secret that cannot be used: retrying will not help until it is changed)."""
 
     @property
     def succeeded(self) -> bool:
@@ -77,7 +80,13 @@ class Attempt:
 def build_request(
     target: DeliveryTarget, event: Event, delivery_id: str, user_agent: str
 ) -> OutboundRequest:
-    """Render the body in the webhook's CloudEvents shape and sign those exact bytes."""
+    """Render the body in the webhook's CloudEvents shape and sign those exact bytes.
+
+    A target that cannot be used gives a request carrying its `problem`, which `send` records as
+    a failed attempt: bad configuration fails one delivery, never the caller.
+    """
+    if target.problem is not None:
+        return OutboundRequest(target.url, {}, b"", {}, problem=target.problem)
     body = event.render(cloud_event=target.cloud_event)
     timestamp = int(time.time())
     service = {
@@ -97,9 +106,13 @@ def build_request(
 
 
 async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Attempt:
-    """POST once, without following redirects; never raises for network or HTTP errors."""
+    """POST once, without following redirects; never raises for network, HTTP or data errors."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
+    if request.problem is not None:
+        return Attempt(
+            started_at=started, duration_ms=0.0, error=request.problem, error_class="config"
+        )
     try:
         async with session.post(
             request.url, data=request.body, headers=request.headers, allow_redirects=False
@@ -113,19 +126,28 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
                 body=raw[:MAX_STORED_BODY].decode(errors="replace"),
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )
-    except (TimeoutError, aiohttp.ClientError) as exc:
+    except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
         return Attempt(
             started_at=started,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            error=str(exc) or "no answer within the timeout",
+            error=_error_message(exc),
             error_class=_error_class(exc),
         )
+
+
+def _error_message(exc: BaseException) -> str:
+    """What went wrong, in words; aiohttp does not wrap the IDNA error of an unusable host name."""
+    if isinstance(exc, UnicodeError):
+        return f"the URL's host name cannot be used ({exc})"
+    return str(exc) or "no answer within the timeout"
 
 
 def _error_class(exc: BaseException) -> str:
     """Coarse kinds a person and the retry policy can act on."""
     if isinstance(exc, BlockedAddress):
         return "blocked"
+    if isinstance(exc, ValueError):  # UnicodeError and InvalidURL: an unusable URL or header
+        return "config"
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorDNSError):

@@ -10,15 +10,22 @@ import ssl
 from typing import Any
 
 import aiohttp
+import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from hookstream_common.settings import DeliverySettings
 from hookstream_common.ssrf import IPNetwork, is_allowed, parse_networks
 
+log = structlog.get_logger(__name__)
+
 
 class BlockedAddress(aiohttp.ClientConnectionError):
-    """The host resolved only to addresses a webhook may not reach."""
+    """The host resolved only to addresses a webhook may not reach.
+
+    Its message reaches the tenant (statusMessage), so it never names the addresses: which
+    internal addresses a name resolves to is what an attacker probing the network wants to learn.
+    """
 
 
 class GuardedResolver(AbstractResolver):
@@ -55,10 +62,10 @@ class GuardedResolver(AbstractResolver):
             results = await self._inner.resolve(host, port, family)
         allowed = [r for r in results if is_allowed(r["host"], self._allow)]
         if not allowed:
-            refused = ", ".join(sorted({r["host"] for r in results}))
-            raise BlockedAddress(
-                f"{host} resolves only to addresses webhooks may not reach ({refused})"
+            log.warning(
+                "delivery address refused", host=host, addresses=[r["host"] for r in results]
             )
+            raise BlockedAddress(f"{host} resolves to an address webhooks may not reach")
         return allowed
 
     async def close(self) -> None:

@@ -41,6 +41,27 @@ class DeliveryJob:
             triggered_at=triggered_at,
         )
 
+    @classmethod
+    def for_recovery(
+        cls,
+        delivery_id: str,
+        webhook_id: str,
+        tenant_id: str,
+        event: Event,
+        triggered_at: datetime,
+        attempts: int,
+    ) -> "DeliveryJob":
+        """A failed delivery queued again: same id and day, a full schedule after `attempts`."""
+        return cls(
+            delivery_id=delivery_id,
+            webhook_id=webhook_id,
+            tenant_id=tenant_id,
+            event=event,
+            triggered_at=triggered_at,
+            attempt=attempts + 1,
+            retry_base=attempts,
+        )
+
     def dumps(self) -> bytes:
         """Serialise for a delivery topic."""
         return orjson.dumps(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from hookstream_common.crypto import SecretBox
+from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.routing import Route, TenantRoutes
 
 
@@ -26,6 +26,8 @@ class DeliveryTarget:
     secret: str | None
     enabled: bool
     cloud_event: bool
+    problem: str | None = None
+    """Why nothing can be sent to it (a secret no key decrypts); each delivery fails with it."""
 
     def __repr__(self) -> str:
         return f"DeliveryTarget(webhook_id={self.webhook_id!r}, url={self.url!r})"
@@ -42,16 +44,24 @@ async def load_target(
     )
     if row is None:
         return None
-    encrypted = row["encrypted_headers"]
+    encrypted, sealed_secret = row["encrypted_headers"], row["secret"]
+    try:
+        encrypted_headers = orjson.loads(box.open(encrypted)) if encrypted else {}
+        secret = box.open(sealed_secret) if sealed_secret else None
+        problem = None
+    except UndecryptableSecret as exc:
+        encrypted_headers, secret = {}, None
+        problem = f"the webhook's secret or encrypted headers cannot be read: {exc}"
     return DeliveryTarget(
         webhook_id=str(row["id"]),
         tenant_id=row["tenant_id"],
         url=row["url"],
         headers=dict(row["headers"]),
-        encrypted_headers=orjson.loads(box.open(encrypted)) if encrypted else {},
-        secret=box.open(row["secret"]) if row["secret"] else None,
+        encrypted_headers=encrypted_headers,
+        secret=secret,
         enabled=row["enabled"],
         cloud_event=row["enable_cloud_event_delivery"],
+        problem=problem,
     )
 
 

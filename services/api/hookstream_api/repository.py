@@ -5,7 +5,7 @@ relay turns outbox rows into Kafka records.
 """
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -355,17 +355,3 @@ class DeliveryRepository:
         where = self._scoped(tenant_id, webhook_id)
         where.add("d.id = {}", delivery_id)
         return await self._pool.fetchrow(f"{_DELIVERY_SELECT} WHERE {where.sql}", *where.params)
-
-    async def failed_between(
-        self, tenant_id: str, webhook_id: uuid.UUID, since: datetime, until: datetime | None
-    ) -> Sequence[asyncpg.Record]:
-        """Every failed delivery of the webhook triggered in [since, until), with its event."""
-        where = self._scoped(tenant_id, webhook_id)
-        where.add("d.status = 'fail' AND d.triggered_at >= {}", since)
-        if until is not None:
-            where.add("d.triggered_at < {}", until)
-        return await self._pool.fetch(
-            f"{_DELIVERY_SELECT} WHERE {where.sql} AND b.body IS NOT NULL"
-            " ORDER BY d.triggered_at, d.id",
-            *where.params,
-        )

@@ -251,7 +251,21 @@ class RecoverRequest(_Model):
     _iso_text_only = field_validator("since", "until", mode="before")(rfc3339_only)
 
 
-class RecoverResult(_Model):
-    """How many failed deliveries were queued again."""
+class Recovery(_Model):
+    """A recover request and how far it has got."""
 
-    count: int
+    id: str
+    webhook_id: str = Field(alias="webhookId")
+    state: Literal["running", "done", "cancelled", "failed"] = Field(
+        description="`running` while jobs are being queued; `done` once all are queued;"
+        " `cancelled` if the webhook was deleted; `failed` if it could not be queued."
+    )
+    since: datetime = Field(description="Start of the window, no older than the retention.")
+    until: datetime = Field(description="End of the window (excluded), no later than the request.")
+    total: int = Field(
+        description="Failed deliveries in the window, none with an attempt pending, when it was"
+        " requested: what it will queue."
+    )
+    queued: int = Field(description="Deliveries queued so far.")
+    created_at: datetime = Field(alias="createdAt")
+    finished_at: datetime | None = Field(None, alias="finishedAt")

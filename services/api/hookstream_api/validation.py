@@ -4,10 +4,14 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "host", "user-agent", "qlik-signature"}
 )
 MAX_HEADER_BYTES = 2048
+MAX_LABEL_CHARS = 63
+MAX_HOST_CHARS = 253
 
 
 class InvalidInput(ValueError):
@@ -53,6 +57,22 @@ def check_url(url: str) -> None:
     labels = host.split(".")
     if len(labels) < 2 or not all(labels) or labels[-1].isdigit():
         raise InvalidInput("url", "must use a fully qualified domain name, like hooks.example.com")
+    _check_dns_name(url)
+
+
+def _check_dns_name(url: str) -> None:
+    """A host name DNS can carry, encoded as the delivery client (aiohttp, via yarl) encodes it.
+
+    Anything else could never be delivered to: IDNA fails on it before any DNS query.
+    """
+    try:
+        host = URL(url).raw_host or ""
+    except ValueError:  # UnicodeError too
+        raise InvalidInput("url", "has a host name that cannot be encoded for DNS") from None
+    if len(host) > MAX_HOST_CHARS:
+        raise InvalidInput("url", f"has a host name over {MAX_HOST_CHARS} characters")
+    if any(len(label) > MAX_LABEL_CHARS for label in host.split(".")):
+        raise InvalidInput("url", f"has a host name label over {MAX_LABEL_CHARS} characters")
 
 
 def check_headers(field: str, headers: dict[str, str]) -> None:
@@ -82,3 +102,13 @@ def check_event_types(event_types: list[str], known: frozenset[str]) -> None:
     unknown = sorted(set(event_types) - known)
     if unknown:
         raise InvalidInput("eventTypes", f"unknown event type(s): {', '.join(unknown)}")
+
+
+def check_certificate_revocation(enabled: bool) -> None:
+    """Refuse `true`: the delivery client checks neither OCSP nor CRLs, and must not pretend to."""
+    if enabled:
+        raise InvalidInput(
+            "checkCertificateRevocation",
+            "true is not supported: deliveries verify certificates but do not check revocation"
+            " (OCSP or CRL); leave it false",
+        )

@@ -32,7 +32,7 @@ def judge(attempt: Attempt) -> Verdict:
         return Verdict.SUCCESS
     code = attempt.status_code
     if code is None:
-        return Verdict.FAIL if attempt.error_class == "blocked" else Verdict.RETRY
+        return Verdict.FAIL if attempt.error_class in ("blocked", "config") else Verdict.RETRY
     if code == 410:
         return Verdict.GONE
     if code in (429, 503) or code >= 500:

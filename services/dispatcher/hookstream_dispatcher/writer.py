@@ -2,19 +2,19 @@
 
 Workers hand an outcome to `submit()` and go on with their next job; the future it returns
 resolves once the outcome is committed, and only then may the job's offset be committed.
-Outcomes that arrive together share one transaction, which also keeps each webhook's run of
-failures for auto-disable.
+Outcomes that arrive together share one transaction of the store-outcome step every path uses
+(`record_outcomes`), which also keeps each webhook's run of failures; deciding auto-disable on
+that run is the dispatcher's part.
 """
 
 import asyncio
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg
 import prometheus_client
 import structlog
 
-from hookstream_common.history import Outcome, store
+from hookstream_common.history import FailureRun, Outcome, record_outcomes
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.policy import utcnow
 
@@ -24,55 +24,7 @@ DISABLED = prometheus_client.Counter(
     "hookstream_dispatcher_webhooks_disabled_total", "Webhooks disabled, by reason code.", ["code"]
 )
 _MAX_BATCH = 500
-# One statement for every webhook of a batch: a reset run replaces the count, others add to it;
-# returns the webhooks whose run now qualifies for auto-disable.
-_HEALTH_SQL = """
-WITH batch AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::bool[])
-        AS b(webhook_id, failures, failing_since, reset)
-), updated AS (
-    INSERT INTO webhook_health AS h (webhook_id, consecutive_failures, failing_since)
-    SELECT webhook_id, failures, failing_since FROM batch
-    ON CONFLICT (webhook_id) DO UPDATE SET
-        consecutive_failures = CASE
-            WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
-            THEN EXCLUDED.consecutive_failures
-            ELSE h.consecutive_failures + EXCLUDED.consecutive_failures END,
-        failing_since = CASE
-            WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
-            THEN EXCLUDED.failing_since
-            ELSE COALESCE(h.failing_since, EXCLUDED.failing_since) END
-    RETURNING h.webhook_id, h.consecutive_failures, h.failing_since
-)
-SELECT webhook_id, consecutive_failures FROM updated
-WHERE consecutive_failures >= $5 AND failing_since <= $6
-"""
 _LINGER_SECONDS = 0.02
-
-
-@dataclass(frozen=True)
-class _Run:
-    """What a batch says about one webhook's run of failed attempts."""
-
-    reset: bool
-    failures: int
-    failing_since: datetime | None
-
-
-def summarise(outcomes: list[Outcome]) -> dict[str, _Run]:
-    """Per webhook: failures since its last success in the batch (or all, if none succeeded)."""
-    runs: dict[str, _Run] = {}
-    for outcome in outcomes:
-        previous = runs.get(outcome.webhook_id, _Run(False, 0, None))
-        if outcome.attempt.succeeded:
-            runs[outcome.webhook_id] = _Run(True, 0, None)
-        else:
-            runs[outcome.webhook_id] = _Run(
-                previous.reset,
-                previous.failures + 1,
-                previous.failing_since or outcome.attempt.started_at,
-            )
-    return runs
 
 
 class HistoryWriter:
@@ -117,20 +69,18 @@ class HistoryWriter:
             await self._disable(webhook_id, failures)
 
     async def _flush(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
-        cutoff = utcnow() - self._disable_after
-        runs = summarise(outcomes)
         async with self._pool.acquire() as conn, conn.transaction():
-            await store(conn, outcomes)
-            rows = await conn.fetch(
-                _HEALTH_SQL,
-                list(runs),
-                [run.failures for run in runs.values()],
-                [run.failing_since for run in runs.values()],
-                [run.reset for run in runs.values()],
-                self._min_failures,
-                cutoff,
-            )
-        return [(str(row["webhook_id"]), row["consecutive_failures"]) for row in rows]
+            runs = await record_outcomes(conn, outcomes)
+        return [(run.webhook_id, run.failures) for run in runs if self._should_disable(run)]
+
+    def _should_disable(self, run: FailureRun) -> bool:
+        """Every attempt failed for `disable_after`, and at least `min_failures` in a row."""
+        cutoff = utcnow() - self._disable_after
+        return (
+            run.failures >= self._min_failures
+            and run.failing_since is not None
+            and run.failing_since <= cutoff
+        )
 
     async def _disable(self, webhook_id: str, failures: int) -> None:
         hours = self._disable_after.total_seconds() / 3600

@@ -1,8 +1,9 @@
 """The janitor's chores: history partitions, topics of deleted webhooks, the outbox.
 
 Retention costs the same whatever a day held: a day's partition is dropped whole once all of it
-is past the retention. The API hides rows past the retention itself, so a late janitor only
-costs disk, never shows stale history.
+is past the retention, unless work on it is still in flight (an attempt pending, a recovery
+running), which keeps it until a later pass. The API hides rows past the retention itself, so
+a late janitor only costs disk, never shows stale history.
 """
 
 import re
@@ -16,12 +17,24 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from hookstream_common.db import ensure_partitions
+from hookstream_common.history import PENDING_ATTEMPT_SQL
 from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
 
 HISTORY_TABLES = ("deliveries", "delivery_attempts", "event_bodies")
 _PARTITION_NAME = re.compile(r"^(?P<parent>[a-z_]+)_p(?P<day>\d{8})$")
+# In the order the store-outcome step writes them, so locking them never deadlocks with it.
+_LOCK_ORDER = "event_bodies, deliveries, delivery_attempts"
+_LOCK_TIMEOUT = "5s"
+_IN_FLIGHT_SQL = f"""
+SELECT EXISTS (
+    SELECT 1 FROM deliveries
+    WHERE triggered_at >= $1 AND triggered_at < $2 AND {PENDING_ATTEMPT_SQL}
+) OR EXISTS (
+    SELECT 1 FROM recoveries WHERE state = 'running' AND since < $2 AND until > $1
+)
+"""
 
 
 def partition_day(name: str) -> date | None:
@@ -44,6 +57,7 @@ class PassReport:
 
     partitions_created: int = 0
     partitions_dropped: list[str] = field(default_factory=list)
+    days_kept: list[date] = field(default_factory=list)
     topics_deleted: list[str] = field(default_factory=list)
     outbox_trimmed: int = 0
 
@@ -61,15 +75,42 @@ async def history_partitions(conn: asyncpg.Connection) -> list[str]:
 async def rotate_partitions(
     conn: asyncpg.Connection, now: datetime, retention: timedelta, ahead: int, report: PassReport
 ) -> None:
-    """Create the partitions of the coming days, drop those wholly past the retention."""
+    """Create the partitions of the coming days, drop each day wholly past the retention."""
     report.partitions_created = await ensure_partitions(conn, ahead, today=now.date())
-    names = await history_partitions(conn)
-    days = {name: partition_day(name) for name in names}
-    doomed = set(expired([d for d in days.values() if d is not None], now, retention))
-    for name, day in sorted(days.items()):
-        if day in doomed:
-            await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
-            report.partitions_dropped.append(name)
+    by_day: dict[date, list[str]] = {}
+    for name in await history_partitions(conn):
+        day = partition_day(name)
+        if day is not None:
+            by_day.setdefault(day, []).append(name)
+    for day in expired(list(by_day), now, retention):
+        names = sorted(by_day[day])
+        if await drop_day(conn, day, names):
+            report.partitions_dropped.extend(names)
+        else:
+            report.days_kept.append(day)
+
+
+async def drop_day(conn: asyncpg.Connection, day: date, names: list[str]) -> bool:
+    """Drop a day's partitions, unless an attempt of it is pending or a recovery covers it.
+
+    The history tables are locked before the check, so nothing is written to the day between
+    the check and the drop (dropping a partition locks its parent anyway). A lock not granted
+    within `_LOCK_TIMEOUT` (a long transaction on the history) keeps the day for the next pass.
+    """
+    start = datetime.combine(day, time(), UTC)
+    try:
+        async with conn.transaction():
+            await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
+            await conn.execute(f"LOCK TABLE {_LOCK_ORDER} IN ACCESS EXCLUSIVE MODE")
+            if await conn.fetchval(_IN_FLIGHT_SQL, start, start + timedelta(days=1)):
+                log.info("day kept: work on it is in flight", day=day.isoformat())
+                return False
+            for name in names:
+                await conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+    except (asyncpg.LockNotAvailableError, asyncpg.DeadlockDetectedError) as exc:
+        log.info("day kept: its tables are busy", day=day.isoformat(), error=str(exc))
+        return False
+    return True
 
 
 async def delete_drained_topics(

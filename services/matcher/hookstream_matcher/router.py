@@ -98,10 +98,8 @@ def route(
     """What to do with one record of the events topic."""
     if value is None:
         return DeadLetter("empty record (no value)")
-    if len(value) > max_bytes:
-        return DeadLetter(f"event of {len(value)} bytes is over the limit of {max_bytes}")
     try:
-        event = Event.parse(value)
+        event = Event.parse(value, max_bytes=max_bytes)
     except InvalidEvent as exc:
         return DeadLetter(str(exc))
     if key != event.tenant_id.encode():

@@ -17,7 +17,7 @@ from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
 from hookstream_api.schemas import Delivery, DeliveryList, rfc3339_only
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
-from hookstream_common.history import Outcome, delivery_body, store
+from hookstream_common.history import Outcome, delivery_body, record_outcomes
 from hookstream_common.webhook_store import load_target
 
 router = APIRouter(
@@ -115,7 +115,8 @@ async def resend_delivery(
 ) -> dict[str, Any]:
     """Send the event again now, with the webhook's current URL, headers and secret.
 
-    Recorded as a new delivery, which may have status `fail`: the answer is 201 either way.
+    Recorded as a new delivery, which may have status `fail`: the answer is 201 either way. It
+    is stored like every other attempt, so it counts towards the webhook's health too.
     """
     webhook_id = await visible_webhook_id(webhooks, principal, id)
     original = await deliveries.get(
@@ -150,6 +151,6 @@ async def resend_delivery(
         attempt=attempt,
     )
     async with pool.acquire() as conn, conn.transaction():
-        await store(conn, [outcome])
+        await record_outcomes(conn, [outcome])
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(delivery_id))
     return delivery_json(row)

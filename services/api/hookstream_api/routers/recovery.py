@@ -1,67 +1,99 @@
-"""`POST /webhooks/{id}/actions/recover`: queue a window of failed deliveries again (beyond Qlik).
+"""`/webhooks/{id}/actions/recover`: queue a window of failed deliveries again (beyond Qlik).
 
-The answer (202, with the count) comes at once; the jobs are queued in the background onto the
-webhook's delivery topic, where the dispatcher treats them as fresh attempts of the same
-deliveries: same ids, a full retry schedule after the attempts already made.
+The request is stored and answered at once (202) with its id and the count it will queue; the
+API's recovery worker queues the jobs onto the webhook's delivery topic, where the dispatcher
+treats them as fresh attempts of the same deliveries: same ids, a full retry schedule after the
+attempts already made. `GET .../actions/recover/{recoveryId}` tells how far it has got.
 """
 
-import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from hookstream_api.auth import CurrentPrincipal
-from hookstream_api.dependencies import Deliveries, Webhooks
-from hookstream_api.errors import ERROR_RESPONSES, invalid
-from hookstream_api.routers.webhooks import visible_webhook_id
-from hookstream_api.schemas import RecoverRequest, RecoverResult
-from hookstream_common.events import Event
-from hookstream_common.jobs import DeliveryJob
+from hookstream_api.dependencies import Settings, Webhooks
+from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
+from hookstream_api.recoveries import create_recovery, read_recovery
+from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
+from hookstream_api.schemas import RecoverRequest, Recovery
 
 log = structlog.get_logger(__name__)
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
 
-@router.post("/{id}/actions/recover", status_code=202, response_model=RecoverResult)
+def recovery_json(row: asyncpg.Record) -> dict[str, Any]:
+    """The API representation of a recoveries row."""
+    return Recovery(
+        id=str(row["id"]),
+        webhookId=str(row["webhook_id"]),
+        state=row["state"],
+        since=row["since"],
+        until=row["until"],
+        total=row["total"],
+        queued=row["queued"],
+        createdAt=row["created_at"],
+        finishedAt=row["finished_at"],
+    ).model_dump(by_alias=True, mode="json")
+
+
+@router.post("/{id}/actions/recover", status_code=202, response_model=Recovery)
 async def recover_deliveries(
     id: str,
     body: RecoverRequest,
     request: Request,
+    response: Response,
     principal: CurrentPrincipal,
     webhooks: Webhooks,
-    deliveries: Deliveries,
+    settings: Settings,
 ) -> dict[str, Any]:
-    """Queue every failed delivery triggered in [since, until) again; answer with the count."""
+    """Queue every failed delivery triggered in [since, until) again, once.
+
+    Deliveries with a retry still pending are left to it. Recovering a window again while a
+    recovery of it is under way queues nothing twice.
+    """
     webhook_id = await visible_webhook_id(webhooks, principal, id)
+    now = datetime.now(UTC)
     if body.until is not None and body.until <= body.since:
         raise invalid("until: must be later than since")
-    rows = await deliveries.failed_between(principal.tenant_id, webhook_id, body.since, body.until)
-    jobs = [
-        DeliveryJob(
-            delivery_id=str(row["id"]),
-            webhook_id=str(webhook_id),
-            tenant_id=principal.tenant_id,
-            event=Event.from_legacy(row["body"]),
-            triggered_at=row["triggered_at"],
-            attempt=row["attempts"] + 1,
-            retry_base=row["attempts"],
-        )
-        for row in rows
-    ]
-    task = asyncio.create_task(_queue(request, str(webhook_id), jobs))
-    request.app.state.background.add(task)
-    task.add_done_callback(request.app.state.background.discard)
-    return {"count": len(jobs)}
+    if body.since >= now:
+        raise invalid("since: must be in the past")
+    since = max(body.since, now - timedelta(days=settings.retention_days))
+    until = min(body.until or now, now)
+    row = await create_recovery(
+        request.app.state.pool, principal.tenant_id, webhook_id, since, until
+    )
+    request.app.state.recovery_worker.wake()
+    log.info(
+        "recovery requested",
+        tenant_id=principal.tenant_id,
+        webhook_id=str(webhook_id),
+        recovery_id=str(row["id"]),
+        total=row["total"],
+    )
+    response.headers["Location"] = f"{request.url.path}/{row['id']}"
+    return recovery_json(row)
 
 
-async def _queue(request: Request, webhook_id: str, jobs: list[DeliveryJob]) -> None:
-    topic = request.app.state.settings.topics.deliveries(webhook_id)
-    kafka = request.app.state.kafka
-    try:
-        sent = [await kafka.send(topic, job.dumps(), key=webhook_id.encode()) for job in jobs]
-        await asyncio.gather(*sent)
-        log.info("failed deliveries queued again", webhook_id=webhook_id, count=len(jobs))
-    except Exception as exc:
-        log.error("queueing failed deliveries again failed", webhook_id=webhook_id, error=str(exc))
+@router.get("/{id}/actions/recover/{recoveryId}", response_model=Recovery)
+async def get_recovery(
+    id: str,
+    recoveryId: str,
+    request: Request,
+    principal: CurrentPrincipal,
+    webhooks: Webhooks,
+) -> dict[str, Any]:
+    """A recovery's state, and how many of its deliveries are queued so far."""
+    webhook_id = await visible_webhook_id(webhooks, principal, id)
+    row = await read_recovery(
+        request.app.state.pool,
+        principal.tenant_id,
+        webhook_id,
+        parse_id(recoveryId, "recovery"),
+    )
+    if row is None:
+        raise not_found("recovery")
+    return recovery_json(row)

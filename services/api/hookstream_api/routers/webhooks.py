@@ -25,7 +25,13 @@ from hookstream_api.schemas import (
     WebhookReplace,
     _WebhookInput,
 )
-from hookstream_api.validation import InvalidInput, check_event_types, check_headers, check_url
+from hookstream_api.validation import (
+    InvalidInput,
+    check_certificate_revocation,
+    check_event_types,
+    check_headers,
+    check_url,
+)
 from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
 from hookstream_common.filters import FilterError, parse_filter
 
@@ -81,6 +87,7 @@ def checked_fields(body: _WebhookInput, principal: Principal, enabled: bool) -> 
     """Apply the rules JSON schema cannot express; fill the defaults that depend on the caller."""
     try:
         check_url(body.url)
+        check_certificate_revocation(body.check_certificate_revocation)
         check_event_types(body.event_types, event_type_names())
         check_headers("headers", body.headers)
         check_headers("encryptedHeaders", body.encrypted_headers)

@@ -1,0 +1,333 @@
+"""Recover: stored, paged, resumable, shared by replicas, never sent twice; on the real servers."""
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from history_rows import CREATED, insert_delivery, insert_webhook, outcome, own_database
+
+from hookstream_api.recoveries import RecoveryWorker, create_recovery
+from hookstream_common.db import create_pool, migrate
+from hookstream_common.events import Event
+from hookstream_common.history import record_outcomes
+from hookstream_common.kafka import producer
+from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.topics import Topics
+from hookstream_dev.receiver import Receiver
+from hookstream_dev.stack import ServiceSet
+from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+
+V1 = "/api/v1/webhooks"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    await migrate(database_url)
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+async def failed_deliveries(
+    api: httpx.AsyncClient,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    auth: dict[str, str],
+    tenant: str,
+    count: int,
+) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """A webhook whose receiver answers 400 (no retries), and its `count` failed deliveries."""
+    path = f"/hooks/recover-{uuid.uuid4().hex}"
+    receiver.respond(path, status=400)
+    body = {"name": "r", "url": receiver_url(receiver, path), "eventTypes": [CREATED]}
+    webhook = (await api.post(V1, json=body, headers=auth)).json()
+    await wait_routed(stack, tenant, {webhook["id"]})
+    for _ in range(count):
+        await publisher.publish(sample_event(CREATED, tenant, "u1"))
+
+    async def failed() -> list[dict[str, Any]]:
+        listed = await api.get(
+            f"{V1}/{webhook['id']}/deliveries", params={"status": "fail"}, headers=auth
+        )
+        rows = listed.json()["data"]
+        return rows if len(rows) == count else []
+
+    return webhook, path, await wait_until(failed, timeout=30)
+
+
+async def finished(api: httpx.AsyncClient, auth: dict[str, str], location: str) -> Any:
+    """The recovery at `location`, once it has queued everything."""
+
+    async def done() -> Any:
+        status = (await api.get(location, headers=auth)).json()
+        return status if status["state"] == "done" else None
+
+    return await wait_until(done, timeout=20)
+
+
+async def test_recover_requeues_exactly_the_failed_deliveries_of_the_window(
+    api: httpx.AsyncClient,
+    token: Any,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+) -> None:
+    tenant = new_tenant()
+    auth = bearer(token(tenant, "u1"))
+    webhook, path, [early] = await failed_deliveries(
+        api, stack, receiver, publisher, auth, tenant, 1
+    )
+    window_start = datetime.now(UTC)
+    await asyncio.sleep(0.01)  # events carry their time in milliseconds
+    late = [sample_event(CREATED, tenant, "u1") for _ in range(3)]
+    for event in late:
+        await publisher.publish(event)
+    base = f"{V1}/{webhook['id']}/deliveries"
+
+    async def failed_count() -> bool:
+        listed = await api.get(base, params={"status": "fail"}, headers=auth)
+        return len(listed.json()["data"]) == 4
+
+    await wait_until(failed_count, timeout=30)
+
+    receiver.respond(path, status=200)
+    before = len(receiver.received(path))
+    response = await api.post(
+        f"{V1}/{webhook['id']}/actions/recover",
+        json={"since": window_start.isoformat()},
+        headers=auth,
+    )
+    assert response.status_code == 202, response.text
+    recovery = response.json()
+    assert recovery["total"] == 3 and recovery["webhookId"] == webhook["id"]
+    location = response.headers["location"]
+    assert location == f"{V1}/{webhook['id']}/actions/recover/{recovery['id']}"
+    status = await finished(api, auth, location)
+    assert status["queued"] == 3 and status["finishedAt"]
+    resent = (await receiver.wait_for(before + 3, timeout=30, path=path))[before:]
+    await asyncio.sleep(1.5)
+    assert len(receiver.received(path)) == before + 3
+    assert {orjson.loads(r.body)["eventId"] for r in resent} == {e["eventId"] for e in late}
+
+    async def succeeded() -> bool:
+        listed = await api.get(base, params={"status": "success"}, headers=auth)
+        return len(listed.json()["data"]) == 3
+
+    await wait_until(succeeded, timeout=15)
+    still_failed = (await api.get(base, params={"status": "fail"}, headers=auth)).json()["data"]
+    assert [d["id"] for d in still_failed] == [early["id"]]
+
+    bad = await api.post(
+        f"{V1}/{webhook['id']}/actions/recover", json={"since": "yesterday"}, headers=auth
+    )
+    assert bad.status_code == 400
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    early_bird = await api.post(
+        f"{V1}/{webhook['id']}/actions/recover", json={"since": future}, headers=auth
+    )
+    assert early_bird.status_code == 400
+    assert (await api.get(f"{location[:-36]}{uuid.uuid4()}", headers=auth)).status_code == 404
+    stranger = bearer(token(new_tenant(), "u1", admin=True))
+    assert (await api.get(location, headers=stranger)).status_code == 404
+
+
+async def test_recovering_a_window_twice_sends_once_and_leaves_pending_retries_alone(
+    api: httpx.AsyncClient,
+    token: Any,
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+    db: asyncpg.Connection,
+) -> None:
+    tenant = new_tenant()
+    auth = bearer(token(tenant, "u1"))
+    since = datetime.now(UTC).isoformat()
+    webhook, path, failed = await failed_deliveries(
+        api, stack, receiver, publisher, auth, tenant, 3
+    )
+    retrying = failed[0]
+    # What the dispatcher stores when it schedules a retry: the attempt is due in a minute.
+    await db.execute(
+        "UPDATE deliveries SET next_attempt_at = now() + interval '1 minute' WHERE id = $1",
+        uuid.UUID(retrying["id"]),
+    )
+    receiver.respond(path, status=200)
+    before = len(receiver.received(path))
+    url = f"{V1}/{webhook['id']}/actions/recover"
+    first, second = await asyncio.gather(
+        api.post(url, json={"since": since}, headers=auth),
+        api.post(url, json={"since": since}, headers=auth),
+    )
+    assert first.status_code == second.status_code == 202
+    assert first.json()["total"] == 2
+    statuses = [await finished(api, auth, r.headers["location"]) for r in (first, second)]
+    assert sum(s["queued"] for s in statuses) == 2
+
+    resent = (await receiver.wait_for(before + 2, timeout=30, path=path))[before:]
+    await asyncio.sleep(2)
+    assert len(receiver.received(path)) == before + 2
+    assert {r.headers["webhook-id"] for r in resent} == {d["id"] for d in failed[1:]}
+    again = await api.post(url, json={"since": since}, headers=auth)
+    assert again.json()["total"] == 0  # two succeeded, one still has its retry pending
+
+
+@dataclass
+class Bench:
+    """A database of its own with five failed deliveries, a real producer, and a topic."""
+
+    db: asyncpg.Connection
+    pool: asyncpg.Pool
+    kafka: AIOKafkaProducer
+    topics: Topics
+    webhook_id: str
+    failed: list[str]
+    since: datetime
+    until: datetime
+    bootstrap: str
+
+    def worker(self, **options: Any) -> RecoveryWorker:
+        return RecoveryWorker(self.pool, self.kafka, self.topics, page_size=2, **options)
+
+    async def recover(self) -> asyncpg.Record:
+        webhook = uuid.UUID(self.webhook_id)
+        return await create_recovery(self.pool, "t", webhook, self.since, self.until)
+
+    async def run_until_done(self, *workers: RecoveryWorker) -> None:
+        for _ in range(30):
+            await asyncio.gather(*(worker.step() for worker in workers))
+        assert not await self.db.fetchval("SELECT count(*) FROM recoveries WHERE state <> 'done'")
+
+    async def jobs(self, at_least: int) -> list[dict[str, Any]]:
+        return await read_all(self.bootstrap, self.topics.deliveries(self.webhook_id), at_least)
+
+
+@contextlib.asynccontextmanager
+async def bench(servers: dict[str, str]) -> AsyncIterator[Bench]:
+    """Five failed deliveries a second apart, one with a retry pending, one delivered."""
+    topics = Topics(f"hst-recover-{secrets.token_hex(4)}")
+    async with own_database(servers["database"]) as dsn:
+        db = await asyncpg.connect(dsn)
+        pool = await create_pool(dsn, max_size=4)
+        kafka = producer(servers["kafka"])
+        admin = AIOKafkaAdminClient(bootstrap_servers=servers["kafka"])
+        await kafka.start()
+        await admin.start()
+        try:
+            webhook_id = await insert_webhook(db, "t")
+            await admin.create_topics([NewTopic(topics.deliveries(webhook_id), 1, 1)])
+            at = datetime.now(UTC) - timedelta(hours=1)
+            failed = [
+                await insert_delivery(db, "t", webhook_id, at + timedelta(seconds=n), "fail")
+                for n in range(5)
+            ]
+            later = at + timedelta(seconds=10)
+            await insert_delivery(db, "t", webhook_id, later, "fail", datetime.now(UTC))
+            await insert_delivery(db, "t", webhook_id, later, "success")
+            yield Bench(
+                db, pool, kafka, topics, webhook_id, failed, at, datetime.now(UTC), servers["kafka"]
+            )
+        finally:
+            await kafka.stop()
+            await admin.close()
+            await pool.close()
+            await db.close()
+
+
+async def test_the_worker_pages_resumes_and_shares_no_work_with_other_replicas(
+    servers: dict[str, str],
+) -> None:
+    async with bench(servers) as b:
+        first, second = await b.recover(), await b.recover()
+        assert first["total"] == second["total"] == 5
+
+        # No acks in time: the page is rolled back, nothing is marked, the cursor stays.
+        with pytest.raises(TimeoutError):
+            await b.worker(ack_timeout=0).step()
+        marked = "SELECT count(*) FROM deliveries WHERE changed_at IS NOT NULL"
+        assert await b.db.fetchval(marked) == 0
+
+        # One page, by a worker that then goes away: the cursor is in the row.
+        assert await b.worker().step()
+        row = await b.db.fetchrow("SELECT * FROM recoveries WHERE id = $1", first["id"])
+        assert (row["state"], row["queued"], str(row["cursor_id"])) == ("running", 2, b.failed[1])
+
+        # Two replicas finish both recoveries of the same window: each delivery is sent once.
+        await b.run_until_done(b.worker(), b.worker())
+        queued = await b.db.fetchval("SELECT sum(queued) FROM recoveries")
+        assert queued == 5
+        jobs = await b.jobs(5)
+        assert sorted(job["deliveryId"] for job in jobs) == sorted(b.failed)
+        assert {(job["attempt"], job["retryBase"]) for job in jobs} == {(2, 1)}
+
+
+async def test_a_window_is_sent_again_only_when_asked_after_its_attempts_finished(
+    servers: dict[str, str],
+) -> None:
+    async with bench(servers) as b:
+        await b.recover()
+        await b.run_until_done(b.worker())
+        while_in_flight = await b.recover()
+        assert while_in_flight["total"] == 0  # all five have an attempt pending
+
+        # The dispatcher stores the recovered attempts: they fail for good.
+        events = await b.db.fetch(
+            "SELECT d.id, d.triggered_at, b.body FROM deliveries d JOIN event_bodies b"
+            " USING (tenant_id, event_id, triggered_at) WHERE d.id = ANY($1::uuid[])",
+            b.failed,
+        )
+        stored = [
+            outcome(
+                str(e["id"]),
+                b.webhook_id,
+                Event.from_legacy(orjson.loads(e["body"])),
+                e["triggered_at"],
+                2,
+                400,
+            )
+            for e in events
+        ]
+        async with b.pool.acquire() as conn, conn.transaction():
+            await record_outcomes(conn, stored)
+
+        # Asked while they were in flight: nothing; asked now: all five once more.
+        await b.run_until_done(b.worker())
+        status = await b.db.fetchrow(
+            "SELECT state, queued FROM recoveries WHERE id = $1", while_in_flight["id"]
+        )
+        assert (status["state"], status["queued"]) == ("done", 0)
+        again = await b.recover()
+        assert again["total"] == 5
+        await b.run_until_done(b.worker())
+        jobs = await b.jobs(10)
+        assert len(jobs) == 10
+        assert {(job["attempt"], job["retryBase"]) for job in jobs[5:]} == {(3, 2)}
+
+
+async def read_all(bootstrap: str, topic: str, at_least: int) -> list[dict[str, Any]]:
+    """Every record of a topic, once at least `at_least` have arrived, and one second more."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[dict[str, Any]] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        settle = None
+        while asyncio.get_running_loop().time() < (settle or deadline):
+            batch = await consumer.getmany(timeout_ms=200)
+            records += [orjson.loads(r.value) for rs in batch.values() for r in rs]
+            if settle is None and len(records) >= at_least:
+                settle = asyncio.get_running_loop().time() + 1
+    finally:
+        await consumer.stop()
+    return records
