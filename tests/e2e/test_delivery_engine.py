@@ -355,4 +355,5 @@ async def test_bad_receivers_do_not_hold_back_a_healthy_webhook(
     )
     assert len(beside_bad) == 20
     assert beside_bad[-1] < 3.0, "the healthy webhook waited for the bad ones"
-    assert len(receiver.received(slow)) <= 2 and len(receiver.received(hang)) <= 1
+    # Each bad webhook had at most its own concurrency (default 8) of requests in flight.
+    assert len(receiver.received(slow)) <= 8 and len(receiver.received(hang)) <= 8

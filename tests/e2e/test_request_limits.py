@@ -18,7 +18,7 @@ async def _post_raw(port: int, head: bytes, body: bytes) -> bytes:
     writer.write(head + body)
     await writer.drain()
     try:
-        return await asyncio.wait_for(reader.read(4096), 20)
+        return await asyncio.wait_for(reader.read(), 20)
     finally:
         writer.close()
 

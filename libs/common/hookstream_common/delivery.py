@@ -77,6 +77,11 @@ class Attempt:
         return {"statusCode": self.status_code, "headers": self.headers, "body": self.body}
 
 
+def storable(text: str) -> str:
+    """Text Postgres can store: it refuses NUL in text and jsonb, which a receiver may send."""
+    return text.replace("\x00", "\ufffd")
+
+
 def build_request(
     target: DeliveryTarget, event: Event, delivery_id: str, user_agent: str
 ) -> OutboundRequest:
@@ -122,8 +127,10 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
                 started_at=started,
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 status_code=response.status,
-                headers={str(name): value for name, value in response.headers.items()},
-                body=raw[:MAX_STORED_BODY].decode(errors="replace"),
+                headers={
+                    storable(str(name)): storable(value) for name, value in response.headers.items()
+                },
+                body=storable(raw[:MAX_STORED_BODY].decode(errors="replace")),
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:

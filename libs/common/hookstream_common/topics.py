@@ -21,6 +21,11 @@ class Topics:
         return f"{self.prefix}.events.dlq"
 
     @property
+    def dispatch_shards(self) -> str:
+        """Carries no records: its partitions are the shards dispatchers own (decision 4)."""
+        return f"{self.prefix}.dispatch.shards"
+
+    @property
     def dispatch_dlq(self) -> str:
         """Where the dispatcher parks delivery jobs and retries it can never process."""
         return f"{self.prefix}.dispatch.dlq"

@@ -19,10 +19,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
-from hookstream_common.kafka import producer
+from hookstream_common.kafka import core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
+from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.retries import RetryScheduler, ensure_tier_topics
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -50,6 +51,7 @@ async def _tier_topics(settings: DispatcherSettings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
     try:
+        await ensure_topics(admin, core_topics(settings.topics, settings.kafka_replication_factor))
         await ensure_tier_topics(admin, settings)
     finally:
         await admin.close()
@@ -87,12 +89,25 @@ async def _work(
         clients.pool,
         timedelta(seconds=settings.auto_disable_after_seconds),
         settings.auto_disable_min_failures,
+        (clients.kafka, settings.topics.dispatch_dlq),
     )
-    dispatcher = Dispatcher(settings, clients.pool, clients.targets, writer, session, clients.kafka)
+    attempts = Attempts(settings, clients.pool, clients.targets, writer, session, clients.kafka)
+    dispatcher = await keep_trying(
+        lambda: _started(Dispatcher(settings, attempts)), "Kafka (delivery consumers)"
+    )
     scheduler = RetryScheduler(settings, clients.kafka, clients.targets)
-    await keep_trying(dispatcher.start, "Kafka (delivery consumer)")
     await keep_trying(scheduler.start, "Kafka (retry consumer)")
     return dispatcher, scheduler, writer
+
+
+async def _started(dispatcher: Dispatcher) -> Dispatcher:
+    """A dispatcher whose consumers are connected; a failed try closes what it opened."""
+    try:
+        await dispatcher.start()
+    except BaseException:
+        await dispatcher.close()
+        raise
+    return dispatcher
 
 
 async def serve(settings: DispatcherSettings) -> None:
@@ -153,6 +168,7 @@ async def _run(
         for task in done:
             task.result()
     finally:
+        await dispatcher.close()
         writing.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await writing

@@ -33,7 +33,7 @@ TIER_PARTITIONS = 4
 
 
 async def ensure_tier_topics(admin: AIOKafkaAdminClient, settings: DispatcherSettings) -> None:
-    """One topic per tier of the schedule, and the dispatcher's dead-letter topic."""
+    """One topic per tier of the schedule, the dead-letter topic and the shard topic."""
     await ensure_topics(
         admin,
         [
@@ -42,7 +42,14 @@ async def ensure_tier_topics(admin: AIOKafkaAdminClient, settings: DispatcherSet
             )
             for t in settings.retry_policy.tiers
         ]
-        + [NewTopic(settings.topics.dispatch_dlq, 1, settings.kafka_replication_factor)],
+        + [
+            NewTopic(settings.topics.dispatch_dlq, 1, settings.kafka_replication_factor),
+            NewTopic(
+                settings.topics.dispatch_shards,
+                settings.dispatch_shards,
+                settings.kafka_replication_factor,
+            ),
+        ],
     )
 
 

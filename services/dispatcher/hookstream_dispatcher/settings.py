@@ -13,7 +13,22 @@ class DispatcherSettings(DeliverySettings):
     dispatcher_port: int = Field(8002, description="Port of the dispatcher's operations endpoints.")
     max_in_flight: int = Field(500, description="Concurrent requests across all webhooks.")
     webhook_buffer: int = Field(
-        100, description="Jobs fetched ahead per webhook; its partition pauses beyond this."
+        100, description="Jobs held per webhook; its partition pauses beyond this.", ge=1
+    )
+    webhook_concurrency: int = Field(
+        8,
+        description="Requests at once per webhook; 1 sends first attempts strictly in order.",
+        ge=1,
+    )
+    dispatch_shards: int = Field(
+        64,
+        description="Shards (partitions of the shard topic); fixed for the life of a cluster.",
+        ge=1,
+    )
+    shard_group: str = Field(
+        "",
+        description="The group dispatchers join on the shard topic;"
+        " default `<prefix>-dispatcher-shards`.",
     )
     retry_schedule: str = Field(
         "5s,30s,2m,10m,30m,1h,3h,6h,12h",
@@ -27,6 +42,11 @@ class DispatcherSettings(DeliverySettings):
     shutdown_grace_seconds: float = Field(
         20.0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
+
+    @property
+    def shard_group_id(self) -> str:
+        """`shard_group`, or its default under the topic prefix."""
+        return self.shard_group or f"{self.topic_prefix}-dispatcher-shards"
 
     @property
     def retry_policy(self) -> RetryPolicy:

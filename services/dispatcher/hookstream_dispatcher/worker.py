@@ -1,177 +1,101 @@
-"""The delivery loop: every webhook's topic is a lane of its own, worked in order, one at a time.
+"""The delivery loop: shard leases, one lane per webhook topic, commits of stored work only.
 
-A slow or dead receiver holds up only its own lane: lanes run concurrently, a lane whose backlog
-reaches `webhook_buffer` has its partition paused (not busy-polled) until it drains, and a failed
-attempt goes to a delay-tier topic instead of waiting in the lane. An offset is committed only
-after its outcome is stored and any retry is on its tier topic: killed at any moment, the
-dispatcher re-delivers (at least once; the delivery id lets receivers drop duplicates).
+Decision 4. Dispatchers join one consumer group on the small topic `hookstream.dispatch.shards`;
+owning its partition k means owning shard k, and a webhook belongs to shard
+`stable_hash(webhookId) mod S`. The owner reads the delivery topics of its webhooks with manual
+assignment (no group membership), so creating or deleting a webhook rebalances nothing; only a
+dispatcher joining or leaving moves shards. Offsets are committed under the dispatcher group id
+(which no member joins; the janitor reads it to know a topic is drained), and only up to the
+first job whose outcome is not stored yet, so a kill at any instant re-delivers, never loses.
+
+Which webhooks exist is learned from the compacted webhooks topic (at once, when one is created)
+and from the broker's topic list (every `_TOPIC_REFRESH_SECONDS`, so the topics of deleted
+webhooks are drained before the janitor removes them).
 """
 
 import asyncio
-import contextlib
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 
-import aiohttp
-import asyncpg
 import prometheus_client
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.delivery import Attempt, build_request, send
-from hookstream_common.history import Outcome
-from hookstream_common.jobs import DeliveryJob
-from hookstream_common.parking import park
-from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
-from hookstream_common.webhook_store import DeliveryTarget, disable
-from hookstream_dispatcher.policy import (
-    Retry,
-    RetryPolicy,
-    Verdict,
-    judge,
-    retry_after_seconds,
-    utcnow,
-)
+from hookstream_common.kafka import EVENT_PARTITIONS
+from hookstream_common.resilience import TRANSIENT, Backoff
+from hookstream_common.routing import TenantRoutes
+from hookstream_dispatcher.attempts import Attempts
+from hookstream_dispatcher.lanes import Lane
 from hookstream_dispatcher.settings import DispatcherSettings
-from hookstream_dispatcher.targets import TargetCache
-from hookstream_dispatcher.writer import DISABLED, HistoryWriter
+from hookstream_dispatcher.shards import shard_of
 
 log = structlog.get_logger(__name__)
 
-ATTEMPTS = prometheus_client.Counter(
-    "hookstream_dispatcher_attempts_total", "Delivery attempts, by outcome class.", ["outcome"]
+SHARDS_OWNED = prometheus_client.Gauge(
+    "hookstream_dispatcher_shards_owned", "Shards this dispatcher owns."
 )
-ATTEMPT_SECONDS = prometheus_client.Histogram(
-    "hookstream_dispatcher_attempt_seconds",
-    "Duration of one delivery request.",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+WEBHOOKS_OWNED = prometheus_client.Gauge(
+    "hookstream_dispatcher_webhooks_owned", "Delivery topics this dispatcher reads."
 )
-END_TO_END_SECONDS = prometheus_client.Histogram(
-    "hookstream_dispatcher_end_to_end_seconds",
-    "From the event's time to the receiver's answer, first attempts.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
-IN_FLIGHT = prometheus_client.Gauge(
-    "hookstream_dispatcher_in_flight", "Delivery requests waiting for an answer."
+SHARD_LAG = prometheus_client.Gauge(
+    "hookstream_dispatcher_shard_lag",
+    "Jobs not yet committed in each owned shard's delivery topics (for autoscaling).",
+    ["shard"],
 )
 _COMMIT_INTERVAL = 0.5
+_TOPIC_REFRESH_SECONDS = 30.0
+_LAG_INTERVAL = 10.0
 
 
-class Lane:
-    """One webhook's partition: its records, sent one at a time, in offset order.
-
-    A record is finished when its outcome is stored, which happens in the background while the
-    lane sends the next one; `completed` is the offset after the last record finished in order.
-    """
-
-    def __init__(
-        self,
-        partition: TopicPartition,
-        deliver: Callable[[ConsumerRecord], Awaitable[asyncio.Future[None] | None]],
-        on_progress: Callable[["Lane"], None],
-        max_unstored: int,
-    ) -> None:
-        self.partition = partition
-        self.backlog: deque[ConsumerRecord] = deque()
-        self.unstored: deque[tuple[int, asyncio.Future[None]]] = deque()
-        self.committed: int | None = None
-        self._finished: int | None = None
-        self._max_unstored = max_unstored
-        self.paused = False
-        self._deliver = deliver
-        self._on_progress = on_progress
-        self._arrived = asyncio.Event()
-        self._closing = False
-        self.task = asyncio.create_task(self._work(), name=f"lane {partition.topic}")
-
-    def add(self, records: list[ConsumerRecord]) -> None:
-        """Queue records fetched for this partition."""
-        self.backlog.extend(records)
-        self._arrived.set()
-
-    def close(self) -> None:
-        """Finish the record in hand, then stop; the rest is left for the next owner."""
-        self._closing = True
-        self._arrived.set()
-
-    @property
-    def completed(self) -> int | None:
-        """The offset to commit: every record before it is stored."""
-        while self.unstored and _stored(self.unstored[0][1]):
-            self._finished = self.unstored.popleft()[0]
-        return self._finished
-
-    async def _work(self) -> None:
-        while not self._closing:
-            if not self.backlog:
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            record = self.backlog.popleft()
-            stored = await self._deliver(record)
-            if stored is None:
-                stored = asyncio.get_running_loop().create_future()
-                stored.set_result(None)
-            self.unstored.append((record.offset + 1, stored))
-            if len(self.unstored) > self._max_unstored:  # Postgres is behind: wait for it
-                await asyncio.wait([self.unstored[0][1]])
-            self._on_progress(self)
-        if self.unstored:
-            # `wait`, not `gather`: cancelling the lane must not cancel the writer's futures.
-            await asyncio.wait([future for _, future in self.unstored])
-
-
-def _stored(future: asyncio.Future[None]) -> bool:
-    """The outcome is committed; a cancelled or failed write never counts as stored."""
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
-class _Rebalance(ConsumerRebalanceListener):
+class _ShardRebalance(ConsumerRebalanceListener):
     def __init__(self, dispatcher: "Dispatcher") -> None:
         self._dispatcher = dispatcher
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        await self._dispatcher.release(revoked)
+        await self._dispatcher.release_shards({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        log.info("partitions assigned", count=len(assigned))
+        self._dispatcher.take_shards({tp.partition for tp in assigned})
 
 
 class Dispatcher:
-    """Consumes every delivery topic by pattern in one consumer group and delivers each job."""
+    """Owns shards, reads their webhooks' topics, and hands each job to the webhook's lane."""
 
-    def __init__(
-        self,
-        settings: DispatcherSettings,
-        pool: asyncpg.Pool,
-        targets: TargetCache,
-        writer: HistoryWriter,
-        session: aiohttp.ClientSession,
-        producer: AIOKafkaProducer,
-    ) -> None:
+    def __init__(self, settings: DispatcherSettings, attempts: Attempts) -> None:
         self._settings = settings
-        self._policy: RetryPolicy = settings.retry_policy
-        self._pool = pool
-        self._targets = targets
-        self._writer = writer
-        self._session = session
-        self._producer = producer
-        self._slots = asyncio.Semaphore(settings.max_in_flight)
+        self._topics = settings.topics
+        self._attempts = attempts
         self._lanes: dict[TopicPartition, Lane] = {}
+        self._shards: set[int] = set()
+        self._routed: dict[str, set[str]] = {}
+        self._listed: set[str] = set()
+        self._assigned: set[TopicPartition] = set()
+        self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._last_commit = 0.0
+        self._listed_at = 0.0
         self.started = False
+        bootstrap = settings.kafka_bootstrap_servers
+        self.shard_consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=settings.shard_group_id,
+            enable_auto_commit=False,
+            max_poll_interval_ms=600_000,
+        )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            bootstrap_servers=bootstrap,
             group_id=settings.dispatcher_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            metadata_max_age_ms=1000,
-            max_poll_interval_ms=600_000,
+            metadata_max_age_ms=5000,
+        )
+        self.routes = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
 
     def stop(self) -> None:
@@ -179,233 +103,230 @@ class Dispatcher:
         self._stopping.set()
 
     async def start(self) -> None:
-        """Join the group; raises while the broker is unreachable."""
-        self.consumer.subscribe(
-            pattern=self._settings.topics.deliveries_pattern, listener=_Rebalance(self)
-        )
+        """Connect, read every webhook set there is, and join the shard group."""
         await self.consumer.start()
+        await self.routes.start()
+        self.routes.assign(
+            [TopicPartition(self._topics.webhooks, p) for p in range(EVENT_PARTITIONS)]
+        )
+        await self._follow_routes(timeout_ms=1000)
+        self.shard_consumer.subscribe(
+            [self._topics.dispatch_shards], listener=_ShardRebalance(self)
+        )
+        await self.shard_consumer.start()
         self.started = True
 
+    async def close(self) -> None:
+        """Leave the shard group and disconnect."""
+        await self.shard_consumer.stop()
+        await self.consumer.stop()
+        await self.routes.stop()
+
+    def take_shards(self, shards: set[int]) -> None:
+        """The group gave this dispatcher `shards` (its whole assignment)."""
+        self._shards = shards
+        SHARDS_OWNED.set(len(shards))
+        log.info("shards assigned", shards=len(shards))
+
+    async def release_shards(self, shards: set[int]) -> None:
+        """Before shards move: stop taking their jobs, store what is in flight, commit."""
+        async with self._lock:
+            self._shards -= shards
+            leaving = {tp for tp in self._lanes if self._shard(tp) in shards}
+            await self._retire(leaving)
+            await self._assign(self._assigned - leaving)
+        log.info("shards released", shards=len(shards), lanes=len(leaving))
+
     async def run(self) -> None:
-        """Deliver until `stop()`, then hand the partitions back."""
+        """Deliver until `stop()`, then finish in-flight work and commit."""
+        tasks = [asyncio.create_task(self._keep_membership()), asyncio.create_task(self._lag())]
         backoff = Backoff()
         try:
             while not self._stopping.is_set():
                 try:
-                    batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+                    await self._turn()
                     backoff.reset()
-                except KafkaError as exc:
+                except TRANSIENT as exc:
                     log.warning("fetching jobs failed; retrying", error=str(exc))
                     await backoff.wait()
-                    continue
-                for partition, records in batch.items():
-                    self._lane(partition).add(records)
-                    self._pause_if_full(self._lanes[partition])
-                await self._commit(force=False)
-            await self._drain(self._settings.shutdown_grace_seconds)
+            async with self._lock:
+                await self._retire(set(self._lanes))
         finally:
-            await self.consumer.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _turn(self) -> None:
+        """One round: learn of new webhooks, fix the assignment, fetch, hand out, commit."""
+        await self._follow_routes(timeout_ms=0)
+        await self._refresh_topic_list()
+        async with self._lock:
+            wanted = self._wanted()
+            if wanted != self._assigned:
+                await self._retire({tp for tp in self._lanes if tp not in wanted})
+                await self._assign(wanted)
+            if not self._assigned:
+                fetched: dict[TopicPartition, list[ConsumerRecord]] = {}
+            else:
+                fetched = await self.consumer.getmany(timeout_ms=100, max_records=2000)
+            for partition, records in fetched.items():
+                if partition in self._assigned:
+                    lane = self._lane(partition)
+                    lane.add(records)
+                    self._pause_if_full(lane)
+            await self._commit(force=False)
+        if not self._assigned:
+            await asyncio.sleep(0.1)
+
+    def _wanted(self) -> set[TopicPartition]:
+        """The delivery topics of every known webhook in an owned shard."""
+        webhook_ids = set().union(*self._routed.values()) | self._listed
+        return {
+            TopicPartition(self._topics.deliveries(webhook_id), 0)
+            for webhook_id in webhook_ids
+            if shard_of(webhook_id, self._settings.dispatch_shards) in self._shards
+        }
+
+    def _shard(self, partition: TopicPartition) -> int:
+        webhook_id = self._topics.webhook_id_of(partition.topic) or ""
+        return shard_of(webhook_id, self._settings.dispatch_shards)
+
+    async def _assign(self, partitions: set[TopicPartition]) -> None:
+        """Replace the assignment; kept lanes continue where they were, paused ones stay so."""
+        self.consumer.assign(sorted(partitions))
+        self._assigned = partitions
+        WEBHOOKS_OWNED.set(len(partitions))
+        for partition, lane in self._lanes.items():
+            if lane.next_offset is not None:
+                self.consumer.seek(partition, lane.next_offset)
+            if lane.paused:
+                self.consumer.pause(partition)
+
+    async def _retire(self, partitions: set[TopicPartition]) -> None:
+        """Close these lanes, let their jobs in flight finish (within the grace), commit."""
+        lanes = [self._lanes[p] for p in partitions if p in self._lanes]
+        if not lanes:
+            return
+        for lane in lanes:
+            lane.close()
+        _, late = await asyncio.wait(
+            [lane.task for lane in lanes], timeout=self._settings.shutdown_grace_seconds
+        )
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+        await self._commit(force=True)
+        for lane in lanes:
+            del self._lanes[lane.partition]
 
     def _lane(self, partition: TopicPartition) -> Lane:
         if partition not in self._lanes:
             self._lanes[partition] = Lane(
                 partition,
-                self._deliver_record,
+                self._attempts.run,
                 self._resume_if_drained,
+                self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,
             )
         return self._lanes[partition]
 
     def _pause_if_full(self, lane: Lane) -> None:
-        if not lane.paused and len(lane.backlog) >= self._settings.webhook_buffer:
+        if not lane.paused and lane.full:
             self.consumer.pause(lane.partition)
             lane.paused = True
 
     def _resume_if_drained(self, lane: Lane) -> None:
-        if lane.paused and len(lane.backlog) <= self._settings.webhook_buffer // 2:
-            if lane.partition in self.consumer.assignment():
+        if lane.paused and lane.held <= self._settings.webhook_buffer // 2:
+            if lane.partition in self._assigned:
                 self.consumer.resume(lane.partition)
             lane.paused = False
 
     async def _commit(self, force: bool) -> None:
-        """Commit what every lane has finished, at most every `_COMMIT_INTERVAL` seconds."""
+        """Commit what every lane has stored, at most every `_COMMIT_INTERVAL` seconds."""
         now = time.monotonic()
         if not force and now - self._last_commit < _COMMIT_INTERVAL:
             return
         self._last_commit = now
-        assigned = self.consumer.assignment()
         offsets = {
-            lane.partition: lane.completed
+            lane.partition: lane.tracker.committable
             for lane in self._lanes.values()
-            if lane.partition in assigned
-            and lane.completed is not None
-            and lane.completed != lane.committed
+            if lane.partition in self._assigned
+            and lane.tracker.committable is not None
+            and lane.tracker.committable != lane.committed
         }
         if not offsets:
             return
         try:
             await self.consumer.commit(offsets)
         except KafkaError as exc:
-            # A rebalance is under way: the next owner re-delivers what was not committed.
             log.warning("commit failed; will retry", error=str(exc))
             return
         for partition, offset in offsets.items():
-            if partition in self._lanes:
-                self._lanes[partition].committed = offset
+            self._lanes[partition].committed = offset
 
-    async def release(self, partitions: set[TopicPartition]) -> None:
-        """Rebalance: stop the lanes of revoked partitions and commit what they finished."""
-        lanes = [self._lanes[p] for p in partitions if p in self._lanes]
-        for lane in lanes:
-            lane.close()
-        await self._wait_for(lanes, self._settings.shutdown_grace_seconds)
-        await self._commit(force=True)
-        for lane in lanes:
-            del self._lanes[lane.partition]
+    async def _follow_routes(self, timeout_ms: int) -> None:
+        """Learn webhook ids from the compacted topic (a tombstone forgets a tenant)."""
+        fetched = await self.routes.getmany(timeout_ms=timeout_ms, max_records=1000)
+        for records in fetched.values():
+            for record in records:
+                tenant = record.key.decode(errors="replace") if record.key else ""
+                if record.value is None:
+                    self._routed.pop(tenant, None)
+                    continue
+                try:
+                    ids = {route.id for route in TenantRoutes.loads(record.value).routes}
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("unreadable webhook set ignored", tenant_id=tenant, error=str(exc))
+                    continue
+                self._routed[tenant] = ids
+                log.info("webhook set learned", tenant_id=tenant, webhooks=len(ids))
 
-    async def _drain(self, grace: float) -> None:
-        """Shutdown: let every lane finish its record in hand, commit, and stop."""
-        lanes = list(self._lanes.values())
-        for lane in lanes:
-            lane.close()
-        await self._wait_for(lanes, grace)
-        await self._commit(force=True)
-        log.info("dispatcher drained", lanes=len(lanes))
-
-    @staticmethod
-    async def _wait_for(lanes: list[Lane], grace: float) -> None:
-        if not lanes:
+    async def _refresh_topic_list(self) -> None:
+        """Every delivery topic the broker has, including those of deleted webhooks."""
+        if time.monotonic() - self._listed_at < _TOPIC_REFRESH_SECONDS:
             return
-        tasks = [lane.task for lane in lanes]
-        _, pending = await asyncio.wait(tasks, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        self._listed_at = time.monotonic()
+        topics = await self.consumer.topics()
+        self._listed = {
+            webhook_id
+            for topic in topics
+            if (webhook_id := self._topics.webhook_id_of(topic)) is not None
+        }
 
-    async def _deliver_record(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
-        """Deliver one job; the future resolves when its outcome is stored.
-
-        An outage (Postgres or Kafka unreachable) holds the job until it passes; a job that can
-        never be processed is parked on the dead-letter topic and the lane moves on.
-        """
-        backoff = Backoff()
+    async def _keep_membership(self) -> None:
+        """Poll the shard topic (it carries no records) so the group keeps this member."""
         while True:
             try:
-                return await self._process(record)
-            except TRANSIENT as exc:
-                log.warning(
-                    "job waits: a dependency is unavailable",
-                    topic=record.topic,
-                    offset=record.offset,
-                    error_class=type(exc).__name__,
-                    retry_in=backoff.delay,
-                )
-                await backoff.wait()
-            except Exception as exc:
-                log.exception("job parked: it cannot be processed", topic=record.topic)
-                await park(
-                    self._producer, self._settings.topics.dispatch_dlq, record, exc, "delivery"
-                )
-                return None
+                await self.shard_consumer.getmany(timeout_ms=1000)
+            except KafkaError as exc:
+                log.warning("shard group poll failed", error=str(exc))
+                await asyncio.sleep(1)
 
-    async def _process(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
+    async def _lag(self) -> None:
+        """Per-shard lag: end offsets minus committed offsets of the owned topics."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
         try:
-            job = DeliveryJob.loads(record.value)
-        except (ValueError, KeyError, TypeError) as exc:
-            await park(self._producer, self._settings.topics.dispatch_dlq, record, exc, "delivery")
-            return None
-        target = await self._targets.get(job.webhook_id)
-        bound = log.bind(
-            tenant_id=job.tenant_id,
-            webhook_id=job.webhook_id,
-            delivery_id=job.delivery_id,
-            event_id=job.event.id,
-            attempt=job.attempt,
-        )
-        if target is None or not target.enabled:
-            bound.info("job dropped: the webhook is deleted or disabled")
-            return None
-        return await self.deliver(job, target, bound)
+            await admin.start()
+            while True:
+                await asyncio.sleep(_LAG_INTERVAL)
+                try:
+                    await self._report_lag(admin)
+                except TRANSIENT as exc:
+                    log.info("shard lag not measured", error=str(exc))
+        finally:
+            await admin.close()
 
-    async def deliver(
-        self, job: DeliveryJob, target: DeliveryTarget, bound: structlog.BoundLogger
-    ) -> asyncio.Future[None]:
-        """One attempt: send, schedule a retry if due, submit the outcome, apply 410."""
-        request = build_request(target, job.event, job.delivery_id, self._settings.user_agent)
-        async with self._slots:
-            IN_FLIGHT.inc()
-            try:
-                attempt = await send(self._session, request)
-            finally:
-                IN_FLIGHT.dec()
-        verdict = judge(attempt)
-        retry = None
-        if verdict is Verdict.RETRY:
-            retry = self._policy.next(
-                job.attempt - job.retry_base, utcnow(), retry_after_seconds(attempt, utcnow())
-            )
-            if retry is not None:
-                await keep_trying(
-                    lambda: self._producer.send_and_wait(
-                        self._settings.topics.retry(retry.tier.name),
-                        job.retried(retry.due_at).dumps(),
-                        key=job.webhook_id.encode(),
-                    ),
-                    "Kafka (scheduling a retry)",
-                )
-        self._observe(job, attempt, verdict)
-        stored = self._writer.submit(
-            Outcome(
-                delivery_id=job.delivery_id,
-                tenant_id=job.tenant_id,
-                webhook_id=job.webhook_id,
-                event=job.event,
-                cloud_event=target.cloud_event,
-                status="success" if verdict is Verdict.SUCCESS else "fail",
-                status_message=self._message(job, attempt, verdict, retry),
-                triggered_at=job.triggered_at,
-                request=request.as_history(),
-                attempt_number=job.attempt,
-                attempt=attempt,
-            )
+    async def _report_lag(self, admin: AIOKafkaAdminClient) -> None:
+        assigned = list(self._assigned)
+        ends = await self.consumer.end_offsets(assigned) if assigned else {}
+        committed = await admin.list_consumer_group_offsets(
+            self._settings.dispatcher_group_id, partitions=assigned
         )
-        bound.info(
-            "delivery attempted",
-            verdict=verdict.value,
-            status_code=attempt.status_code,
-            error_class=attempt.error_class,
-            duration_ms=round(attempt.duration_ms, 1),
-            retry_tier=retry.tier.name if retry else None,
-        )
-        if verdict is Verdict.GONE:
-            reason = f"The endpoint answered 410 Gone on {utcnow():%Y-%m-%d %H:%M} UTC."
-            gone = await keep_trying(
-                lambda: disable(self._pool, job.webhook_id, "ENDPOINT_GONE", reason),
-                "Postgres (disabling a gone webhook)",
-            )
-            if gone:
-                DISABLED.labels("ENDPOINT_GONE").inc()
-                bound.warning("webhook disabled", code="ENDPOINT_GONE")
-        return stored
-
-    def _message(
-        self, job: DeliveryJob, attempt: Attempt, verdict: Verdict, retry: Retry | None
-    ) -> str:
-        message = attempt.status_message()
-        if verdict is Verdict.GONE:
-            return f"{message} The webhook was disabled: the endpoint is gone."
-        if retry is not None:
-            total = self._policy.max_attempts + job.retry_base
-            return f"{message} Attempt {job.attempt} of {total}; next in about {retry.tier.name}."
-        if verdict is Verdict.RETRY:
-            return f"{message} Failed for good after {job.attempt} attempts."
-        return message
-
-    @staticmethod
-    def _observe(job: DeliveryJob, attempt: Attempt, verdict: Verdict) -> None:
-        ATTEMPTS.labels(verdict.value).inc()
-        ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
-        if job.attempt == 1 and attempt.status_code is not None:
-            with contextlib.suppress(ValueError):
-                event_time = datetime.fromisoformat(job.event.time)
-                END_TO_END_SECONDS.observe((utcnow() - event_time).total_seconds())
+        lag: dict[int, int] = dict.fromkeys(self._shards, 0)
+        for partition, end in ends.items():
+            done = committed[partition].offset if partition in committed else 0
+            shard = self._shard(partition)
+            lag[shard] = lag.get(shard, 0) + max(end - max(done, 0), 0)
+        SHARD_LAG.clear()
+        for shard, jobs in lag.items():
+            SHARD_LAG.labels(str(shard)).set(jobs)

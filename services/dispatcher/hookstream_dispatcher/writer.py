@@ -11,10 +11,14 @@ import asyncio
 from datetime import timedelta
 
 import asyncpg
+import orjson
 import prometheus_client
 import structlog
+from aiokafka import AIOKafkaProducer
 
 from hookstream_common.history import FailureRun, Outcome, record_outcomes
+from hookstream_common.parking import PARKED
+from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.policy import utcnow
 
@@ -24,14 +28,29 @@ DISABLED = prometheus_client.Counter(
     "hookstream_dispatcher_webhooks_disabled_total", "Webhooks disabled, by reason code.", ["code"]
 )
 _MAX_BATCH = 500
+_DATA_ERROR_CLASSES = ("22", "23", "54")
+"""SQLSTATE classes that blame the row: data exception, integrity, program limit."""
+
+
+def _rejects_the_data(error: asyncpg.PostgresError) -> bool:
+    return str(getattr(error, "sqlstate", "") or "")[:2] in _DATA_ERROR_CLASSES
+
+
 _LINGER_SECONDS = 0.02
 
 
 class HistoryWriter:
     """Batches outcomes into transactions; run `run()` as a task."""
 
-    def __init__(self, pool: asyncpg.Pool, disable_after: timedelta, min_failures: int) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        disable_after: timedelta,
+        min_failures: int,
+        dead_letters: tuple[AIOKafkaProducer, str] | None = None,
+    ) -> None:
         self._pool = pool
+        self._dead_letters = dead_letters
         self._disable_after = disable_after
         self._min_failures = min_failures
         self._queue: asyncio.Queue[tuple[Outcome, asyncio.Future[None]]] = asyncio.Queue()
@@ -55,18 +74,74 @@ class HistoryWriter:
                     done.set_result(None)
 
     async def _flush_until_stored(self, outcomes: list[Outcome]) -> None:
-        """Retry until Postgres takes the batch: the offsets wait for it, nothing is dropped."""
-        delay = 0.5
+        """Store the batch whatever happens: outages are waited out, bad rows parked."""
+        for webhook_id, failures in await self._store(outcomes):
+            await keep_trying(
+                lambda w=webhook_id, f=failures: self._disable(w, f), "Postgres (auto-disable)"
+            )
+
+    async def _store(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
+        """Store; if Postgres rejects the data, halve the batch until the culprit is alone,
+        and park it, so one bad row never holds up every other webhook's commits."""
+        try:
+            return await self._flush_through_outages(outcomes)
+        except asyncpg.PostgresError as exc:
+            if len(outcomes) == 1:
+                await self._park(outcomes[0], exc)
+                return []
+            half = len(outcomes) // 2
+            return await self._store(outcomes[:half]) + await self._store(outcomes[half:])
+
+    async def _flush_through_outages(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
+        """Retry while Postgres is unreachable or fails for reasons not in the data (a bad
+        deploy must not park history); raise a data error (SQLSTATE 22, 23, 54) for `_store`."""
+        backoff = Backoff(cap=30.0)
         while True:
             try:
-                failing = await self._flush(outcomes)
-                break
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.error("storing outcomes failed; retrying", error=str(exc), retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        for webhook_id, failures in failing:
-            await self._disable(webhook_id, failures)
+                return await self._flush(outcomes)
+            except TRANSIENT as exc:
+                log.warning(
+                    "storing outcomes waits for Postgres",
+                    error_class=type(exc).__name__,
+                    retry_in=backoff.delay,
+                )
+            except asyncpg.PostgresError as exc:
+                if _rejects_the_data(exc):
+                    raise
+                log.error(
+                    "storing outcomes failed; retrying", error=str(exc), retry_in=backoff.delay
+                )
+            await backoff.wait()
+
+    async def _park(self, outcome: Outcome, error: asyncpg.PostgresError) -> None:
+        """What could not be stored goes to the dead-letter topic, with the reason."""
+        PARKED.labels("history").inc()
+        summary = {
+            "deliveryId": outcome.delivery_id,
+            "webhookId": outcome.webhook_id,
+            "tenantId": outcome.tenant_id,
+            "eventId": outcome.event.id,
+            "attempt": outcome.attempt_number,
+            "status": outcome.status,
+            "statusMessage": outcome.status_message,
+            "triggeredAt": outcome.triggered_at,
+            "reason": f"{type(error).__name__}: {error}",
+        }
+        log.error(
+            "outcome parked: Postgres rejects it",
+            delivery_id=outcome.delivery_id,
+            webhook_id=outcome.webhook_id,
+            tenant_id=outcome.tenant_id,
+            reason=summary["reason"],
+        )
+        if self._dead_letters is not None:
+            producer, topic = self._dead_letters
+            await keep_trying(
+                lambda: producer.send_and_wait(
+                    topic, orjson.dumps(summary), key=outcome.webhook_id.encode()
+                ),
+                "Kafka (parking an outcome)",
+            )
 
     async def _flush(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
         async with self._pool.acquire() as conn, conn.transaction():
