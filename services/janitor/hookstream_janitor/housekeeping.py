@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from hookstream_common.db import ensure_partitions
 from hookstream_common.history import PENDING_ATTEMPT_SQL
+from hookstream_common.kafka import delete_topics
 from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -140,7 +141,7 @@ async def delete_drained_topics(
                     log.info("topic not drained yet", topic=topic, behind=end - done)
                     continue
                 try:
-                    await admin.delete_topics([topic])
+                    await delete_topics(admin, [topic])
                 except KafkaError as exc:
                     log.warning("deleting a topic failed; will retry", topic=topic, error=str(exc))
                     continue
