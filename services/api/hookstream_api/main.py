@@ -157,6 +157,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        loop="uvloop",
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,

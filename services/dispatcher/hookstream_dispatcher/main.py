@@ -13,6 +13,7 @@ from datetime import timedelta
 import aiohttp
 import asyncpg
 import structlog
+import uvloop
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -179,7 +180,7 @@ def main() -> None:
     """Entry point."""
     settings = DispatcherSettings()
     configure_logging("dispatcher", settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -134,7 +134,10 @@ class RetryScheduler:
                 break
             if await self._targets.get(job.webhook_id) is not None:
                 await self._producer.send_and_wait(
-                    self._topics.deliveries(job.webhook_id), record.value, key=record.key
+                    self._topics.deliveries(job.webhook_id),
+                    record.value,
+                    key=record.key,
+                    partition=0,
                 )
             committed = record.offset + 1
         if committed is not None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import prometheus_client
 import structlog
+import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.db import DAYS_AHEAD, advisory_lock_key, migrate
@@ -130,7 +131,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = JanitorSettings()
     configure_logging("janitor", settings.log_level, settings.log_format)
-    asyncio.run(run(settings, args.once))
+    uvloop.run(run(settings, args.once))
 
 
 if __name__ == "__main__":

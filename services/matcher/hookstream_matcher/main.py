@@ -8,6 +8,7 @@ import asyncio
 import signal
 
 import structlog
+import uvloop
 from aiohttp import web
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -110,7 +111,7 @@ def main() -> None:
     """Entry point."""
     settings = MatcherSettings()
     configure_logging("matcher", settings.log_level, settings.log_format)
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))
 
 
 if __name__ == "__main__":

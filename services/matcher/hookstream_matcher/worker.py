@@ -215,7 +215,10 @@ class Matcher:
             topic = self._topics.deliveries(job.webhook_id)
             try:
                 acks.append(
-                    await self._producer.send(topic, job.dumps(), key=job.webhook_id.encode())
+                    # One partition per delivery topic: naming it skips the key's hash.
+                    await self._producer.send(
+                        topic, job.dumps(), key=job.webhook_id.encode(), partition=0
+                    )
                 )
             except MessageSizeTooLargeError:
                 return [await self._dead_letter(record, "the delivery job is over the size limit")]
