@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -69,6 +71,16 @@ async def _started_admin(settings: ApiSettings) -> AIOKafkaAdminClient:
     return admin
 
 
+def _stop_if_failed(task: asyncio.Task[None]) -> None:
+    """Crash-only: a background task that died of a bug ends the process (SIGTERM to itself,
+    so uvicorn shuts down cleanly) and the supervisor starts a fresh one."""
+    if not task.cancelled() and task.exception() is not None:
+        log.critical(
+            "background task failed; stopping", task=task.get_name(), exc_info=task.exception()
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open lazy clients at once, connect in the background, and close everything at exit."""
@@ -89,6 +101,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.readiness.start()
     connecting = asyncio.create_task(_connect(app), name="connect-and-relay")
+    connecting.add_done_callback(_stop_if_failed)
     try:
         yield
     finally:
