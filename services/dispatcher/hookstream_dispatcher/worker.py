@@ -23,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.kafka import EVENT_PARTITIONS
+from hookstream_common.kafka import EVENT_PARTITIONS, GROUP_TIMEOUTS
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.routing import TenantRoutes
 from hookstream_dispatcher.attempts import Attempts
@@ -83,6 +83,7 @@ class Dispatcher:
             group_id=settings.shard_group_id,
             enable_auto_commit=False,
             max_poll_interval_ms=600_000,
+            **GROUP_TIMEOUTS,
         )
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
+from hookstream_common.kafka import GROUP_TIMEOUTS
 from hookstream_common.parking import PARKED, dead_letter
 from hookstream_common.resilience import Backoff
 from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
@@ -65,14 +66,16 @@ class Matcher:
         self.table = RouteTable()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._joined = False
-        self._stale = True
+        self._assignments = 0
+        self._loaded_for = 0
+        """The table holds the partitions of assignment number `_loaded_for`."""
         self.events = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
+            **GROUP_TIMEOUTS,
         )
         self.changes = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -84,7 +87,11 @@ class Matcher:
     @property
     def started(self) -> bool:
         """In the group, with the route table of its partitions loaded."""
-        return self._joined and not self._stale
+        return self._assignments > 0 and not self._stale
+
+    @property
+    def _stale(self) -> bool:
+        return self._loaded_for != self._assignments
 
     async def start(self) -> None:
         """Connect the producer and both consumers; raises while the broker is unreachable."""
@@ -105,8 +112,7 @@ class Matcher:
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """New partitions: their routes are loaded before any of their events is routed."""
-        self._joined = True
-        self._stale = True
+        self._assignments += 1
         log.info("events partitions assigned", partitions=sorted(tp.partition for tp in partitions))
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
@@ -142,6 +148,7 @@ class Matcher:
 
     async def _load_table(self) -> None:
         """Read the owned partitions of the webhooks topic from the beginning to their end."""
+        loading = self._assignments  # an assignment arriving during the load makes it stale
         owned = {tp.partition for tp in self.events.assignment()}
         partitions = [TopicPartition(self._topics.webhooks, p) for p in sorted(owned)]
         self.changes.assign(partitions)
@@ -151,7 +158,7 @@ class Matcher:
             ends = await self.changes.end_offsets(partitions)
             while not await self._caught_up(ends):
                 await self._follow_changes(timeout_ms=500)
-        self._stale = False
+        self._loaded_for = loading
         TENANTS.set(len(self.table))
         log.info("route table loaded", partitions=sorted(owned), tenants=len(self.table))
 
