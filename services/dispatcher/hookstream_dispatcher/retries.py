@@ -8,6 +8,7 @@ attempts, so a retry never holds up other deliveries.
 
 import asyncio
 import contextlib
+import uuid
 
 import prometheus_client
 import structlog
@@ -124,11 +125,12 @@ class RetryScheduler:
         for record in records:
             try:
                 job = DeliveryJob.loads(record.value)
-            except (ValueError, KeyError, TypeError) as exc:
+                uuid.UUID(job.webhook_id)  # else looking up its target raises asyncpg's DataError
+                wait = (job.due_at - utcnow()).total_seconds() if job.due_at else 0.0
+            except Exception as exc:  # whatever the record holds, it can never be queued
                 await park(self._producer, self._topics.dispatch_dlq, record, exc, "retry")
                 committed = record.offset + 1
                 continue
-            wait = (job.due_at - utcnow()).total_seconds() if job.due_at else 0.0
             if wait > 0:
                 self._sleep(partition, record.offset, wait)
                 break

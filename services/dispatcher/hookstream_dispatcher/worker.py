@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import EVENT_PARTITIONS, GROUP_TIMEOUTS
+from hookstream_common.parking import PARKED, reason_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.routing import TenantRoutes
 from hookstream_dispatcher.attempts import Attempts
@@ -277,7 +278,14 @@ class Dispatcher:
                 try:
                     ids = {route.id for route in TenantRoutes.loads(record.value).routes}
                 except (ValueError, KeyError, TypeError) as exc:
-                    log.error("unreadable webhook set ignored", tenant_id=tenant, error=str(exc))
+                    # Not parked: it stays on the compacted topic; the tenant keeps its last set.
+                    PARKED.labels("webhooks").inc()
+                    log.error(
+                        "unreadable webhook set ignored",
+                        tenant_id=tenant,
+                        reason=reason_of(exc),
+                        source=f"{record.topic}/{record.partition}/{record.offset}",
+                    )
                     continue
                 self._routed[tenant] = ids
                 log.info("webhook set learned", tenant_id=tenant, webhooks=len(ids))

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS
-from hookstream_common.parking import PARKED, dead_letter
+from hookstream_common.parking import PARKED, dead_letter, reason_of
 from hookstream_common.resilience import Backoff
 from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
@@ -177,11 +177,18 @@ class Matcher:
             TENANTS.set(len(self.table))
 
     def _learn(self, partition: int, record: ConsumerRecord) -> None:
-        tenant_id = record.key.decode() if record.key else ""
+        tenant_id = record.key.decode(errors="replace") if record.key else ""
         try:
             self.table.learn(partition, tenant_id, record.value)
         except (ValueError, KeyError, TypeError) as exc:
-            log.error("unreadable webhook set ignored", tenant_id=tenant_id, error=str(exc))
+            # Not parked: the record stays on the compacted topic; the tenant keeps its last set.
+            PARKED.labels("webhooks").inc()
+            log.error(
+                "unreadable webhook set ignored",
+                tenant_id=tenant_id,
+                reason=reason_of(exc),
+                source=f"{record.topic}/{record.partition}/{record.offset}",
+            )
             return
         log.info("webhook set updated", tenant_id=tenant_id, present=record.value is not None)
 

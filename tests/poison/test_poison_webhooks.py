@@ -1,0 +1,113 @@
+"""Unreadable route sets on the compacted webhooks topic.
+
+The matcher and the dispatcher both follow the topic. An unreadable record is logged with the
+reason and counted (`hookstream_dead_letters_total{stage="webhooks"}` in each); the tenant keeps
+its last good route set. It is not copied to a dead-letter topic: the compacted topic itself
+keeps it until the API publishes that tenant's next set, and that is where to look for it.
+"""
+
+import os
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from poison_harness import CREATED, DEAD_LETTERS, Poison
+
+ROUTE = {
+    "id": "00000000-0000-4000-8000-000000000000",
+    "event_types": [CREATED],
+    "level": "tenant",
+    "owner_id": "u1",
+    "enabled": True,
+    "filter": None,
+    "cloud_event": False,
+}
+
+
+def _set(**changes: Any) -> bytes:
+    doc: dict[str, Any] = {"tenantId": "{tenant}", "routes": [ROUTE]}
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return orjson.dumps(doc)
+
+
+# A record without a key cannot be fed: the broker refuses it on a compacted topic.
+DECOY = object()
+"""Key the record with a tenant of its own, so no real tenant's last good set is replaced."""
+
+CORPUS: list[tuple[str, Any, bytes]] = [
+    ("not JSON", DECOY, b"{routes: nope"),
+    ("empty bytes", DECOY, b""),
+    ("binary with NULs", DECOY, b"\x00\x01\x02\xff" * 16),
+    ("JSON array", DECOY, b"[]"),
+    ("JSON string", DECOY, b'"routes"'),
+    ("no routes", DECOY, _set(routes=None)),
+    ("no tenantId", DECOY, _set(tenantId=None)),
+    ("routes a string", DECOY, _set(routes="abc")),
+    ("routes null", DECOY, b'{"tenantId": "t", "routes": null}'),
+    ("route a number", DECOY, _set(routes=[1])),
+    ("route missing fields", DECOY, _set(routes=[{"id": "x"}])),
+    ("route with unknown field", DECOY, _set(routes=[{**ROUTE, "surprise": 1}])),
+    ("event_types a number", DECOY, _set(routes=[{**ROUTE, "event_types": 5}])),
+    ("invalid UTF-8 key", b"\xff\xfe-tenant", b"[]"),
+    ("the harness tenant's key", "harness", b"not a route set"),
+]
+
+
+@pytest.mark.parametrize(("name", "key", "value"), CORPUS, ids=[c[0] for c in CORPUS])
+async def test_an_unreadable_route_set_is_counted_and_routing_goes_on(
+    poison: Poison, name: str, key: Any, value: bytes
+) -> None:
+    async with poison.case("webhooks", name) as case:
+        if key is DECOY:
+            key = f"poison-decoy-{uuid.uuid4().hex[:8]}".encode()
+        elif key == "harness":
+            key = poison.tenant.encode()
+        matcher, dispatcher = await poison.scrape("matcher"), await poison.scrape("dispatcher")
+        await poison.produce(poison.topics.webhooks, value, key)
+
+        # Both followers read it (and counted it) before the good event is published, so the
+        # event is routed with whatever they made of it.
+        await poison.counted("matcher", matcher, DEAD_LETTERS, stage="webhooks")
+        await poison.counted("dispatcher", dispatcher, DEAD_LETTERS, stage="webhooks")
+        case.counted = True
+        # Not parked by design: the tenant keeps its last good set (the harness tenant's webhook
+        # still receives), and the record stays on the compacted topic.
+        await poison.next_good_event_delivered(case)
+        case.other_evidence = True
+        poison.services_alive()
+
+
+POISONOUS_SETS = [
+    # The API refuses such a filter, but a set written by another version or by hand is read.
+    ("a filter that does not parse", {**ROUTE, "filter": "((( not a filter"}),
+    ("a webhook whose delivery topic does not exist", {**ROUTE, "id": str(uuid.uuid4())}),
+]
+
+
+@pytest.mark.skipif(
+    os.environ.get("HOOKSTREAM_POISON_GAPS") != "1",
+    reason="known gap, left to the lead: today the first ends the matcher (FilterError from "
+    "route()), the second stalls every partition of it (the producer waits for the topic's "
+    "metadata, the batch fails and is retried forever); set HOOKSTREAM_POISON_GAPS=1 to run",
+)
+@pytest.mark.parametrize(("name", "route"), POISONOUS_SETS, ids=[c[0] for c in POISONOUS_SETS])
+async def test_a_readable_but_poisonous_route_set_costs_only_its_tenant(
+    poison: Poison, name: str, route: dict[str, Any]
+) -> None:
+    """The set loads, and fails only when an event of its tenant is routed with it."""
+    async with poison.case("webhooks", name) as case:
+        decoy = f"poison-decoy-{uuid.uuid4().hex[:8]}"
+        value = orjson.dumps({"tenantId": decoy, "routes": [route]})
+        matcher = await poison.scrape("matcher")
+        await poison.produce(poison.topics.webhooks, value, decoy.encode())
+        await poison.good_event(tenant=decoy)
+
+        await poison.next_good_event_delivered(case)
+        await poison.counted("matcher", matcher, DEAD_LETTERS)
+        case.counted = True
+        poison.services_alive()
