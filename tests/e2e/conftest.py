@@ -69,6 +69,10 @@ def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> 
         "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{name}={ip}" for name, ip in STATIC_HOSTS.items()),
         "HOOKSTREAM_LOG_LEVEL": "INFO",
         "HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": "30",
+        # Tests write webhooks far faster than any tenant should; test_write_limits.py starts
+        # replicas of its own with a low write rate.
+        "HOOKSTREAM_WRITE_RATE_PER_SECOND": "1000",
+        "HOOKSTREAM_WRITE_BURST": "1000",
         # Compressed so retries, exhaustion and auto-disable happen within a test.
         "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
         "HOOKSTREAM_RETRY_JITTER": "0.1",

@@ -90,6 +90,23 @@ async def test_both_prefixes_serve_the_same_webhooks(api: httpx.AsyncClient, tok
         ({"level": "tenant"}, 403, "TenantAdmin"),
         ({"ownerId": "someone-else"}, 403, "ownerId"),
         ({"unknownField": 1}, 400, "unknownField"),
+        # Bounded fields (a TenantAdmin's long ownerId once outgrew the broker's message limit)
+        ({"name": "n" * 257}, 400, "name"),
+        ({"description": "d" * 4097}, 400, "description"),
+        ({"url": "https://hooks.example.com/" + "p" * 2048}, 400, "url"),
+        ({"eventTypes": ["com.qlik.v1.app.created"] * 33}, 400, "eventTypes"),
+        ({"eventTypes": ["x" * 129]}, 400, "eventTypes"),
+        ({"filter": 'id eq "' + "x" * 1020 + '"'}, 400, "filter"),
+        ({"secret": "s" * 10_000}, 400, "secret"),
+        ({"headers": {"X-" + "h" * 255: "1"}}, 400, "headers"),
+        ({"headers": {f"X-{i}": "1" for i in range(65)}}, 400, "headers"),
+        # Characters Postgres or HTTP refuse: a 400 naming the field, never a 500
+        ({"name": "nul\u0000byte"}, 400, "name"),
+        ({"description": "nul\u0000byte"}, 400, "description"),
+        ({"url": "https://hooks.example.com/\u0000"}, 400, "url"),
+        ({"filter": 'id eq "\u0000"'}, 400, "filter"),
+        ({"headers": {"X-Nul": "\u0000"}}, 400, "headers"),
+        ({"encryptedHeaders": {"X-Nul\u0000": "1"}}, 400, "encryptedHeaders"),
     ],
 )
 async def test_create_validation(
@@ -97,6 +114,40 @@ async def test_create_validation(
 ) -> None:
     response = await api.post(V1, json=body(**fields), headers=bearer(token(new_tenant(), "u1")))
     assert_error(response, status, detail)
+
+
+async def test_owner_id_is_bounded_for_admins_too(api: httpx.AsyncClient, token: Any) -> None:
+    admin = token(new_tenant(), "boss", admin=True)
+    webhook = await create(api, admin, ownerId="o" * 256)
+    assert webhook["ownerId"] == "o" * 256
+    response = await api.post(V1, json=body(ownerId="o" * 257), headers=bearer(admin))
+    assert_error(response, 400, "ownerId")
+    patch = [{"op": "replace", "path": "/ownerId", "value": "o" * 300_000}]
+    response = await api.patch(f"{V1}/{webhook['id']}", json=patch, headers=bearer(admin))
+    assert_error(response, 400, "ownerId")
+    long_user = token(new_tenant(), "u" * 257)  # the default owner is the caller
+    assert_error(await api.post(V1, json=body(), headers=bearer(long_user)), 400, "ownerId")
+
+
+@pytest.mark.parametrize(
+    ("params", "detail"),
+    [
+        ({"name": "n" * 257}, "name"),
+        ({"url": "u" * 513}, "url"),
+        ({"ownerId": "o" * 257}, "ownerId"),
+        ({"createdByUserId": "c" * 257}, "createdByUserId"),
+        ({"eventTypes": "e" * 513}, "eventTypes"),
+        ({"origins": "api," * 20}, "origins"),
+        ({"sort": "+" * 17}, "sort"),
+        ({"next": "c" * 2817}, "next"),
+        ({"prev": "c" * 2817}, "prev"),
+    ],
+)
+async def test_list_parameters_are_bounded(
+    api: httpx.AsyncClient, token: Any, params: dict[str, str], detail: str
+) -> None:
+    response = await api.get(V1, params=params, headers=bearer(token(new_tenant(), "u1")))
+    assert_error(response, 400, detail)
 
 
 async def test_data_status_filter_needs_reload_finished_alone(

@@ -49,7 +49,15 @@ async def test_long_urls_and_headers_are_refused(api: httpx.AsyncClient) -> None
     assert response.json()["errors"][0]["code"] == "HOOKSTREAM-414"
     huge_header = {"X-Padding": "b" * 20_000}
     response = await api.get("/api/v1/webhooks", headers=huge_header)
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 431
+    assert response.json()["errors"][0]["code"] == "HOOKSTREAM-431"
+
+
+async def test_a_nul_in_the_url_is_a_400(api: httpx.AsyncClient) -> None:
+    for query in ("name=%00", "url=a%00b", "eventTypes=%00"):
+        response = await api.get(f"/api/v1/webhooks?{query}")
+        assert response.status_code == 400, query
+        assert response.json()["errors"][0]["code"] == "HOOKSTREAM-400"
 
 
 async def test_a_body_at_the_limit_is_read_normally(api: httpx.AsyncClient) -> None:

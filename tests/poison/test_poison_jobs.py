@@ -9,7 +9,6 @@ stored. tests/e2e/test_history_poison.py covers the writer alone.
 """
 
 import asyncio
-import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -120,12 +119,6 @@ async def test_a_garbage_retry_is_parked_and_the_tier_goes_on(
         poison.services_alive()
 
 
-@pytest.mark.skipif(
-    os.environ.get("HOOKSTREAM_POISON_GAPS") != "1",
-    reason="known gap, left to the lead: a tier partition is paused until its head is due, so "
-    "this record holds every retry behind it on its partition for a century; set "
-    "HOOKSTREAM_POISON_GAPS=1 to run",
-)
 async def test_a_retry_due_in_a_century_does_not_hold_its_tier(poison: Poison) -> None:
     """Readable, but due long after everything behind it on its partition."""
     async with poison.case("retries", "due in a century") as case:

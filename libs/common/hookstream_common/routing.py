@@ -62,10 +62,14 @@ class TenantRoutes:
 
     @classmethod
     def loads(cls, raw: bytes) -> "TenantRoutes":
-        """Parse what `dumps` wrote."""
+        """Parse what `dumps` wrote; raise ValueError for anything a matcher could not use,
+        a filter that does not compile included, so it fails here and not on the next event."""
         doc: dict[str, Any] = orjson.loads(raw)
         routes = tuple(
             Route(**{**route, "event_types": tuple(route["event_types"])})
             for route in doc["routes"]
         )
+        for route in routes:
+            if route.filter is not None:
+                _compiled(route.filter, route.event_types)
         return cls(tenant_id=doc["tenantId"], routes=routes)

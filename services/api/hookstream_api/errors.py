@@ -24,6 +24,7 @@ _TITLES = {
     409: "Conflict",
     413: "Payload too large",
     414: "URI too long",
+    431: "Request header fields too large",
     415: "Unsupported media type",
     422: "Bad request",
     500: "Internal server error",
@@ -35,12 +36,20 @@ _RETRY_AFTER_SECONDS = 5
 class ApiError(Exception):
     """An error answered with the envelope: raise it anywhere in a request."""
 
-    def __init__(self, status: int, code: str, detail: str, title: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
         self.title = title or _TITLES.get(status, "Error")
+        self.headers = headers or {}
 
 
 def invalid(detail: str) -> ApiError:
@@ -62,7 +71,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _documented("No token, or a token that is not valid."),
     403: _documented("Not allowed, or over a limit."),
     404: _documented("Unknown, or another tenant's."),
-    409: _documented("A read-only field was written."),
+    409: _documented("A read-only field was written, or a PATCH needs a secret no key decrypts."),
+    413: _documented("The request body is larger than the service takes."),
+    414: _documented("The URL is longer than the service takes."),
+    431: _documented("The request headers are larger than the service takes."),
 }
 """The errors every webhook route may answer, for the OpenAPI document."""
 
@@ -103,7 +115,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else dict(exc.headers)
         error = {"code": exc.code, "title": exc.title, "detail": exc.detail}
         return _envelope(exc.status, [error], headers)
 

@@ -2,8 +2,8 @@
 
 A client that sends more than the API will ever accept is answered at once (413, or 414 for an
 over-long URL) with the error envelope, and the rest of its body is never read into memory: an
-unauthenticated 60 MB POST costs nothing. Header sizes are capped by the HTTP server itself
-(uvicorn's `h11_max_incomplete_event_size`, set from `max_header_bytes`).
+unauthenticated 60 MB POST costs nothing. Headers are capped twice: by the HTTP server while
+they arrive (uvicorn's `h11_max_incomplete_event_size`) and here once they are parsed (431).
 """
 
 import uuid
@@ -12,7 +12,12 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_TITLES = {413: "Payload too large", 414: "URI too long"}
+_TITLES = {
+    400: "Invalid input",
+    413: "Payload too large",
+    414: "URI too long",
+    431: "Request header fields too large",
+}
 
 
 async def _refuse(send: Send, status: int, detail: str) -> None:
@@ -29,12 +34,14 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
 
 
 class RequestLimits:
-    """ASGI middleware: refuse bodies over `max_body` bytes and URLs over `max_url` bytes."""
+    """ASGI middleware: refuse bodies over `max_body` bytes, URLs over `max_url` bytes or with
+    an encoded NUL (Postgres cannot compare text with one), and headers over `max_headers`."""
 
-    def __init__(self, app: ASGIApp, max_body: int, max_url: int) -> None:
+    def __init__(self, app: ASGIApp, max_body: int, max_url: int, max_headers: int) -> None:
         self._app = app
         self._max_body = max_body
         self._max_url = max_url
+        self._max_headers = max_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -43,6 +50,14 @@ class RequestLimits:
         url_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         if url_bytes > self._max_url:
             await _refuse(send, 414, f"The URL is {url_bytes} bytes; at most {self._max_url}.")
+            return
+        if b"%00" in (scope.get("query_string") or b"").lower() or "\x00" in scope["path"]:
+            await _refuse(send, 400, "The URL holds a NUL character (%00), which is never valid.")
+            return
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > self._max_headers:
+            detail = f"The headers are {header_bytes} bytes; at most {self._max_headers}."
+            await _refuse(send, 431, detail)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self._max_body:

@@ -133,6 +133,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         RequestLimits,
         max_body=app.state.settings.max_body_bytes,
         max_url=app.state.settings.max_url_bytes,
+        max_headers=app.state.settings.max_header_bytes,
     )
     for prefix in API_PREFIXES:
         app.include_router(webhooks.router, prefix=prefix)

@@ -3,26 +3,52 @@
 It wakes on `NOTIFY hookstream_outbox` and also polls, so a lost notification only delays. One
 relay works at a time (an advisory lock), so a tenant's webhook sets reach Kafka in commit order;
 publishing the complete set is idempotent, so a crash between publish and mark is harmless.
+
+A tenant whose set can never be published (decision 10: say, over the broker's message limit)
+does not hold up the others: its rows are marked failed with the reason, logged and counted in
+`hookstream_outbox_failed_rows_total`, and the relay moves on. Its next change publishes the
+whole set again. An outage (`TRANSIENT`) is never a reason to fail a row: the batch is retried.
+
+The route set is small by construction: only what matching needs (hookstream_common.routing), and
+every field in it bounded by the API (hookstream_api.schemas). One route takes at most 9,453
+bytes, so a tenant at the default limit of 100 webhooks publishes at most 945,300 bytes plus
+twice its tenant id (key and value; the request header limit caps it at 16 KiB): under the
+broker's default limit of 1 MiB. tests/unit/test_route_set_size.py computes this from the limits.
 """
 
 import asyncio
 import contextlib
 
 import asyncpg
+import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 
 from hookstream_common.db import advisory_lock_key
 from hookstream_common.kafka import delivery_topic, ensure_topics
+from hookstream_common.parking import reason_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.topics import Topics
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_tenant_routes
 
 log = structlog.get_logger(__name__)
 
+FAILED_ROWS = prometheus_client.Counter(
+    "hookstream_outbox_failed_rows_total",
+    "Outbox rows the relay can never publish, marked failed in the outbox, by error class.",
+    ["error"],
+)
+UNPUBLISHABLE = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+"""Kafka errors about the record itself: retrying sends the same record and fails the same way."""
 _RELAY_LOCK = advisory_lock_key("hookstream.relay")
 _BATCH = 500
+_MAX_ERROR_CHARS = 1024
 
 
 class OutboxRelay:
@@ -82,11 +108,16 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows; return how many rows it handled."""
+        """Publish one batch of pending rows; return how many rows it handled.
+
+        Raises on an outage, leaving the whole batch pending; a tenant whose set cannot be
+        published has its rows marked failed and the rest of the batch goes on.
+        """
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _RELAY_LOCK)
             rows = await conn.fetch(
-                "SELECT id, tenant_id, webhook_id, kind FROM outbox WHERE published_at IS NULL"
+                "SELECT id, tenant_id, webhook_id, kind FROM outbox"
+                " WHERE published_at IS NULL AND failed_at IS NULL"
                 f" ORDER BY id LIMIT {_BATCH}"
             )
             if not rows:
@@ -97,15 +128,58 @@ class OutboxRelay:
                     self._admin,
                     [delivery_topic(self._topics, wid, self._replication) for wid in created],
                 )
+            published: list[int] = []
             for tenant_id in dict.fromkeys(r["tenant_id"] for r in rows):
+                ids = [r["id"] for r in rows if r["tenant_id"] == tenant_id]
+                error = await self._publish_tenant(conn, tenant_id)
+                if error is None:
+                    published += ids
+                else:
+                    await _mark_failed(conn, tenant_id, ids, error)
+            await conn.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published
+            )
+            return len(rows)
+
+    async def _publish_tenant(self, conn: asyncpg.Connection, tenant_id: str) -> Exception | None:
+        """Publish the tenant's current set; the error if it can never be published.
+
+        A savepoint keeps a Postgres error about this tenant from aborting the batch.
+        """
+        try:
+            async with conn.transaction():
                 routes = await load_tenant_routes(conn, tenant_id)
                 value = routes.dumps() if routes.routes else None
                 await self._producer.send_and_wait(
                     self._topics.webhooks, value, key=tenant_id.encode()
                 )
-                log.info("webhook set published", tenant_id=tenant_id, webhooks=len(routes.routes))
-            await conn.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                [r["id"] for r in rows],
-            )
-            return len(rows)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            return exc
+        log.info("webhook set published", tenant_id=tenant_id, webhooks=len(routes.routes))
+        return None
+
+
+def is_transient(error: Exception) -> bool:
+    """An outage to wait out, as opposed to a set that will fail the same way every time."""
+    return isinstance(error, TRANSIENT) and not isinstance(error, UNPUBLISHABLE)
+
+
+async def _mark_failed(
+    conn: asyncpg.Connection, tenant_id: str, ids: list[int], error: Exception
+) -> None:
+    """Park the tenant's rows with the reason: logged, counted, kept in the outbox."""
+    reason = reason_of(error)[:_MAX_ERROR_CHARS]
+    await conn.execute(
+        "UPDATE outbox SET failed_at = now(), error = $2 WHERE id = ANY($1::bigint[])",
+        ids,
+        reason,
+    )
+    FAILED_ROWS.labels(type(error).__name__).inc(len(ids))
+    log.error(
+        "webhook set cannot be published; outbox rows marked failed",
+        tenant_id=tenant_id,
+        outbox_ids=ids,
+        reason=reason,
+    )

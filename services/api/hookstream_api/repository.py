@@ -12,11 +12,16 @@ from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 
 from hookstream_api.auth import Principal
+from hookstream_api.errors import ApiError
 from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
-from hookstream_common.crypto import SecretBox
+from hookstream_common.crypto import SecretBox, UndecryptableSecret
+from hookstream_common.db import advisory_lock_key
 from hookstream_common.webhook_store import record_change
+
+log = structlog.get_logger(__name__)
 
 _WEBHOOK_COLUMNS = (
     "id, tenant_id, name, description, url, event_types, level, owner_id, filter, enabled,"
@@ -126,12 +131,6 @@ class WebhookRepository:
         self._pool = pool
         self._box = box
 
-    async def count(self, tenant_id: str) -> int:
-        """How many webhooks the tenant has, for the per-tenant limit."""
-        return await self._pool.fetchval(
-            "SELECT count(*) FROM webhooks WHERE tenant_id = $1", tenant_id
-        )
-
     def _stored(self, fields: WebhookFields) -> tuple[Any, ...]:
         """The writable columns, name to check_certificate_revocation, secrets encrypted."""
         encrypted = fields.encrypted_headers
@@ -153,11 +152,29 @@ class WebhookRepository:
         )
 
     async def create(
-        self, principal: Principal, fields: WebhookFields, origin: str
+        self, principal: Principal, fields: WebhookFields, origin: str, limit: int
     ) -> asyncpg.Record:
-        """Insert the webhook and its outbox row in one transaction."""
+        """Insert the webhook and its outbox row in one transaction; a 403 at `limit` webhooks.
+
+        Creates of one tenant take turns on an advisory lock held to commit, so concurrent ones
+        never count the same total and go past the limit together.
+        """
         webhook_id = uuid.uuid4()
         async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                advisory_lock_key(f"hookstream.webhooks.{principal.tenant_id}"),
+            )
+            count = await conn.fetchval(
+                "SELECT count(*) FROM webhooks WHERE tenant_id = $1", principal.tenant_id
+            )
+            if count >= limit:
+                raise ApiError(
+                    403,
+                    "HOOKSTREAM-LIMIT",
+                    f"The tenant already has {limit} webhooks, the most allowed; delete one first.",
+                    "Limit reached",
+                )
             row = await conn.fetchrow(
                 "INSERT INTO webhooks (id, tenant_id, name, description, url, event_types, level,"
                 " owner_id, filter, enabled, headers, encrypted_headers, encrypted_header_names,"
@@ -212,7 +229,7 @@ class WebhookRepository:
             self._pool, f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks", where, sort, cursor, limit
         )
 
-    async def modify(
+    async def patch(
         self,
         principal: Principal,
         webhook_id: uuid.UUID,
@@ -221,8 +238,24 @@ class WebhookRepository:
         """Replace the writable fields with `change(current)`, atomically; None if not found.
 
         `current` is the writable document in API names, secrets decrypted, so a JSON Patch can
-        be applied to it. Enabling a disabled webhook clears why it was disabled.
+        be applied to it; a 409 if they cannot be decrypted.
         """
+        return await self._modify(principal, webhook_id, lambda row: change(self._writable(row)))
+
+    async def replace(
+        self, principal: Principal, webhook_id: uuid.UUID, fields: WebhookFields
+    ) -> asyncpg.Record | None:
+        """Replace every writable field; None if not found. Decrypts nothing, so it also mends
+        a webhook whose secret or encrypted headers no configured key opens."""
+        return await self._modify(principal, webhook_id, lambda _: fields)
+
+    async def _modify(
+        self,
+        principal: Principal,
+        webhook_id: uuid.UUID,
+        change: Callable[[asyncpg.Record], WebhookFields],
+    ) -> asyncpg.Record | None:
+        """Write `change(row)` over the row, locked; enabling clears why it was disabled."""
         where = _Where()
         where.add("id = {}", webhook_id)
         where.visible_to(principal)
@@ -234,7 +267,7 @@ class WebhookRepository:
             )
             if row is None:
                 return None
-            fields = change(self._writable(row))
+            fields = change(row)
             updated = await conn.fetchrow(
                 "UPDATE webhooks SET name = $2, description = $3, url = $4, event_types = $5,"
                 " level = $6, owner_id = $7, filter = $8, enabled = $9, headers = $10,"
@@ -254,6 +287,25 @@ class WebhookRepository:
         return updated
 
     def _writable(self, row: asyncpg.Record) -> dict[str, Any]:
+        """The row as the writable API document, secrets decrypted; a 409 if no key opens them
+        (their key was dropped before the row was saved again)."""
+        try:
+            return self._decrypted(row)
+        except UndecryptableSecret:
+            log.warning(
+                "stored secret cannot be decrypted",
+                tenant_id=row["tenant_id"],
+                webhook_id=str(row["id"]),
+            )
+            raise ApiError(
+                409,
+                "HOOKSTREAM-409",
+                "The stored secret or encrypted headers cannot be decrypted; replace the webhook"
+                " with PUT.",
+                "Conflict",
+            ) from None
+
+    def _decrypted(self, row: asyncpg.Record) -> dict[str, Any]:
         sealed = row["sealed_headers"]
         document: dict[str, Any] = {
             "name": row["name"],

@@ -2,12 +2,90 @@
 
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 Level = Literal["tenant", "user"]
 Origin = Literal["api", "automations", "management-console"]
+
+# Every string a client writes has a maximum (decision 10), in characters as JSON Schema counts
+# them. The fields that go into a tenant's route set (ownerId, filter, eventTypes) are the tight
+# ones: with at most 100 webhooks, its worst case must stay under the broker's 1 MiB message
+# limit (see hookstream_api.relay). A longer value is a 400; a stored one that no longer fits
+# (written before these limits) makes a PATCH answer 400 for that field until it is replaced.
+MAX_NAME = 256
+MAX_DESCRIPTION = 4096
+MAX_URL = 2048
+MAX_EVENT_TYPES = 32
+MAX_EVENT_TYPE = 128
+MAX_OWNER_ID = 256
+MAX_FILTER = 1024
+MAX_HEADERS = 64
+MAX_HEADER_NAME = 256
+MAX_HEADER_VALUE = 2048
+MAX_SECRET = 64
+MAX_PATCH_OPERATIONS = 100
+MAX_POINTER = 512
+MAX_USER_ID = 256
+# Query parameters: all of a list operation's together stay under the default URL limit (8 KiB),
+# so one that is too long is a 400 that names it, never a 414.
+MAX_CURSOR = 2816
+"""A cursor holds the sort value of its row: a URL of MAX_URL ASCII characters fits."""
+MAX_URL_QUERY = 512
+MAX_EVENT_TYPES_QUERY = 512
+MAX_ORIGINS_QUERY = 64
+MAX_SORT_QUERY = 16
+
+# No control characters (so no NUL, which Postgres text refuses) and no lone surrogates (which
+# no encoder takes): each allowed character is at most 4 bytes in UTF-8 JSON.
+SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
+MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+"""Also tab, LF and CR."""
+NO_SPACE = r"^[^\x00-\x20\x7f]*$"
+
+EventTypeName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_EVENT_TYPE, pattern=r"^[A-Za-z0-9._-]+$")
+]
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+"""An HTTP token (RFC 9110)."""
+HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+"""Visible characters, spaces and tabs (RFC 9110); no line breaks."""
+HeaderName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_HEADER_NAME, pattern=HEADER_NAME)
+]
+HeaderValue = Annotated[str, StringConstraints(max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE)]
+Headers = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(max_length=MAX_HEADERS),
+    # pydantic would document the name pattern as patternProperties, leaving other names open.
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_HEADERS,
+            "propertyNames": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_HEADER_NAME,
+                "pattern": HEADER_NAME,
+            },
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": MAX_HEADER_VALUE,
+                "pattern": HEADER_VALUE,
+            },
+        }
+    ),
+]
 
 
 class _Model(BaseModel):
@@ -42,36 +120,54 @@ class _WebhookInput(_Model):
     # JSON types as the schema says: no `"enabled": 0` or `"enabled": "yes"` taken for a boolean.
     model_config = ConfigDict(strict=True)
 
-    name: str = Field(min_length=1, max_length=256, examples=["Reload alerts"])
-    description: str = Field("", max_length=4096)
+    name: str = Field(
+        min_length=1, max_length=MAX_NAME, pattern=SINGLE_LINE, examples=["Reload alerts"]
+    )
+    description: str = Field("", max_length=MAX_DESCRIPTION, pattern=MULTI_LINE)
     url: str = Field(
-        max_length=2048,
+        max_length=MAX_URL,
+        pattern=NO_SPACE,
         examples=["https://hooks.example.com/qlik"],
         description="https only, to a fully qualified domain name, never an IP address.",
     )
-    event_types: list[str] = Field(
-        alias="eventTypes", min_length=1, examples=[["com.qlik.v1.app.reload.finished"]]
+    event_types: list[EventTypeName] = Field(
+        alias="eventTypes",
+        min_length=1,
+        max_length=MAX_EVENT_TYPES,
+        examples=[["com.qlik.v1.app.reload.finished"]],
+        description="Names from `GET /webhooks/event-types`.",
     )
     level: Level | None = Field(
         None, description="Default `tenant` for a TenantAdmin, `user` for anyone else."
     )
-    owner_id: str | None = Field(None, alias="ownerId", description="Default: the caller.")
+    owner_id: str | None = Field(
+        None,
+        alias="ownerId",
+        max_length=MAX_OWNER_ID,
+        pattern=SINGLE_LINE,
+        description="Default: the caller.",
+    )
     filter: str | None = Field(
         None,
-        max_length=2048,
+        max_length=MAX_FILTER,
+        pattern=MULTI_LINE,
         examples=['spaceId eq "a1b2"'],
         description="SCIM-style filter over id, spaceId, topLevelResourceId, data.status.",
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="Sent with every request.")
-    encrypted_headers: dict[str, str] = Field(
+    headers: Headers = Field(
+        default_factory=dict, description="Sent with every request; at most 2048 bytes in all."
+    )
+    encrypted_headers: Headers = Field(
         default_factory=dict,
         alias="encryptedHeaders",
-        description="Sent with every request, encrypted at rest, never shown again.",
+        description="Sent with every request, encrypted at rest, never shown again; at most 2048"
+        " bytes in all.",
     )
     secret: str | None = Field(
         None,
         min_length=32,
-        max_length=64,
+        max_length=MAX_SECRET,
+        pattern=SINGLE_LINE,
         json_schema_extra={"writeOnly": True},
         description="Signs each request: Qlik-Signature and webhook-signature.",
     )
@@ -113,7 +209,7 @@ class PatchOperation(_Model):
     """One JSON Patch (RFC 6902) operation; `add`, `remove` and `replace` are supported."""
 
     op: Literal["add", "remove", "replace"]
-    path: str = Field(examples=["/enabled"])
+    path: str = Field(max_length=MAX_POINTER, pattern=SINGLE_LINE, examples=["/enabled"])
     value: Any = None
 
 

@@ -28,7 +28,13 @@ class ApiSettings(DeliverySettings):
     max_header_bytes: int = Field(
         16384, description="Request line and headers together; the server refuses more."
     )
-    max_webhooks_per_tenant: int = Field(100, description="Creating more is a 403.")
+    max_webhooks_per_tenant: int = Field(100, ge=1, description="Creating more is a 403.")
+    write_rate_per_second: float = Field(
+        10.0, gt=0, description="Webhook creates, updates and deletes a second, per tenant."
+    )
+    write_burst: int = Field(
+        50, ge=1, description="Writes a tenant may make at once before the rate applies; 429."
+    )
     relay_interval_seconds: float = Field(
         0.5, description="How often the outbox relay looks for changes it was not told about."
     )

@@ -1,10 +1,13 @@
 """Pure checks of webhook input that JSON schema cannot express. Each raises `InvalidInput`."""
 
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
 from yarl import URL
+
+from hookstream_api.schemas import MAX_OWNER_ID, SINGLE_LINE
 
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "host", "user-agent", "qlik-signature"}
@@ -112,3 +115,13 @@ def check_certificate_revocation(enabled: bool) -> None:
             "true is not supported: deliveries verify certificates but do not check revocation"
             " (OCSP or CRL); leave it false",
         )
+
+
+def check_owner_id(owner_id: str) -> None:
+    """The owner, given or the caller's user id by default, fits the route set's bound."""
+    if len(owner_id) > MAX_OWNER_ID:
+        raise InvalidInput(
+            "ownerId", f"is over {MAX_OWNER_ID} characters (the caller's user id, if not given)"
+        )
+    if not re.fullmatch(SINGLE_LINE, owner_id):
+        raise InvalidInput("ownerId", "must not contain control characters")

@@ -63,6 +63,8 @@ class RetryScheduler:
         policy: RetryPolicy = settings.retry_policy
         self._topics = settings.topics
         self._tier_of = {settings.topics.retry(t.name): t.name for t in policy.tiers}
+        self._longest_wait = max(t.seconds for t in policy.tiers) * (1 + policy.jitter) + 60
+        """No retry the dispatcher wrote waits longer; one that does would hold its partition."""
         self._producer = producer
         self._targets = targets
         self._stopping = asyncio.Event()
@@ -127,6 +129,8 @@ class RetryScheduler:
                 job = DeliveryJob.loads(record.value)
                 uuid.UUID(job.webhook_id)  # else looking up its target raises asyncpg's DataError
                 wait = (job.due_at - utcnow()).total_seconds() if job.due_at else 0.0
+                if wait > self._longest_wait:
+                    raise ValueError(f"due in {wait:.0f} s, beyond any tier of the schedule")
             except Exception as exc:  # whatever the record holds, it can never be queued
                 await park(self._producer, self._topics.dispatch_dlq, record, exc, "retry")
                 committed = record.offset + 1

@@ -11,6 +11,7 @@ backoff, so a crash, a broker outage or a rebalance can repeat work but never lo
 """
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ BATCH_FAILURES = prometheus_client.Counter(
     "hookstream_matcher_batch_failures_total",
     "Batches that could not be fully produced and were retried from their first event.",
 )
+_MISSING_RECHECK_SECONDS = 10.0
 TENANTS = prometheus_client.Gauge(
     "hookstream_matcher_tenants", "Tenants with webhooks in this instance's route table."
 )
@@ -66,6 +68,8 @@ class Matcher:
         self.table = RouteTable()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._known_topics: set[str] = set()
+        self._missing: dict[str, float] = {}
         self._assignments = 0
         self._loaded_for = 0
         """The table holds the partitions of assignment number `_loaded_for`."""
@@ -227,6 +231,10 @@ class Matcher:
         acks = []
         for job in decision.jobs:
             topic = self._topics.deliveries(job.webhook_id)
+            if not await self._topic_exists(topic):
+                reason = f"the delivery topic of webhook {job.webhook_id} does not exist"
+                acks.append(await self._dead_letter(record, reason))
+                continue
             try:
                 acks.append(
                     # One partition per delivery topic: naming it skips the key's hash.
@@ -246,6 +254,26 @@ class Matcher:
             webhooks=[job.webhook_id for job in decision.jobs],
         )
         return acks
+
+    async def _topic_exists(self, topic: str) -> bool:
+        """Whether the broker has the topic. A job for a missing one (its webhook's topic was
+        deleted under a stale route) would stall every batch behind it, so it is parked.
+
+        One metadata request refreshes every known topic; a missing one is asked about again
+        at most every `_MISSING_RECHECK_SECONDS`. An outage raises, and the batch is retried.
+        """
+        if topic in self._known_topics:
+            return True
+        checked = self._missing.get(topic)
+        if checked is not None and time.monotonic() - checked < _MISSING_RECHECK_SECONDS:
+            return False
+        cluster = await self._producer.client.fetch_all_metadata()
+        self._known_topics = set(cluster.topics())
+        if topic in self._known_topics:
+            self._missing.pop(topic, None)
+            return True
+        self._missing[topic] = time.monotonic()
+        return False
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> asyncio.Future[Any]:
         """Park the record with why and where from, so a person can find and replay it."""

@@ -14,7 +14,14 @@ from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
 from hookstream_api.paging import Sort, links, requested_cursor
 from hookstream_api.repository import DeliveryFilters
 from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
-from hookstream_api.schemas import Delivery, DeliveryList, rfc3339_only
+from hookstream_api.schemas import (
+    MAX_CURSOR,
+    MAX_EVENT_TYPE,
+    MAX_SORT_QUERY,
+    Delivery,
+    DeliveryList,
+    rfc3339_only,
+)
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.history import Outcome, delivery_body, record_outcomes
@@ -50,7 +57,7 @@ async def list_deliveries(
     principal: CurrentPrincipal,
     webhooks: Webhooks,
     deliveries: Deliveries,
-    event_type: Annotated[str | None, Query(alias="eventType")] = None,
+    event_type: Annotated[str | None, Query(alias="eventType", max_length=MAX_EVENT_TYPE)] = None,
     status: Literal["success", "fail"] | None = None,
     since: Annotated[
         Timestamp | None, Query(description="Triggered at or after (RFC 3339, with offset).")
@@ -62,12 +69,17 @@ async def list_deliveries(
         str | None,
         Query(
             description="status or triggeredAt; prefix - for descending.",
+            max_length=MAX_SORT_QUERY,
             pattern=r"^[+-]?(status|triggeredAt)$",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[str | None, Query(description="Cursor from `links.next.href`.")] = None,
-    prev: Annotated[str | None, Query(description="Cursor from `links.prev.href`.")] = None,
+    next: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
+    ] = None,
+    prev: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
+    ] = None,
 ) -> dict[str, Any]:
     """The webhook's deliveries, filtered, sorted and paged; newest first by default."""
     webhook_id = await visible_webhook_id(webhooks, principal, id)

@@ -9,12 +9,21 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
-from hookstream_api.dependencies import Settings, Webhooks
+from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import Sort, links, requested_cursor
 from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
 from hookstream_api.schemas import (
+    MAX_CURSOR,
+    MAX_EVENT_TYPES_QUERY,
+    MAX_NAME,
+    MAX_ORIGINS_QUERY,
+    MAX_PATCH_OPERATIONS,
+    MAX_SORT_QUERY,
+    MAX_URL_QUERY,
+    MAX_USER_ID,
     READ_ONLY_FIELDS,
+    ErrorEnvelope,
     EventTypeList,
     Level,
     Origin,
@@ -30,6 +39,7 @@ from hookstream_api.validation import (
     check_certificate_revocation,
     check_event_types,
     check_headers,
+    check_owner_id,
     check_url,
 )
 from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
@@ -38,6 +48,17 @@ from hookstream_common.filters import FilterError, parse_filter
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
 SORT_COLUMNS = {"name": "name", "url": "url", "createdAt": "created_at", "updatedAt": "updated_at"}
+
+WRITE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorEnvelope,
+        "description": "The tenant writes webhooks too fast; try again after `Retry-After`.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        },
+    }
+}
+"""Every create, update and delete is rate-limited per tenant (hookstream_api.write_rate)."""
 
 
 def webhook_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -107,6 +128,10 @@ def checked_fields(body: _WebhookInput, principal: Principal, enabled: bool) -> 
     owner_id = body.owner_id or principal.user_id
     if owner_id != principal.user_id and not principal.is_tenant_admin:
         raise ApiError(403, "HOOKSTREAM-403", "Only a TenantAdmin may set another ownerId.")
+    try:
+        check_owner_id(owner_id)
+    except InvalidInput as exc:
+        raise invalid(str(exc)) from None
     return WebhookFields(
         name=body.name,
         description=body.description,
@@ -133,27 +158,47 @@ async def list_webhooks(
     request: Request,
     principal: CurrentPrincipal,
     repo: Webhooks,
-    name: Annotated[str | None, Query(description="Case-insensitive substring.")] = None,
-    url: Annotated[str | None, Query(description="Case-insensitive substring.")] = None,
+    name: Annotated[
+        str | None, Query(max_length=MAX_NAME, description="Case-insensitive substring.")
+    ] = None,
+    url: Annotated[
+        str | None, Query(max_length=MAX_URL_QUERY, description="Case-insensitive substring.")
+    ] = None,
     enabled: bool | None = None,
     event_types: Annotated[
-        str | None, Query(alias="eventTypes", description="Comma list; all must be present.")
+        str | None,
+        Query(
+            alias="eventTypes",
+            max_length=MAX_EVENT_TYPES_QUERY,
+            description="Comma list; all must be present.",
+        ),
     ] = None,
-    origins: Annotated[str | None, Query(description="Comma list; any may match.")] = None,
+    origins: Annotated[
+        str | None, Query(max_length=MAX_ORIGINS_QUERY, description="Comma list; any may match.")
+    ] = None,
     level: Level | None = None,
-    owner_id: Annotated[str | None, Query(alias="ownerId")] = None,
-    created_by_user_id: Annotated[str | None, Query(alias="createdByUserId")] = None,
-    updated_by_user_id: Annotated[str | None, Query(alias="updatedByUserId")] = None,
+    owner_id: Annotated[str | None, Query(alias="ownerId", max_length=MAX_USER_ID)] = None,
+    created_by_user_id: Annotated[
+        str | None, Query(alias="createdByUserId", max_length=MAX_USER_ID)
+    ] = None,
+    updated_by_user_id: Annotated[
+        str | None, Query(alias="updatedByUserId", max_length=MAX_USER_ID)
+    ] = None,
     sort: Annotated[
         str | None,
         Query(
             description="name, url, createdAt or updatedAt; prefix - for descending.",
+            max_length=MAX_SORT_QUERY,
             pattern=r"^[+-]?(name|url|createdAt|updatedAt)$",
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[str | None, Query(description="Cursor from `links.next.href`.")] = None,
-    prev: Annotated[str | None, Query(description="Cursor from `links.prev.href`.")] = None,
+    next: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
+    ] = None,
+    prev: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
+    ] = None,
 ) -> dict[str, Any]:
     """The webhooks the caller may see, filtered, sorted and paged."""
     order = Sort.parse(sort, SORT_COLUMNS, "-createdAt")
@@ -179,21 +224,20 @@ async def list_webhooks(
     }
 
 
-@router.post("", status_code=201, response_model=Webhook)
+@router.post(
+    "",
+    status_code=201,
+    response_model=Webhook,
+    dependencies=[WriteAllowed],
+    responses=WRITE_LIMITED,
+)
 async def create_webhook(
     body: WebhookCreate, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
 ) -> dict[str, Any]:
     """Register a webhook; it receives events published from now on."""
     fields = checked_fields(body, principal, enabled=body.enabled)
-    limit = settings.max_webhooks_per_tenant
-    if await repo.count(principal.tenant_id) >= limit:
-        raise ApiError(
-            403,
-            "HOOKSTREAM-LIMIT",
-            f"The tenant already has {limit} webhooks, the most allowed; delete one first.",
-            "Limit reached",
-        )
-    return webhook_json(await repo.create(principal, fields, body.origin))
+    row = await repo.create(principal, fields, body.origin, settings.max_webhooks_per_tenant)
+    return webhook_json(row)
 
 
 @router.get("/event-types", response_model=EventTypeList)
@@ -211,10 +255,18 @@ async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> d
     return webhook_json(row)
 
 
-@router.patch("/{id}", status_code=204, response_class=Response)
+@router.patch(
+    "/{id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[WriteAllowed],
+    responses=WRITE_LIMITED,
+)
 async def patch_webhook(
     id: str,
-    operations: Annotated[list[PatchOperation], Body(min_length=1)],
+    operations: Annotated[
+        list[PatchOperation], Body(min_length=1, max_length=MAX_PATCH_OPERATIONS)
+    ],
     principal: CurrentPrincipal,
     repo: Webhooks,
 ) -> Response:
@@ -236,24 +288,30 @@ async def patch_webhook(
             raise invalid(_first_error(exc)) from None
         return checked_fields(body, principal, enabled=body.enabled)
 
-    if await repo.modify(principal, parse_id(id), apply) is None:
+    if await repo.patch(principal, parse_id(id), apply) is None:
         raise not_found()
     return Response(status_code=204)
 
 
-@router.put("/{id}", response_model=Webhook)
+@router.put("/{id}", response_model=Webhook, dependencies=[WriteAllowed], responses=WRITE_LIMITED)
 async def replace_webhook(
     id: str, body: WebhookReplace, principal: CurrentPrincipal, repo: Webhooks
 ) -> dict[str, Any]:
     """Replace every writable field; omitted ones return to their defaults."""
     fields = checked_fields(body, principal, enabled=body.enabled)
-    row = await repo.modify(principal, parse_id(id), lambda _: fields)
+    row = await repo.replace(principal, parse_id(id), fields)
     if row is None:
         raise not_found()
     return webhook_json(row)
 
 
-@router.delete("/{id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{id}",
+    status_code=204,
+    response_class=Response,
+    dependencies=[WriteAllowed],
+    responses=WRITE_LIMITED,
+)
 async def delete_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> Response:
     """Delete a webhook; its history goes with the retention, its topic with the janitor."""
     if not await repo.delete(principal, parse_id(id)):
