@@ -1,404 +1,705 @@
-"""`make bench`: the whole pipeline on real Kafka and Postgres, against a bare client's ceiling.
+"""`make bench`: every scenario of the pipeline on real Kafka and Postgres, each beside a bare
+client's ceiling measured against the same receiver in the same run.
 
-    python -m hookstream_dev.bench [--webhooks 20] [--events 5000] [--rate 1000] [--seconds 20]
+    python -m hookstream_dev.bench                  # full sizes; writes docs/benchmarks.md
+    python -m hookstream_dev.bench --quick          # small sizes, a smoke run (~2 min)
+    python -m hookstream_dev.bench --only a,c,d     # some scenarios
+    python -m hookstream_dev.bench --many-webhooks 2000   # the size of scenario (f)
 
-1. A fast HTTPS sink runs in its own process; a bare aiohttp client, then a bare httpx client,
-   POST to it as fast as they can: the ceiling of this machine, and the HTTP-client choice.
-2. The four services start on a fresh database and topic prefix; `--webhooks` webhooks of one
-   tenant subscribe to one event type, so every event becomes that many deliveries.
-3. Throughput: `--events` events are published at once; deliveries/s is measured at the sink.
-4. Latency: events are published at `--rate` deliveries/s for `--seconds`; the sink measures
-   event time to arrival (p50/p95/p99).
-Peak RSS of each service is sampled throughout. Results print as a table and are saved as JSON
-under .hookstream/bench/.
+(`HOOKSTREAM_BENCH=quick` in the environment is the same as `--quick`.)
+
+Scenarios (issue 10):
+  a  4 webhooks, unthrottled              b  50 webhooks, unthrottled
+  c  1,000 deliveries/s over 4 and over 50 webhooks: p50/p95/p99 event -> receiver
+  d  one webhook whose receiver answers in 50 ms, HOOKSTREAM_WEBHOOK_CONCURRENCY = 1, 8, 64
+  e  5 creates and 5 deletes per second during 1,000 deliveries/s: duplicates, p99
+  f  N existing webhooks (default 10,000), 200 events/s to random ones: a new webhook's first
+     delivery, p99, the dispatcher's idle CPU and RSS (on a private broker: N topics)
+  g  two dispatchers, one SIGKILLed under load: time until its shards move, deliveries lost
+
+The sink (hookstream_dev.bench_sink) runs in its own process; every scenario's services start
+here on a fresh database and topic prefix, removed afterwards. Results print as one table, are
+saved as JSON under .hookstream/bench/, and a full run replaces the table in
+docs/benchmarks.md.
 """
 
 import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
-import secrets
+import platform
+import random
+import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import aiohttp
-import asyncpg
 import httpx
-import orjson
-import psutil
-from aiohttp import web
-from cryptography.fernet import Fernet
 
-from hookstream_common.kafka import producer
-from hookstream_common.sdk import sample_event
-from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
+from hookstream_dev.bench_sink import bare_paced, bare_throughput
+from hookstream_dev.bench_stack import (
+    SHARDS,
+    BenchStack,
+    RssSampler,
+    StageProbe,
+    cpu_seconds,
+    rss_bytes,
+    say,
+    wait_for,
+)
 from hookstream_dev.receiver import ensure_tls
-from hookstream_dev.stack import MODULES, ServiceSet, free_port
+from hookstream_dev.stack import free_port
 
-SINK_HOST = "receiver.hookstream.test"  # a name the development certificate covers
-EVENT_TYPE = "com.qlik.v1.app.created"
-TENANT = "bench-tenant"
-
-
-def _say(message: str) -> None:
-    print(f"bench: {message}", file=sys.stderr, flush=True)
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+DOC = infra.REPO_ROOT / "docs" / "benchmarks.md"
+PARTIAL = infra.STATE_DIR / "bench" / "partial.json"
+DOC_BEGIN = "<!-- make bench: begin -->"
+DOC_END = "<!-- make bench: end -->"
+SLOW_MS = 50
+ALL = "abcdefg"
 
 
-# --- the sink: answers 200 as fast as it can and measures event time to arrival -------------
+@dataclass(frozen=True)
+class Sizes:
+    """How big each scenario is; `QUICK` is a smoke run of the same code."""
+
+    ceiling_requests: int = 20_000
+    throughput_deliveries: int = 30_000  # (a), (b)
+    rate: int = 1_000  # deliveries/s in (c), (e), (g)
+    latency_seconds: float = 20  # (c)
+    slow_seconds: float = 8  # (d), per concurrency
+    concurrencies: tuple[int, ...] = (1, 8, 64)
+    churn_seconds: float = 20  # (e)
+    many_webhooks: int = 10_000  # (f)
+    many_rate: int = 200
+    many_seconds: float = 30
+    probes: int = 5  # (f): new webhooks timed to their first delivery
+    idle_seconds: float = 10
+    failover_seconds: float = 24  # (g); the kill comes after a third of it
+    private_kafka_above: int = 1_000  # (f) on its own broker beyond this many webhooks
 
 
-class Sink:
-    """Counts deliveries and their latency from the event's `eventTime`."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.count = 0
-        self.first = self.last = 0.0
-        self.latencies_ms: list[float] = []
-
-    async def receive(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        now = time.time()
-        self.count += 1
-        self.first = self.first or now
-        self.last = now
-        event_time = orjson.loads(body).get("eventTime")
-        if event_time:
-            sent = datetime.fromisoformat(event_time).timestamp()
-            self.latencies_ms.append((now - sent) * 1000)
-        return web.Response(text='{"ok":true}', content_type="application/json")
-
-    async def stats(self, _: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "count": self.count,
-                "first": self.first,
-                "last": self.last,
-                "latencies_ms": self.latencies_ms,
-            }
-        )
-
-    async def clear(self, _: web.Request) -> web.Response:
-        self.reset()
-        return web.json_response({"ok": True})
+FULL = Sizes()
+QUICK = Sizes(
+    ceiling_requests=3_000,
+    throughput_deliveries=3_000,
+    latency_seconds=3,
+    slow_seconds=2,
+    churn_seconds=4,
+    many_webhooks=200,
+    many_seconds=5,
+    probes=2,
+    idle_seconds=3,
+    failover_seconds=12,
+)
 
 
-async def _serve_sink(port: int) -> None:
-    sink = Sink()
-    app = web.Application()
-    app.router.add_get("/stats", sink.stats)
-    app.router.add_post("/reset", sink.clear)
-    app.router.add_post("/{tail:.*}", sink.receive)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    context = ensure_tls().server_context()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=context, backlog=1024).start()
-    await asyncio.Event().wait()
+@dataclass
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    pipeline: str
+    bare: str
+    ratio: str
+    target: str
+    met: bool | None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
-# --- the ceiling: a bare client against the same sink -------------------------------------
+@dataclass
+class Bench:
+    sizes: Sizes
+    sink_port: int
+    kafka: str
+    server_dsn: str
+    rows: list[Row] = field(default_factory=list)
+    results: dict[str, Any] = field(default_factory=dict)
+    sampler: RssSampler = field(default_factory=RssSampler)
+    http: httpx.AsyncClient = field(
+        default_factory=lambda: httpx.AsyncClient(timeout=30, verify=ensure_tls().client_context())
+    )
+    ceiling: float = 0.0
+    probe: StageProbe | None = None
 
+    def stages(self) -> str:
+        """What the stage probe saw since its reset, for a row's text."""
+        return f"; event→job (matcher) p50/p99 {self.probe.summary()}" if self.probe else ""
 
-async def _bare_aiohttp(url: str, total: int, concurrency: int) -> float:
-    context = ensure_tls().client_context()
-    body = orjson.dumps(sample_event(EVENT_TYPE, TENANT))
-    connector = aiohttp.TCPConnector(ssl=context, limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        remaining = iter(range(total))
+    # --- the sink -----------------------------------------------------------------------
 
-        async def worker() -> None:
-            for _ in remaining:
-                async with session.post(url, data=body) as response:
-                    await response.read()
+    def sink(self, path: str) -> str:
+        return f"https://localhost:{self.sink_port}{path}"
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return total / (time.perf_counter() - started)
+    async def reset(self) -> None:
+        await self.http.post(self.sink("/reset"))
 
+    async def stats(self, firsts: str = "") -> dict[str, Any]:
+        params = {"firsts": firsts} if firsts else {}
+        response = await self.http.get(self.sink("/stats"), params=params)
+        return dict(response.json())
 
-async def _bare_httpx(url: str, total: int, concurrency: int) -> float:
-    body = orjson.dumps(sample_event(EVENT_TYPE, TENANT))
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(verify=ensure_tls().client_context(), limits=limits) as client:
-        remaining = iter(range(total))
-
-        async def worker() -> None:
-            for _ in remaining:
-                await client.post(url, content=body)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return total / (time.perf_counter() - started)
-
-
-# --- the pipeline ---------------------------------------------------------------------------
-
-
-class RssSampler:
-    """Peak resident memory of each service process, sampled twice a second, and CPU time."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        self.peaks = dict.fromkeys(pids, 0)
-        self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
-
-    def cpu_seconds(self) -> dict[str, float]:
-        """User plus system CPU time of each service so far."""
-        times = {name: p.cpu_times() for name, p in self._processes.items()}
-        return {name: t.user + t.system for name, t in times.items()}
-
-    async def run(self) -> None:
+    async def drain(self, expected: int, timeout: float, distinct: bool = False) -> dict[str, Any]:
+        """Wait until the sink has `expected` deliveries (distinct ids), or quiet after timeout."""
+        deadline = time.monotonic() + timeout
+        shown = time.monotonic()
+        key = "distinct" if distinct else "count"
         while True:
-            for name, process in self._processes.items():
-                with contextlib.suppress(psutil.Error):
-                    self.peaks[name] = max(self.peaks[name], process.memory_info().rss)
-            await asyncio.sleep(0.5)
+            stats = await self.stats()
+            if stats[key] >= expected or time.monotonic() > deadline:
+                return stats
+            if time.monotonic() - shown > 5:
+                say(f"  {stats[key]} of {expected} delivered")
+                shown = time.monotonic()
+            await asyncio.sleep(0.2)
+
+    # --- the ceiling ----------------------------------------------------------------------
+
+    async def measure_ceiling(self) -> None:
+        count = self.sizes.ceiling_requests
+        say(f"ceiling: bare aiohttp client, {count} POSTs, 64 at a time")
+        self.ceiling = await bare_throughput(self.sink("/ceiling"), count, 64)
+        self.results["ceiling_rps"] = round(self.ceiling)
+
+    async def bare_latency(self, rate: float, seconds: float) -> dict[str, Any]:
+        """The sink's latency for a bare client POSTing at `rate`/s."""
+        await self.reset()
+        await bare_paced(self.sink("/bare"), rate, seconds)
+        return await self.stats()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def ratio(self, value: float) -> str:
+        return f"{value / self.ceiling:.2f}" if self.ceiling else "-"
+
+    def add(self, row: Row) -> None:
+        """Record a row; the rows so far are saved at once, so an interrupted run keeps them."""
+        self.rows.append(row)
+        say(f"  => {row.scenario}: {row.pipeline} | bare {row.bare} | {row.ratio}")
+        partial = {**self.results, "rows": [asdict(r) for r in self.rows]}
+        PARTIAL.parent.mkdir(parents=True, exist_ok=True)
+        PARTIAL.write_text(json.dumps(partial, indent=2, default=str) + "\n")
 
 
-async def _create_database(server_dsn: str) -> str:
-    name = f"hookstream_bench_{secrets.token_hex(4)}"
-    connection = await asyncpg.connect(server_dsn)
-    await connection.execute(f'CREATE DATABASE "{name}"')
-    await connection.close()
-    return f"{server_dsn.rpartition('/')[0]}/{name}"
+def _rate(stats: dict[str, Any]) -> float:
+    """Deliveries/s at the sink, between its first and last arrival."""
+    span = stats["last"] - stats["first"]
+    return (stats["count"] - 1) / span if span > 0 and stats["count"] > 1 else 0.0
 
 
-async def _drop_database(server_dsn: str, dsn: str) -> None:
-    connection = await asyncpg.connect(server_dsn)
-    await connection.execute(f'DROP DATABASE IF EXISTS "{dsn.rpartition("/")[2]}" WITH (FORCE)')
-    await connection.close()
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if math.isfinite(value) else "none in 30 s"
 
 
-async def _wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not await check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
+def _pcts(stats: dict[str, Any]) -> str:
+    return f"{stats['p50_ms']:.0f} / {stats['p95_ms']:.0f} / {stats['p99_ms']:.0f} ms"
 
 
-async def _publish(kafka_producer: Any, topic: str, count: int, rate: float | None) -> None:
-    """`count` events keyed by tenant; paced at `rate` events/s when given."""
-    started = time.perf_counter()
-    pending = []
-    for index in range(count):
-        if rate:
-            due = started + index / rate
-            if (wait := due - time.perf_counter()) > 0:
-                await asyncio.sleep(wait)
-        event = sample_event(EVENT_TYPE, TENANT, "bench-user")
-        pending.append(await kafka_producer.send(topic, orjson.dumps(event), key=TENANT.encode()))
-    await asyncio.gather(*pending)
+# --- scenarios on the shared broker ------------------------------------------------------------
 
 
-def _start_sink(port: int) -> subprocess.Popen[bytes]:
-    """The sink in a process of its own, so it does not share a core's loop with the load."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "hookstream_dev.bench", "sink", "--port", str(port)],
-        stdin=subprocess.DEVNULL,
-    )
-
-
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    """The whole benchmark; returns the results."""
-    results: dict[str, Any] = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB",
-        "webhooks": args.webhooks,
-    }
-    kafka, server_dsn = infra.ensure_kafka(), infra.ensure_postgres()
-    tls = ensure_tls()
-    sink_port = free_port()
-    sink = _start_sink(sink_port)
-    database = await _create_database(server_dsn)
-    services = None
-    try:
-        sink_url = f"https://localhost:{sink_port}"
-        async with httpx.AsyncClient(verify=tls.client_context()) as client:
-            await _wait_for(lambda: _answers(client, f"{sink_url}/stats"), 20, "the sink")
-            _say(f"ceiling: bare aiohttp client, {args.ceiling_requests} POSTs at 64 concurrent")
-            results["ceiling_aiohttp_rps"] = await _bare_aiohttp(
-                f"{sink_url}/ceiling", args.ceiling_requests, 64
-            )
-            _say(f"ceiling: bare httpx client, {args.ceiling_requests // 4} POSTs at 64 concurrent")
-            results["ceiling_httpx_rps"] = await _bare_httpx(
-                f"{sink_url}/ceiling", args.ceiling_requests // 4, 64
-            )
-
-            prefix = f"bench-{secrets.token_hex(3)}"
-            jwt_key = secrets.token_urlsafe(32)
-            env = {
-                "KAFKA_BOOTSTRAP_SERVERS": kafka,
-                "DATABASE_URL": database,
-                "HOOKSTREAM_TOPIC_PREFIX": prefix,
-                "HOOKSTREAM_JWT_KEY": jwt_key,
-                "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-                "HOOKSTREAM_EXTRA_CA_FILE": str(tls.ca),
-                "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
-                "HOOKSTREAM_STATIC_HOSTS": f"{SINK_HOST}=127.0.0.1",
-                "HOOKSTREAM_LOG_LEVEL": "WARNING",
-                "HOOKSTREAM_MATCHER_DATA_DIR": str(infra.STATE_DIR / "bench" / prefix),
-            }
-            services = ServiceSet(
-                env=env,
-                ports={name: free_port() for name in MODULES},
-                log_dir=infra.STATE_DIR / "bench" / "logs" / prefix,
-            )
-            _say("starting the four services")
-            for name in MODULES:
-                services.start(name, wait=False)
-            for name in MODULES:
-                await asyncio.to_thread(services.wait_ready, name)
-            sampler = RssSampler({n: p.pid for n, p in services.processes.items()})
-            sampling = asyncio.create_task(sampler.run())
-            await _create_webhooks(client, services, jwt_key, sink_port, args.webhooks)
-
-            kafka_producer = producer(kafka, linger_ms=5)
-            await kafka_producer.start()
-            try:
-                topic = f"{prefix}.events"
-                total = args.events * args.webhooks
-                await client.post(f"{sink_url}/reset")
-                _say(f"throughput: {args.events} events x {args.webhooks} webhooks = {total}")
-                started = time.time()
-                cpu_before = sampler.cpu_seconds()
-                await _publish(kafka_producer, topic, args.events, None)
-                stats = await _drain(client, sink_url, total, args.timeout)
-                cpu_after = sampler.cpu_seconds()
-                results["throughput_deliveries"] = stats["count"]
-                results["throughput_dps"] = stats["count"] / (stats["last"] - started)
-                results["throughput_cpu_seconds"] = {
-                    name: round(cpu_after[name] - cpu_before[name], 1) for name in cpu_after
-                }
-
-                rate_events = args.rate / args.webhooks
-                count = int(rate_events * args.seconds)
-                await client.post(f"{sink_url}/reset")
-                _say(f"latency: {args.rate} deliveries/s for {args.seconds} s")
-                await _publish(kafka_producer, topic, count, rate_events)
-                stats = await _drain(client, sink_url, count * args.webhooks, args.timeout)
-                latencies = stats["latencies_ms"]
-                results["latency_rate_dps"] = args.rate
-                results["latency_deliveries"] = stats["count"]
-                results["latency_p50_ms"] = statistics.median(latencies)
-                results["latency_p95_ms"] = _percentile(latencies, 0.95)
-                results["latency_p99_ms"] = _percentile(latencies, 0.99)
-            finally:
-                await kafka_producer.stop()
-                sampling.cancel()
-            results["peak_rss_mib"] = {n: round(v / 2**20) for n, v in sampler.peaks.items()}
-    finally:
-        if services is not None:
-            services.stop_all()
-        sink.send_signal(signal.SIGTERM)
-        sink.wait()
-        await _drop_database(server_dsn, database)
-    return results
-
-
-async def _answers(client: httpx.AsyncClient, url: str) -> bool:
-    try:
-        return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def _create_webhooks(
-    client: httpx.AsyncClient, services: ServiceSet, jwt_key: str, sink_port: int, count: int
-) -> None:
-    token = mint_token(jwt_key, TENANT, "bench-user", [TENANT_ADMIN])
-    auth = {"Authorization": f"Bearer {token}"}
-    ids = set()
-    for index in range(count):
-        response = await client.post(
-            f"{services.url('api')}/api/v1/webhooks",
-            headers=auth,
-            json={
-                "name": f"bench {index}",
-                "url": f"https://{SINK_HOST}:{sink_port}/hook/{index}",
-                "eventTypes": [EVENT_TYPE],
-                "secret": "b" * 40,
-            },
+async def throughput(bench: Bench, stack: BenchStack, name: str, tenant: str, hooks: int) -> None:
+    """(a), (b): `hooks` webhooks of one tenant, events published at once."""
+    events = max(1, bench.sizes.throughput_deliveries // hooks)
+    total = events * hooks
+    say(f"({name}) throughput: {events} events x {hooks} webhooks = {total} deliveries")
+    await bench.reset()
+    pids = {n: p.pid for n, p in stack.services.processes.items()}
+    cpu_before = {n: cpu_seconds(pid) for n, pid in pids.items()}
+    await stack.publish(events, None, lambda _: (tenant, "bench-user"))
+    stats = await bench.drain(total, 120 + total / 200)
+    cpu = {n: round(cpu_seconds(pid) - cpu_before[n], 1) for n, pid in pids.items()}
+    rate = _rate(stats)
+    bench.add(
+        Row(
+            f"({name}) {hooks} webhooks, unthrottled",
+            f"{rate:,.0f} deliveries/s ({stats['count']:,} of {total:,})",
+            f"{bench.ceiling:,.0f} POST/s",
+            bench.ratio(rate),
+            "≥ 0.60 x bare",
+            stats["count"] >= total and rate >= 0.6 * bench.ceiling,
+            {"rate": rate, "deliveries": stats["count"], "expected": total, "cpu_s": cpu},
         )
-        response.raise_for_status()
-        ids.add(response.json()["id"])
-
-    async def routed() -> bool:
-        response = await client.get(f"{services.url('matcher')}/routes/{TENANT}")
-        return response.status_code == 200 and ids <= {w["id"] for w in response.json()["webhooks"]}
-
-    await _wait_for(routed, 60, "the matcher to learn the webhooks")
-
-
-async def _drain(client: httpx.AsyncClient, sink_url: str, expected: int, timeout: float) -> Any:
-    """Wait until the sink has `expected` deliveries, showing progress."""
-    deadline = time.monotonic() + timeout
-    shown = 0.0
-    while True:
-        stats = (await client.get(f"{sink_url}/stats")).json()
-        if stats["count"] >= expected or time.monotonic() > deadline:
-            return stats
-        if time.monotonic() - shown > 2:
-            _say(f"  {stats['count']} of {expected} delivered")
-            shown = time.monotonic()
-        await asyncio.sleep(0.25)
-
-
-def _report(results: dict[str, Any]) -> str:
-    rss = ", ".join(f"{name} {mib} MiB" for name, mib in results["peak_rss_mib"].items())
-    ceiling = results["ceiling_aiohttp_rps"]
-    return "\n".join(
-        [
-            f"date                 {results['date']}  ({results['machine']})",
-            f"ceiling, bare aiohttp  {ceiling:8.0f} POST/s",
-            f"ceiling, bare httpx    {results['ceiling_httpx_rps']:8.0f} POST/s",
-            f"pipeline throughput    {results['throughput_dps']:8.0f} deliveries/s"
-            f"  ({results['throughput_dps'] / ceiling:.0%} of the aiohttp ceiling;"
-            f" {results['throughput_deliveries']} deliveries, {results['webhooks']} webhooks)",
-            f"latency at {results['latency_rate_dps']}/s     p50 {results['latency_p50_ms']:.0f} ms"
-            f"  p95 {results['latency_p95_ms']:.0f} ms  p99 {results['latency_p99_ms']:.0f} ms"
-            f"  ({results['latency_deliveries']} deliveries)",
-            f"peak RSS               {rss}",
-            "CPU s, throughput run  "
-            + ", ".join(f"{n} {s}" for n, s in results["throughput_cpu_seconds"].items()),
-        ]
     )
+
+
+async def latency(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> dict[str, Any]:
+    """(c): `rate` deliveries/s spread over `hooks` webhooks of one tenant."""
+    rate, seconds = bench.sizes.rate, bench.sizes.latency_seconds
+    events_rate = rate / hooks
+    count = int(events_rate * seconds)
+    say(f"(c) latency: {rate}/s over {hooks} webhooks for {seconds:.0f} s")
+    await bench.reset()
+    if bench.probe:
+        bench.probe.reset()
+    await stack.publish(count, events_rate, lambda _: (tenant, "bench-user"))
+    stats = await bench.drain(count * hooks, 60)
+    stages = bench.stages()
+    bare = await bench.bare_latency(rate, seconds)
+    bench.add(
+        Row(
+            f"(c) {rate:,}/s over {hooks} webhooks",
+            f"p50/p95/p99 {_pcts(stats)} ({stats['count']:,} of {count * hooks:,}){stages}",
+            f"{rate:,}/s paced: {_pcts(bare)}",
+            f"p99 {stats['p99_ms'] / max(bare['p99_ms'], 0.1):.0f}x",
+            "p99 < 100 ms",
+            stats["count"] >= count * hooks and stats["p99_ms"] < 100,
+            {"stats": stats, "bare": bare},
+        )
+    )
+    return stats
+
+
+async def churn(bench: Bench, stack: BenchStack, tenant: str, hooks: int, p99_c: float) -> None:
+    """(e): 5 creates and 5 deletes per second (another tenant) during `rate` deliveries/s."""
+    rate, seconds = bench.sizes.rate, bench.sizes.churn_seconds
+    events_rate = rate / hooks
+    count = int(events_rate * seconds)
+    say(f"(e) churn: 5 creates + 5 deletes/s during {rate}/s over {hooks} webhooks")
+    alive = [await stack.create_webhook("churn", f"/churn/{i}") for i in range(10)]
+    created = deleted = 0
+
+    async def churning() -> None:
+        nonlocal created, deleted
+        started = time.monotonic()
+        tick = 0
+        while True:
+            tick += 1
+            doomed, alive[:5] = alive[:5], []
+            paths = [f"/churn/{10 + created + i}" for i in range(5)]
+            made = await asyncio.gather(
+                *(stack.create_webhook("churn", path) for path in paths),
+                *(stack.delete_webhook("churn", webhook_id) for webhook_id in doomed),
+            )
+            alive.extend(str(webhook_id) for webhook_id in made[:5])
+            created += 5
+            deleted += len(doomed)
+            if (wait := started + tick - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+
+    await bench.reset()
+    task = asyncio.create_task(churning())
+    try:
+        await stack.publish(count, events_rate, lambda _: (tenant, "bench-user"))
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    expected = count * hooks
+    stats = await bench.drain(expected, 60)
+    await asyncio.sleep(2)  # late duplicates
+    stats = await bench.stats()
+    duplicates = stats["count"] - stats["distinct"]
+    share = duplicates / max(stats["distinct"], 1)
+    bench.add(
+        Row(
+            f"(e) churn during {rate:,}/s ({hooks} webhooks)",
+            f"{created} created, {deleted} deleted in {seconds:.0f} s;"
+            f" duplicates {duplicates} of {stats['distinct']:,} ({share:.2%});"
+            f" lost {max(expected - stats['distinct'], 0)}; p99 {stats['p99_ms']:.0f} ms",
+            f"(c) p99 {p99_c:.0f} ms",
+            f"p99 {stats['p99_ms'] / max(p99_c, 0.1):.1f}x (c)",
+            "dup < 0.1 %, p99 ≤ 2x (c)",
+            share < 0.001 and stats["p99_ms"] <= 2 * p99_c and stats["distinct"] >= expected,
+            {"stats": stats, "created": created, "deleted": deleted, "duplicates": duplicates},
+        )
+    )
+
+
+async def slow_receiver(bench: Bench, stack: BenchStack, tenant: str) -> None:
+    """(d): one webhook whose receiver answers in 50 ms, at concurrency C."""
+    rtt = SLOW_MS / 1000
+    for concurrency in bench.sizes.concurrencies:
+        say(f"(d) 50 ms receiver, HOOKSTREAM_WEBHOOK_CONCURRENCY={concurrency}")
+        await stack.restart_dispatchers(
+            ["dispatcher"], {"HOOKSTREAM_WEBHOOK_CONCURRENCY": str(concurrency)}
+        )
+        pace = concurrency / rtt
+        events = max(20, int(pace * bench.sizes.slow_seconds))
+        await bench.reset()
+        await stack.publish(events, None, lambda _: (tenant, "bench-user"))
+        stats = await bench.drain(events, 30 + events / 10)
+        rate = _rate(stats)
+        await bench.reset()
+        bare_total = max(20, int(pace * bench.sizes.slow_seconds / 2))
+        bare = await bare_throughput(bench.sink(f"/slow/{SLOW_MS}/bare"), bare_total, concurrency)
+        target = 0.85 * pace
+        bench.add(
+            Row(
+                f"(d) 50 ms receiver, C = {concurrency}",
+                f"{rate:,.0f} deliveries/s ({stats['count']:,} of {events:,})",
+                f"{bare:,.0f} POST/s at {concurrency} concurrent",
+                f"{rate / bare:.2f}",
+                f"≥ {target:,.0f}/s (0.85 x C / RTT)",
+                rate >= target and stats["count"] >= events,
+                {"concurrency": concurrency, "rate": rate, "bare": bare, "stats": stats},
+            )
+        )
+    await stack.restart_dispatchers(["dispatcher"], {})
+
+
+async def failover(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> None:
+    """(g): two dispatchers share the shards; one is SIGKILLed a third of the way through."""
+    rate, seconds = bench.sizes.rate, bench.sizes.failover_seconds
+    say(f"(g) failover: two dispatchers, {rate}/s over {hooks} webhooks, one killed")
+    await stack.restart_dispatchers(["dispatcher", "dispatcher-2"], {})
+    victim_shards = await stack.shards_owned("dispatcher-2")
+    events_rate = rate / hooks
+    count = int(events_rate * seconds)
+    await bench.reset()
+    moved: dict[str, float] = {}
+
+    async def kill_later() -> None:
+        await asyncio.sleep(seconds / 3)
+        killed = time.monotonic()
+        await asyncio.to_thread(stack.kill, "dispatcher-2")
+        say("(g) dispatcher-2 SIGKILLed")
+
+        async def all_shards() -> bool:
+            return await stack.shards_owned("dispatcher") == SHARDS
+
+        await wait_for(all_shards, 60, "the survivor to own every shard")
+        moved["seconds"] = time.monotonic() - killed
+
+    killer = asyncio.create_task(kill_later())
+    await stack.publish(count, events_rate, lambda _: (tenant, "bench-user"))
+    await killer
+    expected = count * hooks
+    stats = await bench.drain(expected, 90, distinct=True)
+    await asyncio.sleep(2)
+    stats = await bench.stats()
+    lost = max(expected - stats["distinct"], 0)
+    bench.add(
+        Row(
+            "(g) 2 dispatchers, one SIGKILLed",
+            f"{victim_shards} shards moved in {moved['seconds']:.1f} s; lost {lost} of"
+            f" {expected:,}; {stats['count'] - stats['distinct']} duplicates;"
+            f" p99 {stats['p99_ms']:,.0f} ms",
+            "-",
+            "-",
+            "move ≤ 15 s, none lost",
+            moved["seconds"] <= 15 and lost == 0,
+            {"moved_s": moved["seconds"], "lost": lost, "stats": stats},
+        )
+    )
+    await stack.restart_dispatchers(["dispatcher"], {})
+
+
+async def shared_scenarios(bench: Bench, only: str) -> None:
+    """Every scenario but (f), on one installation on the shared broker."""
+    stack = BenchStack(bench.kafka, bench.server_dsn, bench.sink_port)
+    try:
+        await stack.start()
+        bench.sampler.watch(stack)
+        tenants = {"four": 4, "fifty": 50, "slow": 1}
+        ids: dict[str, set[str]] = {}
+        for tenant, hooks in tenants.items():
+            prefix = f"/slow/{SLOW_MS}/{tenant}" if tenant == "slow" else f"/{tenant}"
+            ids[tenant] = {
+                await stack.create_webhook(tenant, f"{prefix}/{index}") for index in range(hooks)
+            }
+        for tenant in tenants:
+            await stack.wait_routed(tenant, ids[tenant])
+        bench.probe = StageProbe(stack.kafka, stack.prefix)
+        await bench.probe.start()
+        p99_c = 0.0
+        if "a" in only:
+            await throughput(bench, stack, "a", "four", 4)
+        if "b" in only:
+            await throughput(bench, stack, "b", "fifty", 50)
+        if "c" in only or "e" in only:
+            p99_c = (await latency(bench, stack, "four", 4))["p99_ms"]
+        if "c" in only:
+            await latency(bench, stack, "fifty", 50)
+        if "e" in only:
+            await churn(bench, stack, "four", 4, p99_c)
+        if "d" in only:
+            await slow_receiver(bench, stack, "slow")
+        if "g" in only:
+            await failover(bench, stack, "fifty", 50)
+        bench.sampler.sample()
+    finally:
+        if bench.probe:
+            await bench.probe.stop()
+            bench.probe = None
+        await stack.stop()
+
+
+# --- (f): many webhooks ------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def private_kafka(root: Path) -> Any:
+    """A broker of this run's own (1 GiB heap): N topics must not weigh on the shared one."""
+    server = infra.KafkaServer(
+        root / "kafka-data", free_port(), free_port(), root / "kafka.pid", root / "kafka.out",
+        "1g", "256m",
+    )  # fmt: skip
+    try:
+        pid = await asyncio.to_thread(server.start)
+        await asyncio.to_thread(server.wait_ready, pid)
+        yield server.bootstrap
+    finally:
+        await asyncio.to_thread(server.kill)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def many_webhooks(bench: Bench) -> None:
+    """(f): N webhooks (100 per tenant, each a user's), 200 events/s to random ones."""
+    sizes = bench.sizes
+    count = sizes.many_webhooks
+    per_tenant = 100
+    root = infra.STATE_DIR / "bench" / f"kafka-{os.getpid()}"
+    use_private = count > sizes.private_kafka_above
+    async with contextlib.AsyncExitStack() as exits:
+        kafka = await exits.enter_async_context(private_kafka(root)) if use_private else bench.kafka
+        env = {"HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": str(per_tenant * 2)}
+        stack = BenchStack(kafka, bench.server_dsn, bench.sink_port, env)
+        exits.push_async_callback(stack.stop)
+        await stack.start()
+        bench.sampler.watch(stack)
+
+        say(f"(f) creating {count:,} webhooks ({math.ceil(count / per_tenant)} tenants)")
+        owners = [(f"t{i // per_tenant}", f"u{i}") for i in range(count)]
+        started = time.monotonic()
+        queue = iter(range(count))
+        done = 0
+        ids: dict[str, set[str]] = {}
+
+        async def creator() -> None:
+            nonlocal done
+            for index in queue:
+                tenant, user = owners[index]
+                webhook_id = await stack.create_webhook(tenant, f"/many/{index}", owner=user)
+                ids.setdefault(tenant, set()).add(webhook_id)
+                done += 1
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(10)
+                say(f"  {done:,} created, {done / (time.monotonic() - started):.0f}/s")
+
+        shower = asyncio.create_task(progress())
+        try:
+            await asyncio.gather(*(creator() for _ in range(16)))
+        finally:
+            shower.cancel()
+        create_s = time.monotonic() - started
+        say(f"(f) {count:,} created in {create_s:.0f} s; waiting for the dispatcher to own them")
+
+        async def owned() -> bool:
+            metrics = await stack.metrics("dispatcher")
+            return metrics.get("hookstream_dispatcher_webhooks_owned", 0) >= count
+
+        settle_s = await wait_for(owned, 600, "the dispatcher to read every topic")
+        for tenant, tenant_ids in ids.items():
+            await stack.wait_routed(tenant, tenant_ids, 300)
+        if count <= 2000:  # beyond, the probe's own fetches of every topic would weigh
+            bench.probe = StageProbe(stack.kafka, stack.prefix)
+            exits.push_async_callback(bench.probe.stop)
+            await bench.probe.start()
+            await asyncio.sleep(3)
+            bench.probe.reset()
+        say(f"(f) {sizes.many_rate} events/s to random webhooks for {sizes.many_seconds:.0f} s")
+        total = int(sizes.many_rate * sizes.many_seconds)
+        picks = [random.randrange(count) for _ in range(total)]
+        await bench.reset()
+        probes: list[float] = []
+        load = asyncio.create_task(
+            stack.publish(total, sizes.many_rate, lambda i: owners[picks[i]])
+        )
+        gap = sizes.many_seconds / (sizes.probes + 1)
+        for probe in range(sizes.probes):
+            await asyncio.sleep(gap * 0.5)
+            probes.append(await first_delivery(bench, stack, probe))
+        await load
+        stats = await bench.drain(total, 60)
+        stages = bench.stages()
+        bench.probe = None
+        pids = stack.pid("dispatcher")
+        await asyncio.sleep(3)
+        before, t0 = cpu_seconds(pids), time.monotonic()
+        await asyncio.sleep(sizes.idle_seconds)
+        idle_cpu = (cpu_seconds(pids) - before) / (time.monotonic() - t0)
+        rss = rss_bytes(pids)
+        bare = await bench.bare_latency(sizes.many_rate, min(sizes.many_seconds, 5))
+        worst = max(probes) if probes else 0.0
+        bench.results["many"] = {
+            "webhooks": count,
+            "create_seconds": round(create_s, 1),
+            "settle_seconds": round(settle_s, 1),
+            "private_kafka": use_private,
+        }
+        bench.add(
+            Row(
+                f"(f) {count:,} webhooks, {sizes.many_rate}/s to random ones",
+                f"new webhook → first delivery max {_seconds(worst)}"
+                f" (of {len(probes)}: {', '.join(_seconds(p) for p in probes)});"
+                f" p50/p95/p99 {_pcts(stats)} ({stats['count']:,} of {total:,}){stages};"
+                f" dispatcher idle {idle_cpu:.1%} of a core, RSS {rss / 2**20:.0f} MiB",
+                f"{sizes.many_rate}/s paced: {_pcts(bare)}",
+                f"p99 {stats['p99_ms'] / max(bare['p99_ms'], 0.1):.0f}x",
+                "first ≤ 2 s, p99 < 250 ms, idle < 5 %, RSS < 300 MB",
+                worst <= 2
+                and stats["p99_ms"] < 250
+                and idle_cpu < 0.05
+                and rss < 300e6
+                and count >= 10_000,
+                {
+                    "probes_s": probes,
+                    "stats": stats,
+                    "idle_cpu": idle_cpu,
+                    "rss": rss,
+                    "create_s": create_s,
+                },
+            )
+        )
+
+
+async def first_delivery(bench: Bench, stack: BenchStack, probe: int) -> float:
+    """Create a webhook, then publish one event for it every 50 ms until the first arrives;
+    the seconds from the API's answer to that arrival."""
+    tenant, user, path = f"new{probe}", f"new{probe}", f"/new/{probe}"
+    await stack.create_webhook(tenant, path, owner=user)
+    created = time.time()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        await stack.publish(1, None, lambda _: (tenant, user))
+        arrived = (await bench.stats(firsts="/new/")).get("firsts", {}).get(path)
+        if arrived:
+            return float(arrived) - created
+        await asyncio.sleep(0.05)
+    return math.inf
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "nproc": os.cpu_count(),
+        "model": model,
+        "memory_gib": round(memory / 2**30, 1),
+        "python": platform.python_version(),
+        "load_before": os.getloadavg()[0],
+    }
+
+
+async def run(sizes: Sizes, only: str) -> dict[str, Any]:
+    bench = Bench(sizes, free_port(), infra.ensure_kafka(), infra.ensure_postgres())
+    bench.results.update(
+        date=datetime.now(UTC).isoformat(timespec="seconds"), machine=machine(), sizes=asdict(sizes)
+    )
+    ensure_tls()
+    sink = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hookstream_dev.bench_sink", "--port", str(bench.sink_port),
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    started = time.monotonic()
+    try:
+
+        async def answers() -> bool:
+            try:
+                return (await bench.http.get(bench.sink("/stats"))).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_for(answers, 20, "the sink")
+        await bench.measure_ceiling()
+        if set(only) - {"f"}:
+            await shared_scenarios(bench, only)
+        if "f" in only:
+            await many_webhooks(bench)
+    finally:
+        await bench.sampler.stop()
+        sink.send_signal(signal.SIGTERM)
+        await sink.wait()
+        await bench.http.aclose()
+    bench.results["seconds"] = round(time.monotonic() - started)
+    bench.results["machine"]["load_after"] = os.getloadavg()[0]
+    bench.results["peak_rss_mib"] = {n: round(v / 2**20) for n, v in bench.sampler.peaks.items()}
+    bench.results["rows"] = [asdict(row) for row in bench.rows]
+    return bench.results
+
+
+def table(results: dict[str, Any]) -> str:
+    """The results as a Markdown table with the date, machine and memory."""
+    m = results["machine"]
+    lines = [
+        f"Run {results['date']} on {m['nproc']} cores ({m['model']}), {m['memory_gib']} GiB,"
+        f" load average {m['load_before']:.1f} at the start and {m.get('load_after', 0):.1f}"
+        f" at the end (other sessions share the cores); {results['seconds']} s in all."
+        f" Bare aiohttp ceiling (64 concurrent POSTs to the same sink):"
+        f" **{results['ceiling_rps']:,} POST/s**.",
+        "",
+        "| scenario | pipeline | bare client, same run | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in results["rows"]:
+        met = {True: "**yes**", False: "no", None: "-"}[row["met"]]
+        cells = [row["scenario"], row["pipeline"], row["bare"], row["ratio"], row["target"], met]
+        lines.append("| " + " | ".join(cells) + " |")
+    rss = ", ".join(f"{name} {mib} MiB" for name, mib in results["peak_rss_mib"].items())
+    lines += ["", f"Peak RSS of each service over the run: {rss}."]
+    if many := results.get("many"):
+        where = "a private broker" if many["private_kafka"] else "the shared broker"
+        lines.append(
+            f"(f) setup: {many['webhooks']:,} webhooks created through the API in"
+            f" {many['create_seconds']} s, all read by the dispatcher"
+            f" {many['settle_seconds']} s later, on {where}."
+        )
+    return "\n".join(lines)
+
+
+def write_doc(text: str) -> None:
+    """Replace the marked block of docs/benchmarks.md with the new table."""
+    doc = DOC.read_text()
+    block = f"{DOC_BEGIN}\n{text}\n{DOC_END}"
+    if DOC_BEGIN in doc and DOC_END in doc:
+        head, rest = doc.split(DOC_BEGIN, 1)
+        doc = head + block + rest.split(DOC_END, 1)[1]
+    else:
+        doc += f"\n{block}\n"
+    DOC.write_text(doc)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m hookstream_dev.bench [run options] | sink --port N`."""
     parser = argparse.ArgumentParser(prog="python -m hookstream_dev.bench")
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "sink"])
-    parser.add_argument("--port", type=int, default=0, help="sink: port to listen on")
-    parser.add_argument("--webhooks", type=int, default=20)
-    parser.add_argument("--events", type=int, default=1500)
-    parser.add_argument("--rate", type=int, default=1000, help="deliveries/s in the latency run")
-    parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--ceiling-requests", type=int, default=20000)
-    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    parser.add_argument("--only", default=ALL, help="scenarios to run, e.g. `abc` (default all)")
+    parser.add_argument("--many-webhooks", type=int, help="webhooks in scenario (f)")
+    parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
-    if args.command == "sink":
-        asyncio.run(_serve_sink(args.port))
-        return 0
-    results = asyncio.run(run(args))
+    quick = args.quick or os.environ.get("HOOKSTREAM_BENCH") == "quick"
+    sizes = QUICK if quick else FULL
+    if args.many_webhooks:
+        sizes = replace(sizes, many_webhooks=args.many_webhooks)
+    only = "".join(c for c in args.only.lower() if c in ALL)
+    results = asyncio.run(run(sizes, only))
+    results["quick"] = quick
+    text = table(results)
     out = infra.STATE_DIR / "bench" / f"results-{results['date'].replace(':', '')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(_report(results))
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print(text)
     print(f"(saved to {out.relative_to(infra.REPO_ROOT)})")
+    if not quick and not args.no_doc and only == ALL:
+        write_doc(text)
+        print(f"(table written to {DOC.relative_to(infra.REPO_ROOT)})")
     return 0
 
 

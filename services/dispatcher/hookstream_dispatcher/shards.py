@@ -7,8 +7,10 @@ finish out of order when several run at once; only the contiguous finished prefi
 
 import hashlib
 from collections import deque
+from functools import lru_cache
 
 
+@lru_cache(maxsize=1 << 17)
 def shard_of(webhook_id: str, shards: int) -> int:
     """The webhook's shard: the same on every machine and every Python run (unlike `hash`)."""
     digest = hashlib.blake2b(webhook_id.encode(), digest_size=8).digest()

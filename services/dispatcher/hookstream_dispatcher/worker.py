@@ -72,6 +72,9 @@ class Dispatcher:
         self._shards: set[int] = set()
         self._routed: dict[str, set[str]] = {}
         self._listed: set[str] = set()
+        self._version = 0
+        """Counts changes of known webhooks or owned shards."""
+        self._wanted_cache: tuple[int, set[TopicPartition]] | None = None
         self._assigned: set[TopicPartition] = set()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -127,6 +130,7 @@ class Dispatcher:
     def take_shards(self, shards: set[int]) -> None:
         """The group gave this dispatcher `shards` (its whole assignment)."""
         self._shards = shards
+        self._version += 1
         SHARDS_OWNED.set(len(shards))
         log.info("shards assigned", shards=len(shards))
 
@@ -134,6 +138,7 @@ class Dispatcher:
         """Before shards move: stop taking their jobs, store what is in flight, commit."""
         async with self._lock:
             self._shards -= shards
+            self._version += 1
             leaving = {tp for tp in self._lanes if self._shard(tp) in shards}
             await self._retire(leaving)
             await self._assign(self._assigned - leaving)
@@ -181,13 +186,18 @@ class Dispatcher:
             await asyncio.sleep(0.1)
 
     def _wanted(self) -> set[TopicPartition]:
-        """The delivery topics of every known webhook in an owned shard."""
+        """The delivery topics of every known webhook in an owned shard (computed again only
+        after webhooks or shards changed: with thousands of webhooks it is not free)."""
+        if self._wanted_cache is not None and self._wanted_cache[0] == self._version:
+            return self._wanted_cache[1]
         webhook_ids = set().union(*self._routed.values()) | self._listed
-        return {
+        wanted = {
             TopicPartition(self._topics.deliveries(webhook_id), 0)
             for webhook_id in webhook_ids
             if shard_of(webhook_id, self._settings.dispatch_shards) in self._shards
         }
+        self._wanted_cache = (self._version, wanted)
+        return wanted
 
     def _shard(self, partition: TopicPartition) -> int:
         webhook_id = self._topics.webhook_id_of(partition.topic) or ""
@@ -269,6 +279,8 @@ class Dispatcher:
     async def _follow_routes(self, timeout_ms: int) -> None:
         """Learn webhook ids from the compacted topic (a tombstone forgets a tenant)."""
         fetched = await self.routes.getmany(timeout_ms=timeout_ms, max_records=1000)
+        if fetched:
+            self._version += 1
         for records in fetched.values():
             for record in records:
                 tenant = record.key.decode(errors="replace") if record.key else ""
@@ -296,11 +308,14 @@ class Dispatcher:
             return
         self._listed_at = time.monotonic()
         topics = await self.consumer.topics()
-        self._listed = {
+        listed = {
             webhook_id
             for topic in topics
             if (webhook_id := self._topics.webhook_id_of(topic)) is not None
         }
+        if listed != self._listed:
+            self._listed = listed
+            self._version += 1
 
     async def _keep_membership(self) -> None:
         """Poll the shard topic (it carries no records) so the group keeps this member."""
