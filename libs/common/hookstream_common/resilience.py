@@ -37,9 +37,10 @@ PROBE_INTERVAL = 2.0
 
 
 class Backoff:
-    """Capped exponential delays: 0.5 s, 1 s, 2 s ... `cap`; `reset()` after a success."""
+    """Capped exponential delays: 0.5 s, 1 s, 2 s ... `cap` (5 s: an outage that ends is
+    noticed within seconds, while a long one costs a retry every 5 s); `reset()` after success."""
 
-    def __init__(self, initial: float = 0.5, cap: float = 10.0) -> None:
+    def __init__(self, initial: float = 0.5, cap: float = 5.0) -> None:
         self._initial = initial
         self._cap = cap
         self.delay = initial
@@ -54,7 +55,7 @@ class Backoff:
         self.delay = min(self.delay * 2, self._cap)
 
 
-async def keep_trying(action: Callable[[], Awaitable[T]], what: str, cap: float = 10.0) -> T:
+async def keep_trying(action: Callable[[], Awaitable[T]], what: str, cap: float = 5.0) -> T:
     """Run `action` until it succeeds, logging each failure with what to check."""
     backoff = Backoff(cap=cap)
     while True:

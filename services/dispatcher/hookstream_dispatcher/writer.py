@@ -95,7 +95,7 @@ class HistoryWriter:
     async def _flush_through_outages(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
         """Retry while Postgres is unreachable or fails for reasons not in the data (a bad
         deploy must not park history); raise a data error (SQLSTATE 22, 23, 54) for `_store`."""
-        backoff = Backoff(cap=30.0)
+        backoff = Backoff()
         while True:
             try:
                 return await self._flush(outcomes)
