@@ -323,10 +323,10 @@ class KafkaServer:
             if self.ready():
                 _say(f"kafka: ready on {self.bootstrap} ({time.monotonic() - started:.1f} s)")
                 return
-            if self.pid != pid:
+            if not _alive(pid):  # not `self.pid`: just after the launch, java may not be exec'd yet
                 break
             time.sleep(0.2)
-        state = f"did not answer within {timeout:.0f} s" if self.pid == pid else "exited"
+        state = f"did not answer within {timeout:.0f} s" if _alive(pid) else "exited"
         raise InfraError(
             f"the Kafka broker (pid {pid}) {state}.\n{self._errors()}\n"
             f"{tail(self.server_log, 15)}\n{tail(self.out_log, 10)}\n"
