@@ -46,3 +46,22 @@ def test_dispatcher_defaults_and_static_hosts(monkeypatch: pytest.MonkeyPatch) -
     assert settings.allow_networks == ""
     assert settings.static_host_map() == {"a.test": "127.0.0.1", "b.test": "::1"}
     assert settings.dispatcher_group_id == "hookstream-dispatcher"
+
+
+def test_a_repeated_library_error_is_logged_once_per_interval() -> None:
+    import logging
+
+    from hookstream_common.logging import OncePerInterval
+
+    gate = OncePerInterval("aiokafka", seconds=10)
+
+    def record(name: str, msg: str, at: float) -> logging.LogRecord:
+        line = logging.LogRecord(name, logging.ERROR, __file__, 1, msg, None, None)
+        line.created = at
+        return line
+
+    assert gate.filter(record("aiokafka.client", "Unable connect to node %s", 100.0))
+    assert not gate.filter(record("aiokafka.client", "Unable connect to node %s", 105.0))
+    assert gate.filter(record("aiokafka.client", "another message", 105.0))
+    assert gate.filter(record("hookstream_api", "Unable connect to node %s", 105.0))
+    assert gate.filter(record("aiokafka.client", "Unable connect to node %s", 111.0))

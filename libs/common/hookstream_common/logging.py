@@ -50,3 +50,27 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     structlog.contextvars.bind_contextvars(service=service)
     for noisy in ("aiokafka", "kafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    handler.addFilter(OncePerInterval("aiokafka"))
+
+
+class OncePerInterval(logging.Filter):
+    """Lets one line of each message template of a library through per `seconds`: during a
+    broker outage aiokafka repeats "Unable connect to node" thousands of times a minute."""
+
+    def __init__(self, prefix: str, seconds: float = 10.0) -> None:
+        super().__init__()
+        self._prefix = prefix
+        self._seconds = seconds
+        self._last: dict[tuple[str, object], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self._prefix):
+            return True
+        key = (record.name, record.msg)
+        last = self._last.get(key)
+        if last is not None and record.created - last < self._seconds:
+            return False
+        if len(self._last) > 1000:
+            self._last.clear()
+        self._last[key] = record.created
+        return True

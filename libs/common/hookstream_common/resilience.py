@@ -26,12 +26,13 @@ TRANSIENT = (
     TimeoutError,
     KafkaError,
     asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
 )
-"""Errors an outage causes (refused, closed, shutting down, timed out); anything else is a bug,
-bad data or a configuration error."""
+"""Errors an outage causes (refused, closed, shutting down, timed out, a connection left in a
+broken state); anything else is a bug, bad data or a configuration error."""
 PROBE_TIMEOUT = 3.0
 PROBE_INTERVAL = 2.0
 

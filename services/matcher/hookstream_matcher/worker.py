@@ -18,7 +18,8 @@ from typing import Any
 import prometheus_client
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS
@@ -68,6 +69,7 @@ class Matcher:
         self.table = RouteTable()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         self._known_topics: set[str] = set()
         self._missing: dict[str, float] = {}
         self._assignments = 0
@@ -100,6 +102,7 @@ class Matcher:
     async def start(self) -> None:
         """Connect the producer and both consumers; raises while the broker is unreachable."""
         await self._producer.start()
+        await self._admin.start()
         await self.changes.start()
         self.events.subscribe([self._topics.events], listener=_Rebalance(self))
         await self.events.start()
@@ -108,6 +111,7 @@ class Matcher:
         """Leave the group (its revoke callback runs) and disconnect."""
         await self.events.stop()
         await self.changes.stop()
+        await self._admin.close()
         await self._producer.stop()
 
     def stop(self) -> None:
@@ -256,11 +260,13 @@ class Matcher:
         return acks
 
     async def _topic_exists(self, topic: str) -> bool:
-        """Whether the broker has the topic. A job for a missing one (its webhook's topic was
-        deleted under a stale route) would stall every batch behind it, so it is parked.
+        """Whether the topic exists. A job for a missing one (its webhook's topic deleted under
+        a stale route) would stall every batch behind it, so it is parked instead.
 
-        One metadata request refreshes every known topic; a missing one is asked about again
-        at most every `_MISSING_RECHECK_SECONDS`. An outage raises, and the batch is retried.
+        The metadata a broker serves can lag a topic created a moment ago, so a topic missing
+        from it is asked about at the controller (a create that only validates: "already
+        exists" is the answer), and remembered as missing for `_MISSING_RECHECK_SECONDS`. An
+        outage raises, and the batch is retried.
         """
         if topic in self._known_topics:
             return True
@@ -269,11 +275,17 @@ class Matcher:
             return False
         cluster = await self._producer.client.fetch_all_metadata()
         self._known_topics = set(cluster.topics())
-        if topic in self._known_topics:
-            self._missing.pop(topic, None)
-            return True
-        self._missing[topic] = time.monotonic()
-        return False
+        if topic not in self._known_topics:
+            response = await self._admin.create_topics(
+                [NewTopic(topic, 1, self._settings.kafka_replication_factor)], validate_only=True
+            )
+            [(_, code, *_)] = response.topic_errors
+            if code != TopicAlreadyExistsError.errno:
+                self._missing[topic] = time.monotonic()
+                return False
+        self._known_topics.add(topic)
+        self._missing.pop(topic, None)
+        return True
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str) -> asyncio.Future[Any]:
         """Park the record with why and where from, so a person can find and replay it."""
