@@ -46,6 +46,16 @@ async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> N
     )
 
 
+async def create_missing_topics(bootstrap: str, topics: list[NewTopic]) -> None:
+    """`ensure_topics` on an admin client of its own, for a service's start-up."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await ensure_topics(admin, topics)
+    finally:
+        await admin.close()
+
+
 async def delete_topics(admin: AIOKafkaAdminClient, names: list[str]) -> None:
     """Delete the topics; one that no longer exists counts as deleted."""
     response = await admin.delete_topics(names)

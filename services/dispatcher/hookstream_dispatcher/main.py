@@ -15,17 +15,16 @@ import asyncpg
 import structlog
 import uvloop
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
-from hookstream_common.kafka import core_topics, ensure_topics, producer
+from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 from hookstream_dispatcher.attempts import Attempts
-from hookstream_dispatcher.retries import RetryScheduler, ensure_tier_topics
+from hookstream_dispatcher.retries import RetryScheduler, dispatcher_topics
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
 from hookstream_dispatcher.worker import Dispatcher
@@ -48,16 +47,6 @@ class _Clients:
         await self.pool.close()
 
 
-async def _tier_topics(settings: DispatcherSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await ensure_topics(admin, core_topics(settings.topics, settings.kafka_replication_factor))
-        await ensure_tier_topics(admin, settings)
-    finally:
-        await admin.close()
-
-
 async def _started_producer(settings: DispatcherSettings) -> AIOKafkaProducer:
     kafka = producer(settings.kafka_bootstrap_servers)
     try:
@@ -78,7 +67,13 @@ async def _connect(settings: DispatcherSettings) -> _Clients:
         settings.database_url, pool, SecretBox(parse_keys(settings.encryption_keys))
     )
     await keep_trying(targets.start, "Postgres (change listener)")
-    await keep_trying(lambda: _tier_topics(settings), "Kafka (retry topics)")
+    topics = core_topics(settings.topics, settings.kafka_replication_factor)
+    await keep_trying(
+        lambda: create_missing_topics(
+            settings.kafka_bootstrap_servers, topics + dispatcher_topics(settings)
+        ),
+        "Kafka (topics)",
+    )
     kafka = await keep_trying(lambda: _started_producer(settings), "Kafka (producer)")
     return _Clients(pool, targets, kafka)
 

@@ -13,12 +13,11 @@ import uuid
 import prometheus_client
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.jobs import DeliveryJob
-from hookstream_common.kafka import ensure_topics
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_dispatcher.policy import RetryPolicy, utcnow
@@ -33,25 +32,17 @@ RETRY_DEPTH = prometheus_client.Gauge(
 TIER_PARTITIONS = 4
 
 
-async def ensure_tier_topics(admin: AIOKafkaAdminClient, settings: DispatcherSettings) -> None:
+def dispatcher_topics(settings: DispatcherSettings) -> list[NewTopic]:
     """One topic per tier of the schedule, the dead-letter topic and the shard topic."""
-    await ensure_topics(
-        admin,
-        [
-            NewTopic(
-                settings.topics.retry(t.name), TIER_PARTITIONS, settings.kafka_replication_factor
-            )
+    replication = settings.kafka_replication_factor
+    return [
+        *(
+            NewTopic(settings.topics.retry(t.name), TIER_PARTITIONS, replication)
             for t in settings.retry_policy.tiers
-        ]
-        + [
-            NewTopic(settings.topics.dispatch_dlq, 1, settings.kafka_replication_factor),
-            NewTopic(
-                settings.topics.dispatch_shards,
-                settings.dispatch_shards,
-                settings.kafka_replication_factor,
-            ),
-        ],
-    )
+        ),
+        NewTopic(settings.topics.dispatch_dlq, 1, replication),
+        NewTopic(settings.topics.dispatch_shards, settings.dispatch_shards, replication),
+    ]
 
 
 class RetryScheduler:

@@ -10,9 +10,8 @@ import signal
 import structlog
 import uvloop
 from aiohttp import web
-from aiokafka.admin import AIOKafkaAdminClient
 
-from hookstream_common.kafka import core_topics, ensure_topics, producer
+from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying
@@ -20,16 +19,6 @@ from hookstream_matcher.settings import MatcherSettings
 from hookstream_matcher.worker import Matcher
 
 log = structlog.get_logger(__name__)
-
-
-async def _ensure_core_topics(settings: MatcherSettings) -> None:
-    """Create the shared topics with their real settings before anything reads them."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await admin.start()
-    try:
-        await ensure_topics(admin, core_topics(settings.topics, settings.kafka_replication_factor))
-    finally:
-        await admin.close()
 
 
 async def _started_matcher(settings: MatcherSettings) -> Matcher:
@@ -48,7 +37,11 @@ async def _started_matcher(settings: MatcherSettings) -> Matcher:
 
 async def _start(settings: MatcherSettings) -> Matcher:
     """Wait for Kafka, then connect: a broker outage at start-up is waited out, not fatal."""
-    await keep_trying(lambda: _ensure_core_topics(settings), "Kafka (core topics)")
+    topics = core_topics(settings.topics, settings.kafka_replication_factor)
+    await keep_trying(
+        lambda: create_missing_topics(settings.kafka_bootstrap_servers, topics),
+        "Kafka (core topics)",
+    )
     return await keep_trying(lambda: _started_matcher(settings), "Kafka (clients)")
 
 
