@@ -8,12 +8,21 @@ import base64
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import Request
+from fastapi import Query, Request
 
 from hookstream_api.errors import ApiError
+from hookstream_api.schemas import MAX_CURSOR
+
+NextCursor = Annotated[
+    str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
+]
+PrevCursor = Annotated[
+    str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
+]
+"""The `next` and `prev` query parameters of every paged list."""
 
 
 @dataclass(frozen=True)

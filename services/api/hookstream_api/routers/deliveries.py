@@ -11,11 +11,10 @@ from pydantic import AwareDatetime, BeforeValidator
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import Deliveries, DeliveryClient, Settings, Webhooks
 from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
-from hookstream_api.paging import Sort, links, requested_cursor
+from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
 from hookstream_api.repository import DeliveryFilters
 from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
 from hookstream_api.schemas import (
-    MAX_CURSOR,
     MAX_EVENT_TYPE,
     MAX_SORT_QUERY,
     Delivery,
@@ -74,12 +73,8 @@ async def list_deliveries(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[
-        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
-    ] = None,
-    prev: Annotated[
-        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
-    ] = None,
+    next: NextCursor = None,
+    prev: PrevCursor = None,
 ) -> dict[str, Any]:
     """The webhook's deliveries, filtered, sorted and paged; newest first by default."""
     webhook_id = await visible_webhook_id(webhooks, principal, id)

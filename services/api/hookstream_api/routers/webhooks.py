@@ -11,10 +11,9 @@ from pydantic import ValidationError
 from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
-from hookstream_api.paging import Sort, links, requested_cursor
+from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
 from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
 from hookstream_api.schemas import (
-    MAX_CURSOR,
     MAX_EVENT_TYPES_QUERY,
     MAX_NAME,
     MAX_ORIGINS_QUERY,
@@ -193,12 +192,8 @@ async def list_webhooks(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: Annotated[
-        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
-    ] = None,
-    prev: Annotated[
-        str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
-    ] = None,
+    next: NextCursor = None,
+    prev: PrevCursor = None,
 ) -> dict[str, Any]:
     """The webhooks the caller may see, filtered, sorted and paged."""
     order = Sort.parse(sort, SORT_COLUMNS, "-createdAt")
