@@ -96,8 +96,12 @@ def test_trigger_time_is_the_events_own_time_near_the_clock() -> None:
     assert trigger_time(event.event, NOW) == NOW - timedelta(minutes=30)
 
 
-def test_trigger_time_falls_back_to_the_clock_for_odd_times() -> None:
-    for odd in ("2020-01-01T00:00:00Z", "2026-11-28T11:30:00", "yesterday"):
-        decision = route(RouteTable(), b"t-1", _event(time=odd), NOW, LIMIT)
-        if isinstance(decision, Deliver):
-            assert trigger_time(decision.event, NOW) == NOW
+def test_trigger_time_falls_back_to_the_clock_far_from_now() -> None:
+    decision = route(RouteTable(), b"t-1", _event(time="2020-01-01T00:00:00Z"), NOW, LIMIT)
+    assert isinstance(decision, Deliver)
+    assert trigger_time(decision.event, NOW) == NOW
+
+
+def test_times_without_an_offset_or_unreadable_are_dead_letters() -> None:
+    for odd in ("2026-11-28T11:30:00", "yesterday"):
+        assert isinstance(route(RouteTable(), b"t-1", _event(time=odd), NOW, LIMIT), DeadLetter)

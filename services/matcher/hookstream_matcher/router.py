@@ -79,16 +79,11 @@ Decision = DeadLetter | Rekey | Deliver
 def trigger_time(event: Event, now: datetime) -> datetime:
     """The event's own time, so reprocessing after a crash yields the same history row.
 
-    The clock stands in when the event's time is unreadable or far from now (a producer's
-    broken clock must not file history into a day that is gone or not yet made).
+    `Event.parse` guarantees an aware time; the clock (the record's timestamp) stands in only
+    when it is far from now: a producer's broken clock must not file history into a day that
+    is gone or not yet made.
     """
-    try:
-        when = datetime.fromisoformat(event.time)
-    except (TypeError, ValueError):
-        return now
-    if when.tzinfo is None:
-        return now
-    when = when.astimezone(UTC)
+    when = datetime.fromisoformat(event.time).astimezone(UTC)
     return when if abs(when - now) <= TRUSTED_CLOCK_SKEW else now
 
 
