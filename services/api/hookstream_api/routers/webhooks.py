@@ -241,6 +241,16 @@ async def list_event_types(_: CurrentPrincipal) -> dict[str, Any]:
     return {"data": [t.as_json() for t in DEFAULT_EVENT_TYPES]}
 
 
+@router.api_route(
+    "/event-types", methods=["POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+)
+async def event_types_read_only() -> None:
+    """`event-types` is no webhook id: without this, the `/{id}` routes would answer 404."""
+    raise ApiError(
+        405, "HOOKSTREAM-405", "The event types are read-only.", headers={"Allow": "GET"}
+    )
+
+
 @router.get("/{id}", response_model=Webhook)
 async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> dict[str, Any]:
     """One webhook."""
