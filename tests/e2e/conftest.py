@@ -13,6 +13,7 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from hookstream_client import AsyncClient
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
@@ -118,6 +119,22 @@ async def api(stack: ServiceSet) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for the API."""
     async with httpx.AsyncClient(base_url=stack.url("api"), timeout=15) as client:
         yield client
+
+
+@pytest.fixture
+async def client_for(
+    stack: ServiceSet, token: Callable[..., str]
+) -> AsyncIterator[Callable[..., AsyncClient]]:
+    """`client_for(tenant, user="user-1", admin=False)`: the API client of that caller."""
+    opened: list[AsyncClient] = []
+
+    def open_client(tenant: str, user: str = "user-1", admin: bool = False) -> AsyncClient:
+        opened.append(AsyncClient(stack.url("api"), token(tenant, user, admin), timeout=15))
+        return opened[-1]
+
+    yield open_client
+    for client in opened:
+        await client.close()
 
 
 @pytest.fixture(scope="session")

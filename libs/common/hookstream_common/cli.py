@@ -4,6 +4,7 @@
     hookstream emit --tenant T [--type com.qlik.v1.app.created]  publish a sample event
     hookstream migrate                                          apply schema migrations
     hookstream keygen                                           print a new encryption key
+    hookstream webhooks|deliveries|recover ...                  manage webhooks through the API
 
 Outside production it also reads `.hookstream/dev.env`, which `make run` writes.
 """
@@ -17,6 +18,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from hookstream_client import cli as management
 from hookstream_common.catalogue import event_type_names
 from hookstream_common.db import migrate
 from hookstream_common.sdk import EventPublisher, sample_event
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     emit.add_argument("--count", type=int, default=1)
     commands.add_parser("migrate", help="apply the schema migrations not applied yet")
     commands.add_parser("keygen", help="print a new key for HOOKSTREAM_ENCRYPTION_KEYS")
+    management.add_commands(commands)
     return parser
 
 
@@ -62,6 +65,8 @@ async def _emit(settings: CliSettings, args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `hookstream` command."""
     args = _parser().parse_args(argv)
+    if args.command in management.COMMANDS:
+        return management.run(args)
     settings = CliSettings()
     if args.command == "token":
         if not settings.jwt_key:
