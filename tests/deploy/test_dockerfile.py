@@ -1,0 +1,60 @@
+"""The Dockerfile: hadolint's rules, and the properties the deployment relies on, read with the
+official Dockerfile parser (`dockerfile`, a binding of moby/buildkit's)."""
+
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import dockerfile
+from deploy_tools import REPO, run
+
+HADOLINT = Path(sys.executable).with_name("hadolint")
+PINNED_PYTHON = re.compile(r"^python:3\.11\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?$")
+
+
+def _stages() -> dict[str, list[dockerfile.Command]]:
+    stages: dict[str, list[dockerfile.Command]] = {}
+    current: list[dockerfile.Command] = []
+    for command in dockerfile.parse_file(str(REPO / "Dockerfile")):
+        if command.cmd == "FROM":
+            current = [command]
+            stages[command.value[-1]] = current
+        else:
+            current.append(command)
+    return stages
+
+
+def test_hadolint_is_clean() -> None:
+    run(HADOLINT, "--failure-threshold", "info", REPO / "Dockerfile")
+
+
+def test_one_pinned_base_and_a_runtime_stage_last() -> None:
+    stages = _stages()
+    assert list(stages)[-1] == "runtime", "a plain `docker build` must produce the service image"
+    bases = {commands[0].value[0] for commands in stages.values()} - set(stages)
+    assert len(bases) == 1 and PINNED_PYTHON.match(bases.pop())
+
+
+def test_final_stage_is_non_root_and_has_no_build_tools() -> None:
+    runtime = _stages()["runtime"]
+    users = [command.value[0] for command in runtime if command.cmd == "USER"]
+    assert users and users[-1].split(":")[0] not in ("0", "root")
+    assert not [command for command in runtime if command.cmd == "RUN"], "nothing is built here"
+    copies = [command for command in runtime if command.cmd == "COPY"]
+    assert copies and all("--from=build" in command.flags for command in copies)
+
+
+def test_the_commands_the_image_runs_exist() -> None:
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    for name in ("hookstream", "hookstream-api", "hookstream-matcher", "hookstream-dispatcher"):
+        assert name in scripts
+    assert "hookstream-janitor" in scripts
+    cli = (REPO / "libs/common/hookstream_common/cli.py").read_text()
+    assert 'add_parser("migrate"' in cli
+
+
+def test_dockerignore_keeps_secrets_and_state_out() -> None:
+    ignored = (REPO / ".dockerignore").read_text().split()
+    for entry in (".git", ".venv", ".hookstream", ".env", "tests"):
+        assert entry in ignored
