@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+	@command -v chromium >/dev/null || { \
+	  echo "==> installing Chromium (the console's browser tests) with apt-get"; \
+	  apt-get update -q && apt-get install -y -q chromium; }
 
 ## make run: Kafka, Postgres, the four services and a demo HTTPS receiver on this machine.
 run: install

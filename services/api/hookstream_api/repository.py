@@ -63,6 +63,10 @@ class WebhookFilters:
     owner_id: str | None = None
     created_by_user_id: str | None = None
     updated_by_user_id: str | None = None
+    event_types_contains: str | None = None
+    owner_id_contains: str | None = None
+    updated_since: datetime | None = None
+    updated_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +229,18 @@ class WebhookRepository:
             value = getattr(filters, column)
             if value is not None:
                 where.add(f"{column} = {{}}", value)
+        if filters.event_types_contains:
+            where.add(
+                "EXISTS (SELECT 1 FROM unnest(event_types) AS t"
+                " WHERE strpos(lower(t), lower({})) > 0)",
+                filters.event_types_contains,
+            )
+        if filters.owner_id_contains:
+            where.add("strpos(lower(owner_id), lower({})) > 0", filters.owner_id_contains)
+        if filters.updated_since:
+            where.add("updated_at >= {}", filters.updated_since)
+        if filters.updated_until:
+            where.add("updated_at < {}", filters.updated_until)
         return await _fetch_page(
             self._pool, f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks", where, sort, cursor, limit
         )

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import asyncpg
 import jsonpatch
 from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import AwareDatetime, BeforeValidator, ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed
@@ -14,6 +14,7 @@ from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
 from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
 from hookstream_api.schemas import (
+    MAX_EVENT_TYPE,
     MAX_EVENT_TYPES_QUERY,
     MAX_NAME,
     MAX_ORIGINS_QUERY,
@@ -32,6 +33,7 @@ from hookstream_api.schemas import (
     WebhookList,
     WebhookReplace,
     _WebhookInput,
+    rfc3339_only,
 )
 from hookstream_api.validation import (
     InvalidInput,
@@ -44,9 +46,23 @@ from hookstream_api.validation import (
 from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
 from hookstream_common.filters import FilterError, parse_filter
 
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
+
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
-SORT_COLUMNS = {"name": "name", "url": "url", "createdAt": "created_at", "updatedAt": "updated_at"}
+SORT_COLUMNS = {
+    "name": "name",
+    "url": "url",
+    "createdAt": "created_at",
+    "updatedAt": "updated_at",
+    # Beyond Qlik: the other columns of the console's table sort on the server too.
+    "eventTypes": "event_types",
+    "enabled": "enabled",
+    "level": "level",
+    "ownerId": "owner_id",
+}
+SORT_PATTERN = rf"^[+-]?({'|'.join(SORT_COLUMNS)})$"
+TIMESTAMP_SORTS = ("createdAt", "updatedAt")
 
 WRITE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
@@ -183,12 +199,45 @@ async def list_webhooks(
     updated_by_user_id: Annotated[
         str | None, Query(alias="updatedByUserId", max_length=MAX_USER_ID)
     ] = None,
+    event_types_contains: Annotated[
+        str | None,
+        Query(
+            alias="eventTypesContains",
+            max_length=MAX_EVENT_TYPE,
+            description="Case-insensitive substring of any one event type (beyond Qlik).",
+        ),
+    ] = None,
+    owner_id_contains: Annotated[
+        str | None,
+        Query(
+            alias="ownerIdContains",
+            max_length=MAX_USER_ID,
+            description="Case-insensitive substring of ownerId (beyond Qlik).",
+        ),
+    ] = None,
+    updated_since: Annotated[
+        Timestamp | None,
+        Query(
+            alias="updatedSince",
+            description="Updated at or after (RFC 3339, with offset; beyond Qlik).",
+        ),
+    ] = None,
+    updated_until: Annotated[
+        Timestamp | None,
+        Query(
+            alias="updatedUntil",
+            description="Updated before (RFC 3339, with offset; beyond Qlik).",
+        ),
+    ] = None,
     sort: Annotated[
         str | None,
         Query(
-            description="name, url, createdAt or updatedAt; prefix - for descending.",
+            description=(
+                "name, url, createdAt or updatedAt; beyond Qlik also eventTypes, enabled,"
+                " level or ownerId; prefix - for descending."
+            ),
             max_length=MAX_SORT_QUERY,
-            pattern=r"^[+-]?(name|url|createdAt|updatedAt)$",
+            pattern=SORT_PATTERN,
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
@@ -197,7 +246,7 @@ async def list_webhooks(
 ) -> dict[str, Any]:
     """The webhooks the caller may see, filtered, sorted and paged."""
     order = Sort.parse(sort, SORT_COLUMNS, "-createdAt")
-    cursor = requested_cursor(next, prev, order, order.field in ("createdAt", "updatedAt"))
+    cursor = requested_cursor(next, prev, order, order.field in TIMESTAMP_SORTS)
     origin_list = _comma_list(origins)
     if origin_list and not set(origin_list) <= set(Origin.__args__):
         raise invalid(f"origins: each must be one of {', '.join(Origin.__args__)}")
@@ -211,6 +260,10 @@ async def list_webhooks(
         owner_id=owner_id,
         created_by_user_id=created_by_user_id,
         updated_by_user_id=updated_by_user_id,
+        event_types_contains=event_types_contains,
+        owner_id_contains=owner_id_contains,
+        updated_since=updated_since,
+        updated_until=updated_until,
     )
     page = await repo.list(principal, filters, order, cursor, limit)
     return {

@@ -1,0 +1,64 @@
+"""Fixtures of the console's browser tests: the e2e stack and a Chromium from Debian.
+
+The stack (Kafka, Postgres, the four services, an HTTPS receiver) is tests/e2e's, imported
+whole; the browser is Debian's `chromium` package driven by Playwright, never a downloaded
+build, so the suite runs offline.
+"""
+
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+from e2e.conftest import *  # noqa: F403  (the stack's fixtures)
+from playwright.async_api import Browser, Page, async_playwright
+
+from hookstream_dev.stack import ServiceSet
+
+OpenConsole = Callable[..., Awaitable[Page]]
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """One headless Chromium for the session."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.fail("no chromium on PATH: `make install` installs Debian's chromium package")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def open_console(browser: Browser, stack: ServiceSet) -> AsyncIterator[OpenConsole]:
+    """`await open_console(token, locale="en-US")`: a fresh browser context on /console.
+
+    With a token the page opens through the sign-in link `make run` prints; without one it
+    shows the sign-in form.
+    """
+    contexts = []
+
+    async def open_page(token: str | None = None, locale: str = "en-US") -> Page:
+        context = await browser.new_context(
+            locale=locale, viewport={"width": 1440, "height": 900}, base_url=stack.url("api")
+        )
+        contexts.append(context)
+        page = await context.new_page()
+        page.set_default_timeout(15_000)
+        await page.goto(f"/console/#token={token}" if token else "/console/")
+        if token:
+            await page.locator("#webhooks-view").wait_for()
+        return page
+
+    yield open_page
+    for context in contexts:
+        await context.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the session's database, for rows the API cannot make (old history)."""
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
