@@ -291,7 +291,9 @@ def up() -> None:
         f"""
 Hookstream is running.
   API             {api}/api/v1/webhooks
-  console         {api}/docs  (interactive API docs)
+  console         {api}/console/#token={token}
+                  (signs the demo admin in)
+  API docs        {api}/docs
   demo receiver   {receiver}
                   what it received: https://127.0.0.1:{RECEIVER_PORT}/requests
   logs            .hookstream/logs/   restarts: .hookstream/run/supervisor.log

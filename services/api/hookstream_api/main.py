@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import make_asgi_app
 
+from hookstream_api.console import mount_console
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.limits import RequestLimits
 from hookstream_api.recoveries import start_recovery_worker
@@ -141,6 +142,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(recovery.router, prefix=prefix)
     app.include_router(health.router)
     app.include_router(product_info.router)
+    mount_console(app)
     app.mount("/metrics", make_asgi_app())
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,0 +1,67 @@
+"""Item 1: signing in with a bearer token, the sign-in link, signing out, bad tokens."""
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from console_support import assert_accessible, create_webhook
+from playwright.async_api import Page, expect
+
+from hookstream_common.tokens import mint_token
+from support import new_tenant
+
+
+async def sign_in_form(page: Page) -> None:
+    await expect(page.locator("#sign-in-view")).to_be_visible()
+    await expect(page.locator("#webhooks-view")).to_be_hidden()
+
+
+async def test_sign_in_with_a_token_then_sign_out(open_console: Any, token: Any) -> None:
+    page = await open_console()
+    await sign_in_form(page)
+    await assert_accessible(page, "sign-in")
+
+    await page.get_by_label("Bearer token").fill(token(new_tenant(), "alice"))
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Webhooks", level=1)).to_be_visible()
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as alice")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in_form(page)
+    await expect(page.locator("#sign-in-message")).to_be_hidden()
+    await page.reload()
+    await sign_in_form(page)  # the token is gone, not only hidden
+
+
+async def test_the_console_link_signs_in_and_leaves_no_token_in_the_address(
+    open_console: Any, token: Any
+) -> None:
+    page = await open_console(token(new_tenant(), "demo-admin", admin=True))
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as demo-admin")
+    assert "token" not in page.url
+    await page.reload()  # the session survives a reload
+    await expect(page.locator("#webhooks-view")).to_be_visible()
+
+
+async def test_an_invalid_token_leads_back_to_sign_in_with_a_message(open_console: Any) -> None:
+    page = await open_console()
+    await page.goto("/console/#token=not-a-token")
+    await sign_in_form(page)
+    await expect(page.locator("#sign-in-message")).to_contain_text("invalid or has expired")
+    await assert_accessible(page, "sign-in with an error")
+
+
+async def test_a_token_that_expires_during_the_session_leads_back_to_sign_in(
+    open_console: Any, api: httpx.AsyncClient, token: Any, settings_env: dict[str, str]
+) -> None:
+    tenant = new_tenant()
+    await create_webhook(api, token(tenant, "u1"))
+    short = mint_token(
+        settings_env["HOOKSTREAM_JWT_KEY"], tenant, "u1", [], ttl=timedelta(seconds=3)
+    )
+    page = await open_console(short)
+    await asyncio.sleep(4)
+    await page.get_by_role("button", name="Name", exact=True).click()  # any call to the API
+    await sign_in_form(page)
+    await expect(page.locator("#sign-in-message")).to_contain_text("invalid or has expired")
