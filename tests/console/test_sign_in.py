@@ -9,6 +9,7 @@ from console_support import assert_accessible, create_webhook
 from playwright.async_api import Page, expect
 
 from hookstream_common.tokens import mint_token
+from hookstream_dev.stack import ServiceSet
 from support import new_tenant
 
 
@@ -65,3 +66,19 @@ async def test_a_token_that_expires_during_the_session_leads_back_to_sign_in(
     await page.get_by_role("button", name="Name", exact=True).click()  # any call to the API
     await sign_in_form(page)
     await expect(page.locator("#sign-in-message")).to_contain_text("invalid or has expired")
+
+
+async def test_every_asset_comes_from_the_api_itself(
+    open_console: Any, api: httpx.AsyncClient, token: Any, stack: ServiceSet
+) -> None:
+    page = await open_console()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    response = await page.goto("/console")
+    assert response is not None and response.url.endswith("/console/")
+    policy = await response.header_value("content-security-policy")
+    assert policy is not None and "default-src 'self'" in policy
+    await page.get_by_label("Bearer token").fill(token(new_tenant(), "u1"))
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#empty-state")).to_be_visible()
+    assert requested and all(url.startswith(stack.url("api")) for url in requested), requested
