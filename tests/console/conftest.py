@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 from e2e.conftest import *  # noqa: F403  (the stack's fixtures)
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 from hookstream_dev.stack import ServiceSet
 
 OpenConsole = Callable[..., Awaitable[Page]]
+
+# The whole suite shares two cores: give the page time to answer while other tests run.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(scope="session")
