@@ -12,11 +12,11 @@ import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from prometheus_client import make_asgi_app
 
 from hookstream_api.console import mount_console
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.limits import RequestLimits
+from hookstream_api.metrics import RequestMetrics, metrics_app
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.routers import deliveries, health, product_info, recovery, webhooks
@@ -136,6 +136,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         max_url=app.state.settings.max_url_bytes,
         max_headers=app.state.settings.max_header_bytes,
     )
+    app.add_middleware(RequestMetrics)
     for prefix in API_PREFIXES:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
@@ -143,7 +144,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(product_info.router)
     mount_console(app)
-    app.mount("/metrics", make_asgi_app())
+    app.mount("/metrics", metrics_app(app))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

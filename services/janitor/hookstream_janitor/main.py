@@ -11,7 +11,6 @@ import signal
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import prometheus_client
 import structlog
 import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
@@ -26,19 +25,11 @@ from hookstream_janitor.housekeeping import (
     rotate_partitions,
     trim_outbox,
 )
+from hookstream_janitor.metrics import INTERVAL, PASS_SECONDS, PASSES, record_pass
 from hookstream_janitor.settings import JanitorSettings
 
 log = structlog.get_logger(__name__)
 
-LAST_SUCCESS = prometheus_client.Gauge(
-    "hookstream_janitor_last_success_timestamp_seconds", "When the last pass finished."
-)
-PARTITIONS_DROPPED = prometheus_client.Counter(
-    "hookstream_janitor_partitions_dropped_total", "History partitions dropped past retention."
-)
-TOPICS_DELETED = prometheus_client.Counter(
-    "hookstream_janitor_topics_deleted_total", "Delivery topics of deleted webhooks deleted."
-)
 _LOCK = advisory_lock_key("hookstream.janitor")
 
 
@@ -48,6 +39,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
     try:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK):
             log.info("another janitor is working; skipping this pass")
+            PASSES.labels("skipped").inc()
             return None
         report = PassReport()
         retention = timedelta(days=settings.retention_days)
@@ -68,9 +60,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         await trim_outbox(conn, now, report)
     finally:
         await conn.close()  # also releases the lock
-    PARTITIONS_DROPPED.inc(len(report.partitions_dropped))
-    TOPICS_DELETED.inc(len(report.topics_deleted))
-    LAST_SUCCESS.set_to_current_time()
+    record_pass(report)
     log.info(
         "janitor pass done",
         partitions_created=report.partitions_created,
@@ -101,21 +91,27 @@ async def run(settings: JanitorSettings, once: bool) -> None:
     )
     ops = await start_ops_server(settings.janitor_host, settings.janitor_port, readiness)
     readiness.start()
+    INTERVAL.set(settings.janitor_interval_seconds)
+    for result in ("success", "failed", "skipped"):
+        PASSES.labels(result)
     try:
         migrated = False
         while not stop.is_set():
             try:
-                if not migrated:
-                    await migrate(settings.database_url)
-                    migrated = True
-                await one_pass(settings, datetime.now(UTC))
+                with PASS_SECONDS.time():
+                    if not migrated:
+                        await migrate(settings.database_url)
+                        migrated = True
+                    await one_pass(settings, datetime.now(UTC))
             except TRANSIENT as exc:
+                PASSES.labels("failed").inc()
                 log.warning(
                     "janitor pass failed: a dependency is unavailable; will try again",
                     error_class=type(exc).__name__,
                     error=str(exc),
                 )
             except Exception:
+                PASSES.labels("failed").inc()
                 log.exception("janitor pass failed; will try again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), settings.janitor_interval_seconds)
