@@ -492,15 +492,11 @@ async def many_webhooks(bench: Bench) -> None:
         finally:
             shower.cancel()
         create_s = time.monotonic() - started
-        say(f"(f) {count:,} created in {create_s:.0f} s; waiting for the dispatcher to own them")
-
-        async def owned() -> bool:
-            metrics = await stack.metrics("dispatcher")
-            return metrics.get("hookstream_dispatcher_webhooks_owned", 0) >= count
-
-        settle_s = await wait_for(owned, 600, "the dispatcher to read every topic")
+        say(f"(f) {count:,} created in {create_s:.0f} s; waiting for the matcher to route them")
+        routing = time.monotonic()
         for tenant, tenant_ids in ids.items():
             await stack.wait_routed(tenant, tenant_ids, 300)
+        settle_s = time.monotonic() - routing
         if count <= 2000:  # beyond, the probe's own fetches of every topic would weigh
             bench.probe = StageProbe(stack.kafka, stack.prefix)
             exits.push_async_callback(bench.probe.stop)
@@ -659,7 +655,7 @@ def table(results: dict[str, Any]) -> str:
         where = "a private broker" if many["private_kafka"] else "the shared broker"
         lines.append(
             f"(f) setup: {many['webhooks']:,} webhooks created through the API in"
-            f" {many['create_seconds']} s, all read by the dispatcher"
+            f" {many['create_seconds']} s, all routed by the matcher"
             f" {many['settle_seconds']} s later, on {where}."
         )
     return "\n".join(lines)

@@ -77,6 +77,8 @@ def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> 
         # Compressed so retries, exhaustion and auto-disable happen within a test.
         "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
         "HOOKSTREAM_RETRY_JITTER": "0.1",
+        # A job no wake-up announced is found within a test's patience.
+        "HOOKSTREAM_SHARD_SCAN_SECONDS": "5",
         "HOOKSTREAM_AUTO_DISABLE_AFTER_SECONDS": "2",
         "HOOKSTREAM_AUTO_DISABLE_MIN_FAILURES": "4",
     }

@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,15 +18,19 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from history_rows import CREATED, insert_delivery, insert_webhook, outcome, own_database
 
 from hookstream_api.recoveries import RecoveryWorker, create_recovery
+from hookstream_client import AsyncClient, Delivery, Recovery, Webhook
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.events import Event
 from hookstream_common.history import record_outcomes
 from hookstream_common.kafka import producer
 from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.shards import shard_of
 from hookstream_common.topics import Topics
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+
+SHARDS = 4
 
 V1 = "/api/v1/webhooks"
 
@@ -40,39 +44,35 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def failed_deliveries(
-    api: httpx.AsyncClient,
+    client: AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
-    auth: dict[str, str],
     tenant: str,
     count: int,
-) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+) -> tuple[Webhook, str, list[Delivery]]:
     """A webhook whose receiver answers 400 (no retries), and its `count` failed deliveries."""
     path = f"/hooks/recover-{uuid.uuid4().hex}"
     receiver.respond(path, status=400)
     body = {"name": "r", "url": receiver_url(receiver, path), "eventTypes": [CREATED]}
-    webhook = (await api.post(V1, json=body, headers=auth)).json()
-    await wait_routed(stack, tenant, {webhook["id"]})
+    webhook = await client.create_webhook(body)
+    await wait_routed(stack, tenant, {webhook.id})
     for _ in range(count):
         await publisher.publish(sample_event(CREATED, tenant, "u1"))
 
-    async def failed() -> list[dict[str, Any]]:
-        listed = await api.get(
-            f"{V1}/{webhook['id']}/deliveries", params={"status": "fail"}, headers=auth
-        )
-        rows = listed.json()["data"]
+    async def failed() -> list[Delivery]:
+        rows = (await client.list_deliveries(webhook.id, status="fail")).data
         return rows if len(rows) == count else []
 
     return webhook, path, await wait_until(failed, timeout=30)
 
 
-async def finished(api: httpx.AsyncClient, auth: dict[str, str], location: str) -> Any:
-    """The recovery at `location`, once it has queued everything."""
+async def finished(client: AsyncClient, webhook_id: str, recovery_id: str) -> Recovery:
+    """The recovery, once it has queued everything."""
 
-    async def done() -> Any:
-        status = (await api.get(location, headers=auth)).json()
-        return status if status["state"] == "done" else None
+    async def done() -> Recovery | None:
+        recovery = await client.get_recovery(webhook_id, recovery_id)
+        return recovery if recovery.state == "done" else None
 
     return await wait_until(done, timeout=20)
 
@@ -80,62 +80,60 @@ async def finished(api: httpx.AsyncClient, auth: dict[str, str], location: str) 
 async def test_recover_requeues_exactly_the_failed_deliveries_of_the_window(
     api: httpx.AsyncClient,
     token: Any,
+    client_for: Callable[..., AsyncClient],
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
 ) -> None:
     tenant = new_tenant()
     auth = bearer(token(tenant, "u1"))
-    webhook, path, [early] = await failed_deliveries(
-        api, stack, receiver, publisher, auth, tenant, 1
-    )
+    client = client_for(tenant, "u1")
+    webhook, path, [early] = await failed_deliveries(client, stack, receiver, publisher, tenant, 1)
     window_start = datetime.now(UTC)
     await asyncio.sleep(0.01)  # events carry their time in milliseconds
     late = [sample_event(CREATED, tenant, "u1") for _ in range(3)]
     for event in late:
         await publisher.publish(event)
-    base = f"{V1}/{webhook['id']}/deliveries"
 
     async def failed_count() -> bool:
-        listed = await api.get(base, params={"status": "fail"}, headers=auth)
-        return len(listed.json()["data"]) == 4
+        return len((await client.list_deliveries(webhook.id, status="fail")).data) == 4
 
     await wait_until(failed_count, timeout=30)
 
     receiver.respond(path, status=200)
     before = len(receiver.received(path))
+    # The raw request: its 202 and Location are what this test checks.
     response = await api.post(
-        f"{V1}/{webhook['id']}/actions/recover",
+        f"{V1}/{webhook.id}/actions/recover",
         json={"since": window_start.isoformat()},
         headers=auth,
     )
     assert response.status_code == 202, response.text
     recovery = response.json()
-    assert recovery["total"] == 3 and recovery["webhookId"] == webhook["id"]
+    assert recovery["total"] == 3 and recovery["webhookId"] == webhook.id
     location = response.headers["location"]
-    assert location == f"{V1}/{webhook['id']}/actions/recover/{recovery['id']}"
-    status = await finished(api, auth, location)
-    assert status["queued"] == 3 and status["finishedAt"]
+    assert location == f"{V1}/{webhook.id}/actions/recover/{recovery['id']}"
+    status = await finished(client, webhook.id, recovery["id"])
+    assert status.queued == 3 and status.finished_at
     resent = (await receiver.wait_for(before + 3, timeout=30, path=path))[before:]
     await asyncio.sleep(1.5)
     assert len(receiver.received(path)) == before + 3
     assert {orjson.loads(r.body)["eventId"] for r in resent} == {e["eventId"] for e in late}
 
     async def succeeded() -> bool:
-        listed = await api.get(base, params={"status": "success"}, headers=auth)
-        return len(listed.json()["data"]) == 3
+        return len((await client.list_deliveries(webhook.id, status="success")).data) == 3
 
     await wait_until(succeeded, timeout=15)
-    still_failed = (await api.get(base, params={"status": "fail"}, headers=auth)).json()["data"]
-    assert [d["id"] for d in still_failed] == [early["id"]]
+    still_failed = (await client.list_deliveries(webhook.id, status="fail")).data
+    assert [d.id for d in still_failed] == [early.id]
 
     bad = await api.post(
-        f"{V1}/{webhook['id']}/actions/recover", json={"since": "yesterday"}, headers=auth
+        f"{V1}/{webhook.id}/actions/recover", json={"since": "yesterday"}, headers=auth
     )
     assert bad.status_code == 400
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     early_bird = await api.post(
-        f"{V1}/{webhook['id']}/actions/recover", json={"since": future}, headers=auth
+        f"{V1}/{webhook.id}/actions/recover", json={"since": future}, headers=auth
     )
     assert early_bird.status_code == 400
     assert (await api.get(f"{location[:-36]}{uuid.uuid4()}", headers=auth)).status_code == 404
@@ -144,43 +142,37 @@ async def test_recover_requeues_exactly_the_failed_deliveries_of_the_window(
 
 
 async def test_recovering_a_window_twice_sends_once_and_leaves_pending_retries_alone(
-    api: httpx.AsyncClient,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
     db: asyncpg.Connection,
 ) -> None:
     tenant = new_tenant()
-    auth = bearer(token(tenant, "u1"))
-    since = datetime.now(UTC).isoformat()
-    webhook, path, failed = await failed_deliveries(
-        api, stack, receiver, publisher, auth, tenant, 3
-    )
+    client = client_for(tenant, "u1")
+    since = datetime.now(UTC)
+    webhook, path, failed = await failed_deliveries(client, stack, receiver, publisher, tenant, 3)
     retrying = failed[0]
     # What the dispatcher stores when it schedules a retry: the attempt is due in a minute.
     await db.execute(
         "UPDATE deliveries SET next_attempt_at = now() + interval '1 minute' WHERE id = $1",
-        uuid.UUID(retrying["id"]),
+        uuid.UUID(retrying.id),
     )
     receiver.respond(path, status=200)
     before = len(receiver.received(path))
-    url = f"{V1}/{webhook['id']}/actions/recover"
     first, second = await asyncio.gather(
-        api.post(url, json={"since": since}, headers=auth),
-        api.post(url, json={"since": since}, headers=auth),
+        client.recover_deliveries(webhook.id, since), client.recover_deliveries(webhook.id, since)
     )
-    assert first.status_code == second.status_code == 202
-    assert first.json()["total"] == 2
-    statuses = [await finished(api, auth, r.headers["location"]) for r in (first, second)]
-    assert sum(s["queued"] for s in statuses) == 2
+    assert first.total == 2
+    statuses = [await finished(client, webhook.id, r.id) for r in (first, second)]
+    assert sum(s.queued for s in statuses) == 2
 
     resent = (await receiver.wait_for(before + 2, timeout=30, path=path))[before:]
     await asyncio.sleep(2)
     assert len(receiver.received(path)) == before + 2
-    assert {r.headers["webhook-id"] for r in resent} == {d["id"] for d in failed[1:]}
-    again = await api.post(url, json={"since": since}, headers=auth)
-    assert again.json()["total"] == 0  # two succeeded, one still has its retry pending
+    assert {r.headers["webhook-id"] for r in resent} == {d.id for d in failed[1:]}
+    again = await client.recover_deliveries(webhook.id, since)
+    assert again.total == 0  # two succeeded, one still has its retry pending
 
 
 @dataclass
@@ -198,7 +190,7 @@ class Bench:
     bootstrap: str
 
     def worker(self, **options: Any) -> RecoveryWorker:
-        return RecoveryWorker(self.pool, self.kafka, self.topics, page_size=2, **options)
+        return RecoveryWorker(self.pool, self.kafka, self.topics, SHARDS, page_size=2, **options)
 
     async def recover(self) -> asyncpg.Record:
         webhook = uuid.UUID(self.webhook_id)
@@ -211,6 +203,20 @@ class Bench:
 
     async def jobs(self, at_least: int) -> list[dict[str, Any]]:
         return await read_all(self.bootstrap, self.topics.deliveries(self.webhook_id), at_least)
+
+    async def woken(self) -> set[tuple[int, bytes]]:
+        """The (shard, webhook id) of every wake-up written for the shards' owners."""
+        consumer = AIOKafkaConsumer(
+            self.topics.dispatch_shards,
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            batch = await consumer.getmany(timeout_ms=2000)
+        finally:
+            await consumer.stop()
+        return {(r.partition, r.key) for records in batch.values() for r in records}
 
 
 @contextlib.asynccontextmanager
@@ -226,7 +232,12 @@ async def bench(servers: dict[str, str]) -> AsyncIterator[Bench]:
         await admin.start()
         try:
             webhook_id = await insert_webhook(db, "t")
-            await admin.create_topics([NewTopic(topics.deliveries(webhook_id), 1, 1)])
+            await admin.create_topics(
+                [
+                    NewTopic(topics.deliveries(webhook_id), 1, 1),
+                    NewTopic(topics.dispatch_shards, SHARDS, 1),
+                ]
+            )
             at = datetime.now(UTC) - timedelta(hours=1)
             failed = [
                 await insert_delivery(db, "t", webhook_id, at + timedelta(seconds=n), "fail")
@@ -270,6 +281,8 @@ async def test_the_worker_pages_resumes_and_shares_no_work_with_other_replicas(
         jobs = await b.jobs(5)
         assert sorted(job["deliveryId"] for job in jobs) == sorted(b.failed)
         assert {(job["attempt"], job["retryBase"]) for job in jobs} == {(2, 1)}
+        # The webhook's shard owner was told (it reads only topics it is told of, or finds).
+        assert await b.woken() == {(shard_of(b.webhook_id, SHARDS), b.webhook_id.encode())}
 
 
 async def test_a_window_is_sent_again_only_when_asked_after_its_attempts_finished(

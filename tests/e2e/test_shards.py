@@ -3,12 +3,16 @@
 import asyncio
 import re
 import signal
+from collections import Counter
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import ConsumerRecord
 from test_delivery_engine import V1, Scenario, unique_path
 
+from hookstream_common.kafka import producer
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
@@ -32,11 +36,25 @@ def _ids(receiver: Receiver, path: str) -> list[str]:
     return [r.headers["webhook-id"] for r in receiver.received(path)]
 
 
-async def _shards_owned(url: str) -> int:
+async def _metric(url: str, series: str) -> float:
+    """One series of a service's /metrics (name and labels as exposed), or -1 if absent."""
     async with httpx.AsyncClient(timeout=5) as client:
         text = (await client.get(f"{url}/metrics")).text
-    match = re.search(r"^hookstream_dispatcher_shards_owned (\S+)$", text, re.M)
-    return int(float(match[1])) if match else -1
+    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
+    return float(match[1]) if match else -1
+
+
+async def _shards_owned(url: str) -> int:
+    return int(await _metric(url, "hookstream_dispatcher_shards_owned"))
+
+
+async def _first_job(bootstrap: str, topic: str) -> ConsumerRecord:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        return await consumer.getone()
+    finally:
+        await consumer.stop()
 
 
 async def test_webhook_churn_during_load_delivers_nothing_twice(
@@ -65,6 +83,44 @@ async def test_webhook_churn_during_load_delivers_nothing_twice(
     await asyncio.sleep(2)  # a duplicate would arrive within this time
     ids = _ids(receiver, path)
     assert len(ids) == len(set(ids)) == len(events)
+
+
+async def test_a_topic_is_read_only_while_it_has_work(
+    scenario: Scenario, receiver: Receiver, stack: ServiceSet
+) -> None:
+    """Idle topics are let go (so 10,000 webhooks cost what their busy ones cost); a wake-up
+    takes one up again, and a job that no wake-up announced is found by the shard scan."""
+    path = unique_path("idle")
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    url = stack.url("dispatcher")
+    reading = "hookstream_dispatcher_topics_read"
+    by_wake_up = 'hookstream_dispatcher_topics_found_total{by="wake-up"}'
+    by_scan = 'hookstream_dispatcher_topics_found_total{by="scan"}'
+    await scenario.publish()
+    await receiver.wait_for(1, timeout=10, path=path)
+
+    await wait_until(lambda: _is(url, reading, 0), timeout=60)
+    woken = await _metric(url, by_wake_up)
+    await scenario.publish()
+    await receiver.wait_for(2, timeout=10, path=path)
+    assert await _metric(url, by_wake_up) > woken
+
+    await wait_until(lambda: _is(url, reading, 0), timeout=60)
+    scanned = await _metric(url, by_scan)
+    topic = f"{stack.env['HOOKSTREAM_TOPIC_PREFIX']}.deliveries.{webhook['id']}"
+    job = await _first_job(stack.env["KAFKA_BOOTSTRAP_SERVERS"], topic)
+    kafka = producer(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+    await kafka.start()
+    try:
+        await kafka.send_and_wait(topic, job.value, key=job.key, partition=0)  # no wake-up
+    finally:
+        await kafka.stop()
+    await receiver.wait_for(3, timeout=30, path=path)
+    assert await _metric(url, by_scan) > scanned
+
+
+async def _is(url: str, series: str, value: float) -> bool:
+    return await _metric(url, series) == value
 
 
 async def test_shards_move_to_a_second_dispatcher_and_back_without_loss(
@@ -97,7 +153,21 @@ async def test_shards_move_to_a_second_dispatcher_and_back_without_loss(
     assert all(len(set(ids)) == len(events) for ids in delivered), "a delivery was lost"
     duplicates = sum(len(ids) - len(set(ids)) for ids in delivered)
     print(f"\nhandover under load: {duplicates} of {4 * len(events)} deliveries arrived twice")
-    assert duplicates <= 0.001 * 4 * len(events)
+    assert duplicates <= 0.001 * 4 * len(events), _arrivals_of_duplicates(receiver, paths)
+
+
+def _arrivals_of_duplicates(receiver: Receiver, paths: list[str]) -> str:
+    """Which deliveries arrived twice, and when: to tell a handover's repeat from a retry."""
+    lines = []
+    for path in paths:
+        requests = receiver.received(path)
+        counts = Counter(r.headers["webhook-id"] for r in requests)
+        for delivery_id in (d for d, n in counts.items() if n > 1):
+            times = [
+                f"{r.received_at:.3f}" for r in requests if r.headers["webhook-id"] == delivery_id
+            ]
+            lines.append(f"{path} {delivery_id} at {', '.join(times)}")
+    return "\n".join(lines)
 
 
 async def _both_own_some(first: str, second: str) -> bool:

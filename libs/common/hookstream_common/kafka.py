@@ -9,6 +9,7 @@ from aiokafka.errors import (
     for_code,
 )
 
+from hookstream_common.settings import CommonSettings
 from hookstream_common.topics import Topics
 
 EVENT_PARTITIONS = 4
@@ -75,9 +76,20 @@ def raise_topic_errors(results: list[tuple[str, int]], harmless: set[type[KafkaE
             raise error(f"topic {name}")
 
 
-def core_topics(topics: Topics, replication: int) -> list[NewTopic]:
+WAKE_UP_RETENTION_MS = 3_600_000
+"""A shard's new owner reads its wake-ups from the end (`hookstream_common.shards`)."""
+
+
+def core_topics(settings: CommonSettings) -> list[NewTopic]:
     """The topics every installation has, with the settings the design relies on."""
+    topics, replication = settings.topics, settings.kafka_replication_factor
     return [
+        NewTopic(
+            topics.dispatch_shards,
+            settings.dispatch_shards,
+            replication,
+            topic_configs={"retention.ms": str(WAKE_UP_RETENTION_MS)},
+        ),
         NewTopic(topics.events, EVENT_PARTITIONS, replication),
         NewTopic(topics.events_dlq, 1, replication),
         NewTopic(

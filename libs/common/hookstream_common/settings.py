@@ -44,6 +44,11 @@ class CommonSettings(BaseSettings):
         description="The dispatchers' Kafka consumer group (the janitor reads its offsets);"
         " default `<topic_prefix>-dispatcher`.",
     )
+    dispatch_shards: int = Field(
+        64,
+        description="Shards (partitions of the shard topic); fixed for the life of a cluster.",
+        ge=1,
+    )
     retention_days: float = Field(
         7.0, description="Delivery history is kept, and shown, for this many days."
     )

@@ -22,7 +22,7 @@ class Topics:
 
     @property
     def dispatch_shards(self) -> str:
-        """Carries no records: its partitions are the shards dispatchers own (decision 4)."""
+        """Its partitions are the shards dispatchers own (decision 4); its records are wake-ups."""
         return f"{self.prefix}.dispatch.shards"
 
     @property

@@ -43,9 +43,7 @@ async def _connect(app: FastAPI) -> None:
     admin = await keep_trying(lambda: _started_admin(settings), "Kafka (admin)")
     app.state.admin = admin
     await keep_trying(
-        lambda: ensure_topics(
-            admin, core_topics(settings.topics, settings.kafka_replication_factor)
-        ),
+        lambda: ensure_topics(admin, core_topics(settings)),
         "Kafka (core topics)",
     )
     await keep_trying(app.state.kafka.start, "Kafka (producer)")

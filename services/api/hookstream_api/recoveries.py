@@ -29,6 +29,7 @@ from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.history import PENDING_ATTEMPT_SQL
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.resilience import TRANSIENT, Backoff
+from hookstream_common.shards import wake_owners
 from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -117,6 +118,7 @@ class RecoveryWorker:
         pool: asyncpg.Pool,
         kafka: AIOKafkaProducer,
         topics: Topics,
+        shards: int,
         page_size: int = 100,
         idle_seconds: float = 2.0,
         ack_timeout: float = 30.0,
@@ -124,6 +126,7 @@ class RecoveryWorker:
         self._pool = pool
         self._kafka = kafka
         self._topics = topics
+        self._shards = shards
         self._page_size = page_size
         self._idle_seconds = idle_seconds
         self._ack_timeout = ack_timeout
@@ -246,6 +249,9 @@ class RecoveryWorker:
         async def send_all() -> None:
             acks = [await self._kafka.send(topic, job.dumps(), key=key) for job in jobs]
             await asyncio.gather(*acks)
+            await asyncio.gather(
+                *await wake_owners(self._kafka, self._topics, self._shards, [webhook_id])
+            )
 
         await asyncio.wait_for(send_all(), self._ack_timeout)
 
@@ -260,6 +266,9 @@ def _ids(recovery: asyncpg.Record) -> dict[str, Any]:
 
 def start_recovery_worker(app: FastAPI) -> asyncio.Task[None]:
     """Run a worker for the app's lifetime (after its pool and producer exist)."""
-    worker = RecoveryWorker(app.state.pool, app.state.kafka, app.state.settings.topics)
+    settings = app.state.settings
+    worker = RecoveryWorker(
+        app.state.pool, app.state.kafka, settings.topics, settings.dispatch_shards
+    )
     app.state.recovery_worker = worker
     return asyncio.create_task(worker.run(), name="recovery-worker")

@@ -14,7 +14,7 @@ import structlog
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_dispatcher.shards import OffsetTracker
+from hookstream_dispatcher.offsets import OffsetTracker
 
 log = structlog.get_logger(__name__)
 

@@ -67,7 +67,7 @@ async def _connect(settings: DispatcherSettings) -> _Clients:
         settings.database_url, pool, SecretBox(parse_keys(settings.encryption_keys))
     )
     await keep_trying(targets.start, "Postgres (change listener)")
-    topics = core_topics(settings.topics, settings.kafka_replication_factor)
+    topics = core_topics(settings)
     await keep_trying(
         lambda: create_missing_topics(
             settings.kafka_bootstrap_servers, topics + dispatcher_topics(settings)

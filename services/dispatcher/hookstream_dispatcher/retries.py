@@ -3,7 +3,7 @@
 Each tier topic holds retries with (about) the same delay, so its records come due roughly in
 order: a partition whose head is not due yet is paused until it is, then resumed; nothing is
 busy-polled. A due retry goes back to the end of its webhook's delivery topic, behind first
-attempts, so a retry never holds up other deliveries.
+attempts, so a retry never holds up other deliveries, and its shard's owner is woken.
 """
 
 import asyncio
@@ -20,6 +20,7 @@ from aiokafka.structs import ConsumerRecord
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
+from hookstream_common.shards import wake_owners
 from hookstream_dispatcher.policy import RetryPolicy, utcnow
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -33,7 +34,7 @@ TIER_PARTITIONS = 4
 
 
 def dispatcher_topics(settings: DispatcherSettings) -> list[NewTopic]:
-    """One topic per tier of the schedule, the dead-letter topic and the shard topic."""
+    """One topic per tier of the schedule, and the dead-letter topic."""
     replication = settings.kafka_replication_factor
     return [
         *(
@@ -41,7 +42,6 @@ def dispatcher_topics(settings: DispatcherSettings) -> list[NewTopic]:
             for t in settings.retry_policy.tiers
         ),
         NewTopic(settings.topics.dispatch_dlq, 1, replication),
-        NewTopic(settings.topics.dispatch_shards, settings.dispatch_shards, replication),
     ]
 
 
@@ -53,6 +53,7 @@ class RetryScheduler:
     ) -> None:
         policy: RetryPolicy = settings.retry_policy
         self._topics = settings.topics
+        self._shards = settings.dispatch_shards
         self._tier_of = {settings.topics.retry(t.name): t.name for t in policy.tiers}
         self._longest_wait = max(t.seconds for t in policy.tiers) * (1 + policy.jitter) + 60
         """No retry the dispatcher wrote waits longer; one that does would hold its partition."""
@@ -115,6 +116,7 @@ class RetryScheduler:
     async def _release_due(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
         """Queue the due head of the partition, commit it, and sleep until the next is due."""
         committed = None
+        queued: set[str] = set()
         for record in records:
             try:
                 job = DeliveryJob.loads(record.value)
@@ -136,7 +138,9 @@ class RetryScheduler:
                     key=record.key,
                     partition=0,
                 )
+                queued.add(job.webhook_id)
             committed = record.offset + 1
+        await asyncio.gather(*await wake_owners(self._producer, self._topics, self._shards, queued))
         if committed is not None:
             try:
                 await self.consumer.commit({partition: committed})

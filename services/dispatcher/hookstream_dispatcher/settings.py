@@ -20,10 +20,17 @@ class DispatcherSettings(DeliverySettings):
         description="Requests at once per webhook; 1 sends first attempts strictly in order.",
         ge=1,
     )
-    dispatch_shards: int = Field(
-        64,
-        description="Shards (partitions of the shard topic); fixed for the life of a cluster.",
-        ge=1,
+    topic_idle_seconds: float = Field(
+        5.0,
+        description="A delivery topic with no new job for this long, its jobs all stored, is"
+        " no longer read (until a wake-up or a scan finds work there).",
+        gt=0,
+    )
+    shard_scan_seconds: float = Field(
+        15.0,
+        description="How often every delivery topic of the owned shards is checked for jobs"
+        " no wake-up announced; the per-shard lag is measured then too.",
+        gt=0,
     )
     shard_group: str = Field(
         "",

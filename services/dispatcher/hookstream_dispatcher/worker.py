@@ -1,4 +1,4 @@
-"""The delivery loop: shard leases, one lane per webhook topic, commits of stored work only.
+"""The delivery loop: shard leases, reading only the delivery topics that have work.
 
 Decision 4. Dispatchers join one consumer group on the small topic `hookstream.dispatch.shards`;
 owning its partition k means owning shard k, and a webhook belongs to shard
@@ -8,13 +8,21 @@ dispatcher joining or leaving moves shards. Offsets are committed under the disp
 (which no member joins; the janitor reads it to know a topic is drained), and only up to the
 first job whose outcome is not stored yet, so a kill at any instant re-delivers, never loses.
 
-Which webhooks exist is learned from the compacted webhooks topic (at once, when one is created)
-and from the broker's topic list (every `_TOPIC_REFRESH_SECONDS`, so the topics of deleted
-webhooks are drained before the janitor removes them).
+A topic is read only while it has work, so the cost follows the busy webhooks, not all of them
+(aiokafka fetches the metadata and committed offsets of the whole assignment again whenever it
+changes, and walks every assigned partition on each fetch: at 10,000 webhooks, reading every
+topic all the time delivered nothing). Work is found two ways:
+- wake-ups: whoever queues a job then writes the webhook id to its shard's partition
+  (`hookstream_common.shards`); the owner reads them from the end of the partitions it takes;
+- a scan, when shards are taken and every `shard_scan_seconds`: every delivery topic of an
+  owned shard whose end is past its committed offset is read. It also measures the shard lag.
+A topic with no new job for `topic_idle_seconds`, its jobs all stored and committed, is let go.
 """
 
 import asyncio
+import contextlib
 import time
+import uuid
 
 import prometheus_client
 import structlog
@@ -23,31 +31,38 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.kafka import EVENT_PARTITIONS, GROUP_TIMEOUTS
-from hookstream_common.parking import PARKED, reason_of
+from hookstream_common.kafka import GROUP_TIMEOUTS
 from hookstream_common.resilience import TRANSIENT, Backoff
-from hookstream_common.routing import TenantRoutes
+from hookstream_common.shards import shard_of
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.lanes import Lane
 from hookstream_dispatcher.settings import DispatcherSettings
-from hookstream_dispatcher.shards import shard_of
 
 log = structlog.get_logger(__name__)
 
 SHARDS_OWNED = prometheus_client.Gauge(
     "hookstream_dispatcher_shards_owned", "Shards this dispatcher owns."
 )
-WEBHOOKS_OWNED = prometheus_client.Gauge(
-    "hookstream_dispatcher_webhooks_owned", "Delivery topics this dispatcher reads."
+TOPICS_READ = prometheus_client.Gauge(
+    "hookstream_dispatcher_topics_read",
+    "Delivery topics being read: webhooks of owned shards with work in the last few seconds.",
 )
 SHARD_LAG = prometheus_client.Gauge(
     "hookstream_dispatcher_shard_lag",
     "Jobs not yet committed in each owned shard's delivery topics (for autoscaling).",
     ["shard"],
 )
+TOPICS_FOUND = prometheus_client.Counter(
+    "hookstream_dispatcher_topics_found_total",
+    "Delivery topics taken up for reading, by what found their work: `wake-up` or `scan` (a"
+    " scan finds work after a shard moves; at other times it means a wake-up was missed).",
+    ["by"],
+)
+TOPICS_FOUND.labels("wake-up")
+TOPICS_FOUND.labels("scan")
 _COMMIT_INTERVAL = 0.5
-_TOPIC_REFRESH_SECONDS = 30.0
-_LAG_INTERVAL = 10.0
+_REASSIGN_INTERVAL = 0.05
+"""Wake-ups that arrive together change the assignment once."""
 
 
 class _ShardRebalance(ConsumerRebalanceListener):
@@ -58,11 +73,11 @@ class _ShardRebalance(ConsumerRebalanceListener):
         await self._dispatcher.release_shards({tp.partition for tp in revoked})
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self._dispatcher.take_shards({tp.partition for tp in assigned})
+        await self._dispatcher.take_shards(assigned)
 
 
 class Dispatcher:
-    """Owns shards, reads their webhooks' topics, and hands each job to the webhook's lane."""
+    """Owns shards, reads their busy webhooks' topics, and hands each job to the webhook's lane."""
 
     def __init__(self, settings: DispatcherSettings, attempts: Attempts) -> None:
         self._settings = settings
@@ -70,22 +85,22 @@ class Dispatcher:
         self._attempts = attempts
         self._lanes: dict[TopicPartition, Lane] = {}
         self._shards: set[int] = set()
-        self._routed: dict[str, set[str]] = {}
-        self._listed: set[str] = set()
-        self._version = 0
-        """Counts changes of known webhooks or owned shards."""
-        self._wanted_cache: tuple[int, set[TopicPartition]] | None = None
+        self._busy: dict[TopicPartition, float] = {}
+        """The topics to read, each with the (monotonic) time work was last seen there."""
         self._assigned: set[TopicPartition] = set()
+        self._assigned_at = 0.0
+        self._pruned_at = 0.0
+        self._last_commit = 0.0
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._last_commit = 0.0
-        self._listed_at = 0.0
+        self._scan_now = asyncio.Event()
         self.started = False
         bootstrap = settings.kafka_bootstrap_servers
         self.shard_consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=settings.shard_group_id,
             enable_auto_commit=False,
+            auto_offset_reset="latest",
             max_poll_interval_ms=600_000,
             **GROUP_TIMEOUTS,
         )
@@ -96,25 +111,20 @@ class Dispatcher:
             auto_offset_reset="earliest",
             metadata_max_age_ms=5000,
         )
-        self.routes = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+        """Asks for every topic's offsets in a scan (its metadata covers all delivery topics,
+        so the delivery consumer's covers only the assignment)."""
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
 
     def stop(self) -> None:
         """Stop fetching; in-flight requests get the grace period to finish."""
         self._stopping.set()
 
     async def start(self) -> None:
-        """Connect, read every webhook set there is, and join the shard group."""
+        """Connect and join the shard group."""
         await self.consumer.start()
-        await self.routes.start()
-        self.routes.assign(
-            [TopicPartition(self._topics.webhooks, p) for p in range(EVENT_PARTITIONS)]
-        )
-        await self._follow_routes(timeout_ms=1000)
+        await self._offsets.start()
+        await self._admin.start()
         self.shard_consumer.subscribe(
             [self._topics.dispatch_shards], listener=_ShardRebalance(self)
         )
@@ -125,28 +135,37 @@ class Dispatcher:
         """Leave the shard group and disconnect."""
         await self.shard_consumer.stop()
         await self.consumer.stop()
-        await self.routes.stop()
+        await self._offsets.stop()
+        await self._admin.close()
 
-    def take_shards(self, shards: set[int]) -> None:
-        """The group gave this dispatcher `shards` (its whole assignment)."""
-        self._shards = shards
-        self._version += 1
-        SHARDS_OWNED.set(len(shards))
-        log.info("shards assigned", shards=len(shards))
+    async def take_shards(self, assigned: set[TopicPartition]) -> None:
+        """The group gave this dispatcher `assigned` (its whole assignment): read their
+        wake-ups from the end, then scan their topics for work queued before that end."""
+        if assigned:
+            await self.shard_consumer.seek_to_end(*assigned)
+        self._shards = {tp.partition for tp in assigned}
+        SHARDS_OWNED.set(len(self._shards))
+        self._scan_now.set()
+        log.info("shards assigned", shards=len(self._shards))
 
     async def release_shards(self, shards: set[int]) -> None:
         """Before shards move: stop taking their jobs, store what is in flight, commit."""
         async with self._lock:
             self._shards -= shards
-            self._version += 1
-            leaving = {tp for tp in self._lanes if self._shard(tp) in shards}
+            known = self._assigned | self._busy.keys() | self._lanes.keys()
+            leaving = {tp for tp in known if self._shard(tp) in shards}
             await self._retire(leaving)
+            for partition in leaving:
+                self._busy.pop(partition, None)
             await self._assign(self._assigned - leaving)
-        log.info("shards released", shards=len(shards), lanes=len(leaving))
+        log.info("shards released", shards=len(shards), topics=len(leaving))
 
     async def run(self) -> None:
         """Deliver until `stop()`, then finish in-flight work and commit."""
-        tasks = [asyncio.create_task(self._keep_membership()), asyncio.create_task(self._lag())]
+        tasks = [
+            asyncio.create_task(self._read_wake_ups()),
+            asyncio.create_task(self._scan_regularly()),
+        ]
         backoff = Backoff()
         try:
             while not self._stopping.is_set():
@@ -164,40 +183,52 @@ class Dispatcher:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _turn(self) -> None:
-        """One round: learn of new webhooks, fix the assignment, fetch, hand out, commit."""
-        await self._follow_routes(timeout_ms=0)
-        await self._refresh_topic_list()
+        """One round: follow the busy topics, fetch, hand out, commit."""
         async with self._lock:
-            wanted = self._wanted()
-            if wanted != self._assigned:
-                await self._retire({tp for tp in self._lanes if tp not in wanted})
-                await self._assign(wanted)
+            await self._follow_busy_topics()
             if not self._assigned:
                 fetched: dict[TopicPartition, list[ConsumerRecord]] = {}
             else:
-                fetched = await self.consumer.getmany(timeout_ms=100, max_records=2000)
+                fetched = await self.consumer.getmany(timeout_ms=50, max_records=2000)
+            now = time.monotonic()
             for partition, records in fetched.items():
                 if partition in self._assigned:
+                    self._busy[partition] = now
                     lane = self._lane(partition)
                     lane.add(records)
                     self._pause_if_full(lane)
             await self._commit(force=False)
         if not self._assigned:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.05)
 
-    def _wanted(self) -> set[TopicPartition]:
-        """The delivery topics of every known webhook in an owned shard (computed again only
-        after webhooks or shards changed: with thousands of webhooks it is not free)."""
-        if self._wanted_cache is not None and self._wanted_cache[0] == self._version:
-            return self._wanted_cache[1]
-        webhook_ids = set().union(*self._routed.values()) | self._listed
-        wanted = {
-            TopicPartition(self._topics.deliveries(webhook_id), 0)
-            for webhook_id in webhook_ids
-            if shard_of(webhook_id, self._settings.dispatch_shards) in self._shards
-        }
-        self._wanted_cache = (self._version, wanted)
-        return wanted
+    async def _follow_busy_topics(self) -> None:
+        """Let idle topics go (every second) and make the assignment the busy topics."""
+        now = time.monotonic()
+        if now - self._pruned_at >= 1.0:
+            self._pruned_at = now
+            for partition in [p for p, seen in self._busy.items() if self._idle(p, seen, now)]:
+                del self._busy[partition]
+        if self._busy.keys() == self._assigned or now - self._assigned_at < _REASSIGN_INTERVAL:
+            return
+        wanted = set(self._busy)
+        await self._retire({tp for tp in self._lanes if tp not in wanted})
+        await self._assign(wanted)
+
+    def _idle(self, partition: TopicPartition, seen: float, now: float) -> bool:
+        """No job for `topic_idle_seconds`, and every job taken is stored and committed."""
+        if now - seen < self._settings.topic_idle_seconds:
+            return False
+        lane = self._lanes.get(partition)
+        return lane is None or (lane.held == 0 and lane.committed == lane.tracker.committable)
+
+    def _wake(self, webhook_id: str, now: float, by: str) -> None:
+        """Work is waiting in the webhook's topic: read it, if its shard is owned here."""
+        if shard_of(webhook_id, self._settings.dispatch_shards) not in self._shards:
+            return
+        partition = TopicPartition(self._topics.deliveries(webhook_id), 0)
+        if partition not in self._busy:
+            TOPICS_FOUND.labels(by).inc()
+        self._busy[partition] = now
 
     def _shard(self, partition: TopicPartition) -> int:
         webhook_id = self._topics.webhook_id_of(partition.topic) or ""
@@ -207,7 +238,8 @@ class Dispatcher:
         """Replace the assignment; kept lanes continue where they were, paused ones stay so."""
         self.consumer.assign(sorted(partitions))
         self._assigned = partitions
-        WEBHOOKS_OWNED.set(len(partitions))
+        self._assigned_at = time.monotonic()
+        TOPICS_READ.set(len(partitions))
         for partition, lane in self._lanes.items():
             if lane.next_offset is not None:
                 self.consumer.seek(partition, lane.next_offset)
@@ -276,81 +308,74 @@ class Dispatcher:
         for partition, offset in offsets.items():
             self._lanes[partition].committed = offset
 
-    async def _follow_routes(self, timeout_ms: int) -> None:
-        """Learn webhook ids from the compacted topic (a tombstone forgets a tenant)."""
-        fetched = await self.routes.getmany(timeout_ms=timeout_ms, max_records=1000)
-        if fetched:
-            self._version += 1
-        for records in fetched.values():
-            for record in records:
-                tenant = record.key.decode(errors="replace") if record.key else ""
-                if record.value is None:
-                    self._routed.pop(tenant, None)
-                    continue
-                try:
-                    ids = {route.id for route in TenantRoutes.loads(record.value).routes}
-                except (ValueError, KeyError, TypeError) as exc:
-                    # Not parked: it stays on the compacted topic; the tenant keeps its last set.
-                    PARKED.labels("webhooks").inc()
-                    log.error(
-                        "unreadable webhook set ignored",
-                        tenant_id=tenant,
-                        reason=reason_of(exc),
-                        source=f"{record.topic}/{record.partition}/{record.offset}",
-                    )
-                    continue
-                self._routed[tenant] = ids
-                log.info("webhook set learned", tenant_id=tenant, webhooks=len(ids))
-
-    async def _refresh_topic_list(self) -> None:
-        """Every delivery topic the broker has, including those of deleted webhooks."""
-        if time.monotonic() - self._listed_at < _TOPIC_REFRESH_SECONDS:
-            return
-        self._listed_at = time.monotonic()
-        topics = await self.consumer.topics()
-        listed = {
-            webhook_id
-            for topic in topics
-            if (webhook_id := self._topics.webhook_id_of(topic)) is not None
-        }
-        if listed != self._listed:
-            self._listed = listed
-            self._version += 1
-
-    async def _keep_membership(self) -> None:
-        """Poll the shard topic (it carries no records) so the group keeps this member."""
+    async def _read_wake_ups(self) -> None:
+        """Read the owned shards' wake-ups (polling also keeps this member in the group)."""
         while True:
             try:
-                await self.shard_consumer.getmany(timeout_ms=1000)
+                batch = await self.shard_consumer.getmany(timeout_ms=1000)
             except KafkaError as exc:
-                log.warning("shard group poll failed", error=str(exc))
+                log.warning("reading wake-ups failed", error=str(exc))
                 await asyncio.sleep(1)
+                continue
+            now = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    webhook_id = (record.key or b"").decode(errors="replace")
+                    if _is_uuid(webhook_id):
+                        self._wake(webhook_id, now, "wake-up")
+                    else:
+                        log.warning("wake-up for no webhook ignored", key=webhook_id[:100])
 
-    async def _lag(self) -> None:
-        """Per-shard lag: end offsets minus committed offsets of the owned topics."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._settings.kafka_bootstrap_servers)
-        try:
-            await admin.start()
-            while True:
-                await asyncio.sleep(_LAG_INTERVAL)
-                try:
-                    await self._report_lag(admin)
-                except TRANSIENT as exc:
-                    log.info("shard lag not measured", error=str(exc))
-        finally:
-            await admin.close()
+    async def _scan_regularly(self) -> None:
+        """Scan when shards are taken and every `shard_scan_seconds`; an outage skips one."""
+        while True:
+            self._scan_now.clear()
+            try:
+                await self._scan()
+            except TRANSIENT as exc:
+                log.info("shard scan failed; next one soon", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._scan_now.wait(), self._settings.shard_scan_seconds)
 
-    async def _report_lag(self, admin: AIOKafkaAdminClient) -> None:
-        assigned = list(self._assigned)
-        ends = await self.consumer.end_offsets(assigned) if assigned else {}
-        committed = await admin.list_consumer_group_offsets(
-            self._settings.dispatcher_group_id, partitions=assigned
-        )
-        lag: dict[int, int] = dict.fromkeys(self._shards, 0)
-        for partition, end in ends.items():
-            done = committed[partition].offset if partition in committed else 0
-            shard = self._shard(partition)
-            lag[shard] = lag.get(shard, 0) + max(end - max(done, 0), 0)
+    async def _scan(self) -> None:
+        """Read every owned topic with jobs past its committed offset; export the lag."""
+        shards = set(self._shards)
+        partitions = [
+            TopicPartition(topic, 0)
+            for topic in await self._offsets.topics()
+            if (webhook_id := self._topics.webhook_id_of(topic)) is not None
+            and shard_of(webhook_id, self._settings.dispatch_shards) in shards
+        ]
+        waiting = await self._waiting(partitions) if partitions else {}
+        lag = dict.fromkeys(shards, 0)
+        now = time.monotonic()
+        for partition, jobs in waiting.items():
+            lag[self._shard(partition)] += jobs
+            self._wake(self._topics.webhook_id_of(partition.topic) or "", now, "scan")
         SHARD_LAG.clear()
         for shard, jobs in lag.items():
             SHARD_LAG.labels(str(shard)).set(jobs)
+
+    async def _waiting(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Jobs past the committed offset (or the first offset kept), where there are any."""
+        ends = await self._offsets.end_offsets(partitions)
+        committed = await self._admin.list_consumer_group_offsets(
+            self._settings.dispatcher_group_id, partitions=partitions
+        )
+        done = {
+            tp: meta.offset
+            for tp, meta in committed.items()
+            if meta is not None and meta.offset >= 0
+        }
+        never = [tp for tp in partitions if tp not in done and ends[tp] > 0]
+        if never:
+            done.update(await self._offsets.beginning_offsets(never))
+        return {tp: ends[tp] - done.get(tp, 0) for tp in partitions if ends[tp] > done.get(tp, 0)}
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True

@@ -37,7 +37,7 @@ async def _started_matcher(settings: MatcherSettings) -> Matcher:
 
 async def _start(settings: MatcherSettings) -> Matcher:
     """Wait for Kafka, then connect: a broker outage at start-up is waited out, not fatal."""
-    topics = core_topics(settings.topics, settings.kafka_replication_factor)
+    topics = core_topics(settings)
     await keep_trying(
         lambda: create_missing_topics(settings.kafka_bootstrap_servers, topics),
         "Kafka (core topics)",

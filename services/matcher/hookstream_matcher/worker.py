@@ -4,8 +4,9 @@ The events topic is consumed in the consumer group `<prefix>-matcher`. For the p
 owns, an instance also reads the same-numbered partitions of the compacted webhooks topic (both
 are keyed by tenant with the same partition count, so a tenant's events and routes share a
 number) from the beginning before it routes a single event, and then keeps following them.
-A batch of events becomes jobs on the webhooks' delivery topics; its offsets are committed only
-after the broker acknowledged every job, dead letter and re-keyed copy it produced. Anything
+A batch of events becomes jobs on the webhooks' delivery topics, then one wake-up per webhook on
+its shard (`hookstream_common.shards`); its offsets are committed only after the broker
+acknowledged every job, wake-up, dead letter and re-keyed copy it produced. Anything
 that fails before that leaves the batch uncommitted, rewinds to it and tries again after a
 backoff, so a crash, a broker outage or a rebalance can repeat work but never lose it.
 """
@@ -25,6 +26,8 @@ from aiokafka.structs import ConsumerRecord
 from hookstream_common.kafka import GROUP_TIMEOUTS
 from hookstream_common.parking import PARKED, dead_letter, reason_of
 from hookstream_common.resilience import Backoff
+from hookstream_common.shards import wake_owners
+from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
 from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
 
@@ -142,6 +145,7 @@ class Matcher:
                         await self._load_table()
                     await self._follow_changes(timeout_ms=0)
                     await self._route_batch(batch)
+                    await record_lag(self.events)
                     backoff.reset()
                 except KafkaError as exc:
                     BATCH_FAILURES.inc()
@@ -206,19 +210,28 @@ class Matcher:
         batch = {tp: records for tp, records in batch.items() if tp in owned}
         if not batch:
             return
+        started = time.monotonic()
         acks: list[asyncio.Future[Any]] = []
+        queued: set[str] = set()
         for records in batch.values():
             for record in records:
-                acks.extend(await self._route_record(record))
+                acks.extend(await self._route_record(record, queued))
         await asyncio.gather(*acks)
+        await asyncio.gather(
+            *await wake_owners(self._producer, self._topics, self._settings.dispatch_shards, queued)
+        )
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await self.events.commit(offsets)
         except KafkaError as exc:
             # A rebalance took the partitions: their next owner routes the batch again.
             log.warning("commit failed; the batch may be routed twice", error=str(exc))
+        BATCH_SECONDS.observe(time.monotonic() - started)
 
-    async def _route_record(self, record: ConsumerRecord) -> list[asyncio.Future[Any]]:
+    async def _route_record(
+        self, record: ConsumerRecord, queued: set[str]
+    ) -> list[asyncio.Future[Any]]:
+        """Produce what one event asks for; add the webhooks it queued jobs for to `queued`."""
         now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         decision = route(self.table, record.key, record.value, now, self._settings.max_event_bytes)
         if isinstance(decision, DeadLetter):
@@ -227,10 +240,10 @@ class Matcher:
             EVENTS.labels("rekeyed").inc()
             key = decision.tenant_id.encode()
             return [await self._producer.send(self._topics.events, record.value, key=key)]
-        return await self._deliver(record, decision)
+        return await self._deliver(record, decision, queued)
 
     async def _deliver(
-        self, record: ConsumerRecord, decision: Deliver
+        self, record: ConsumerRecord, decision: Deliver, queued: set[str]
     ) -> list[asyncio.Future[Any]]:
         acks = []
         for job in decision.jobs:
@@ -248,6 +261,7 @@ class Matcher:
                 )
             except MessageSizeTooLargeError:
                 return [await self._dead_letter(record, "the delivery job is over the size limit")]
+            queued.add(job.webhook_id)
         JOBS.inc(len(decision.jobs))
         EVENTS.labels("matched" if decision.jobs else "unmatched").inc()
         log.debug(

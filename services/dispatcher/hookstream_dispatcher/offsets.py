@@ -1,20 +1,10 @@
-"""Which dispatcher owns a webhook, and which offset of its topic may be committed.
+"""Which offset of a webhook's topic may be committed.
 
-Decision 4: a webhook belongs to shard `stable_hash(webhookId) mod S`; a dispatcher owns the
-shards whose partitions of `hookstream.dispatch.shards` the group gave it. Jobs of one webhook
-finish out of order when several run at once; only the contiguous finished prefix is committed.
+Jobs of one webhook finish out of order when several run at once (decision 4); only the
+contiguous finished prefix is committed.
 """
 
-import hashlib
 from collections import deque
-from functools import lru_cache
-
-
-@lru_cache(maxsize=1 << 17)
-def shard_of(webhook_id: str, shards: int) -> int:
-    """The webhook's shard: the same on every machine and every Python run (unlike `hash`)."""
-    digest = hashlib.blake2b(webhook_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
 
 
 class OffsetTracker:
