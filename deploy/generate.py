@@ -106,6 +106,7 @@ ROWS: dict[str, list[Panel]] = {
             "Matcher consumer lag",
             "Events on the events topic not yet read, by partition.",
             q("sum by (partition) (hookstream_matcher_consumer_lag)", "partition {{partition}}"),
+            key=True,
         ),
         Panel(
             "Matcher events and jobs",
@@ -246,6 +247,7 @@ ROWS: dict[str, list[Panel]] = {
             q("time() - max(hookstream_janitor_last_success_timestamp_seconds)"),
             unit="s",
             single=True,
+            key=True,
         ),
         Panel(
             "Passes (1 h)",
