@@ -129,3 +129,31 @@ async def test_the_webhook_limit_is_shown_plainly(
     await expect(alert).to_have_text(
         f"The tenant already has {limit} webhooks, the most allowed; delete one first."
     )
+
+
+async def test_the_page_works_from_the_keyboard(
+    open_console: Any, api: httpx.AsyncClient, token: Any
+) -> None:
+    auth = token(new_tenant(), "u1")
+    await create_webhook(api, auth, name="keys")
+    page = await open_console(auth)
+    await page.get_by_role("button", name="Create new").first.focus()
+    await page.keyboard.press("Enter")
+    dialog = page.get_by_role("dialog", name="Create webhook")
+    await expect(dialog.get_by_label("Name", exact=True)).to_be_focused()
+    await page.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+
+    await page.get_by_role("button", name="Name", exact=True).focus()
+    await page.keyboard.press("Enter")
+    await expect(page.locator('#webhooks-head th[aria-sort="ascending"]')).to_have_count(1)
+    await expect(page.get_by_role("button", name="Name", exact=True)).to_be_focused()
+
+    expander = page.get_by_role("button", name="Delivery history of keys")
+    await expander.focus()
+    await page.keyboard.press("Enter")
+    await expect(expander).to_have_attribute("aria-expanded", "true")
+    await expect(page.get_by_role("region", name="Delivery history of keys")).to_contain_text(
+        "No deliveries yet."
+    )
+    await expect(expander).to_be_focused()
