@@ -23,10 +23,6 @@ export async function initI18n(vars) {
   return language;
 }
 
-export function currentLanguage() {
-  return language;
-}
-
 /** Switch language, remember it, and re-translate the whole page. */
 export function setLanguage(lang) {
   language = LANGUAGES.includes(lang) ? lang : "en";
