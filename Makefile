@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  echo "==> installing Prometheus and promtool (deploy/prometheus tests) with apt-get"; \
+	  apt-get update -q && apt-get install -y -q prometheus; }
 	@command -v chromium >/dev/null || { \
 	  echo "==> installing Chromium (the console's browser tests) with apt-get"; \
 	  apt-get update -q && apt-get install -y -q chromium; }
