@@ -74,6 +74,7 @@ def test_a_wrong_field_is_caught(tmp_path: Path) -> None:
 
 def test_what_the_overlays_hold(built: Path) -> None:
     kinds = _kinds(built)
+    assert sum(len(docs) for docs in kinds.values()) == 23, "docs/operations.md gives the count"
     deployments = {d["metadata"]["name"]: d for d in kinds["Deployment"]}
     assert set(deployments) == {"hookstream-api", "hookstream-matcher", "hookstream-dispatcher"}
     assert len(kinds["PodDisruptionBudget"]) == 3 and len(kinds["ServiceMonitor"]) == 3
