@@ -22,7 +22,6 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 
 from hookstream_common.kafka import producer
@@ -31,7 +30,7 @@ from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.bench_sink import EVENT_TYPE, event_time, percentile
 from hookstream_dev.receiver import ensure_tls
-from hookstream_dev.stack import MODULES, ServiceSet, free_port, service_of
+from hookstream_dev.stack import MODULES, ServiceSet, delete_topics_under, free_port, service_of
 
 SINK_HOST = "receiver.hookstream.test"  # a name the development certificate covers
 SHARDS = 64
@@ -178,20 +177,10 @@ class BenchStack:
             await asyncio.to_thread(self.services.stop_all)
         await self.client.aclose()
         with contextlib.suppress(Exception):
-            await self.delete_topics()
+            await delete_topics_under(self.kafka, self.prefix)
         if self.database:
             await drop_database(self.server_dsn, self.database)
         shutil.rmtree(self.state_dir / "matcher", ignore_errors=True)
-
-    async def delete_topics(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka, request_timeout_ms=60000)
-        await admin.start()
-        try:
-            ours = [t for t in await admin.list_topics() if t.startswith(f"{self.prefix}.")]
-            for start in range(0, len(ours), 500):
-                await admin.delete_topics(ours[start : start + 500])
-        finally:
-            await admin.close()
 
     # --- dispatchers --------------------------------------------------------------------
 

@@ -209,7 +209,9 @@ class KafkaServer:
     controller_port: int
     pid_file: Path
     out_log: Path
-    heap_max: str = "512m"
+    heap_max: str = "1g"
+    """The shared broker keeps every test session's topics (thousands of partitions after a
+    few days of `make test`): at 512m it ran out of heap at about 14,000."""
     heap_min: str = "256m"
 
     @classmethod

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 
 from hookstream_dev import infra, supervisor
@@ -36,6 +37,19 @@ PORT_SETTINGS = {
 }
 DEV_ENV = infra.STATE_DIR / "dev.env"
 RUN_DIR = infra.STATE_DIR / "run"
+
+
+async def delete_topics_under(bootstrap: str, prefix: str) -> None:
+    """Delete every topic of one installation: a test session or a benchmark leaves none
+    behind on the shared broker (thousands of stale partitions once exhausted its heap)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    await admin.start()
+    try:
+        ours = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
+        for start in range(0, len(ours), 500):
+            await admin.delete_topics(ours[start : start + 500])
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ Each test session gets its own database and topic prefix on the shared local (or
 Kafka and Postgres, so it never disturbs a `make run` installation or another session.
 """
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -18,7 +19,7 @@ from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
-from hookstream_dev.stack import ServiceSet, free_port
+from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port
 from support import STATIC_HOSTS
 
 
@@ -103,6 +104,11 @@ def stack(
         yield services
     finally:
         services.stop_all()
+        asyncio.run(
+            delete_topics_under(
+                settings_env["KAFKA_BOOTSTRAP_SERVERS"], settings_env["HOOKSTREAM_TOPIC_PREFIX"]
+            )
+        )
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,11 @@ from hookstream_common.history import FailureRun, Outcome, record_outcomes
 from hookstream_common.parking import PARKED
 from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_store import disable
+from hookstream_dispatcher.metrics import (
+    HISTORY_BATCH_SECONDS,
+    HISTORY_QUEUE,
+    HISTORY_WRITE_FAILURES,
+)
 from hookstream_dispatcher.policy import utcnow
 
 log = structlog.get_logger(__name__)
@@ -54,6 +59,7 @@ class HistoryWriter:
         self._disable_after = disable_after
         self._min_failures = min_failures
         self._queue: asyncio.Queue[tuple[Outcome, asyncio.Future[None]]] = asyncio.Queue()
+        HISTORY_QUEUE.set_function(self._queue.qsize)
 
     def submit(self, outcome: Outcome) -> asyncio.Future[None]:
         """Queue the outcome; the future resolves once it is committed."""
@@ -68,7 +74,8 @@ class HistoryWriter:
             await asyncio.sleep(_LINGER_SECONDS)
             while not self._queue.empty() and len(batch) < _MAX_BATCH:
                 batch.append(self._queue.get_nowait())
-            await self._flush_until_stored([outcome for outcome, _ in batch])
+            with HISTORY_BATCH_SECONDS.time():
+                await self._flush_until_stored([outcome for outcome, _ in batch])
             for _, done in batch:
                 if not done.done():
                     done.set_result(None)
@@ -100,13 +107,16 @@ class HistoryWriter:
             try:
                 return await self._flush(outcomes)
             except TRANSIENT as exc:
+                HISTORY_WRITE_FAILURES.labels("outage").inc()
                 log.warning(
                     "storing outcomes waits for Postgres",
                     error_class=type(exc).__name__,
                     retry_in=backoff.delay,
                 )
             except asyncpg.PostgresError as exc:
-                if _rejects_the_data(exc):
+                rejected = _rejects_the_data(exc)
+                HISTORY_WRITE_FAILURES.labels("rejected" if rejected else "error").inc()
+                if rejected:
                     raise
                 log.error(
                     "storing outcomes failed; retrying", error=str(exc), retry_in=backoff.delay

@@ -13,6 +13,7 @@ backoff, so a crash, a broker outage or a rebalance can repeat work but never lo
 
 import asyncio
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +47,7 @@ BATCH_FAILURES = prometheus_client.Counter(
     "Batches that could not be fully produced and were retried from their first event.",
 )
 _MISSING_RECHECK_SECONDS = 10.0
+_TOPIC_MEMORY_SECONDS = 10.0
 TENANTS = prometheus_client.Gauge(
     "hookstream_matcher_tenants", "Tenants with webhooks in this instance's route table."
 )
@@ -74,6 +76,12 @@ class Matcher:
         self._stopping = asyncio.Event()
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
         self._known_topics: set[str] = set()
+        self._recent_topics: dict[str, float] = {}
+        self._always_written = [
+            self._topics.events,
+            self._topics.events_dlq,
+            self._topics.dispatch_shards,
+        ]
         self._missing: dict[str, float] = {}
         self._assignments = 0
         self._loaded_for = 0
@@ -213,9 +221,15 @@ class Matcher:
         started = time.monotonic()
         acks: list[asyncio.Future[Any]] = []
         queued: set[str] = set()
-        for records in batch.values():
-            for record in records:
-                acks.extend(await self._route_record(record, queued))
+        routed = [(r, self._decide(r)) for records in batch.values() for r in records]
+        await self._learn_partitions(
+            self._topics.deliveries(job.webhook_id)
+            for _, decision in routed
+            if isinstance(decision, Deliver)
+            for job in decision.jobs
+        )
+        for record, decision in routed:
+            acks.extend(await self._act(record, decision, queued))
         await asyncio.gather(*acks)
         await asyncio.gather(
             *await wake_owners(self._producer, self._topics, self._settings.dispatch_shards, queued)
@@ -228,12 +242,37 @@ class Matcher:
             log.warning("commit failed; the batch may be routed twice", error=str(exc))
         BATCH_SECONDS.observe(time.monotonic() - started)
 
-    async def _route_record(
-        self, record: ConsumerRecord, queued: set[str]
+    def _decide(self, record: ConsumerRecord) -> Deliver | Rekey | DeadLetter:
+        now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        return route(self.table, record.key, record.value, now, self._settings.max_event_bytes)
+
+    async def _learn_partitions(self, topics: Iterable[str]) -> None:
+        """Have the producer learn the partitions of a batch's new delivery topics at once.
+
+        aiokafka asks for metadata again for each topic new to a producer, listing every topic
+        that producer ever sent to: at 10,000 webhooks that was a request for thousands of
+        topics per event. So the producer is told to follow only the topics of the last
+        `_TOPIC_MEMORY_SECONDS` (and the few it always writes), asked once per batch.
+        """
+        now = time.monotonic()
+        cluster = self._producer.client.cluster
+        unknown = False
+        for topic in topics:
+            self._recent_topics[topic] = now
+            unknown = unknown or cluster.partitions_for_topic(topic) is None
+        if not unknown:
+            return
+        self._recent_topics = {
+            topic: seen
+            for topic, seen in self._recent_topics.items()
+            if now - seen < _TOPIC_MEMORY_SECONDS and await self._topic_exists(topic)
+        }
+        await self._producer.client.set_topics([*self._recent_topics, *self._always_written])
+
+    async def _act(
+        self, record: ConsumerRecord, decision: Deliver | Rekey | DeadLetter, queued: set[str]
     ) -> list[asyncio.Future[Any]]:
         """Produce what one event asks for; add the webhooks it queued jobs for to `queued`."""
-        now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
-        decision = route(self.table, record.key, record.value, now, self._settings.max_event_bytes)
         if isinstance(decision, DeadLetter):
             return [await self._dead_letter(record, decision.reason)]
         if isinstance(decision, Rekey):
