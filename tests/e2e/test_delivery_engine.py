@@ -12,6 +12,7 @@ import socket
 import statistics
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ import orjson
 import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
+from hookstream_client import AsyncClient, Delivery, Webhook
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
@@ -32,7 +34,10 @@ SECRET = "e" * 40
 
 
 class Scenario:
-    """One tenant, its webhooks, and helpers to publish and inspect."""
+    """One tenant, its webhooks, and helpers to publish and inspect.
+
+    `client` is the tenant's API client; `api` and `auth` are for requests it would not send.
+    """
 
     def __init__(
         self, api: httpx.AsyncClient, stack: ServiceSet, publisher: EventPublisher, token: Any
@@ -40,13 +45,18 @@ class Scenario:
         self.api, self.stack, self.publisher = api, stack, publisher
         self.tenant = new_tenant()
         self.auth = bearer(token(self.tenant, "u1"))
+        self.client = AsyncClient(stack.url("api"), token(self.tenant, "u1"), timeout=15)
 
-    async def webhook(self, url: str, **fields: Any) -> dict[str, Any]:
+    async def __aenter__(self) -> "Scenario":
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.client.close()
+
+    async def webhook(self, url: str, **fields: Any) -> Webhook:
         body = {"name": "engine", "url": url, "eventTypes": [CREATED], **fields}
-        response = await self.api.post(V1, json=body, headers=self.auth)
-        assert response.status_code == 201, response.text
-        webhook = response.json()
-        await wait_routed(self.stack, self.tenant, {webhook["id"]})
+        webhook = await self.client.create_webhook(body)
+        await wait_routed(self.stack, self.tenant, {webhook.id})
         return webhook
 
     async def publish(self, count: int = 1) -> list[dict[str, Any]]:
@@ -55,21 +65,19 @@ class Scenario:
             await self.publisher.publish(event)
         return events
 
-    async def deliveries(self, webhook: dict[str, Any]) -> list[dict[str, Any]]:
-        response = await self.api.get(
-            f"{V1}/{webhook['id']}/deliveries", params={"limit": 100}, headers=self.auth
-        )
-        return response.json()["data"]
+    async def deliveries(self, webhook: Webhook) -> list[Delivery]:
+        return (await self.client.list_deliveries(webhook.id, limit=100)).data
 
-    async def get(self, webhook: dict[str, Any]) -> dict[str, Any]:
-        return (await self.api.get(f"{V1}/{webhook['id']}", headers=self.auth)).json()
+    async def get(self, webhook: Webhook) -> Webhook:
+        return await self.client.get_webhook(webhook.id)
 
 
 @pytest.fixture
-def scenario(
+async def scenario(
     api: httpx.AsyncClient, stack: ServiceSet, publisher: EventPublisher, token: Any
-) -> Scenario:
-    return Scenario(api, stack, publisher, token)
+) -> AsyncIterator[Scenario]:
+    async with Scenario(api, stack, publisher, token) as scenario:
+        yield scenario
 
 
 async def attempts_of(database_url: str, delivery_id: str) -> list[asyncpg.Record]:
@@ -104,9 +112,9 @@ async def test_5xx_retries_through_the_schedule_to_exhaustion(
         assert tier * 0.85 <= gap <= tier * 1.1 + 1.5, (gaps, tier)
 
     [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=10)
-    assert delivery["status"] == "fail"
-    assert "Failed for good after 4 attempts" in delivery["statusMessage"]
-    rows = await attempts_of(database_url, delivery["id"])
+    assert delivery.status == "fail"
+    assert "Failed for good after 4 attempts" in delivery.status_message
+    rows = await attempts_of(database_url, delivery.id)
     assert [r["attempt"] for r in rows] == [1, 2, 3, 4]
     assert {r["status_code"] for r in rows} == {500}
     assert rows[0]["response_body"] == "boom" and rows[0]["duration_ms"] > 0
@@ -125,10 +133,10 @@ async def test_4xx_and_redirects_fail_without_retry(
     assert len(receiver.received(path)) == 1
     assert receiver.received("/elsewhere") == []
     [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=10)
-    assert delivery["status"] == "fail"
-    assert delivery["response"]["statusCode"] == status
+    assert delivery.status == "fail"
+    assert delivery.response is not None and delivery.response.status_code == status
     if status == 302:
-        assert "redirects are not followed" in delivery["statusMessage"]
+        assert "redirects are not followed" in delivery.status_message
 
 
 async def test_retry_after_is_honoured(scenario: Scenario, receiver: Receiver) -> None:
@@ -150,13 +158,13 @@ async def test_410_disables_the_webhook_and_routing_stops(
     await scenario.publish()
     await receiver.wait_for(1, timeout=30, path=path)
 
-    async def disabled() -> dict[str, Any] | None:
+    async def disabled() -> Webhook | None:
         current = await scenario.get(webhook)
-        return current if not current["enabled"] else None
+        return current if not current.enabled else None
 
     current = await wait_until(disabled, timeout=10)
-    assert current["disabledReasonCode"] == "ENDPOINT_GONE"
-    assert "410" in current["disabledReason"]
+    assert current.disabled_reason_code == "ENDPOINT_GONE"
+    assert "410" in (current.disabled_reason or "")
     await asyncio.sleep(1.0)  # the matcher learns of the change through the outbox
     await scenario.publish(2)
     await asyncio.sleep(2.5)
@@ -171,22 +179,20 @@ async def test_auto_disable_after_a_run_of_failures_and_re_enable_resets(
     webhook = await scenario.webhook(receiver_url(receiver, path))
     await scenario.publish()
 
-    async def disabled() -> dict[str, Any] | None:
+    async def disabled() -> Webhook | None:
         current = await scenario.get(webhook)
-        return current if not current["enabled"] else None
+        return current if not current.enabled else None
 
     current = await wait_until(disabled, timeout=30)
-    assert current["disabledReasonCode"] == "DELIVERY_FAILURES"
+    assert current.disabled_reason_code == "DELIVERY_FAILURES"
     assert len(receiver.received(path)) >= 4
 
-    enable = [{"op": "replace", "path": "/enabled", "value": True}]
-    response = await scenario.api.patch(f"{V1}/{webhook['id']}", json=enable, headers=scenario.auth)
-    assert response.status_code == 204
+    await scenario.client.enable_webhook(webhook.id)
     enabled = await scenario.get(webhook)
-    assert enabled["enabled"] and enabled["disabledReasonCode"] is None
+    assert enabled.enabled and enabled.disabled_reason_code is None
     connection = await asyncpg.connect(database_url)
     health = await connection.fetchrow(
-        "SELECT * FROM webhook_health WHERE webhook_id = $1", uuid.UUID(webhook["id"])
+        "SELECT * FROM webhook_health WHERE webhook_id = $1", uuid.UUID(webhook.id)
     )
     await connection.close()
     assert health is None, "enabling resets the run of failures"
@@ -199,9 +205,9 @@ async def test_non_public_addresses_are_refused(scenario: Scenario, host: str) -
     webhook = await scenario.webhook(f"https://{host}/hook")
     await scenario.publish()
     [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=30)
-    assert delivery["status"] == "fail"
-    assert "blocked" in delivery["statusMessage"]
-    assert "response" not in delivery
+    assert delivery.status == "fail"
+    assert "blocked" in delivery.status_message
+    assert delivery.response is None
 
 
 async def test_connection_refused_is_retried(
@@ -217,7 +223,7 @@ async def test_connection_refused_is_retried(
         deliveries = await scenario.deliveries(webhook)
         if not deliveries:
             return []
-        rows = await attempts_of(database_url, deliveries[0]["id"])
+        rows = await attempts_of(database_url, deliveries[0].id)
         return rows if len(rows) >= 2 else []
 
     rows = await wait_until(retried, timeout=30)
@@ -258,8 +264,7 @@ async def test_changes_reach_the_dispatcher_within_a_second(
         {"op": "replace", "path": "/url", "value": receiver_url(receiver, new)},
         {"op": "add", "path": "/headers/X-Version", "value": "2"},
     ]
-    response = await scenario.api.patch(f"{V1}/{webhook['id']}", json=change, headers=scenario.auth)
-    assert response.status_code == 204
+    await scenario.client.patch_webhook(webhook.id, change)
     await asyncio.sleep(1.0)
     await scenario.publish()
     [request] = await receiver.wait_for(1, timeout=30, path=new)
@@ -281,7 +286,7 @@ async def test_sigterm_finishes_the_request_in_flight(
     assert time.monotonic() - started < 15
     await asyncio.to_thread(scenario.stack.start, "dispatcher")
     [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=15)
-    assert delivery["status"] == "success"
+    assert delivery.status == "success"
     await asyncio.sleep(2.0)
     assert len(receiver.received(path)) == 1, "finished and committed, so not sent again"
 

@@ -5,26 +5,24 @@ import os
 import secrets
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import asyncpg
-import httpx
 import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from history_rows import insert_delivery, insert_webhook, new_event, outcome, own_database
 
+from hookstream_client import ApiError, AsyncClient
 from hookstream_common.db import create_pool, ensure_partitions, migrate
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_common.sdk import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from hookstream_janitor.housekeeping import PassReport, partition_day, rotate_partitions
-from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+from support import new_tenant, receiver_url, wait_routed, wait_until
 
-V1 = "/api/v1/webhooks"
 CREATED = "com.qlik.v1.app.created"
 
 
@@ -82,25 +80,26 @@ async def test_partitions_across_month_and_year_boundaries(db: asyncpg.Connectio
 
 
 async def test_api_never_shows_deliveries_past_retention(
-    api: httpx.AsyncClient, token: Any, db: asyncpg.Connection
+    client_for: Callable[..., AsyncClient], db: asyncpg.Connection
 ) -> None:
     tenant = new_tenant()
-    auth = bearer(token(tenant, "u1"))
+    client = client_for(tenant, "u1")
     body = {"name": "old", "url": "https://x.example.com/h", "eventTypes": [CREATED]}
-    webhook = (await api.post(V1, json=body, headers=auth)).json()
+    webhook = await client.create_webhook(body)
     now = datetime.now(UTC)
     await ensure_partitions(db, 2, today=(now - timedelta(days=8)).date())
     inside = await insert_delivery(
-        db, tenant, webhook["id"], now - timedelta(days=7) + timedelta(minutes=2), "fail"
+        db, tenant, webhook.id, now - timedelta(days=7) + timedelta(minutes=2), "fail"
     )
     outside = await insert_delivery(
-        db, tenant, webhook["id"], now - timedelta(days=7) - timedelta(minutes=2), "fail"
+        db, tenant, webhook.id, now - timedelta(days=7) - timedelta(minutes=2), "fail"
     )
-    listed = (await api.get(f"{V1}/{webhook['id']}/deliveries", headers=auth)).json()["data"]
-    assert [d["id"] for d in listed] == [inside]
-    assert listed[0]["request"]["body"]["eventType"] == CREATED
-    gone = await api.get(f"{V1}/{webhook['id']}/deliveries/{outside}", headers=auth)
-    assert gone.status_code == 404
+    listed = (await client.list_deliveries(webhook.id)).data
+    assert [d.id for d in listed] == [inside]
+    assert listed[0].request.body["eventType"] == CREATED
+    with pytest.raises(ApiError) as gone:
+        await client.get_delivery(webhook.id, outside)
+    assert gone.value.status == 404
 
 
 async def test_janitor_drops_whole_days_past_retention_and_two_can_run_at_once(
@@ -129,38 +128,37 @@ async def test_janitor_drops_whole_days_past_retention_and_two_can_run_at_once(
 
 
 async def test_janitor_deletes_topics_of_deleted_webhooks_only(
-    api: httpx.AsyncClient,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
     stack: ServiceSet,
     settings_env: dict[str, str],
     servers: dict[str, str],
     db: asyncpg.Connection,
 ) -> None:
     tenant = new_tenant()
-    auth = bearer(token(tenant, "u1"))
+    client = client_for(tenant, "u1")
     body = {"name": "t", "url": "https://x.example.com/h", "eventTypes": [CREATED]}
-    doomed = (await api.post(V1, json=body, headers=auth)).json()
-    kept = (await api.post(V1, json=body, headers=auth)).json()
-    await wait_routed(stack, tenant, {doomed["id"], kept["id"]})
-    assert (await api.delete(f"{V1}/{doomed['id']}", headers=auth)).status_code == 204
+    doomed = await client.create_webhook(body)
+    kept = await client.create_webhook(body)
+    await wait_routed(stack, tenant, {doomed.id, kept.id})
+    await client.delete_webhook(doomed.id)
     prefix = settings_env["HOOKSTREAM_TOPIC_PREFIX"]
     admin = AIOKafkaAdminClient(bootstrap_servers=servers["kafka"])
     await admin.start()
     try:
         before = set(await admin.list_topics())
-        assert f"{prefix}.deliveries.{doomed['id']}" in before
+        assert f"{prefix}.deliveries.{doomed.id}" in before
         code, output = await run_janitor(settings_env)
         assert code == 0, output
 
         async def deleted() -> bool:
-            return f"{prefix}.deliveries.{doomed['id']}" not in set(await admin.list_topics())
+            return f"{prefix}.deliveries.{doomed.id}" not in set(await admin.list_topics())
 
         await wait_until(deleted, timeout=15)
-        assert f"{prefix}.deliveries.{kept['id']}" in set(await admin.list_topics())
+        assert f"{prefix}.deliveries.{kept.id}" in set(await admin.list_topics())
     finally:
         await admin.close()
     remaining = await db.fetchval(
-        "SELECT count(*) FROM deleted_webhooks WHERE webhook_id = $1", uuid.UUID(doomed["id"])
+        "SELECT count(*) FROM deleted_webhooks WHERE webhook_id = $1", uuid.UUID(doomed.id)
     )
     assert remaining == 0
 
@@ -347,36 +345,28 @@ async def days_of(db: asyncpg.Connection) -> list[date]:
 
 
 async def test_a_recovered_delivery_of_a_day_about_to_be_dropped_is_stored(
-    api: httpx.AsyncClient,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
     stack: ServiceSet,
     receiver: Receiver,
     db: asyncpg.Connection,
 ) -> None:
     tenant = new_tenant()
-    auth = bearer(token(tenant, "u1"))
+    client = client_for(tenant, "u1")
     path = f"/hooks/last-day-{uuid.uuid4().hex}"
     receiver.respond(path, status=200, delay=2.0)  # the recovered attempt is in flight for 2 s
     body = {"name": "d", "url": receiver_url(receiver, path), "eventTypes": [CREATED]}
-    webhook = (await api.post(V1, json=body, headers=auth)).json()
+    webhook = await client.create_webhook(body)
     triggered = datetime.now(UTC) - timedelta(days=7) + timedelta(minutes=10)
     await ensure_partitions(db, 0, today=triggered.date())
-    delivery_id = await insert_delivery(db, tenant, webhook["id"], triggered, "fail")
+    delivery_id = await insert_delivery(db, tenant, webhook.id, triggered, "fail")
     # The moment the whole of that day is past the retention.
     doomed_at = datetime.combine(triggered.date(), datetime.min.time(), UTC) + timedelta(days=8)
 
-    recover = await api.post(
-        f"{V1}/{webhook['id']}/actions/recover",
-        json={"since": (triggered - timedelta(minutes=1)).isoformat()},
-        headers=auth,
-    )
-    assert recover.status_code == 202 and recover.json()["total"] == 1, recover.text
+    recovery = await client.recover_deliveries(webhook.id, triggered - timedelta(minutes=1))
+    assert recovery.total == 1
 
     async def queued() -> bool:
-        status = await api.get(
-            f"{V1}/{webhook['id']}/actions/recover/{recover.json()['id']}", headers=auth
-        )
-        return status.json()["state"] == "done"
+        return (await client.get_recovery(webhook.id, recovery.id)).state == "done"
 
     await wait_until(queued, timeout=15)
     report = PassReport()
@@ -385,8 +375,7 @@ async def test_a_recovered_delivery_of_a_day_about_to_be_dropped_is_stored(
     assert f"deliveries_p{triggered:%Y%m%d}" not in report.partitions_dropped
 
     async def delivered() -> bool:
-        got = await api.get(f"{V1}/{webhook['id']}/deliveries/{delivery_id}", headers=auth)
-        return got.json()["status"] == "success"
+        return (await client.get_delivery(webhook.id, delivery_id)).status == "success"
 
     await wait_until(delivered, timeout=20)
     part = await db.fetchval(

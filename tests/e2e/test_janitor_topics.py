@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from test_delivery_engine import V1, Scenario
+from test_delivery_engine import Scenario
 
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
@@ -37,16 +37,14 @@ def _janitor_once(stack: ServiceSet) -> None:
 async def test_a_drained_topic_of_a_deleted_webhook_is_deleted(
     api: Any, stack: ServiceSet, publisher: Any, token: Any, receiver: Receiver
 ) -> None:
-    scenario = Scenario(api, stack, publisher, token)
     path = f"/hooks/reaped-{uuid.uuid4().hex}"
-    webhook = await scenario.webhook(receiver_url(receiver, path))
-    topic = f"{stack.env['HOOKSTREAM_TOPIC_PREFIX']}.deliveries.{webhook['id']}"
-    await scenario.publish()
-    await receiver.wait_for(1, timeout=30, path=path)
-    assert topic in await _topics(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
-
-    deleted = await api.delete(f"{V1}/{webhook['id']}", headers=scenario.auth)
-    assert deleted.status_code == 204
+    async with Scenario(api, stack, publisher, token) as scenario:
+        webhook = await scenario.webhook(receiver_url(receiver, path))
+        topic = f"{stack.env['HOOKSTREAM_TOPIC_PREFIX']}.deliveries.{webhook.id}"
+        await scenario.publish()
+        await receiver.wait_for(1, timeout=30, path=path)
+        assert topic in await _topics(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+        await scenario.client.delete_webhook(webhook.id)
 
     async def reaped() -> bool:
         await asyncio.to_thread(_janitor_once, stack)

@@ -9,26 +9,25 @@ import asyncio
 import secrets
 import signal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
+from hookstream_client import AsyncClient
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
-from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+from support import new_tenant, receiver_url, wait_routed, wait_until
 
 APP_CREATED = "com.qlik.v1.app.created"
 
 
-async def _webhook(api: httpx.AsyncClient, auth: str, url: str) -> str:
+async def _webhook(client: AsyncClient, url: str) -> str:
     body = {"name": "restart", "url": url, "eventTypes": [APP_CREATED]}
-    response = await api.post("/api/v1/webhooks", json=body, headers=bearer(auth))
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
+    return (await client.create_webhook(body)).id
 
 
 async def _delivered(receiver: Receiver, publisher: EventPublisher, tenant: str, path: str) -> None:
@@ -45,17 +44,15 @@ async def _delivered(receiver: Receiver, publisher: EventPublisher, tenant: str,
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 async def test_a_restarted_matcher_routes_as_before(
-    api: httpx.AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
     sig: signal.Signals,
 ) -> None:
     tenant = new_tenant()
-    auth = token(tenant, "u1")
     path = f"/hooks/restart-{uuid.uuid4().hex}"
-    webhook_id = await _webhook(api, auth, receiver_url(receiver, path))
+    webhook_id = await _webhook(client_for(tenant, "u1"), receiver_url(receiver, path))
     await wait_routed(stack, tenant, {webhook_id})
     await _delivered(receiver, publisher, tenant, path)
 
@@ -85,8 +82,8 @@ async def test_a_first_start_from_nothing_routes(
             await asyncio.to_thread(services.start, name)
         tenant = new_tenant()
         path = f"/hooks/fresh-{uuid.uuid4().hex}"
-        async with httpx.AsyncClient(base_url=services.url("api"), timeout=15) as api:
-            webhook_id = await _webhook(api, token(tenant, "u1"), receiver_url(receiver, path))
+        async with AsyncClient(services.url("api"), token(tenant, "u1"), timeout=15) as client:
+            webhook_id = await _webhook(client, receiver_url(receiver, path))
         await wait_routed(services, tenant, {webhook_id})
         async with EventPublisher(settings_env["KAFKA_BOOTSTRAP_SERVERS"], prefix) as publisher:
             await _delivered(receiver, publisher, tenant, path)

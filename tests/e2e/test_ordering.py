@@ -15,10 +15,10 @@ from support import receiver_url
 async def test_concurrency_one_delivers_in_publish_order(
     api: Any, stack: ServiceSet, publisher: Any, token: Any, receiver: Receiver
 ) -> None:
-    scenario = Scenario(api, stack, publisher, token)
     path = unique_path("ordered")
     receiver.respond(path, delay=0.01)
-    await scenario.webhook(receiver_url(receiver, path))
+    async with Scenario(api, stack, publisher, token) as scenario:
+        await scenario.webhook(receiver_url(receiver, path))
     ordered = ServiceSet(
         env={**stack.env, "HOOKSTREAM_WEBHOOK_CONCURRENCY": "1"},
         ports={"dispatcher": stack.ports["dispatcher"]},

@@ -13,12 +13,13 @@ import os
 import shutil
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
+from hookstream_client import AsyncClient
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
@@ -95,19 +96,18 @@ async def run_phase(project: Path, phase: str, env: dict[str, str]) -> dict[str,
 
 
 async def test_qlik_api_client_drives_every_webhooks_call(
-    api: httpx.AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
     token: Any,
+    client_for: Callable[..., AsyncClient],
     qlik_api_project: Path,
 ) -> None:
     tenant = new_tenant()
-    bearer = token(tenant, "admin-1", admin=True)
     path = f"/hooks/{uuid.uuid4().hex}"
     env = {
         "HOOKSTREAM_URL": stack.url("api"),
-        "HOOKSTREAM_TOKEN": bearer,
+        "HOOKSTREAM_TOKEN": token(tenant, "admin-1", admin=True),
         "RECEIVER_URL": receiver_url(receiver, path),
     }
 
@@ -120,12 +120,10 @@ async def test_qlik_api_client_drives_every_webhooks_call(
     await publisher.publish(sample_event(APP_CREATED, tenant, "admin-1"))
     await receiver.wait_for(1, timeout=30, path=path)
 
+    client = client_for(tenant, "admin-1", admin=True)
+
     async def recorded() -> bool:
-        response = await api.get(
-            f"/api/v1/webhooks/{webhook_id}/deliveries",
-            headers={"Authorization": f"Bearer {bearer}"},
-        )
-        return response.status_code == 200 and bool(response.json()["data"])
+        return bool((await client.list_deliveries(webhook_id)).data)
 
     try:
         await wait_until(recorded, timeout=15)

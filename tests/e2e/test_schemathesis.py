@@ -31,11 +31,12 @@ from typing import Any
 
 import httpx
 
+from hookstream_client import AsyncClient
 from hookstream_common.catalogue import event_type_names
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
 
 SEED = 20261128
 MAX_EXAMPLES = 50  # fuzzing cases per operation; the other phases add their own
@@ -117,13 +118,13 @@ class Seeds:
 
 def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
     """The run's `schemathesis.toml`: seed, budget, checks, and values worth trying."""
-    history_auth = {"Authorization": f"Bearer {seeds.history_token}"}
+    history_auth = bearer(seeds.history_token)
     return {
         "seed": SEED,
         # Generation speed depends on the machine, not on the API: never a reason to fail.
         "suppress-health-check": ["too_slow"],
         "request-timeout": 10,
-        "headers": {"Authorization": f"Bearer {seeds.fuzz_token}"},
+        "headers": bearer(seeds.fuzz_token),
         "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
         # Ids come from the configuration below, not from responses of other operations:
         # inferred links would send the fuzzed tenant's webhook ids with the history token.
@@ -174,20 +175,8 @@ def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
     }
 
 
-async def create_webhook(api: httpx.AsyncClient, token: str, body: dict[str, Any]) -> str:
-    response = await api.post(
-        "/api/v1/webhooks", json=body, headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
 async def seed(
-    api: httpx.AsyncClient,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
-    token: Callable[..., str],
+    stack: ServiceSet, receiver: Receiver, publisher: EventPublisher, token: Callable[..., str]
 ) -> Seeds:
     """Both tenants; three real deliveries (through matcher and dispatcher) in the history one."""
     fuzz_token = token(new_tenant(), "admin-1", admin=True)
@@ -199,21 +188,19 @@ async def seed(
         "eventTypes": [APP_CREATED],
         "secret": "schemathesis-secret-0123456789abcdef",
     }
-    webhook_id = await create_webhook(api, fuzz_token, body)
-    history_webhook_id = await create_webhook(api, history_token, body)
-    await wait_routed(stack, history_tenant, {history_webhook_id})
-    for _ in range(3):
-        await publisher.publish(sample_event(APP_CREATED, history_tenant, "admin-1"))
+    async with AsyncClient(stack.url("api"), fuzz_token) as client:
+        webhook_id = (await client.create_webhook(body)).id
+    async with AsyncClient(stack.url("api"), history_token) as history:
+        history_webhook_id = (await history.create_webhook(body)).id
+        await wait_routed(stack, history_tenant, {history_webhook_id})
+        for _ in range(3):
+            await publisher.publish(sample_event(APP_CREATED, history_tenant, "admin-1"))
 
-    async def deliveries() -> list[str]:
-        page = await api.get(
-            f"/api/v1/webhooks/{history_webhook_id}/deliveries",
-            headers={"Authorization": f"Bearer {history_token}"},
-        )
-        ids = [d["id"] for d in page.json()["data"]] if page.status_code == 200 else []
-        return ids if len(ids) >= 3 else []
+        async def deliveries() -> list[str]:
+            ids = [d.id for d in (await history.list_deliveries(history_webhook_id)).data]
+            return ids if len(ids) >= 3 else []
 
-    delivery_ids = await wait_until(deliveries, timeout=60)
+        delivery_ids = await wait_until(deliveries, timeout=60)
     return Seeds(fuzz_token, webhook_id, history_token, history_webhook_id, delivery_ids)
 
 
@@ -284,7 +271,7 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
     token: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    seeds = await seed(api, stack, receiver, publisher, token)
+    seeds = await seed(stack, receiver, publisher, token)
     config_file = tmp_path / "schemathesis.toml"
     config_file.write_text(toml_document(schemathesis_config(seeds, receiver)))
 
@@ -293,8 +280,8 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
             f"{stack.url('api')}/openapi.json", config_file, tmp_path
         )
     finally:
-        for bearer in (seeds.fuzz_token, seeds.history_token):
-            await delete_all_webhooks(api, {"Authorization": f"Bearer {bearer}"})
+        for caller in (seeds.fuzz_token, seeds.history_token):
+            await delete_all_webhooks(stack.url("api"), caller)
     print(output[max(output.find("=== SUMMARY"), 0) :])
     print(f"schemathesis ran for {elapsed:.1f}s")
 
@@ -333,14 +320,11 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
     assert not server_errors, f"5xx answers: {server_errors}"
 
 
-async def delete_all_webhooks(api: httpx.AsyncClient, auth: dict[str, str]) -> None:
+async def delete_all_webhooks(api: str, token: str) -> None:
     """Leave nothing behind: each webhook the run created has a delivery topic."""
-    for _ in range(20):
-        page = await api.get("/api/v1/webhooks", params={"limit": 100}, headers=auth)
-        if page.status_code != 200 or not page.json()["data"]:
-            return
-        for webhook in page.json()["data"]:
-            await api.delete(f"/api/v1/webhooks/{webhook['id']}", headers=auth)
+    async with AsyncClient(api, token) as client:
+        for webhook_id in [w.id async for w in client.iter_webhooks(limit=100)]:
+            await client.delete_webhook(webhook_id)
 
 
 def _unprefixed(label: str) -> str:

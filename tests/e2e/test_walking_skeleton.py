@@ -5,12 +5,13 @@ import hashlib
 import hmac
 import signal
 import uuid
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from hookstream_client import AsyncClient, Delivery, Webhook
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
@@ -20,15 +21,10 @@ SECRET = "0123456789abcdef0123456789abcdef-secret"
 APP_CREATED = "com.qlik.v1.app.created"
 
 
-async def create_webhook(
-    api: httpx.AsyncClient, token: str, url: str, **fields: Any
-) -> dict[str, Any]:
-    body = {"name": "test hook", "url": url, "eventTypes": [APP_CREATED], **fields}
-    response = await api.post(
-        "/api/v1/webhooks", json=body, headers={"Authorization": f"Bearer {token}"}
+async def create_webhook(client: AsyncClient, url: str, **fields: Any) -> Webhook:
+    return await client.create_webhook(
+        {"name": "test hook", "url": url, "eventTypes": [APP_CREATED], **fields}
     )
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def requests_to(receiver: Receiver, path: str) -> list[Any]:
@@ -36,18 +32,17 @@ def requests_to(receiver: Receiver, path: str) -> list[Any]:
 
 
 async def test_event_is_delivered_signed_and_recorded(
-    api: httpx.AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
 ) -> None:
     tenant = new_tenant()
-    auth = token(tenant, "admin-1", admin=True)
+    client = client_for(tenant, "admin-1", admin=True)
     path = f"/hooks/{uuid.uuid4().hex}"
-    webhook = await create_webhook(api, auth, receiver_url(receiver, path), secret=SECRET)
-    assert webhook["secretKeyAdded"] is True and "secret" not in webhook
-    await wait_routed(stack, tenant, {webhook["id"]})
+    webhook = await create_webhook(client, receiver_url(receiver, path), secret=SECRET)
+    assert webhook.secret_key_added is True and "secret" not in webhook.to_json()
+    await wait_routed(stack, tenant, {webhook.id})
 
     event = sample_event(APP_CREATED, tenant, "admin-1")
     await publisher.publish(event)
@@ -62,49 +57,37 @@ async def test_event_is_delivered_signed_and_recorded(
     assert received.headers["content-type"] == "application/json"
     assert received.headers["user-agent"] == "Qlik Webhook"
 
-    async def delivered() -> list[Any]:
-        response = await api.get(
-            f"/api/v1/webhooks/{webhook['id']}/deliveries",
-            headers={"Authorization": f"Bearer {auth}"},
-        )
-        assert response.status_code == 200, response.text
-        return response.json()["data"]
+    async def delivered() -> list[Delivery]:
+        return (await client.list_deliveries(webhook.id)).data
 
     [delivery] = await wait_until(delivered, timeout=15)
-    assert delivery["status"] == "success"
-    assert delivery["eventType"] == APP_CREATED
-    assert delivery["webhookId"] == webhook["id"]
-    assert delivery["request"]["body"] == event
-    assert delivery["response"]["statusCode"] == 200
-    assert received.headers["webhook-id"] == delivery["id"]
+    assert delivery.status == "success"
+    assert delivery.event_type == APP_CREATED
+    assert delivery.webhook_id == webhook.id
+    assert delivery.request.body == event
+    assert delivery.response is not None and delivery.response.status_code == 200
+    assert received.headers["webhook-id"] == delivery.id
 
 
 async def test_only_matching_webhooks_receive(
-    api: httpx.AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
 ) -> None:
     tenant, other_tenant = new_tenant(), new_tenant()
+    client, other_client = client_for(tenant, "u1"), client_for(other_tenant, "u1")
     paths = {
         name: f"/hooks/{name}-{uuid.uuid4().hex}" for name in ("target", "other", "off", "type")
     }
-    target = await create_webhook(api, token(tenant, "u1"), receiver_url(receiver, paths["target"]))
-    other = await create_webhook(
-        api, token(other_tenant, "u1"), receiver_url(receiver, paths["other"])
-    )
-    disabled = await create_webhook(
-        api, token(tenant, "u1"), receiver_url(receiver, paths["off"]), enabled=False
-    )
+    target = await create_webhook(client, receiver_url(receiver, paths["target"]))
+    other = await create_webhook(other_client, receiver_url(receiver, paths["other"]))
+    disabled = await create_webhook(client, receiver_url(receiver, paths["off"]), enabled=False)
     wrong_type = await create_webhook(
-        api,
-        token(tenant, "u1"),
-        receiver_url(receiver, paths["type"]),
-        eventTypes=["com.qlik.v1.app.deleted"],
+        client, receiver_url(receiver, paths["type"]), eventTypes=["com.qlik.v1.app.deleted"]
     )
-    await wait_routed(stack, tenant, {target["id"], disabled["id"], wrong_type["id"]})
-    await wait_routed(stack, other_tenant, {other["id"]})
+    await wait_routed(stack, tenant, {target.id, disabled.id, wrong_type.id})
+    await wait_routed(stack, other_tenant, {other.id})
 
     await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
 
@@ -116,18 +99,17 @@ async def test_only_matching_webhooks_receive(
 
 
 async def test_malformed_event_goes_to_dlq_and_the_next_is_delivered(
-    api: httpx.AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
     settings_env: dict[str, str],
     servers: dict[str, str],
 ) -> None:
     tenant = new_tenant()
     path = f"/hooks/{uuid.uuid4().hex}"
-    webhook = await create_webhook(api, token(tenant, "u1"), receiver_url(receiver, path))
-    await wait_routed(stack, tenant, {webhook["id"]})
+    webhook = await create_webhook(client_for(tenant, "u1"), receiver_url(receiver, path))
+    await wait_routed(stack, tenant, {webhook.id})
     garbage = f"not an event {uuid.uuid4()}".encode()
 
     await publisher.publish_raw(garbage, key=tenant.encode())
@@ -156,18 +138,17 @@ async def test_malformed_event_goes_to_dlq_and_the_next_is_delivered(
 
 
 async def test_dispatcher_killed_before_commit_redelivers_after_restart(
-    api: httpx.AsyncClient,
     stack: ServiceSet,
     receiver: Receiver,
     publisher: EventPublisher,
-    token: Any,
+    client_for: Callable[..., AsyncClient],
 ) -> None:
     tenant = new_tenant()
     path = f"/hooks/slow-{uuid.uuid4().hex}"
     receiver.respond(path, status=200, delay=5.0)
-    auth = token(tenant, "u1")
-    webhook = await create_webhook(api, auth, receiver_url(receiver, path))
-    await wait_routed(stack, tenant, {webhook["id"]})
+    client = client_for(tenant, "u1")
+    webhook = await create_webhook(client, receiver_url(receiver, path))
+    await wait_routed(stack, tenant, {webhook.id})
 
     await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
     await wait_until(lambda: requests_to(receiver, path), timeout=30)
@@ -181,11 +162,7 @@ async def test_dispatcher_killed_before_commit_redelivers_after_restart(
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
 
     async def succeeded() -> bool:
-        response = await api.get(
-            f"/api/v1/webhooks/{webhook['id']}/deliveries",
-            headers={"Authorization": f"Bearer {auth}"},
-        )
-        data = response.json()["data"]
-        return len(data) == 1 and data[0]["status"] == "success"
+        data = (await client.list_deliveries(webhook.id)).data
+        return len(data) == 1 and data[0].status == "success"
 
     await wait_until(succeeded, timeout=20)

@@ -10,12 +10,12 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 from cryptography.fernet import Fernet
+from test_api import body, create
 
 from hookstream_common.webhook_store import record_change
 from hookstream_dev.stack import ServiceSet, free_port
@@ -25,21 +25,6 @@ V1 = "/api/v1/webhooks"
 SECRET = "s" * 40
 LOW_RATE = {"HOOKSTREAM_WRITE_RATE_PER_SECOND": "0.5", "HOOKSTREAM_WRITE_BURST": "3"}
 """One write every 2 s, 3 at once: what the replicas of the rate-limit test run with."""
-
-
-def body(**fields: Any) -> dict[str, Any]:
-    return {
-        "name": "hook",
-        "url": "https://hooks.example.com/qlik",
-        "eventTypes": ["com.qlik.v1.app.created"],
-        **fields,
-    }
-
-
-async def create(api: httpx.AsyncClient, token: str, **fields: Any) -> dict[str, Any]:
-    response = await api.post(V1, json=body(**fields), headers=bearer(token))
-    assert response.status_code == 201, response.text
-    return response.json()
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, str]:

@@ -20,7 +20,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
@@ -28,6 +27,7 @@ from e2e import conftest as e2e
 from e2e.conftest import *  # noqa: F403  (the stack's fixtures; settings_env is overridden)
 from poison_harness import CREATED, DELIVERED_WITHIN, MAX_EVENT_BYTES, TALLY, Poison
 
+from hookstream_client import AsyncClient
 from hookstream_common.kafka import producer
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.topics import Topics
@@ -66,16 +66,13 @@ async def poison(
     """One tenant with one webhook on the receiver, and everything a case needs."""
     topics = Topics(settings_env["HOOKSTREAM_TOPIC_PREFIX"])
     tenant = new_tenant()
-    auth = bearer(token(tenant, "u1", admin=True))
+    caller = token(tenant, "u1", admin=True)
     path = f"/hooks/poison-{uuid.uuid4().hex}"
-    async with httpx.AsyncClient(base_url=stack.url("api"), timeout=15) as client:
-        response = await client.post(
-            "/api/v1/webhooks",
-            json={"name": "poison", "url": receiver_url(receiver, path), "eventTypes": [CREATED]},
-            headers=auth,
+    async with AsyncClient(stack.url("api"), caller, timeout=15) as client:
+        webhook = await client.create_webhook(
+            {"name": "poison", "url": receiver_url(receiver, path), "eventTypes": [CREATED]}
         )
-    assert response.status_code == 201, response.text
-    webhook_id = response.json()["id"]
+    webhook_id = webhook.id
     await wait_routed(stack, tenant, {webhook_id})
     kafka = producer(servers["kafka"])
     await kafka.start()
@@ -87,7 +84,9 @@ async def poison(
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    harness = Poison(stack, receiver, publisher, kafka, topics, tenant, webhook_id, path, auth)
+    harness = Poison(
+        stack, receiver, publisher, kafka, topics, tenant, webhook_id, path, bearer(caller)
+    )
     reading = asyncio.create_task(_read_dead_letters(consumer, harness.dead_letters))
     try:
         # The first event also waits out the dispatcher's first fetch of the new topic.
