@@ -14,7 +14,6 @@ from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
 from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
 from hookstream_api.schemas import (
-    MAX_EVENT_TYPE,
     MAX_EVENT_TYPES_QUERY,
     MAX_NAME,
     MAX_ORIGINS_QUERY,
@@ -49,6 +48,10 @@ from hookstream_common.filters import FilterError, parse_filter
 Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
+
+MAX_SEARCH = 64
+"""Longest substring the `...Contains` filters take: every URL with every filter at its maximum
+must stay within `max_url_bytes` (tests/unit/test_field_limits.py)."""
 
 SORT_COLUMNS = {
     "name": "name",
@@ -203,7 +206,7 @@ async def list_webhooks(
         str | None,
         Query(
             alias="eventTypesContains",
-            max_length=MAX_EVENT_TYPE,
+            max_length=MAX_SEARCH,
             description="Case-insensitive substring of any one event type (beyond Qlik).",
         ),
     ] = None,
@@ -211,7 +214,7 @@ async def list_webhooks(
         str | None,
         Query(
             alias="ownerIdContains",
-            max_length=MAX_USER_ID,
+            max_length=MAX_SEARCH,
             description="Case-insensitive substring of ownerId (beyond Qlik).",
         ),
     ] = None,
