@@ -36,7 +36,9 @@ from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.lanes import Lane
+from hookstream_dispatcher.rate_limits import Throttle
 from hookstream_dispatcher.settings import DispatcherSettings
+from hookstream_dispatcher.topic_offsets import TopicOffsets
 
 log = structlog.get_logger(__name__)
 
@@ -61,7 +63,7 @@ TOPICS_FOUND = prometheus_client.Counter(
 TOPICS_FOUND.labels("wake-up")
 TOPICS_FOUND.labels("scan")
 _COMMIT_INTERVAL = 0.5
-_REASSIGN_INTERVAL = 0.05
+_REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
 
 
@@ -110,10 +112,9 @@ class Dispatcher:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5000,
+            fetch_max_wait_ms=100,  # a topic taken up waits for the fetch in flight to end
         )
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-        """Asks for every topic's offsets in a scan (its metadata covers all delivery topics,
-        so the delivery consumer's covers only the assignment)."""
+        self._offsets = TopicOffsets(bootstrap)
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
 
     def stop(self) -> None:
@@ -135,7 +136,7 @@ class Dispatcher:
         """Leave the shard group and disconnect."""
         await self.shard_consumer.stop()
         await self.consumer.stop()
-        await self._offsets.stop()
+        await self._offsets.close()
         await self._admin.close()
 
     async def take_shards(self, assigned: set[TopicPartition]) -> None:
@@ -215,11 +216,14 @@ class Dispatcher:
         await self._assign(wanted)
 
     def _idle(self, partition: TopicPartition, seen: float, now: float) -> bool:
-        """No job for `topic_idle_seconds`, and every job taken is stored and committed."""
+        """No job for `topic_idle_seconds`, every job taken stored and committed, and fetched
+        at least once (a topic still waiting for its first fetch is not given up)."""
         if now - seen < self._settings.topic_idle_seconds:
             return False
         lane = self._lanes.get(partition)
-        return lane is None or (lane.held == 0 and lane.committed == lane.tracker.committable)
+        if lane is None:
+            return self.consumer.highwater(partition) is not None
+        return lane.held == 0 and lane.committed == lane.tracker.committable
 
     def _wake(self, webhook_id: str, now: float, by: str) -> None:
         """Work is waiting in the webhook's topic: read it, if its shard is owned here."""
@@ -265,12 +269,14 @@ class Dispatcher:
 
     def _lane(self, partition: TopicPartition) -> Lane:
         if partition not in self._lanes:
+            webhook_id = self._topics.webhook_id_of(partition.topic) or ""
             self._lanes[partition] = Lane(
                 partition,
                 self._attempts.run,
                 self._resume_if_drained,
                 self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,
+                Throttle(lambda: self._attempts.rate_limit(webhook_id)),
             )
         return self._lanes[partition]
 
@@ -358,7 +364,7 @@ class Dispatcher:
 
     async def _waiting(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Jobs past the committed offset (or the first offset kept), where there are any."""
-        ends = await self._offsets.end_offsets(partitions)
+        ends = await self._offsets.ends(partitions)
         committed = await self._admin.list_consumer_group_offsets(
             self._settings.dispatcher_group_id, partitions=partitions
         )
@@ -367,10 +373,10 @@ class Dispatcher:
             for tp, meta in committed.items()
             if meta is not None and meta.offset >= 0
         }
-        never = [tp for tp in partitions if tp not in done and ends[tp] > 0]
+        never = [tp for tp, end in ends.items() if tp not in done and end > 0]
         if never:
-            done.update(await self._offsets.beginning_offsets(never))
-        return {tp: ends[tp] - done.get(tp, 0) for tp in partitions if ends[tp] > done.get(tp, 0)}
+            done.update(await self._offsets.firsts(never))
+        return {tp: end - done.get(tp, 0) for tp, end in ends.items() if end > done.get(tp, 0)}
 
 
 def _is_uuid(text: str) -> bool:
