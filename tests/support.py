@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from hookstream_common.topics import Topics
 from hookstream_dev import infra
-from hookstream_dev.receiver import Receiver
+from hookstream_dev.receiver import Receiver, RecordedRequest
 from hookstream_dev.stack import ServiceSet
 
 RECEIVER_HOST = "receiver.hookstream.test"
@@ -39,6 +41,12 @@ def receiver_url(receiver: Receiver, path: str) -> str:
     return f"https://{RECEIVER_HOST}:{receiver.port}{path}"
 
 
+def carrying(receiver: Receiver, path: str, event: dict[str, Any]) -> list[RecordedRequest]:
+    """The requests to `path` that delivered this event (found by its id, in either shape)."""
+    needle = event["eventId"].encode()
+    return [r for r in receiver.received(path) if needle in r.body]
+
+
 async def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
     """Poll an async or sync `check` until it returns something truthy; fail on timeout."""
     deadline = time.monotonic() + timeout
@@ -53,17 +61,32 @@ async def wait_until(check: Callable[[], Any], timeout: float = 30.0, interval: 
         await asyncio.sleep(interval)
 
 
+async def matcher_routes(stack: ServiceSet, tenant: str) -> list[dict[str, Any]]:
+    """What the matcher routes for a tenant (`/routes/{tenant}`): id, eventTypes, enabled."""
+    async with httpx.AsyncClient(base_url=stack.url("matcher"), timeout=5) as client:
+        response = await client.get(f"/routes/{tenant}")
+    return response.json()["webhooks"] if response.status_code == 200 else []
+
+
 async def wait_routed(stack: ServiceSet, tenant: str, webhook_ids: set[str]) -> None:
     """Wait until the matcher routes for all these webhooks (the outbox relay has run)."""
 
     async def known() -> bool:
-        async with httpx.AsyncClient(base_url=stack.url("matcher"), timeout=5) as client:
-            response = await client.get(f"/routes/{tenant}")
-        if response.status_code != 200:
-            return False
-        return webhook_ids <= {w["id"] for w in response.json()["webhooks"]}
+        return webhook_ids <= {w["id"] for w in await matcher_routes(stack, tenant)}
 
     await wait_until(known, timeout=30)
+
+
+async def jobs_routed_to(stack: ServiceSet, webhook_id: str) -> int:
+    """How many delivery jobs the webhook's topic has taken: what the matcher routed to it."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+    await consumer.start()
+    try:
+        topic = Topics(stack.env["HOOKSTREAM_TOPIC_PREFIX"]).deliveries(webhook_id)
+        partition = TopicPartition(topic, 0)
+        return (await consumer.end_offsets([partition]))[partition]
+    finally:
+        await consumer.stop()
 
 
 def repo_root() -> Path:

@@ -26,7 +26,16 @@ from hookstream_client import AsyncClient, Delivery, Webhook
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
-from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+from support import (
+    bearer,
+    carrying,
+    jobs_routed_to,
+    matcher_routes,
+    new_tenant,
+    receiver_url,
+    wait_routed,
+    wait_until,
+)
 
 V1 = "/api/v1/webhooks"
 CREATED = "com.qlik.v1.app.created"
@@ -80,6 +89,28 @@ async def scenario(
         yield scenario
 
 
+async def next_attempt_at(database_url: str, delivery_id: str) -> datetime | None:
+    """When the delivery's next attempt is due; None when no retry is scheduled."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        return await connection.fetchval(
+            "SELECT next_attempt_at FROM deliveries WHERE id = $1", uuid.UUID(delivery_id)
+        )
+    finally:
+        await connection.close()
+
+
+async def marker_delivered(scenario: Scenario, receiver: Receiver, path: str) -> None:
+    """Publish an event after what must not happen and wait for it: the lane has moved past.
+
+    Jobs of a webhook are read in order, so once the marker's request arrived, a request for
+    any job before it has been sent too.
+    """
+    receiver.respond(path, status=200)
+    [marker] = await scenario.publish()
+    await wait_until(lambda: carrying(receiver, path, marker), timeout=30)
+
+
 async def attempts_of(database_url: str, delivery_id: str) -> list[asyncpg.Record]:
     connection = await asyncpg.connect(database_url)
     try:
@@ -104,16 +135,22 @@ async def test_5xx_retries_through_the_schedule_to_exhaustion(
     await scenario.publish()
 
     arrived = await receiver.wait_for(4, timeout=30, path=path)
-    await asyncio.sleep(2.0)
-    assert len(receiver.received(path)) == 4, "1 attempt + 3 retries, then no more"
     assert len({r.headers["webhook-id"] for r in arrived}) == 1, "same delivery id on retries"
     gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(arrived)]
     for gap, tier in zip(gaps, (1, 2, 4), strict=True):
         assert tier * 0.85 <= gap <= tier * 1.1 + 1.5, (gaps, tier)
 
-    [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=10)
+    async def failed_for_good() -> Delivery | None:
+        deliveries = await scenario.deliveries(webhook)
+        return next((d for d in deliveries if "Failed for good" in d.status_message), None)
+
+    delivery = await wait_until(failed_for_good, timeout=10)
     assert delivery.status == "fail"
     assert "Failed for good after 4 attempts" in delivery.status_message
+    # No marker here: 4 failures in 2 s disable the webhook (see conftest.py). What the last
+    # attempt stored says whether it scheduled another.
+    assert await next_attempt_at(database_url, delivery.id) is None, "no retry is scheduled"
+    assert len(receiver.received(path)) == 4, "1 attempt + 3 retries, then no more"
     rows = await attempts_of(database_url, delivery.id)
     assert [r["attempt"] for r in rows] == [1, 2, 3, 4]
     assert {r["status_code"] for r in rows} == {500}
@@ -122,17 +159,22 @@ async def test_5xx_retries_through_the_schedule_to_exhaustion(
 
 @pytest.mark.parametrize(("status", "headers"), [(404, {}), (302, {"Location": "/elsewhere"})])
 async def test_4xx_and_redirects_fail_without_retry(
-    scenario: Scenario, receiver: Receiver, status: int, headers: dict[str, str]
+    scenario: Scenario,
+    receiver: Receiver,
+    database_url: str,
+    status: int,
+    headers: dict[str, str],
 ) -> None:
     path = unique_path(f"status{status}")
     receiver.respond(path, status=status, headers=headers)
     webhook = await scenario.webhook(receiver_url(receiver, path))
     await scenario.publish()
     await receiver.wait_for(1, timeout=30, path=path)
-    await asyncio.sleep(2.5)
-    assert len(receiver.received(path)) == 1
-    assert receiver.received("/elsewhere") == []
     [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=10)
+    assert await next_attempt_at(database_url, delivery.id) is None, "no retry is scheduled"
+    await marker_delivered(scenario, receiver, path)
+    assert len(receiver.received(path)) == 2, "the one attempt, then only the marker"
+    assert receiver.received("/elsewhere") == []
     assert delivery.status == "fail"
     assert delivery.response is not None and delivery.response.status_code == status
     if status == 302:
@@ -152,9 +194,10 @@ async def test_retry_after_is_honoured(scenario: Scenario, receiver: Receiver) -
 async def test_410_disables_the_webhook_and_routing_stops(
     scenario: Scenario, receiver: Receiver
 ) -> None:
-    path = unique_path("gone")
+    path, witness_path = unique_path("gone"), unique_path("witness")
     receiver.respond(path, status=410)
     webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.webhook(receiver_url(receiver, witness_path))
     await scenario.publish()
     await receiver.wait_for(1, timeout=30, path=path)
 
@@ -165,9 +208,17 @@ async def test_410_disables_the_webhook_and_routing_stops(
     current = await wait_until(disabled, timeout=10)
     assert current.disabled_reason_code == "ENDPOINT_GONE"
     assert "410" in (current.disabled_reason or "")
-    await asyncio.sleep(1.0)  # the matcher learns of the change through the outbox
+
+    async def matcher_knows() -> bool:
+        routes = await matcher_routes(scenario.stack, scenario.tenant)
+        return any(r["id"] == webhook.id and not r["enabled"] for r in routes)
+
+    await wait_until(matcher_knows, timeout=10)
+    assert await jobs_routed_to(scenario.stack, webhook.id) == 1
+    # The witness takes the same events: once it has them, the matcher has routed them.
     await scenario.publish(2)
-    await asyncio.sleep(2.5)
+    await receiver.wait_for(3, timeout=30, path=witness_path)
+    assert await jobs_routed_to(scenario.stack, webhook.id) == 1, "the matcher still routes to it"
     assert len(receiver.received(path)) == 1
 
 
@@ -287,8 +338,9 @@ async def test_sigterm_finishes_the_request_in_flight(
     await asyncio.to_thread(scenario.stack.start, "dispatcher")
     [delivery] = await wait_until(lambda: scenario.deliveries(webhook), timeout=15)
     assert delivery.status == "success"
-    await asyncio.sleep(2.0)
-    assert len(receiver.received(path)) == 1, "finished and committed, so not sent again"
+    await marker_delivered(scenario, receiver, path)
+    sent = [r.headers["webhook-id"] for r in receiver.received(path)]
+    assert sent.count(delivery.id) == 1, "finished and committed, so not sent again"
 
 
 async def test_sigkill_in_the_middle_of_1000_deliveries_loses_none(

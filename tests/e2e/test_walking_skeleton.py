@@ -6,6 +6,7 @@ import hmac
 import signal
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ from hookstream_client import AsyncClient, Delivery, Webhook
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import carrying, jobs_routed_to, new_tenant, receiver_url, wait_routed, wait_until
 
 SECRET = "0123456789abcdef0123456789abcdef-secret"
 APP_CREATED = "com.qlik.v1.app.created"
@@ -44,12 +45,12 @@ async def test_event_is_delivered_signed_and_recorded(
     assert webhook.secret_key_added is True and "secret" not in webhook.to_json()
     await wait_routed(stack, tenant, {webhook.id})
 
-    event = sample_event(APP_CREATED, tenant, "admin-1")
+    event, marker = (sample_event(APP_CREATED, tenant, "admin-1") for _ in range(2))
     await publisher.publish(event)
+    await publisher.publish(marker)  # jobs are sent in order: a duplicate comes before it
 
-    await wait_until(lambda: requests_to(receiver, path), timeout=30)
-    await asyncio.sleep(1.0)  # a duplicate would arrive within this time
-    [received] = requests_to(receiver, path)
+    await wait_until(lambda: carrying(receiver, path, marker), timeout=30)
+    [received] = carrying(receiver, path, event)
     assert received.method == "POST"
     assert orjson.loads(received.body) == event
     expected = hmac.new(SECRET.encode(), received.body, hashlib.sha256).hexdigest()
@@ -58,7 +59,8 @@ async def test_event_is_delivered_signed_and_recorded(
     assert received.headers["user-agent"] == "Qlik Webhook"
 
     async def delivered() -> list[Delivery]:
-        return (await client.list_deliveries(webhook.id)).data
+        data = (await client.list_deliveries(webhook.id)).data
+        return [d for d in data if d.id == received.headers["webhook-id"]]
 
     [delivery] = await wait_until(delivered, timeout=15)
     assert delivery.status == "success"
@@ -89,13 +91,29 @@ async def test_only_matching_webhooks_receive(
     await wait_routed(stack, tenant, {target.id, disabled.id, wrong_type.id})
     await wait_routed(stack, other_tenant, {other.id})
 
-    await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
-
-    await wait_until(lambda: requests_to(receiver, paths["target"]), timeout=30)
-    await asyncio.sleep(2.0)
-    assert len(requests_to(receiver, paths["target"])) == 1
-    for name in ("other", "off", "type"):
-        assert requests_to(receiver, paths[name]) == [], name
+    event = sample_event(APP_CREATED, tenant, "u1")
+    await publisher.publish(event)
+    await wait_until(partial(carrying, receiver, paths["target"], event), timeout=30)
+    # Markers each of the others takes, published after the event: what it was wrongly given
+    # would be in its queue before its marker.
+    markers = {
+        "target": sample_event(APP_CREATED, tenant, "u1"),
+        "other": sample_event(APP_CREATED, other_tenant, "u1"),
+        "type": sample_event("com.qlik.v1.app.deleted", tenant, "u1"),
+    }
+    for marker in markers.values():
+        await publisher.publish(marker)
+    for name, marker in markers.items():
+        await wait_until(partial(carrying, receiver, paths[name], marker), timeout=30)
+    assert len(requests_to(receiver, paths["target"])) == 2, "the event once, and its marker"
+    for name in ("other", "type"):
+        assert requests_to(receiver, paths[name]) == carrying(receiver, paths[name], markers[name])
+    # The matcher has routed the tenant's marker, so the event's jobs, if any, were written.
+    routed = {
+        w.id: await jobs_routed_to(stack, w.id) for w in (target, other, disabled, wrong_type)
+    }
+    assert routed == {target.id: 2, other.id: 1, disabled.id: 0, wrong_type.id: 1}
+    assert requests_to(receiver, paths["off"]) == []
 
 
 async def test_malformed_event_goes_to_dlq_and_the_next_is_delivered(
