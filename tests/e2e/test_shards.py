@@ -107,7 +107,7 @@ async def test_a_topic_is_read_only_while_it_has_work(
 
     await wait_until(lambda: _is(url, reading, 0), timeout=60)
     scanned = await _metric(url, by_scan)
-    topic = f"{stack.env['HOOKSTREAM_TOPIC_PREFIX']}.deliveries.{webhook['id']}"
+    topic = f"{stack.env['HOOKSTREAM_TOPIC_PREFIX']}.deliveries.{webhook.id}"
     job = await _first_job(stack.env["KAFKA_BOOTSTRAP_SERVERS"], topic)
     kafka = producer(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
     await kafka.start()
