@@ -50,6 +50,10 @@ def stored_row(box: SecretBox) -> dict[str, Any]:
         "secret": box.seal("s" * 32),
         "enabled": True,
         "enable_cloud_event_delivery": False,
+        "rate_limit_per_second": None,
+        "rate_limit_burst": None,
+        "previous_secret": None,
+        "previous_secret_expires_at": None,
     }
 
 

@@ -12,7 +12,7 @@ import aiohttp
 
 from hookstream_common.events import Event
 from hookstream_common.http_client import BlockedAddress
-from hookstream_common.signing import qlik_signature, standard_webhooks_signature
+from hookstream_common.signing import qlik_signature, standard_webhooks_signatures
 from hookstream_common.webhook_store import DeliveryTarget
 
 OMITTED = "**OMITTED**"
@@ -93,17 +93,21 @@ def build_request(
     if target.problem is not None:
         return OutboundRequest(target.url, {}, b"", {}, problem=target.problem)
     body = event.render(cloud_event=target.cloud_event)
-    timestamp = int(time.time())
+    now = datetime.now(UTC)
+    timestamp = int(now.timestamp())
     service = {
         "Content-Type": "application/json",
         "User-Agent": user_agent,
         "webhook-id": delivery_id,
         "webhook-timestamp": str(timestamp),
     }
-    if target.secret:
-        service["Qlik-Signature"] = qlik_signature(target.secret, body)
-        service["webhook-signature"] = standard_webhooks_signature(
-            target.secret, delivery_id, timestamp, body
+    secrets = target.signing_secrets(now)
+    if secrets:
+        # Qlik-Signature has room for one: the current secret. During a rotation's grace window
+        # webhook-signature carries the previous secret's signature too.
+        service["Qlik-Signature"] = qlik_signature(secrets[0], body)
+        service["webhook-signature"] = standard_webhooks_signatures(
+            secrets, delivery_id, timestamp, body
         )
     headers = {**target.headers, **target.encrypted_headers, **service}
     recorded = {**target.headers, **dict.fromkeys(target.encrypted_headers, OMITTED), **service}

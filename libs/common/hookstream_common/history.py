@@ -1,9 +1,10 @@
 """Delivery history in Postgres: event bodies (once per event), deliveries and their attempts.
 
 Every attempt, whatever caused it (dispatch, retry, resend, recover), is recorded by one step,
-`record_outcomes` (decision 5): the history rows and the webhook's run of failures, in the
-caller's transaction. Written in batches, never one autocommit per row. Every table is
-partitioned by day on the delivery's trigger time; see migration 0003.
+`record_outcomes` (decision 5): the history rows and the webhook's health (its run of failures,
+its last attempt and status), in the caller's transaction. Written in batches, never one
+autocommit per row. Every table is partitioned by day on the delivery's trigger time; see
+migration 0003.
 """
 
 import contextlib
@@ -59,22 +60,31 @@ class FailureRun:
 
 @dataclass(frozen=True)
 class _Run:
-    """What a batch says about one webhook's run of failed attempts."""
+    """What a batch says about one webhook: its run of failed attempts and its last attempt."""
 
     reset: bool
     failures: int
     failing_since: datetime | None
+    last_at: datetime | None = None
+    last_status: str | None = None
 
 
-# One statement for every webhook of a batch: a reset run replaces the count, others add to it.
+# One statement for every webhook of a batch: a reset run replaces the count, others add to it;
+# the last attempt is the latest one started (a late write never replaces a newer outcome).
 _HEALTH_SQL = """
 WITH batch AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::bool[])
-        AS b(webhook_id, failures, failing_since, reset)
+    SELECT * FROM unnest(
+        $1::uuid[], $2::int[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::text[]
+    ) AS b(webhook_id, failures, failing_since, reset, last_at, last_status)
 )
-INSERT INTO webhook_health AS h (webhook_id, consecutive_failures, failing_since)
-SELECT webhook_id, failures, failing_since FROM batch
+INSERT INTO webhook_health AS h
+    (webhook_id, consecutive_failures, failing_since, last_delivery_at, last_status)
+SELECT webhook_id, failures, failing_since, last_at, last_status FROM batch
 ON CONFLICT (webhook_id) DO UPDATE SET
+    last_status = CASE
+        WHEN h.last_delivery_at IS NULL OR EXCLUDED.last_delivery_at >= h.last_delivery_at
+        THEN EXCLUDED.last_status ELSE h.last_status END,
+    last_delivery_at = GREATEST(h.last_delivery_at, EXCLUDED.last_delivery_at),
     consecutive_failures = CASE
         WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
         THEN EXCLUDED.consecutive_failures
@@ -126,6 +136,8 @@ async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> 
         [run.failures for run in runs.values()],
         [run.failing_since for run in runs.values()],
         [run.reset for run in runs.values()],
+        [run.last_at for run in runs.values()],
+        [run.last_status for run in runs.values()],
     )
     return [
         FailureRun(str(row["webhook_id"]), row["consecutive_failures"], row["failing_since"])
@@ -134,17 +146,25 @@ async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> 
 
 
 def summarise(outcomes: list[Outcome]) -> dict[str, _Run]:
-    """Per webhook: failures since its last success in the batch (or all, if none succeeded)."""
+    """Per webhook: failures since its last success in the batch (or all, if none succeeded),
+    and the status of its latest attempt."""
     runs: dict[str, _Run] = {}
     for outcome in outcomes:
         previous = runs.get(outcome.webhook_id, _Run(False, 0, None))
+        started = outcome.attempt.started_at
+        if previous.last_at is None or started >= previous.last_at:
+            last_at, last_status = started, outcome.status
+        else:
+            last_at, last_status = previous.last_at, previous.last_status
         if outcome.attempt.succeeded:
-            runs[outcome.webhook_id] = _Run(True, 0, None)
+            runs[outcome.webhook_id] = _Run(True, 0, None, last_at, last_status)
         else:
             runs[outcome.webhook_id] = _Run(
                 previous.reset,
                 previous.failures + 1,
-                previous.failing_since or outcome.attempt.started_at,
+                previous.failing_since or started,
+                last_at,
+                last_status,
             )
     return runs
 

@@ -20,3 +20,14 @@ def standard_webhooks_signature(secret: str, message_id: str, timestamp: int, bo
     content = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(secret.encode(), content, hashlib.sha256).digest()
     return f"v1,{base64.b64encode(digest).decode()}"
+
+
+def standard_webhooks_signatures(
+    secrets: list[str], message_id: str, timestamp: int, body: bytes
+) -> str:
+    """`webhook-signature` with one signature per secret, space-separated, newest first.
+
+    Standard Webhooks lets a header carry several signatures; a receiver accepts the request if
+    any one verifies, so during a secret rotation both the old and the new secret verify.
+    """
+    return " ".join(standard_webhooks_signature(s, message_id, timestamp, body) for s in secrets)

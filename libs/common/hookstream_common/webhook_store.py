@@ -6,12 +6,22 @@ relay publishes it to the matcher; the dispatcher's auto-disable writes through 
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 import orjson
 
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.routing import Route, TenantRoutes
+from hookstream_common.secret_rotation import PreviousSecret
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most `per_second` deliveries a second on average, `burst` at once after a quiet spell."""
+
+    per_second: float
+    burst: int
 
 
 @dataclass(frozen=True)
@@ -28,6 +38,19 @@ class DeliveryTarget:
     cloud_event: bool
     problem: str | None = None
     """Why nothing can be sent to it (a secret no key decrypts); each delivery fails with it."""
+    previous_secret: PreviousSecret | None = None
+    """The secret a rotation replaced, signing too until it expires (secret_rotation)."""
+    rate_limit: RateLimit | None = None
+    """The webhook's own limit; None leaves it to the dispatcher's default."""
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets that sign a request sent at `now`: the current one, then the previous."""
+        if not self.secret:
+            return []
+        previous = self.previous_secret
+        if previous is not None and previous.valid_at(now):
+            return [self.secret, previous.secret]
+        return [self.secret]
 
     def __repr__(self) -> str:
         return f"DeliveryTarget(webhook_id={self.webhook_id!r}, url={self.url!r})"
@@ -39,7 +62,8 @@ async def load_target(
     """The webhook's current delivery settings, decrypted, or None if it was deleted."""
     row = await conn.fetchrow(
         "SELECT id, tenant_id, url, headers, encrypted_headers, secret, enabled,"
-        " enable_cloud_event_delivery FROM webhooks WHERE id = $1",
+        " enable_cloud_event_delivery, rate_limit_per_second, rate_limit_burst,"
+        " previous_secret, previous_secret_expires_at FROM webhooks WHERE id = $1",
         webhook_id,
     )
     if row is None:
@@ -52,6 +76,7 @@ async def load_target(
     except UndecryptableSecret as exc:
         encrypted_headers, secret = {}, None
         problem = f"the webhook's secret or encrypted headers cannot be read: {exc}"
+    per_second = row["rate_limit_per_second"]
     return DeliveryTarget(
         webhook_id=str(row["id"]),
         tenant_id=row["tenant_id"],
@@ -62,7 +87,20 @@ async def load_target(
         enabled=row["enabled"],
         cloud_event=row["enable_cloud_event_delivery"],
         problem=problem,
+        previous_secret=_previous_secret(box, row),
+        rate_limit=RateLimit(per_second, row["rate_limit_burst"]) if per_second else None,
     )
+
+
+def _previous_secret(box: SecretBox, row: asyncpg.Record) -> PreviousSecret | None:
+    """The rotated-out secret while its window lasts; one no key opens just stops signing."""
+    sealed, expires_at = row["previous_secret"], row["previous_secret_expires_at"]
+    if sealed is None or expires_at is None or expires_at <= datetime.now(UTC):
+        return None
+    try:
+        return PreviousSecret(box.open(sealed), expires_at)
+    except UndecryptableSecret:
+        return None
 
 
 async def load_tenant_routes(

@@ -20,7 +20,7 @@ from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
-from hookstream_common.webhook_store import DeliveryTarget, disable
+from hookstream_common.webhook_store import DeliveryTarget, RateLimit, disable
 from hookstream_dispatcher.policy import (
     Retry,
     RetryPolicy,
@@ -73,6 +73,12 @@ class Attempts:
         self._session = session
         self._producer = producer
         self._slots = asyncio.Semaphore(settings.max_in_flight)
+
+    async def rate_limit(self, webhook_id: str) -> RateLimit | None:
+        """The webhook's own rate limit, else the configured default (None: no limit)."""
+        target = await self._targets.get(webhook_id)
+        own = target.rate_limit if target is not None else None
+        return own or self._settings.default_rate_limit
 
     async def run(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
         """Deliver one job; the future resolves when its outcome is stored.

@@ -4,6 +4,7 @@ A slow or dead receiver holds up only its own lane. Within the lane up to `concu
 run at once (C = 1 sends first attempts strictly in order); jobs finish out of order, and the
 lane's `committable` offset is the end of the contiguous run of jobs whose outcomes are stored.
 A lane holds a bounded number of jobs: the dispatcher pauses its partition beyond that.
+A webhook's rate limit is a token bucket each job waits for before it starts (rate_limits).
 """
 
 import asyncio
@@ -15,6 +16,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_dispatcher.offsets import OffsetTracker
+from hookstream_dispatcher.rate_limits import Throttle
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +41,7 @@ class Lane:
         on_progress: Callable[["Lane"], None],
         concurrency: int,
         capacity: int,
+        throttle: Throttle | None = None,
     ) -> None:
         self.partition = partition
         self.backlog: deque[ConsumerRecord] = deque()
@@ -54,6 +57,8 @@ class Lane:
         self._jobs: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
         self._closing = False
+        self._closed = asyncio.Event()
+        self._throttle = throttle
         self.task = asyncio.create_task(self._work(), name=f"lane {partition.topic}")
 
     @property
@@ -75,6 +80,7 @@ class Lane:
     def close(self) -> None:
         """Take no new job; the ones in flight finish. The rest is left for the next owner."""
         self._closing = True
+        self._closed.set()
         self._changed.set()
 
     async def _work(self) -> None:
@@ -84,6 +90,8 @@ class Lane:
                 await self._changed.wait()
                 continue
             await self._sending.acquire()
+            if not self._closing and self._throttle is not None:
+                await self._throttle.wait(self._closed)
             if self._closing:
                 self._sending.release()
                 break
