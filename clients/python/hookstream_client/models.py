@@ -22,6 +22,13 @@ class _Model(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
+class RateLimit(_Model):
+    """Hookstream extension: how fast a webhook's deliveries may start (a token bucket)."""
+
+    per_second: float
+    burst: int = 1
+
+
 class Webhook(_Model):
     """A webhook as the API shows it: no secret, only the names of encrypted headers."""
 
@@ -46,6 +53,16 @@ class Webhook(_Model):
     updated_by_user_id: str
     disabled_reason: str | None = None
     disabled_reason_code: str | None = None
+    # Hookstream extensions, beyond the Qlik API.
+    rate_limit: RateLimit | None = None
+    secret_rotation_grace_seconds: int = 86400
+    previous_secret_expires_at: datetime | None = None
+    last_delivery_at: datetime | None = None
+    last_status: Literal["success", "fail"] | None = None
+    consecutive_failures: int = 0
+    success_rate_1h: float | None = Field(None, alias="successRate1h")
+    success_rate_24h: float | None = Field(None, alias="successRate24h")
+    pending_retries: int = 0
 
 
 class WebhookInput(_Model):
@@ -65,6 +82,8 @@ class WebhookInput(_Model):
     enable_cloud_event_delivery: bool | None = None
     check_certificate_revocation: bool | None = None
     origin: Origin | None = None
+    rate_limit: RateLimit | None = None
+    secret_rotation_grace_seconds: int | None = None
 
 
 class PatchOperation(_Model):

@@ -7,7 +7,7 @@ relay turns outbox rows into Kafka records.
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,9 +17,11 @@ import structlog
 from hookstream_api.auth import Principal
 from hookstream_api.errors import ApiError
 from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
+from hookstream_api.webhook_health import WebhookHealth, load_health
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.db import advisory_lock_key
-from hookstream_common.webhook_store import record_change
+from hookstream_common.secret_rotation import DEFAULT_GRACE_SECONDS, PreviousSecret, after_change
+from hookstream_common.webhook_store import RateLimit, record_change
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +29,10 @@ _WEBHOOK_COLUMNS = (
     "id, tenant_id, name, description, url, event_types, level, owner_id, filter, enabled,"
     " headers, encrypted_header_names, secret IS NOT NULL AS secret_key_added,"
     " enable_cloud_event_delivery, check_certificate_revocation, origin, created_at, updated_at,"
-    " created_by_user_id, updated_by_user_id, disabled_reason, disabled_reason_code"
+    " created_by_user_id, updated_by_user_id, disabled_reason, disabled_reason_code,"
+    " rate_limit_per_second, rate_limit_burst, secret_rotation_grace_seconds,"
+    " CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END"
+    " AS previous_secret_expires_at"
 )
 
 
@@ -48,6 +53,8 @@ class WebhookFields:
     secret: str | None = field(repr=False)
     enable_cloud_event_delivery: bool
     check_certificate_revocation: bool
+    rate_limit: RateLimit | None = None
+    secret_rotation_grace_seconds: int = DEFAULT_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,8 @@ class WebhookFilters:
     owner_id_contains: str | None = None
     updated_since: datetime | None = None
     updated_until: datetime | None = None
+    last_status: str | None = None
+    """A Hookstream health field: the outcome of the latest delivery attempt."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,16 @@ class WebhookRepository:
             fields.check_certificate_revocation,
         )
 
+    @staticmethod
+    def _extensions(fields: WebhookFields) -> tuple[Any, ...]:
+        """The Hookstream extension columns, rate_limit_per_second to the rotation grace."""
+        limit = fields.rate_limit
+        return (
+            limit.per_second if limit else None,
+            limit.burst if limit else None,
+            fields.secret_rotation_grace_seconds,
+        )
+
     async def create(
         self, principal: Principal, fields: WebhookFields, origin: str, limit: int
     ) -> asyncpg.Record:
@@ -183,17 +202,23 @@ class WebhookRepository:
                 "INSERT INTO webhooks (id, tenant_id, name, description, url, event_types, level,"
                 " owner_id, filter, enabled, headers, encrypted_headers, encrypted_header_names,"
                 " secret, enable_cloud_event_delivery, check_certificate_revocation, origin,"
-                " created_by_user_id, updated_by_user_id)"
+                " created_by_user_id, updated_by_user_id, rate_limit_per_second, rate_limit_burst,"
+                " secret_rotation_grace_seconds)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-                f" $17, $18, $18) RETURNING {_WEBHOOK_COLUMNS}",
+                f" $17, $18, $18, $19, $20, $21) RETURNING {_WEBHOOK_COLUMNS}",
                 webhook_id,
                 principal.tenant_id,
                 *self._stored(fields),
                 origin,
                 principal.user_id,
+                *self._extensions(fields),
             )
             await record_change(conn, principal.tenant_id, webhook_id, "created")
         return row
+
+    async def health(self, webhook_ids: list[uuid.UUID]) -> dict[uuid.UUID, WebhookHealth]:
+        """The health fields of webhooks the caller was already allowed to read."""
+        return await load_health(self._pool, webhook_ids)
 
     async def get(self, principal: Principal, webhook_id: uuid.UUID) -> asyncpg.Record | None:
         """One webhook the caller may see, or None."""
@@ -241,6 +266,12 @@ class WebhookRepository:
             where.add("updated_at >= {}", filters.updated_since)
         if filters.updated_until:
             where.add("updated_at < {}", filters.updated_until)
+        if filters.last_status:
+            where.add(
+                "EXISTS (SELECT 1 FROM webhook_health h"
+                " WHERE h.webhook_id = webhooks.id AND h.last_status = {})",
+                filters.last_status,
+            )
         return await _fetch_page(
             self._pool, f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks", where, sort, cursor, limit
         )
@@ -284,6 +315,7 @@ class WebhookRepository:
             if row is None:
                 return None
             fields = change(row)
+            previous = self._previous_after(row, fields)
             updated = await conn.fetchrow(
                 "UPDATE webhooks SET name = $2, description = $3, url = $4, event_types = $5,"
                 " level = $6, owner_id = $7, filter = $8, enabled = $9, headers = $10,"
@@ -291,14 +323,32 @@ class WebhookRepository:
                 " enable_cloud_event_delivery = $14, check_certificate_revocation = $15,"
                 " updated_at = now(), updated_by_user_id = $16,"
                 " disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END,"
-                " disabled_reason_code = CASE WHEN $9 THEN NULL ELSE disabled_reason_code END"
+                " disabled_reason_code = CASE WHEN $9 THEN NULL ELSE disabled_reason_code END,"
+                " rate_limit_per_second = $17, rate_limit_burst = $18,"
+                " secret_rotation_grace_seconds = $19, previous_secret = $20,"
+                " previous_secret_expires_at = $21"
                 f" WHERE id = $1 RETURNING {_WEBHOOK_COLUMNS}",
                 webhook_id,
                 *self._stored(fields),
                 principal.user_id,
+                *self._extensions(fields),
+                self._box.seal(previous.secret) if previous else None,
+                previous.expires_at if previous else None,
             )
+            if previous is not None and previous.expires_at != row["previous_secret_expires_at"]:
+                log.info(
+                    "webhook secret rotated",
+                    tenant_id=row["tenant_id"],
+                    webhook_id=str(webhook_id),
+                    previous_secret_expires_at=previous.expires_at.isoformat(),
+                )
             if fields.enabled and not row["enabled"]:
-                await conn.execute("DELETE FROM webhook_health WHERE webhook_id = $1", webhook_id)
+                # The run of failures starts again; the last delivery stays on show.
+                await conn.execute(
+                    "UPDATE webhook_health SET consecutive_failures = 0, failing_since = NULL"
+                    " WHERE webhook_id = $1",
+                    webhook_id,
+                )
             await record_change(conn, row["tenant_id"], webhook_id, "updated")
         return updated
 
@@ -336,10 +386,43 @@ class WebhookRepository:
             "encryptedHeaders": orjson.loads(self._box.open(sealed)) if sealed else {},
             "enableCloudEventDelivery": row["enable_cloud_event_delivery"],
             "checkCertificateRevocation": row["check_certificate_revocation"],
+            "secretRotationGraceSeconds": row["secret_rotation_grace_seconds"],
         }
+        if row["rate_limit_per_second"] is not None:
+            document["rateLimit"] = {
+                "perSecond": row["rate_limit_per_second"],
+                "burst": row["rate_limit_burst"],
+            }
         if row["sealed_secret"]:
             document["secret"] = self._box.open(row["sealed_secret"])
         return document
+
+    def _previous_after(self, row: asyncpg.Record, fields: WebhookFields) -> PreviousSecret | None:
+        """The previous secret the webhook keeps after this change (secret_rotation).
+
+        A secret no configured key opens cannot sign, so it is not kept: a PUT that mends such
+        a webhook starts without a window.
+        """
+        return after_change(
+            self._open_or_none(row["sealed_secret"]),
+            fields.secret,
+            self._kept(row),
+            fields.secret_rotation_grace_seconds,
+            datetime.now(UTC),
+        )
+
+    def _kept(self, row: asyncpg.Record) -> PreviousSecret | None:
+        expires_at = row["previous_secret_expires_at"]
+        secret = self._open_or_none(row["previous_secret"])
+        return PreviousSecret(secret, expires_at) if secret and expires_at else None
+
+    def _open_or_none(self, sealed: bytes | None) -> str | None:
+        if sealed is None:
+            return None
+        try:
+            return self._box.open(sealed)
+        except UndecryptableSecret:
+            return None
 
     async def delete(self, principal: Principal, webhook_id: uuid.UUID) -> bool:
         """Delete the webhook, remember it for the janitor, and tell the matcher."""

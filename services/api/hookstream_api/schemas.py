@@ -15,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 
+from hookstream_common.secret_rotation import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
+
 Level = Literal["tenant", "user"]
 Origin = Literal["api", "automations", "management-console"]
 
@@ -102,8 +104,40 @@ READ_ONLY_FIELDS = frozenset(
         "disabledReason",
         "disabledReasonCode",
         "secretKeyAdded",
+        # Hookstream extensions the service sets (see `Webhook`).
+        "previousSecretExpiresAt",
+        "lastDeliveryAt",
+        "lastStatus",
+        "consecutiveFailures",
+        "successRate1h",
+        "successRate24h",
+        "pendingRetries",
     }
 )
+
+MAX_RATE_PER_SECOND = 10_000
+MAX_BURST = 10_000
+LastStatus = Literal["success", "fail"]
+
+
+class RateLimit(_Model):
+    """Hookstream extension: how fast this webhook's deliveries may start (a token bucket)."""
+
+    model_config = ConfigDict(strict=True)
+
+    per_second: float = Field(
+        alias="perSecond",
+        gt=0,
+        le=MAX_RATE_PER_SECOND,
+        examples=[5],
+        description="Deliveries a second on average, retries included (fractions allowed).",
+    )
+    burst: int = Field(
+        1,
+        ge=1,
+        le=MAX_BURST,
+        description="How many may start at once after a quiet spell; default 1.",
+    )
 
 
 class ReadOnlyField(Exception):
@@ -173,6 +207,20 @@ class _WebhookInput(_Model):
     )
     enable_cloud_event_delivery: bool = Field(False, alias="enableCloudEventDelivery")
     check_certificate_revocation: bool = Field(False, alias="checkCertificateRevocation")
+    rate_limit: RateLimit | None = Field(
+        None,
+        alias="rateLimit",
+        description="Hookstream extension: deliveries over it wait their turn, never dropped"
+        " and never failed. Default: the dispatcher's (none unless configured).",
+    )
+    secret_rotation_grace_seconds: int = Field(
+        DEFAULT_GRACE_SECONDS,
+        alias="secretRotationGraceSeconds",
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="Hookstream extension: after the secret changes, how long the previous one"
+        " still signs (webhook-signature carries both); 0 keeps none and ends a running window.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -237,6 +285,38 @@ class Webhook(_Model):
     updated_by_user_id: str = Field(alias="updatedByUserId")
     disabled_reason: str | None = Field(alias="disabledReason")
     disabled_reason_code: str | None = Field(alias="disabledReasonCode")
+    # Hookstream extensions, beyond the Qlik API.
+    rate_limit: RateLimit | None = Field(alias="rateLimit")
+    secret_rotation_grace_seconds: int = Field(alias="secretRotationGraceSeconds")
+    previous_secret_expires_at: datetime | None = Field(
+        alias="previousSecretExpiresAt",
+        description="While a rotation's grace window runs: when the previous secret stops"
+        " signing. The secrets themselves are never shown.",
+    )
+    last_delivery_at: datetime | None = Field(
+        alias="lastDeliveryAt", description="When the latest delivery attempt started."
+    )
+    last_status: LastStatus | None = Field(
+        alias="lastStatus", description="The outcome of the latest delivery attempt."
+    )
+    consecutive_failures: int = Field(
+        alias="consecutiveFailures", description="Failed attempts since the last success."
+    )
+    success_rate_1h: float | None = Field(
+        alias="successRate1h",
+        ge=0,
+        le=1,
+        description="Share of the attempts of the last hour that succeeded; null without any.",
+    )
+    success_rate_24h: float | None = Field(
+        alias="successRate24h",
+        ge=0,
+        le=1,
+        description="Share of the attempts of the last 24 hours that succeeded; null without any.",
+    )
+    pending_retries: int = Field(
+        alias="pendingRetries", description="Deliveries whose next attempt is scheduled."
+    )
 
 
 class Link(_Model):

@@ -24,6 +24,7 @@ from hookstream_api.schemas import (
     READ_ONLY_FIELDS,
     ErrorEnvelope,
     EventTypeList,
+    LastStatus,
     Level,
     Origin,
     PatchOperation,
@@ -42,8 +43,10 @@ from hookstream_api.validation import (
     check_owner_id,
     check_url,
 )
+from hookstream_api.webhook_health import WebhookHealth
 from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
 from hookstream_common.filters import FilterError, parse_filter
+from hookstream_common.webhook_store import RateLimit
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
 
@@ -79,8 +82,9 @@ WRITE_LIMITED: dict[int | str, dict[str, Any]] = {
 """Every create, update and delete is rate-limited per tenant (hookstream_api.write_rate)."""
 
 
-def webhook_json(row: asyncpg.Record) -> dict[str, Any]:
-    """The API representation of a webhook row."""
+def webhook_json(row: asyncpg.Record, health: WebhookHealth | None = None) -> dict[str, Any]:
+    """The API representation of a webhook row, with its health (Hookstream extensions)."""
+    per_second = row["rate_limit_per_second"]
     return Webhook(
         id=str(row["id"]),
         name=row["name"],
@@ -103,7 +107,21 @@ def webhook_json(row: asyncpg.Record) -> dict[str, Any]:
         updatedByUserId=row["updated_by_user_id"],
         disabledReason=row["disabled_reason"],
         disabledReasonCode=row["disabled_reason_code"],
+        rateLimit={"perSecond": per_second, "burst": row["rate_limit_burst"]}
+        if per_second is not None
+        else None,
+        secretRotationGraceSeconds=row["secret_rotation_grace_seconds"],
+        previousSecretExpiresAt=row["previous_secret_expires_at"],
+        **(health or WebhookHealth()).as_fields(),
     ).model_dump(by_alias=True, mode="json")
+
+
+async def webhooks_json(
+    repo: WebhookRepository, rows: list[asyncpg.Record]
+) -> list[dict[str, Any]]:
+    """Webhook rows as the API shows them, the health of all read in one query."""
+    health = await repo.health([row["id"] for row in rows])
+    return [webhook_json(row, health.get(row["id"])) for row in rows]
 
 
 def parse_id(value: str, what: str = "webhook") -> uuid.UUID:
@@ -164,6 +182,10 @@ def checked_fields(body: _WebhookInput, principal: Principal, enabled: bool) -> 
         secret=body.secret,
         enable_cloud_event_delivery=body.enable_cloud_event_delivery,
         check_certificate_revocation=body.check_certificate_revocation,
+        rate_limit=RateLimit(body.rate_limit.per_second, body.rate_limit.burst)
+        if body.rate_limit
+        else None,
+        secret_rotation_grace_seconds=body.secret_rotation_grace_seconds,
     )
 
 
@@ -232,6 +254,13 @@ async def list_webhooks(
             description="Updated before (RFC 3339, with offset; beyond Qlik).",
         ),
     ] = None,
+    last_status: Annotated[
+        LastStatus | None,
+        Query(
+            alias="lastStatus",
+            description="The outcome of the latest delivery attempt (a Hookstream extension).",
+        ),
+    ] = None,
     sort: Annotated[
         str | None,
         Query(
@@ -267,10 +296,11 @@ async def list_webhooks(
         owner_id_contains=owner_id_contains,
         updated_since=updated_since,
         updated_until=updated_until,
+        last_status=last_status,
     )
     page = await repo.list(principal, filters, order, cursor, limit)
     return {
-        "data": [webhook_json(r) for r in page.rows],
+        "data": await webhooks_json(repo, page.rows),
         "links": links(request, page.rows, order, cursor, page.has_more),
     }
 
@@ -288,7 +318,7 @@ async def create_webhook(
     """Register a webhook; it receives events published from now on."""
     fields = checked_fields(body, principal, enabled=body.enabled)
     row = await repo.create(principal, fields, body.origin, settings.max_webhooks_per_tenant)
-    return webhook_json(row)
+    return webhook_json(row, WebhookHealth())
 
 
 @router.get("/event-types", response_model=EventTypeList)
@@ -313,7 +343,7 @@ async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> d
     row = await repo.get(principal, parse_id(id))
     if row is None:
         raise not_found()
-    return webhook_json(row)
+    return (await webhooks_json(repo, [row]))[0]
 
 
 @router.patch(
@@ -363,7 +393,7 @@ async def replace_webhook(
     row = await repo.replace(principal, parse_id(id), fields)
     if row is None:
         raise not_found()
-    return webhook_json(row)
+    return (await webhooks_json(repo, [row]))[0]
 
 
 @router.delete(
