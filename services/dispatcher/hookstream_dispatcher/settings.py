@@ -3,6 +3,7 @@
 from pydantic import Field
 
 from hookstream_common.settings import DeliverySettings
+from hookstream_common.webhook_store import RateLimit
 from hookstream_dispatcher.policy import RetryPolicy
 
 
@@ -46,6 +47,15 @@ class DispatcherSettings(DeliverySettings):
         86400.0, description="Disable a webhook whose attempts all failed for this long..."
     )
     auto_disable_min_failures: int = Field(10, description="...and at least this many in a row.")
+    delivery_rate_per_second: float | None = Field(
+        None,
+        description="Rate limit of every webhook that sets no `rateLimit` of its own:"
+        " deliveries a second (unset: none).",
+        gt=0,
+    )
+    delivery_rate_burst: int = Field(
+        1, description="...and how many may start at once after a quiet spell.", ge=1
+    )
     shutdown_grace_seconds: float = Field(
         20.0, description="On SIGTERM, how long in-flight requests may take to finish."
     )
@@ -54,6 +64,13 @@ class DispatcherSettings(DeliverySettings):
     def shard_group_id(self) -> str:
         """`shard_group`, or its default under the topic prefix."""
         return self.shard_group or f"{self.topic_prefix}-dispatcher-shards"
+
+    @property
+    def default_rate_limit(self) -> RateLimit | None:
+        """The configured default rate limit, if any."""
+        if self.delivery_rate_per_second is None:
+            return None
+        return RateLimit(self.delivery_rate_per_second, self.delivery_rate_burst)
 
     @property
     def retry_policy(self) -> RetryPolicy:

@@ -36,6 +36,7 @@ from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.lanes import Lane
+from hookstream_dispatcher.rate_limits import Throttle
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.topic_offsets import TopicOffsets
 
@@ -268,12 +269,14 @@ class Dispatcher:
 
     def _lane(self, partition: TopicPartition) -> Lane:
         if partition not in self._lanes:
+            webhook_id = self._topics.webhook_id_of(partition.topic) or ""
             self._lanes[partition] = Lane(
                 partition,
                 self._attempts.run,
                 self._resume_if_drained,
                 self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,
+                Throttle(lambda: self._attempts.rate_limit(webhook_id)),
             )
         return self._lanes[partition]
 
