@@ -29,7 +29,7 @@ DELIVERED_WITHIN = 5.0
 """The next good event reaches the receiver within this many seconds of a bad record."""
 PARKED_WITHIN = 10.0
 CREATED = "com.qlik.v1.app.created"
-STAGES = ("events", "webhooks", "deliveries", "retries", "history", "api")
+STAGES = ("events", "webhooks", "wake-ups", "deliveries", "retries", "history", "api")
 DEAD_LETTERS = "hookstream_dead_letters_total"
 MATCHER_EVENTS = "hookstream_matcher_events_total"
 

@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS
+from hookstream_common.parking import PARKED
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
 from hookstream_dispatcher.attempts import Attempts
@@ -63,6 +64,7 @@ TOPICS_FOUND = prometheus_client.Counter(
 TOPICS_FOUND.labels("wake-up")
 TOPICS_FOUND.labels("scan")
 _COMMIT_INTERVAL = 0.5
+_NEVER_FETCHED_SECONDS = 30.0
 _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
 
@@ -222,7 +224,9 @@ class Dispatcher:
             return False
         lane = self._lanes.get(partition)
         if lane is None:
-            return self.consumer.highwater(partition) is not None
+            fetched = self.consumer.highwater(partition) is not None
+            # A topic never fetched this long is gone (a deleted webhook's); a scan finds work.
+            return fetched or now - seen > _NEVER_FETCHED_SECONDS
         return lane.held == 0 and lane.committed == lane.tracker.committable
 
     def _wake(self, webhook_id: str, now: float, by: str) -> None:
@@ -330,7 +334,13 @@ class Dispatcher:
                     if _is_uuid(webhook_id):
                         self._wake(webhook_id, now, "wake-up")
                     else:
-                        log.warning("wake-up for no webhook ignored", key=webhook_id[:100])
+                        # Not parked: it asks for nothing; the next scan finds any real work.
+                        PARKED.labels("wake-ups").inc()
+                        log.error(
+                            "unreadable wake-up ignored",
+                            key=webhook_id[:100],
+                            source=f"{record.topic}/{record.partition}/{record.offset}",
+                        )
 
     async def _scan_regularly(self) -> None:
         """Scan when shards are taken and every `shard_scan_seconds`; an outage skips one."""
