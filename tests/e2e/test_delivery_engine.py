@@ -246,7 +246,9 @@ async def test_auto_disable_after_a_run_of_failures_and_re_enable_resets(
         "SELECT * FROM webhook_health WHERE webhook_id = $1", uuid.UUID(webhook.id)
     )
     await connection.close()
-    assert health is None, "enabling resets the run of failures"
+    assert health["consecutive_failures"] == 0, "enabling resets the run of failures"
+    assert health["failing_since"] is None
+    assert enabled.consecutive_failures == 0 and enabled.last_status == "fail"  # still shown
 
 
 @pytest.mark.parametrize(

@@ -292,8 +292,9 @@ class WebhookRepository:
     async def replace(
         self, principal: Principal, webhook_id: uuid.UUID, fields: WebhookFields
     ) -> asyncpg.Record | None:
-        """Replace every writable field; None if not found. Decrypts nothing, so it also mends
-        a webhook whose secret or encrypted headers no configured key opens."""
+        """Replace every writable field; None if not found. A secret or encrypted headers no
+        configured key opens do not stop it (the old secret is read only to keep it for a
+        rotation), so it also mends such a webhook."""
         return await self._modify(principal, webhook_id, lambda _: fields)
 
     async def _modify(
