@@ -22,7 +22,6 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
-from cryptography.fernet import Fernet
 
 from hookstream_common.kafka import producer
 from hookstream_common.sdk import sample_event
@@ -30,7 +29,14 @@ from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.bench_sink import EVENT_TYPE, event_time, percentile
 from hookstream_dev.receiver import ensure_tls
-from hookstream_dev.stack import MODULES, ServiceSet, delete_topics_under, free_port, service_of
+from hookstream_dev.stack import (
+    MODULES,
+    ServiceSet,
+    delete_topics_under,
+    free_port,
+    service_environment,
+    service_of,
+)
 
 SINK_HOST = "receiver.hookstream.test"  # a name the development certificate covers
 SHARDS = 64
@@ -122,7 +128,7 @@ class BenchStack:
         self.sink_port = sink_port
         self.extra_env = extra_env or {}
         self.prefix = f"bench-{secrets.token_hex(3)}"
-        self.jwt_key = secrets.token_urlsafe(32)
+        self.jwt_key = ""
         self.database = ""
         self.services: ServiceSet
         self.client = httpx.AsyncClient(timeout=30)
@@ -134,22 +140,21 @@ class BenchStack:
     async def start(self) -> None:
         self.database = await create_database(self.server_dsn)
         tls = ensure_tls()
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
-            "DATABASE_URL": self.database,
-            "HOOKSTREAM_TOPIC_PREFIX": self.prefix,
-            "HOOKSTREAM_JWT_KEY": self.jwt_key,
-            "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "HOOKSTREAM_EXTRA_CA_FILE": str(tls.ca),
-            "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
-            "HOOKSTREAM_STATIC_HOSTS": f"{SINK_HOST}=127.0.0.1",
-            "HOOKSTREAM_LOG_LEVEL": "WARNING",
-            "HOOKSTREAM_MATCHER_DATA_DIR": str(self.state_dir / "matcher"),
-            # the API's per-tenant write rate would throttle the set-up and the churn
-            "HOOKSTREAM_WRITE_RATE_PER_SECOND": "10000",
-            "HOOKSTREAM_WRITE_BURST": "10000",
-            **self.extra_env,
-        }
+        env = service_environment(
+            self.kafka,
+            self.database,
+            prefix=self.prefix,
+            ca_file=tls.ca,
+            static_hosts={SINK_HOST: "127.0.0.1"},
+            overrides={
+                "HOOKSTREAM_LOG_LEVEL": "WARNING",
+                # the API's per-tenant write rate would throttle the set-up and the churn
+                "HOOKSTREAM_WRITE_RATE_PER_SECOND": "10000",
+                "HOOKSTREAM_WRITE_BURST": "10000",
+                **self.extra_env,
+            },
+        )
+        self.jwt_key = env["HOOKSTREAM_JWT_KEY"]
         self.services = ServiceSet(
             env=env,
             ports={name: free_port() for name in [*MODULES, "dispatcher-2"]},

@@ -34,7 +34,6 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookstream_common.jobs import delivery_id_for
@@ -43,7 +42,7 @@ from hookstream_common.signing import qlik_signature
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra, supervisor
 from hookstream_dev.receiver import Receiver, RecordedRequest, TlsFiles
-from hookstream_dev.stack import ServiceSet, free_port
+from hookstream_dev.stack import ServiceSet, free_port, service_environment
 
 FAULTS_DIR = infra.STATE_DIR / "faults"
 RECEIVER_HOST = "receiver.hookstream.test"
@@ -330,29 +329,20 @@ async def start_stack(
     finally:
         await admin.close()
     home = private.root / "stacks" / name
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": private.kafka.bootstrap,
-        "DATABASE_URL": private.postgres.dsn(database),
-        "HOOKSTREAM_TOPIC_PREFIX": f"chaos-{secrets.token_hex(3)}",
-        "HOOKSTREAM_JWT_KEY": secrets.token_urlsafe(32),
-        "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "HOOKSTREAM_EXTRA_CA_FILE": str(tls.ca),
-        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
-        "HOOKSTREAM_STATIC_HOSTS": f"{RECEIVER_HOST}=127.0.0.1",
-        "HOOKSTREAM_LOG_LEVEL": "INFO",
-        "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
-        "HOOKSTREAM_RETRY_JITTER": "0.1",
-        "HOOKSTREAM_MATCHER_DATA_DIR": str(home / "matcher"),
-    }
-    stack = ServiceSet(
-        env=env,
-        ports={instance: free_port() for instance in instances},
-        log_dir=home / "logs",
-        instance_env={
-            i: {"HOOKSTREAM_MATCHER_DATA_DIR": str(home / i)}
-            for i in instances
-            if i.startswith("matcher-")
+    env = service_environment(
+        private.kafka.bootstrap,
+        private.postgres.dsn(database),
+        prefix=f"chaos-{secrets.token_hex(3)}",
+        ca_file=tls.ca,
+        static_hosts={RECEIVER_HOST: "127.0.0.1"},
+        overrides={
+            "HOOKSTREAM_LOG_LEVEL": "INFO",
+            "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
+            "HOOKSTREAM_RETRY_JITTER": "0.1",
         },
+    )
+    stack = ServiceSet(
+        env=env, ports={instance: free_port() for instance in instances}, log_dir=home / "logs"
     )
     stack.supervise(home / "run")
     try:

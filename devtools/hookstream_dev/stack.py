@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,18 +203,49 @@ class ServiceSet:
             supervisor.stop(self.run_dir)
 
 
-def dev_environment(kafka: str, database: str) -> dict[str, str]:
-    """What `make run` gives every service: the local servers, the keys, the demo receiver."""
-    tls = infra.STATE_DIR / "tls"
+def service_environment(
+    kafka: str,
+    database: str,
+    *,
+    ca_file: Path,
+    static_hosts: Mapping[str, str],
+    prefix: str | None = None,
+    keys: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment every service of one local installation runs with (`make run`, a test
+    session, a benchmark, a fault scenario): its servers and topic prefix, its keys (fresh
+    unless given), and the development-only openings that let the dispatcher reach a loopback
+    receiver by name and trust its CA. `overrides` are the caller's own settings."""
     return {
-        **dev_secrets(),
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "DATABASE_URL": database,
-        "HOOKSTREAM_EXTRA_CA_FILE": str(tls / "ca.pem"),
-        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
-        "HOOKSTREAM_STATIC_HOSTS": "receiver.hookstream.test=127.0.0.1",
-        "HOOKSTREAM_MATCHER_DATA_DIR": str(infra.STATE_DIR / "matcher"),
+        **({"HOOKSTREAM_TOPIC_PREFIX": prefix} if prefix else {}),
+        **(
+            keys
+            or {
+                "HOOKSTREAM_JWT_KEY": secrets.token_urlsafe(32),
+                "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            }
+        ),
+        "HOOKSTREAM_EXTRA_CA_FILE": str(ca_file),
+        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
+        "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{n}={ip}" for n, ip in static_hosts.items()),
+        **(overrides or {}),
     }
+
+
+def dev_environment(kafka: str, database: str) -> dict[str, str]:
+    """What `make run` gives every service: the local servers, the kept keys, the demo
+    receiver (on IPv6 loopback too)."""
+    return service_environment(
+        kafka,
+        database,
+        ca_file=infra.STATE_DIR / "tls" / "ca.pem",
+        static_hosts={"receiver.hookstream.test": "127.0.0.1"},
+        keys=dev_secrets(),
+        overrides={"HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8,::1/128"},
+    )
 
 
 def stop_detached(timeout: float = 15.0) -> None:

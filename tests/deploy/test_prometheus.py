@@ -18,14 +18,13 @@ import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
-from cryptography.fernet import Fernet
 from deploy_tools import DEPLOY, tool
 
 from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
-from hookstream_dev.stack import ServiceSet, free_port
+from hookstream_dev.stack import ServiceSet, free_port, service_environment
 from support import STATIC_HOSTS, bearer, new_tenant, receiver_url, wait_routed, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -68,19 +67,18 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceSet]:
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": infra.ensure_kafka(),
-        "DATABASE_URL": database_url,
-        "HOOKSTREAM_TOPIC_PREFIX": f"hsp-{secrets.token_hex(4)}",
-        "HOOKSTREAM_JWT_KEY": secrets.token_urlsafe(32),
-        "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "HOOKSTREAM_EXTRA_CA_FILE": str(ensure_tls(infra.STATE_DIR / "tls").ca),
-        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
-        "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{n}={ip}" for n, ip in STATIC_HOSTS.items()),
-        "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s",
-        "HOOKSTREAM_RETRY_JITTER": "0.1",
-        "HOOKSTREAM_JANITOR_INTERVAL_SECONDS": "5",
-    }
+    env = service_environment(
+        infra.ensure_kafka(),
+        database_url,
+        prefix=f"hsp-{secrets.token_hex(4)}",
+        ca_file=ensure_tls(infra.STATE_DIR / "tls").ca,
+        static_hosts=STATIC_HOSTS,
+        overrides={
+            "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s",
+            "HOOKSTREAM_RETRY_JITTER": "0.1",
+            "HOOKSTREAM_JANITOR_INTERVAL_SECONDS": "5",
+        },
+    )
     services = ServiceSet(
         env=env,
         ports={name: free_port() for name in SERVICES},

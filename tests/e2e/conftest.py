@@ -12,14 +12,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from hookstream_client import AsyncClient
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN, mint_token
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
-from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port
+from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port, service_environment
 from support import STATIC_HOSTS
 
 
@@ -60,41 +59,35 @@ async def receiver(tls_files: Any) -> AsyncIterator[Receiver]:
 @pytest.fixture(scope="session")
 def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> dict[str, str]:
     """The environment every service of this session runs with."""
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": servers["kafka"],
-        "DATABASE_URL": database_url,
-        "HOOKSTREAM_TOPIC_PREFIX": f"hst-{secrets.token_hex(4)}",
-        "HOOKSTREAM_JWT_KEY": secrets.token_urlsafe(32),
-        "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-        "HOOKSTREAM_EXTRA_CA_FILE": str(tls_files.ca),
-        "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
-        "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{name}={ip}" for name, ip in STATIC_HOSTS.items()),
-        "HOOKSTREAM_LOG_LEVEL": "INFO",
-        "HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": "30",
-        # Tests write webhooks far faster than any tenant should; test_write_limits.py starts
-        # replicas of its own with a low write rate.
-        "HOOKSTREAM_WRITE_RATE_PER_SECOND": "1000",
-        "HOOKSTREAM_WRITE_BURST": "1000",
-        # Compressed so retries, exhaustion and auto-disable happen within a test.
-        "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
-        "HOOKSTREAM_RETRY_JITTER": "0.1",
-        # A job no wake-up announced is found within a test's patience.
-        "HOOKSTREAM_SHARD_SCAN_SECONDS": "5",
-        "HOOKSTREAM_AUTO_DISABLE_AFTER_SECONDS": "2",
-        "HOOKSTREAM_AUTO_DISABLE_MIN_FAILURES": "4",
-    }
+    return service_environment(
+        servers["kafka"],
+        database_url,
+        prefix=f"hst-{secrets.token_hex(4)}",
+        ca_file=tls_files.ca,
+        static_hosts=STATIC_HOSTS,
+        overrides={
+            "HOOKSTREAM_LOG_LEVEL": "INFO",
+            "HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": "30",
+            # Tests write webhooks far faster than any tenant should; test_write_limits.py
+            # starts replicas of its own with a low write rate.
+            "HOOKSTREAM_WRITE_RATE_PER_SECOND": "1000",
+            "HOOKSTREAM_WRITE_BURST": "1000",
+            # Compressed so retries, exhaustion and auto-disable happen within a test.
+            "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
+            "HOOKSTREAM_RETRY_JITTER": "0.1",
+            # A job no wake-up announced is found within a test's patience.
+            "HOOKSTREAM_SHARD_SCAN_SECONDS": "5",
+            "HOOKSTREAM_AUTO_DISABLE_AFTER_SECONDS": "2",
+            "HOOKSTREAM_AUTO_DISABLE_MIN_FAILURES": "4",
+        },
+    )
 
 
 @pytest.fixture(scope="session")
-def stack(
-    settings_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServiceSet]:
+def stack(settings_env: dict[str, str]) -> Iterator[ServiceSet]:
     """The four services, started once per session."""
     services = ServiceSet(
-        env={
-            **settings_env,
-            "HOOKSTREAM_MATCHER_DATA_DIR": str(tmp_path_factory.mktemp("matcher")),
-        },
+        env=settings_env,
         ports={name: free_port() for name in ("api", "matcher", "dispatcher", "janitor")},
         log_dir=infra.STATE_DIR / "test-logs" / settings_env["HOOKSTREAM_TOPIC_PREFIX"],
     )
