@@ -1,11 +1,15 @@
-"""The operations endpoints of a worker service: `/metrics`, `/healthz` and `/readyz`.
+"""The operations endpoints of every service: `/metrics`, `/healthz` and `/readyz`.
 
+What each answers is written once here, as an `Answer`; the workers serve them with aiohttp
+(`start_ops_server`), the API with its own FastAPI routes, each only translating the answer.
 prometheus-client's `_created` series are turned off for every service (each imports this
 module): they double the series of every counter and histogram and no query here uses them.
 """
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
+import orjson
 import prometheus_client
 from aiohttp import web
 
@@ -32,29 +36,59 @@ def export_readiness(readiness: Readiness) -> None:
     READY.set(1 if readiness.ready else 0)
 
 
+@dataclass(frozen=True)
+class Answer:
+    """What an operations endpoint answers, whichever web framework serves it."""
+
+    status: int
+    body: bytes
+    content_type: str
+
+
+def _json(doc: object, status: int = 200) -> Answer:
+    return Answer(status, orjson.dumps(doc), "application/json")
+
+
+def healthz() -> Answer:
+    """Liveness: the process and its event loop answer."""
+    return _json({"status": "ok"})
+
+
+def readyz(readiness: Readiness) -> Answer:
+    """Readiness: 200 while every dependency answers its probe, else 503 with their states."""
+    return _json(readiness.report(), 200 if readiness.ready else 503)
+
+
+def metrics(readiness: Readiness | None) -> Answer:
+    """Every metric of the process in Prometheus' text format, readiness gauges refreshed."""
+    if readiness is not None:
+        export_readiness(readiness)
+    return Answer(200, prometheus_client.generate_latest(), prometheus_client.CONTENT_TYPE_LATEST)
+
+
+def _aiohttp(answer: Answer) -> web.Response:
+    return web.Response(
+        status=answer.status, body=answer.body, headers={"Content-Type": answer.content_type}
+    )
+
+
 async def start_ops_server(
     host: str, port: int, readiness: Readiness, extra: dict[str, Handler] | None = None
 ) -> web.AppRunner:
-    """Serve Prometheus metrics, liveness (the loop answers) and readiness; `extra` adds GET
-    routes of the service's own (paths in aiohttp's syntax)."""
-
-    async def metrics(_: web.Request) -> web.Response:
-        export_readiness(readiness)
-        return web.Response(
-            body=prometheus_client.generate_latest(),
-            headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST},
-        )
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        return web.json_response(readiness.report(), status=200 if readiness.ready else 503)
-
+    """Serve metrics, liveness and readiness for a worker; `extra` adds GET routes of the
+    service's own (paths in aiohttp's syntax)."""
+    answers: dict[str, Callable[[], Answer]] = {
+        "/metrics": lambda: metrics(readiness),
+        "/healthz": healthz,
+        "/readyz": lambda: readyz(readiness),
+    }
     app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    for path, answer in answers.items():
+
+        async def serve(_: web.Request, answer: Callable[[], Answer] = answer) -> web.Response:
+            return _aiohttp(answer())
+
+        app.router.add_get(path, serve)
     for path, handler in (extra or {}).items():
         app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None)

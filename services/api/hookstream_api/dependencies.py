@@ -11,6 +11,7 @@ from hookstream_api.errors import ApiError
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.settings import ApiSettings
 from hookstream_api.write_rate import WriteRate, take
+from hookstream_common.resilience import Readiness
 
 
 def app_settings(request: Request) -> ApiSettings:
@@ -63,9 +64,15 @@ def delivery_client(request: Request) -> aiohttp.ClientSession:
     return request.app.state.http
 
 
+def service_readiness(request: Request) -> Readiness:
+    """The probes of Postgres and Kafka that `/readyz` and `/metrics` report."""
+    return request.app.state.readiness
+
+
 Settings = Annotated[ApiSettings, Depends(app_settings)]
 Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
 WriteAllowed = Depends(write_allowed)
 """Add to `dependencies=` of every route that writes a webhook."""
 DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
+ServiceReadiness = Annotated[Readiness, Depends(service_readiness)]

@@ -14,9 +14,10 @@ import time
 import prometheus_client
 import structlog
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookstream_common.ops import export_readiness
+from hookstream_common import ops
 
 log = structlog.get_logger(__name__)
 
@@ -76,15 +77,14 @@ class RequestMetrics:
 
 
 def metrics_app(app: FastAPI) -> ASGIApp:
-    """The `/metrics` endpoint: refreshes the outbox and dependency gauges, then renders."""
-    render = prometheus_client.make_asgi_app()
+    """The `/metrics` endpoint: refreshes the outbox gauges, then answers as every service does
+    (hookstream_common.ops)."""
 
     async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        readiness = getattr(app.state, "readiness", None)
-        if readiness is not None:
-            export_readiness(readiness)
         await _refresh_outbox(app)
-        await render(scope, receive, send)
+        answer = ops.metrics(getattr(app.state, "readiness", None))
+        response = Response(answer.body, answer.status, media_type=answer.content_type)
+        await response(scope, receive, send)
 
     return serve
 
