@@ -47,8 +47,6 @@ class Lane:
         self.backlog: deque[ConsumerRecord] = deque()
         self.tracker = OffsetTracker()
         self.committed: int | None = None
-        self.next_offset: int | None = None
-        """Where fetching continues: after the last record handed to this lane."""
         self.paused = False
         self._deliver = deliver
         self._on_progress = on_progress
@@ -74,7 +72,6 @@ class Lane:
     def add(self, records: list[ConsumerRecord]) -> None:
         """Queue records fetched for this partition."""
         self.backlog.extend(records)
-        self.next_offset = records[-1].offset + 1
         self._changed.set()
 
     def close(self) -> None:

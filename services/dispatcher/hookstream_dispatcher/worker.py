@@ -91,6 +91,8 @@ class Dispatcher:
         self._shards: set[int] = set()
         self._busy: dict[TopicPartition, float] = {}
         """The topics to read, each with the (monotonic) time work was last seen there."""
+        self._positions: dict[TopicPartition, int] = {}
+        """Where reading each assigned topic goes on: after the last job handed to its lane."""
         self._assigned: set[TopicPartition] = set()
         self._assigned_at = 0.0
         self._pruned_at = 0.0
@@ -160,6 +162,7 @@ class Dispatcher:
             await self._retire(leaving)
             for partition in leaving:
                 self._busy.pop(partition, None)
+                self._positions.pop(partition, None)
             await self._assign(self._assigned - leaving)
         log.info("shards released", shards=len(shards), topics=len(leaving))
 
@@ -197,6 +200,7 @@ class Dispatcher:
             for partition, records in fetched.items():
                 if partition in self._assigned:
                     self._busy[partition] = now
+                    self._positions[partition] = records[-1].offset + 1
                     lane = self._lane(partition)
                     lane.add(records)
                     self._pause_if_full(lane)
@@ -215,7 +219,24 @@ class Dispatcher:
             return
         wanted = set(self._busy)
         await self._retire({tp for tp in self._lanes if tp not in wanted})
+        await self._place(wanted)
         await self._assign(wanted)
+
+    async def _place(self, partitions: set[TopicPartition]) -> None:
+        """Know where reading each topic starts before it is assigned: its committed offset,
+        or 0 (the consumer resets an offset retention removed to the earliest kept). aiokafka
+        would fetch the committed offsets of the whole assignment at every change, and with a
+        change every tenth of a second a new topic could wait for ever."""
+        self._positions = {tp: at for tp, at in self._positions.items() if tp in partitions}
+        new = [tp for tp in partitions if tp not in self._positions]
+        if not new:
+            return
+        committed = await self._admin.list_consumer_group_offsets(
+            self._settings.dispatcher_group_id, partitions=new
+        )
+        for partition in new:
+            meta = committed.get(partition)
+            self._positions[partition] = meta.offset if meta and meta.offset >= 0 else 0
 
     def _idle(self, partition: TopicPartition, seen: float, now: float) -> bool:
         """No job for `topic_idle_seconds`, every job taken stored and committed, and fetched
@@ -248,9 +269,10 @@ class Dispatcher:
         self._assigned = partitions
         self._assigned_at = time.monotonic()
         TOPICS_READ.set(len(partitions))
+        for partition in partitions:
+            if partition in self._positions:
+                self.consumer.seek(partition, self._positions[partition])
         for partition, lane in self._lanes.items():
-            if lane.next_offset is not None:
-                self.consumer.seek(partition, lane.next_offset)
             if lane.paused:
                 self.consumer.pause(partition)
 
