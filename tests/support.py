@@ -1,19 +1,22 @@
 """Helpers for tests against the running services."""
 
 import asyncio
+import contextlib
+import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hookstream_common.topics import Topics
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, RecordedRequest
-from hookstream_dev.stack import ServiceSet
+from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port
 
 RECEIVER_HOST = "receiver.hookstream.test"
 STATIC_HOSTS = {
@@ -92,3 +95,32 @@ async def jobs_routed_to(stack: ServiceSet, webhook_id: str) -> int:
 def repo_root() -> Path:
     """The checkout, for tests that read project files."""
     return infra.REPO_ROOT
+
+
+@contextlib.asynccontextmanager
+async def installation(
+    env: dict[str, str], instances: Iterable[str], name: str = "own"
+) -> AsyncIterator[ServiceSet]:
+    """Services of their own beside the session's: a fresh database and topic prefix on the
+    same servers, with `env`'s keys and settings. For tests that kill and restart services, so
+    that a restart gone wrong fails only them, never every later test of the shared stack."""
+    prefix = f"hst-{name}-{secrets.token_hex(4)}"
+    server, _, _ = env["DATABASE_URL"].rpartition("/")
+    admin = await asyncpg.connect(env["DATABASE_URL"])
+    await admin.execute(f'CREATE DATABASE "{prefix}"')
+    await admin.close()
+    services = ServiceSet(
+        env={**env, "HOOKSTREAM_TOPIC_PREFIX": prefix, "DATABASE_URL": f"{server}/{prefix}"},
+        ports={instance: free_port() for instance in instances},
+        log_dir=infra.STATE_DIR / "test-logs" / prefix,
+    )
+    try:
+        for instance in services.ports:
+            await asyncio.to_thread(services.start, instance)
+        yield services
+    finally:
+        services.stop_all()
+        await delete_topics_under(env["KAFKA_BOOTSTRAP_SERVERS"], prefix)
+        admin = await asyncpg.connect(env["DATABASE_URL"])
+        await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}" WITH (FORCE)')
+        await admin.close()
