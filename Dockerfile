@@ -19,7 +19,7 @@ WORKDIR /src
 COPY . .
 RUN python -m venv --without-pip /opt/hookstream \
  && pip install --no-cache-dir --disable-pip-version-check --python /opt/hookstream/bin/python . \
- && pip install --no-cache-dir --disable-pip-version-check --target /opt/demo trustme==1.2.1
+ && pip install --no-cache-dir --disable-pip-version-check --no-deps --target /opt/demo ./devtools trustme==1.2.1
 
 FROM base AS demo-receiver
 COPY --from=build /opt/hookstream /opt/hookstream

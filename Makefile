@@ -2,15 +2,15 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml | sha1sum | cut -c1-12)
 
 .PHONY: install run down test unit lint fmt bench bench-history chaos
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml devtools/pyproject.toml
 	@command -v java >/dev/null && command -v mvn >/dev/null && command -v npm >/dev/null || { \
 	  echo "==> installing Java 17, Maven and Node.js with apt-get"; \
 	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven nodejs npm; }
-	@echo "==> installing Python packages into $(VENV)"
+	@echo "==> installing Python packages into $(VENV): hookstream, and hookstream-dev (devtools/) with the dev extra"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv
 	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'

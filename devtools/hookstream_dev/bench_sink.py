@@ -22,7 +22,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import ensure_tls
 
 EVENT_TYPE = "com.qlik.v1.app.created"

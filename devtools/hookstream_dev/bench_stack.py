@@ -24,10 +24,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from hookstream_common.kafka import producer
-from hookstream_common.sdk import sample_event
-from hookstream_common.tokens import TENANT_ADMIN, mint_token
+from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra
 from hookstream_dev.bench_sink import EVENT_TYPE, event_time, percentile
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import ensure_tls
 from hookstream_dev.stack import (
     MODULES,
@@ -37,6 +37,7 @@ from hookstream_dev.stack import (
     service_environment,
     service_of,
 )
+from hookstream_dev.tokens import mint_token
 
 SINK_HOST = "receiver.hookstream.test"  # a name the development certificate covers
 SHARDS = 64

@@ -37,12 +37,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookstream_common.jobs import delivery_id_for
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
 from hookstream_common.signing import qlik_signature
-from hookstream_common.tokens import TENANT_ADMIN, mint_token
+from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra, supervisor
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, RecordedRequest, TlsFiles
 from hookstream_dev.stack import ServiceSet, free_port, service_environment
+from hookstream_dev.tokens import mint_token
 
 FAULTS_DIR = infra.STATE_DIR / "faults"
 RECEIVER_HOST = "receiver.hookstream.test"

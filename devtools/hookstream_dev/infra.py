@@ -35,11 +35,12 @@ from types import ModuleType
 
 
 def _repo_root() -> Path:
-    """The checkout holding this file: state is per checkout, next to the code it serves."""
+    """The checkout holding this file (the project whose `devtools` it is): state is per
+    checkout, next to the code it serves."""
     for parent in Path(__file__).resolve().parents:
-        if (parent / "pyproject.toml").is_file():
+        if (parent / "pyproject.toml").is_file() and (parent / "devtools").is_dir():
             return parent
-    raise RuntimeError(f"no pyproject.toml above {__file__}; install hookstream_dev editable")
+    raise RuntimeError(f"no checkout above {__file__}; install hookstream-dev editable")
 
 
 REPO_ROOT = _repo_root()

@@ -310,8 +310,9 @@ def _start_receiver(log_dir: Path) -> None:
 
 def up() -> None:
     """`make run`: everything on this machine, then a token and a three-step example."""
-    from hookstream_common.tokens import TENANT_ADMIN, mint_token
+    from hookstream_common.tokens import TENANT_ADMIN
     from hookstream_dev.receiver import ensure_tls
+    from hookstream_dev.tokens import mint_token
 
     kafka, database = infra.ensure_kafka(), infra.ensure_postgres()
     ensure_tls(infra.STATE_DIR / "tls")
@@ -354,7 +355,7 @@ Try it:
   curl -s -X POST {api}/api/v1/webhooks -H "Authorization: Bearer $TOKEN" \\
        -H 'Content-Type: application/json' -d '{body}'
   # 2. publish an event for the tenant
-  .venv/bin/hookstream emit --tenant {DEMO_TENANT} --user {DEMO_USER}
+  .venv/bin/hookstream-dev emit --tenant {DEMO_TENANT} --user {DEMO_USER}
   # 3. see the delivery, with the id step 1 printed
   curl -s {api}/api/v1/webhooks/<id>/deliveries -H "Authorization: Bearer $TOKEN"
 """

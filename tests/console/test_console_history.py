@@ -14,7 +14,8 @@ from e2e.history_rows import insert_delivery
 from playwright.async_api import Page, expect
 
 from hookstream_common.db import ensure_partitions
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import bearer, new_tenant, receiver_url, wait_routed, wait_until

@@ -18,7 +18,8 @@ from console_support import (
 )
 from playwright.async_api import Page, expect
 
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import new_tenant, receiver_url, wait_routed, wait_until

@@ -8,8 +8,8 @@ import httpx
 from console_support import assert_accessible, create_webhook
 from playwright.async_api import Page, expect
 
-from hookstream_common.tokens import mint_token
 from hookstream_dev.stack import ServiceSet
+from hookstream_dev.tokens import mint_token
 from support import new_tenant
 
 

@@ -20,11 +20,13 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from deploy_tools import DEPLOY, tool
 
-from hookstream_common.sdk import EventPublisher, sample_event
-from hookstream_common.tokens import TENANT_ADMIN, mint_token
+from hookstream_common.sdk import EventPublisher
+from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, ensure_tls
 from hookstream_dev.stack import ServiceSet, free_port, service_environment
+from hookstream_dev.tokens import mint_token
 from support import STATIC_HOSTS, bearer, new_tenant, receiver_url, wait_routed, wait_until
 
 pytestmark = pytest.mark.e2e

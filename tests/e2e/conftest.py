@@ -15,10 +15,11 @@ import pytest
 
 from hookstream_client import AsyncClient
 from hookstream_common.sdk import EventPublisher
-from hookstream_common.tokens import TENANT_ADMIN, mint_token
+from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
 from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port, service_environment
+from hookstream_dev.tokens import mint_token
 from support import STATIC_HOSTS
 
 

@@ -13,7 +13,7 @@ from hookstream_common.db import migrate
 from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
 from hookstream_common.history import Outcome
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 
 CREATED = "com.qlik.v1.app.created"
 

@@ -185,7 +185,7 @@ async def test_missing_or_bad_tokens_are_401(
 
 
 async def test_token_signed_with_another_key_is_401(api: httpx.AsyncClient) -> None:
-    from hookstream_common.tokens import mint_token
+    from hookstream_dev.tokens import mint_token
 
     forged = mint_token("some-other-key-of-enough-length!!", new_tenant(), "u1", ["TenantAdmin"])
     assert_error(await api.get(V1, headers=bearer(forged)), 401, "not valid")

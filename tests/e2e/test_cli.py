@@ -13,7 +13,8 @@ from typing import Any
 
 from hookstream_client import AsyncClient
 from hookstream_common.cli import main
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import new_tenant, receiver_url, wait_routed, wait_until

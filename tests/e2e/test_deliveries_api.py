@@ -7,8 +7,9 @@ import asyncpg
 import pytest
 
 from hookstream_client import ApiError, AsyncClient, Webhook
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
 from hookstream_common.signing import qlik_signature
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import new_tenant, receiver_url, wait_routed, wait_until

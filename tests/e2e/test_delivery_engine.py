@@ -22,7 +22,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookstream_client import AsyncClient, Delivery, Webhook
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import (

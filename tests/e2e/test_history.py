@@ -17,7 +17,7 @@ from history_rows import insert_delivery, insert_webhook, new_event, outcome, ow
 from hookstream_client import ApiError, AsyncClient
 from hookstream_common.db import create_pool, ensure_partitions, migrate
 from hookstream_common.history import Outcome, record_outcomes
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from hookstream_janitor.housekeeping import PassReport, partition_day, rotate_partitions

@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from hookstream_client import AsyncClient
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
 from hookstream_common.shards import shard_of
 from hookstream_dev import infra
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
 from support import new_tenant, receiver_url, wait_routed, wait_until

@@ -23,9 +23,10 @@ from hookstream_common.db import create_pool, migrate
 from hookstream_common.events import Event
 from hookstream_common.history import record_outcomes
 from hookstream_common.kafka import producer
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
 from hookstream_common.shards import shard_of
 from hookstream_common.topics import Topics
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import bearer, carrying, new_tenant, receiver_url, wait_routed, wait_until

@@ -19,7 +19,8 @@ import pytest
 from test_delivery_engine import Scenario, marker_delivered, unique_path
 
 from hookstream_client import AsyncClient
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import carrying, installation, new_tenant, receiver_url, wait_routed, wait_until

@@ -33,7 +33,8 @@ import httpx
 
 from hookstream_client import AsyncClient
 from hookstream_common.catalogue import event_type_names
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import bearer, new_tenant, receiver_url, wait_routed, wait_until

@@ -14,7 +14,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, RecordedRequest
 from hookstream_dev.stack import ServiceSet
 from support import bearer, carrying, new_tenant, receiver_url, wait_routed, wait_until

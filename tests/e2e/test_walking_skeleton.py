@@ -11,7 +11,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from hookstream_client import AsyncClient, Delivery, Webhook
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import publish_raw, sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import carrying, jobs_routed_to, new_tenant, receiver_url, wait_routed, wait_until
@@ -128,12 +129,13 @@ async def test_malformed_event_goes_to_dlq_and_the_next_is_delivered(
     await wait_routed(stack, tenant, {webhook.id})
     garbage = f"not an event {uuid.uuid4()}".encode()
 
-    await publisher.publish_raw(garbage, key=tenant.encode())
+    prefix = settings_env["HOOKSTREAM_TOPIC_PREFIX"]
+    await publish_raw(servers["kafka"], prefix, garbage, key=tenant.encode())
     await publisher.publish(sample_event(APP_CREATED, tenant, "u1"))
 
     await wait_until(lambda: requests_to(receiver, path), timeout=30)
     consumer = AIOKafkaConsumer(
-        f"{settings_env['HOOKSTREAM_TOPIC_PREFIX']}.events.dlq",
+        f"{prefix}.events.dlq",
         bootstrap_servers=servers["kafka"],
         auto_offset_reset="earliest",
         group_id=None,

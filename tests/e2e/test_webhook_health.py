@@ -7,7 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import bearer, new_tenant, receiver_url, wait_routed, wait_until

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from hookstream_common.jobs import delivery_id_for
-from hookstream_common.sdk import sample_event
 from hookstream_dev import chaos
 from hookstream_dev.chaos import SINGLE, Scenario
+from hookstream_dev.events import sample_event
 
 pytestmark = [
     pytest.mark.faults,

@@ -18,8 +18,9 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, RecordMetadata
 from prometheus_client.parser import text_string_to_metric_families
 
-from hookstream_common.sdk import EventPublisher, sample_event
+from hookstream_common.sdk import EventPublisher
 from hookstream_common.topics import Topics
+from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, RecordedRequest
 from hookstream_dev.stack import ServiceSet
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from hookstream_common.events import MAX_EVENT_BYTES, Event, InvalidEvent
 from hookstream_common.jobs import DeliveryJob, delivery_id_for
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 

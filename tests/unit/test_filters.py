@@ -16,7 +16,7 @@ from hookstream_common.filters import (
     Or,
     parse_filter,
 )
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 
 APP_CREATED = "com.qlik.v1.app.created"
 ANY_APP = (APP_CREATED, "com.qlik.v1.app.deleted")

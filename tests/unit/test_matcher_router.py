@@ -6,7 +6,7 @@ import orjson
 
 from hookstream_common.jobs import delivery_id_for
 from hookstream_common.routing import Route, TenantRoutes
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 from hookstream_matcher.router import (
     DeadLetter,
     Deliver,

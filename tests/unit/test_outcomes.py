@@ -7,7 +7,7 @@ import pytest
 from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
 from hookstream_common.history import FailureRun, Outcome, summarise
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 from hookstream_dispatcher.policy import utcnow
 from hookstream_dispatcher.writer import HistoryWriter
 

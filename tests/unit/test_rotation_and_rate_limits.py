@@ -16,10 +16,10 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from hookstream_common.delivery import Attempt, build_request
 from hookstream_common.events import Event
 from hookstream_common.history import Outcome, summarise
-from hookstream_common.sdk import sample_event
 from hookstream_common.secret_rotation import PreviousSecret, after_change
 from hookstream_common.signing import qlik_signature
 from hookstream_common.webhook_store import DeliveryTarget, RateLimit
+from hookstream_dev.events import sample_event
 from hookstream_dispatcher.lanes import Lane
 from hookstream_dispatcher.rate_limits import Throttle
 

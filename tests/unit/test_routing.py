@@ -2,7 +2,7 @@ import orjson
 
 from hookstream_common.events import Event
 from hookstream_common.routing import Route, TenantRoutes
-from hookstream_common.sdk import sample_event
+from hookstream_dev.events import sample_event
 
 
 def _event(event_type: str = "com.qlik.v1.app.created", user: str = "u-1") -> Event:

@@ -1,65 +1,30 @@
-"""`hookstream`: the command line for operators and developers.
+"""`hookstream`: the command line for operators.
 
-    hookstream token --tenant T --user U [--role TenantAdmin]   mint a development token
-    hookstream emit --tenant T [--type com.qlik.v1.app.created]  publish a sample event
     hookstream migrate                                          apply schema migrations
     hookstream keygen                                           print a new encryption key
     hookstream webhooks|deliveries|recover ...                  manage webhooks through the API
 
-Outside production it also reads `.hookstream/dev.env`, which `make run` writes.
+Development tokens and sample events are `hookstream-dev`'s (devtools).
 """
 
 import argparse
 import asyncio
 import sys
-from datetime import timedelta
 
 from cryptography.fernet import Fernet
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
 
 from hookstream_client import cli as management
-from hookstream_common.catalogue import event_type_names
 from hookstream_common.db import migrate
-from hookstream_common.sdk import EventPublisher, sample_event
 from hookstream_common.settings import CommonSettings
-from hookstream_common.tokens import mint_token
-
-
-class CliSettings(CommonSettings):
-    """What the commands need besides the infrastructure addresses."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="HOOKSTREAM_", extra="ignore", env_file=".hookstream/dev.env"
-    )
-
-    jwt_key: str = Field("", description="The key the API verifies tokens with (HS256 secret).")
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hookstream", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    token = commands.add_parser("token", help="mint a development bearer token")
-    token.add_argument("--tenant", required=True)
-    token.add_argument("--user", required=True)
-    token.add_argument("--role", action="append", default=[], help="repeat for several roles")
-    token.add_argument("--hours", type=float, default=24.0)
-    emit = commands.add_parser("emit", help="publish a sample event for a tenant")
-    emit.add_argument("--tenant", required=True)
-    emit.add_argument("--user", default="demo-user")
-    emit.add_argument("--type", default="com.qlik.v1.app.created", dest="event_type")
-    emit.add_argument("--count", type=int, default=1)
     commands.add_parser("migrate", help="apply the schema migrations not applied yet")
     commands.add_parser("keygen", help="print a new key for HOOKSTREAM_ENCRYPTION_KEYS")
     management.add_commands(commands)
     return parser
-
-
-async def _emit(settings: CliSettings, args: argparse.Namespace) -> None:
-    async with EventPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix) as pub:
-        for _ in range(args.count):
-            event_id = await pub.publish(sample_event(args.event_type, args.tenant, args.user))
-            print(f"published {args.event_type} {event_id} for tenant {args.tenant}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,25 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in management.COMMANDS:
         return management.run(args)
-    settings = CliSettings()
-    if args.command == "token":
-        if not settings.jwt_key:
-            sys.exit("HOOKSTREAM_JWT_KEY is not set: run `make run` first or export the API's key")
-        print(
-            mint_token(
-                settings.jwt_key,
-                args.tenant,
-                args.user,
-                args.role,
-                ttl=timedelta(hours=args.hours),
-            )
-        )
-    elif args.command == "emit":
-        if args.event_type not in event_type_names():
-            sys.exit(f"unknown event type {args.event_type!r}; known: {sorted(event_type_names())}")
-        asyncio.run(_emit(settings, args))
-    elif args.command == "migrate":
-        applied = asyncio.run(migrate(settings.database_url))
+    if args.command == "migrate":
+        applied = asyncio.run(migrate(CommonSettings().database_url))
         print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
     elif args.command == "keygen":
         print(Fernet.generate_key().decode())
