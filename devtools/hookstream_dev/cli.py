@@ -10,10 +10,12 @@ import argparse
 import asyncio
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from hookstream_common import catalogue
 from hookstream_common.catalogue import event_type_names
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.settings import CommonSettings
@@ -28,6 +30,7 @@ class DevSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_", extra="ignore", env_file=DEV_ENV)
 
     jwt_key: str = Field("", description="The key the API verifies tokens with (HS256 secret).")
+    event_types_file: Path | None = Field(None, description="The API's extra event types.")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         ttl = timedelta(hours=args.hours)
         print(mint_token(settings.jwt_key, args.tenant, args.user, args.role, ttl=ttl))
     elif args.command == "emit":
+        catalogue.configure(settings.event_types_file)
         if args.event_type not in event_type_names():
             sys.exit(f"unknown event type {args.event_type!r}; known: {sorted(event_type_names())}")
         asyncio.run(_emit(settings, args))

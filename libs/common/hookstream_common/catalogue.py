@@ -1,6 +1,19 @@
-"""The event types webhooks can subscribe to. Data, extensible by configuration."""
+"""The event types webhooks can subscribe to: Qlik's, plus any a deployment adds.
 
+A platform that publishes events of its own lists them in a JSON file named by
+`HOOKSTREAM_EVENT_TYPES_FILE`: an array of `{"name", "title", "description", "category",
+"levels"}` (`levels` optional, default both). The API reads it at start (`configure`); from then
+on a webhook's `eventTypes` is checked against `event_types()`, Qlik's and the file's. A file that
+cannot be used is a configuration error: the service does not start.
+"""
+
+import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,58 @@ DEFAULT_EVENT_TYPES: tuple[EventType, ...] = (
 )
 
 
-def event_type_names(types: tuple[EventType, ...] = DEFAULT_EVENT_TYPES) -> frozenset[str]:
-    """The names, for validating a webhook's `eventTypes`."""
-    return frozenset(t.name for t in types)
+class CatalogueError(ValueError):
+    """The event types file cannot be used."""
+
+
+_Text = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class _Entry(BaseModel):
+    """One entry of the file; a name the API's `eventTypes` field can hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, StringConstraints(max_length=128, pattern=r"^[A-Za-z0-9._-]+$")]
+    title: _Text
+    description: Annotated[str, StringConstraints(max_length=4096)]
+    category: _Text
+    levels: Annotated[tuple[Literal["tenant", "user"], ...], Field(min_length=1)] = (
+        "tenant",
+        "user",
+    )
+
+
+def read_event_types(path: Path) -> tuple[EventType, ...]:
+    """Qlik's event types, then those of the file; a name already known is an error."""
+    try:
+        entries = [_Entry.model_validate(item) for item in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError, ValidationError) as exc:
+        raise CatalogueError(f"{path}: not a JSON array of event types: {exc}") from exc
+    types = DEFAULT_EVENT_TYPES + tuple(
+        EventType(e.name, e.title, e.description, e.category, e.levels) for e in entries
+    )
+    names = [t.name for t in types]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise CatalogueError(f"{path}: event types named more than once: {', '.join(repeated)}")
+    return types
+
+
+_configured: tuple[EventType, ...] = DEFAULT_EVENT_TYPES
+
+
+def configure(path: Path | None) -> None:
+    """Use Qlik's event types and, when `path` is set, the file's, for this process."""
+    global _configured
+    _configured = read_event_types(path) if path else DEFAULT_EVENT_TYPES
+
+
+def event_types() -> tuple[EventType, ...]:
+    """The catalogue of this process (see `configure`)."""
+    return _configured
+
+
+def event_type_names(types: Iterable[EventType] | None = None) -> frozenset[str]:
+    """The names, for validating a webhook's `eventTypes`: of `types`, or of `event_types()`."""
+    return frozenset(t.name for t in (event_types() if types is None else types))

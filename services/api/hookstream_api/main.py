@@ -21,6 +21,7 @@ from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.routers import deliveries, health, product_info, recovery, webhooks
 from hookstream_api.settings import ApiSettings
+from hookstream_common import catalogue
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
@@ -127,6 +128,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or ApiSettings()
+    catalogue.configure(app.state.settings.event_types_file)
     install_error_handlers(app)
     app.add_middleware(
         RequestLimits,

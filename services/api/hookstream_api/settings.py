@@ -1,5 +1,7 @@
 """Configuration of the API service."""
 
+from pathlib import Path
+
 from pydantic import Field
 
 from hookstream_common.settings import DeliverySettings
@@ -34,6 +36,11 @@ class ApiSettings(DeliverySettings):
     )
     write_burst: int = Field(
         50, ge=1, description="Writes a tenant may make at once before the rate applies; 429."
+    )
+    event_types_file: Path | None = Field(
+        None,
+        description="A JSON file of event types to offer besides Qlik's (hookstream_common"
+        ".catalogue); unset: Qlik's only.",
     )
     relay_interval_seconds: float = Field(
         0.5, description="How often the outbox relay looks for changes it was not told about."
