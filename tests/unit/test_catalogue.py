@@ -1,5 +1,6 @@
 """The event catalogue is Qlik's types plus those of HOOKSTREAM_EVENT_TYPES_FILE."""
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hookstream_api.main import create_app
+from hookstream_api.routers.webhooks import list_event_types
 from hookstream_api.settings import ApiSettings
 from hookstream_common import catalogue
 from hookstream_common.catalogue import (
@@ -55,11 +57,13 @@ def test_the_file_adds_types_after_qliks(tmp_path: Path) -> None:
     assert audit_type.levels == ("tenant", "user")
 
 
-def test_the_api_reads_the_file_at_start_and_accepts_its_types(tmp_path: Path) -> None:
+def test_the_api_reads_the_file_at_start_and_accepts_and_lists_its_types(tmp_path: Path) -> None:
     assert INVOICE["name"] not in event_type_names()
     create_app(ApiSettings(jwt_key="k", event_types_file=write(tmp_path, [INVOICE])))
     assert INVOICE["name"] in event_type_names()
     assert [t.name for t in event_types()][-1] == INVOICE["name"]
+    listed = asyncio.run(list_event_types(None))["data"]  # type: ignore[arg-type]
+    assert listed[-1]["name"] == INVOICE["name"]
     create_app(ApiSettings(jwt_key="k"))
     assert event_types() == DEFAULT_EVENT_TYPES
 

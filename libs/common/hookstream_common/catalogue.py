@@ -3,7 +3,8 @@
 A platform that publishes events of its own lists them in a JSON file named by
 `HOOKSTREAM_EVENT_TYPES_FILE`: an array of `{"name", "title", "description", "category",
 "levels"}` (`levels` optional, default both). The API reads it at start (`configure`); from then
-on a webhook's `eventTypes` is checked against `event_types()`, Qlik's and the file's. A file that
+on a webhook's `eventTypes` is checked against `event_types()`, Qlik's and the file's, and
+`GET /webhooks/event-types` lists them all. A file that
 cannot be used is a configuration error: the service does not start.
 """
 

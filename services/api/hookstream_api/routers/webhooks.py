@@ -44,7 +44,7 @@ from hookstream_api.validation import (
     check_url,
 )
 from hookstream_api.webhook_health import WebhookHealth
-from hookstream_common.catalogue import DEFAULT_EVENT_TYPES, event_type_names
+from hookstream_common.catalogue import event_type_names, event_types
 from hookstream_common.filters import FilterError, parse_filter
 from hookstream_common.webhook_store import RateLimit
 
@@ -324,7 +324,7 @@ async def create_webhook(
 @router.get("/event-types", response_model=EventTypeList)
 async def list_event_types(_: CurrentPrincipal) -> dict[str, Any]:
     """The event types a webhook can subscribe to."""
-    return {"data": [t.as_json() for t in DEFAULT_EVENT_TYPES]}
+    return {"data": [t.as_json() for t in event_types()]}
 
 
 @router.api_route(
