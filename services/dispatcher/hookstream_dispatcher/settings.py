@@ -22,7 +22,7 @@ class DispatcherSettings(DeliverySettings):
         ge=1,
     )
     topic_idle_seconds: float = Field(
-        2.0,
+        1.0,
         description="A delivery topic with no new job for this long, its jobs all stored, is"
         " no longer read (until a wake-up or a scan finds work there).",
         gt=0,

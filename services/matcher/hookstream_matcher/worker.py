@@ -47,7 +47,7 @@ BATCH_FAILURES = prometheus_client.Counter(
     "Batches that could not be fully produced and were retried from their first event.",
 )
 _MISSING_RECHECK_SECONDS = 10.0
-_TOPIC_MEMORY_SECONDS = 10.0
+_TOPIC_MEMORY_SECONDS = 3.0
 TENANTS = prometheus_client.Gauge(
     "hookstream_matcher_tenants", "Tenants with webhooks in this instance's route table."
 )
