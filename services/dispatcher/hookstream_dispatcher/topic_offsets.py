@@ -6,6 +6,7 @@ topics a scan with `end_offsets` never finished. This client follows no topic in
 each metadata refresh covers every topic in one request, and offsets are asked per leader.
 """
 
+import time
 from collections import defaultdict
 
 from aiokafka import TopicPartition
@@ -21,6 +22,7 @@ class TopicOffsets:
 
     def __init__(self, bootstrap: str) -> None:
         self._client = AIOKafkaClient(bootstrap_servers=bootstrap)
+        self._refreshed_at = float("-inf")
 
     async def start(self) -> None:
         await self._client.bootstrap()
@@ -28,10 +30,16 @@ class TopicOffsets:
     async def close(self) -> None:
         await self._client.close()
 
-    async def topics(self) -> set[str]:
-        """Every topic the cluster has now."""
-        await self._client.force_metadata_update()
-        return self._client.cluster.topics()
+    async def topics(self, max_age: float, expected: set[str]) -> set[str]:
+        """Every topic the cluster has, as known at most `max_age` seconds ago or since any of
+        `expected` appeared (decoding the metadata of 10,000 topics is the dearest part of a
+        scan, so it is not done on every one)."""
+        known = self._client.cluster.topics()
+        if time.monotonic() - self._refreshed_at > max_age or not expected <= known:
+            await self._client.force_metadata_update()
+            self._refreshed_at = time.monotonic()
+            known = self._client.cluster.topics()
+        return known
 
     async def ends(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """The offset after the last record of each partition whose leader is known."""

@@ -65,6 +65,7 @@ TOPICS_FOUND.labels("wake-up")
 TOPICS_FOUND.labels("scan")
 _COMMIT_INTERVAL = 0.5
 _NEVER_FETCHED_SECONDS = 30.0
+_TOPIC_LIST_MAX_AGE = 120.0
 _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
 
@@ -91,6 +92,8 @@ class Dispatcher:
         self._shards: set[int] = set()
         self._busy: dict[TopicPartition, float] = {}
         """The topics to read, each with the (monotonic) time work was last seen there."""
+        self._woken_topics: set[str] = set()
+        """Topics taken up since the last scan: one the scan's topic list lacks refreshes it."""
         self._positions: dict[TopicPartition, int] = {}
         """Where reading each assigned topic goes on: after the last job handed to its lane."""
         self._assigned: set[TopicPartition] = set()
@@ -257,6 +260,7 @@ class Dispatcher:
         partition = TopicPartition(self._topics.deliveries(webhook_id), 0)
         if partition not in self._busy:
             TOPICS_FOUND.labels(by).inc()
+            self._woken_topics.add(partition.topic)
         self._busy[partition] = now
 
     def _shard(self, partition: TopicPartition) -> int:
@@ -367,20 +371,25 @@ class Dispatcher:
     async def _scan_regularly(self) -> None:
         """Scan when shards are taken and every `shard_scan_seconds`; an outage skips one."""
         while True:
+            taken = self._scan_now.is_set()
             self._scan_now.clear()
             try:
-                await self._scan()
+                await self._scan(topics_max_age=0.0 if taken else _TOPIC_LIST_MAX_AGE)
             except TRANSIENT as exc:
                 log.info("shard scan failed; next one soon", error=str(exc))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._scan_now.wait(), self._settings.shard_scan_seconds)
 
-    async def _scan(self) -> None:
-        """Read every owned topic with jobs past its committed offset; export the lag."""
+    async def _scan(self, topics_max_age: float) -> None:
+        """Read every owned topic with jobs past its committed offset; export the lag. Taking
+        shards asks for the current topic list; the regular scans, a safety net behind the
+        wake-ups, may use one up to `_TOPIC_LIST_MAX_AGE` old."""
         shards = set(self._shards)
+        topics = await self._offsets.topics(topics_max_age, self._woken_topics)
+        self._woken_topics.clear()
         partitions = [
             TopicPartition(topic, 0)
-            for topic in await self._offsets.topics()
+            for topic in topics
             if (webhook_id := self._topics.webhook_id_of(topic)) is not None
             and shard_of(webhook_id, self._settings.dispatch_shards) in shards
         ]
