@@ -18,7 +18,11 @@ def delivery_id_for(webhook_id: str, event_id: str) -> str:
 
 @dataclass(frozen=True)
 class DeliveryJob:
-    """Deliver `event` to webhook `webhook_id`."""
+    """Deliver `event` to webhook `webhook_id`.
+
+    Built by one constructor per cause: `for_event` (the matcher), `for_retry` (the dispatcher's
+    retry path), `for_resend` (the API's resend) and `for_recovery` (the API's recover worker).
+    """
 
     delivery_id: str
     webhook_id: str
@@ -42,6 +46,24 @@ class DeliveryJob:
         )
 
     @classmethod
+    def for_retry(cls, failed: "DeliveryJob", due_at: datetime) -> "DeliveryJob":
+        """The same delivery (same id) as its next attempt, due at `due_at`."""
+        return replace(failed, attempt=failed.attempt + 1, due_at=due_at)
+
+    @classmethod
+    def for_resend(
+        cls, webhook_id: str, tenant_id: str, event: Event, triggered_at: datetime
+    ) -> "DeliveryJob":
+        """A resend: a new delivery (a new id) of a stored event, a single attempt."""
+        return cls(
+            delivery_id=str(uuid.uuid4()),
+            webhook_id=webhook_id,
+            tenant_id=tenant_id,
+            event=event,
+            triggered_at=triggered_at,
+        )
+
+    @classmethod
     def for_recovery(
         cls,
         delivery_id: str,
@@ -51,7 +73,8 @@ class DeliveryJob:
         triggered_at: datetime,
         attempts: int,
     ) -> "DeliveryJob":
-        """A failed delivery queued again: same id and day, a full schedule after `attempts`."""
+        """A failed delivery queued again: same id and day, a full schedule after the `attempts`
+        already made (its next attempt is `attempts + 1`, its schedule counts from there)."""
         return cls(
             delivery_id=delivery_id,
             webhook_id=webhook_id,
@@ -76,10 +99,6 @@ class DeliveryJob:
                 "event": orjson.Fragment(self.event.legacy_json),
             }
         )
-
-    def retried(self, due_at: datetime) -> "DeliveryJob":
-        """The same delivery (same id), as its next attempt, due at `due_at`."""
-        return replace(self, attempt=self.attempt + 1, due_at=due_at)
 
     @classmethod
     def loads(cls, raw: bytes) -> "DeliveryJob":

@@ -146,7 +146,7 @@ class Attempts:
                 await keep_trying(
                     lambda: self._producer.send_and_wait(
                         self._settings.topics.retry(retry.tier.name),
-                        job.retried(retry.due_at).dumps(),
+                        DeliveryJob.for_retry(job, retry.due_at).dumps(),
                         key=job.webhook_id.encode(),
                     ),
                     "Kafka (scheduling a retry)",

@@ -24,6 +24,7 @@ from hookstream_api.schemas import (
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.history import Outcome, delivery_body, record_outcomes
+from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_store import load_target
 
 router = APIRouter(
@@ -141,23 +142,23 @@ async def resend_delivery(
         event = Event.from_legacy(original["body"])
     except InvalidEvent as exc:
         raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
-    delivery_id = str(uuid.uuid4())
-    outbound = build_request(target, event, delivery_id, settings.user_agent)
+    job = DeliveryJob.for_resend(str(webhook_id), principal.tenant_id, event, datetime.now(UTC))
+    outbound = build_request(target, job.event, job.delivery_id, settings.user_agent)
     attempt = await send(client, outbound)
     outcome = Outcome(
-        delivery_id=delivery_id,
-        tenant_id=principal.tenant_id,
-        webhook_id=str(webhook_id),
-        event=event,
+        delivery_id=job.delivery_id,
+        tenant_id=job.tenant_id,
+        webhook_id=job.webhook_id,
+        event=job.event,
         cloud_event=target.cloud_event,
         status="success" if attempt.succeeded else "fail",
         status_message=attempt.status_message(),
-        triggered_at=datetime.now(UTC),
+        triggered_at=job.triggered_at,
         request=outbound.as_history(),
-        attempt_number=1,
+        attempt_number=job.attempt,
         attempt=attempt,
     )
     async with pool.acquire() as conn, conn.transaction():
         await record_outcomes(conn, [outcome])
-    row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(delivery_id))
+    row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

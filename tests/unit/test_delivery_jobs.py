@@ -1,0 +1,43 @@
+"""`DeliveryJob`'s constructors, one per cause: event, retry, resend, recover."""
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+from hookstream_common.events import Event
+from hookstream_common.jobs import DeliveryJob, delivery_id_for
+from hookstream_dev.events import sample_event
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+EVENT = Event.parse(orjson.dumps(sample_event("com.qlik.v1.app.created", "t-1")))
+
+
+def test_an_event_makes_a_first_attempt_with_a_stable_id() -> None:
+    job = DeliveryJob.for_event("w-1", EVENT, NOW)
+    assert (job.delivery_id, job.tenant_id) == (delivery_id_for("w-1", EVENT.id), "t-1")
+    assert (job.attempt, job.retry_base, job.due_at) == (1, 0, None)
+
+
+def test_a_retry_is_the_same_delivery_one_attempt_on() -> None:
+    first = DeliveryJob.for_event("w-1", EVENT, NOW)
+    due = NOW + timedelta(seconds=30)
+    retry = DeliveryJob.for_retry(DeliveryJob.for_retry(first, NOW), due)
+    assert (retry.delivery_id, retry.triggered_at) == (first.delivery_id, first.triggered_at)
+    assert (retry.attempt, retry.due_at, retry.retry_base) == (3, due, 0)
+    assert DeliveryJob.loads(retry.dumps()) == retry
+
+
+def test_a_resend_is_a_new_delivery_of_one_attempt() -> None:
+    one = DeliveryJob.for_resend("w-1", "t-1", EVENT, NOW)
+    other = DeliveryJob.for_resend("w-1", "t-1", EVENT, NOW)
+    assert one.delivery_id != other.delivery_id
+    assert one.delivery_id != delivery_id_for("w-1", EVENT.id)
+    assert (one.attempt, one.retry_base, one.triggered_at) == (1, 0, NOW)
+
+
+def test_a_recovery_restarts_the_schedule_after_the_attempts_made() -> None:
+    job = DeliveryJob.for_recovery("d-1", "w-1", "t-1", EVENT, NOW, attempts=7)
+    assert (job.delivery_id, job.triggered_at) == ("d-1", NOW)
+    assert (job.attempt, job.retry_base) == (8, 7)
+    assert job.attempt - job.retry_base == 1  # the policy sees a first attempt
+    assert DeliveryJob.loads(job.dumps()) == job
