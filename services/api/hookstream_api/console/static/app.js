@@ -2,8 +2,8 @@
 import { Api } from "./api.js";
 import { el } from "./dom.js";
 import { History } from "./history.js";
-import { initI18n, setLanguage, t, translate } from "./i18n.js";
-import { WebhooksTable } from "./table.js";
+import { formatDuration, formatPercent, formatTime, initI18n, setLanguage, t, translate } from "./i18n.js";
+import { lastStatusBadge, WebhooksTable } from "./table.js";
 import { WebhookForm } from "./form.js";
 
 const TOKEN_KEY = "hookstream.console.token";
@@ -41,6 +41,8 @@ class Console {
     }
     $("create-form").addEventListener("submit", (event) => this.submitCreate(event));
     $("edit-form").addEventListener("submit", (event) => this.submitEdit(event));
+    $("rotate-form").addEventListener("submit", (event) => this.submitRotate(event));
+    $("rotate-end-window").addEventListener("click", () => this.endWindow("rotate"));
 
     window.addEventListener("hashchange", () => {
       const token = this.linkToken();
@@ -75,6 +77,7 @@ class Console {
     $("token-input").value = "";
     this.createForm = new WebhookForm($("create-form"), "create", this.eventTypes);
     this.editForm = new WebhookForm($("edit-form"), "edit", this.eventTypes);
+    $("edit-form").querySelector(".end-window").addEventListener("click", () => this.endWindow("edit"));
     const claims = decodeClaims(token);
     $("signed-in-as").textContent = claims.sub ? t("auth.signedInAs", { user: claims.sub }) : "";
     $("signed-in-as").hidden = !claims.sub;
@@ -148,6 +151,7 @@ class Console {
     if (!webhook) return;
     this.editing = webhook;
     this.editForm.fill(webhook);
+    this.showHealth(webhook);
     $("edit-panel").showModal();
     this.editForm.input("name").focus();
   }
@@ -165,6 +169,10 @@ class Console {
       ["headers", body.headers],
       ["filter", body.filter],
       ["enableCloudEventDelivery", body.enableCloudEventDelivery],
+      ["rateLimit", body.rateLimit],
+      ...("secretRotationGraceSeconds" in body
+        ? [["secretRotationGraceSeconds", body.secretRotationGraceSeconds]]
+        : []),
     ].map(([field, value]) => ({ op: "replace", path: `/${field}`, value }));
     if (body.secret) ops.push({ op: "replace", path: "/secret", value: body.secret });
     for (const name of this.editing.encryptedHeaders) {
@@ -183,6 +191,151 @@ class Console {
     } catch (error) {
       if (error.status !== 401) this.editForm.showErrors(error);
     }
+  }
+
+  /** The read-only health fields in the edit panel. */
+  showHealth(webhook) {
+    const none = t("health.none");
+    const rows = [
+      ["health.lastStatus", lastStatusBadge(webhook.lastStatus)],
+      [
+        "health.lastDeliveryAt",
+        webhook.lastDeliveryAt
+          ? el("time", { datetime: webhook.lastDeliveryAt }, formatTime(webhook.lastDeliveryAt))
+          : none,
+      ],
+      ["health.consecutiveFailures", String(webhook.consecutiveFailures ?? 0)],
+      ["health.successRate1h", formatPercent(webhook.successRate1h)],
+      ["health.successRate24h", formatPercent(webhook.successRate24h)],
+      ["health.pendingRetries", String(webhook.pendingRetries ?? 0)],
+    ];
+    $("edit-health")
+      .querySelector(".health-list")
+      .replaceChildren(
+        ...rows.flatMap(([key, value]) => [
+          el("dt", { "data-field": key.split(".")[1] }, t(key)),
+          el("dd", { "data-field": key.split(".")[1] }, value),
+        ]),
+      );
+  }
+
+  /** The Rotate dialog: a new secret, then when the previous one stops being accepted. */
+  openRotate(webhook) {
+    this.rotating = webhook;
+    const dialog = $("rotate-dialog");
+    $("rotate-webhook").textContent = webhook.name;
+    const grace = webhook.secretRotationGraceSeconds;
+    $("rotate-text").textContent =
+      grace > 0 ? t("rotate.text", { grace: formatDuration(grace) }) : t("rotate.textNoGrace");
+    $("rotate-secret").value = "";
+    this.rotateErrors(null);
+    dialog.querySelector(".rotate-step").hidden = false;
+    dialog.querySelector(".rotate-done").hidden = true;
+    $("rotate-submit").hidden = false;
+    dialog.querySelector(".cancel").textContent = t("common.cancel");
+    dialog.showModal();
+    $("rotate-secret").focus();
+  }
+
+  async submitRotate(event) {
+    event.preventDefault();
+    const secret = $("rotate-secret").value;
+    try {
+      await this.api.request("PATCH", `/${this.rotating.id}`, [
+        { op: "replace", path: "/secret", value: secret },
+      ]);
+    } catch (error) {
+      if (error.status !== 401) this.rotateErrors(error);
+      return;
+    }
+    $("rotate-secret").value = "";
+    this.rotateErrors(null);
+    const dialog = $("rotate-dialog");
+    dialog.querySelector(".rotate-step").hidden = true;
+    dialog.querySelector(".rotate-done").hidden = false;
+    $("rotate-submit").hidden = true;
+    dialog.querySelector(".cancel").textContent = t("common.close");
+    $("rotate-result").textContent = t("rotate.done");
+    const webhook = await this.call(() => this.api.get(`/${this.rotating.id}`));
+    if (webhook) {
+      this.rotating = webhook;
+      this.showRotated(webhook);
+    }
+    this.announce(t("rotate.announce", { name: this.rotating.name }));
+    await this.table.reload();
+    dialog.querySelector(".cancel").focus();
+  }
+
+  showRotated(webhook) {
+    const expires = webhook.previousSecretExpiresAt;
+    $("rotate-result").textContent = expires
+      ? `${t("rotate.done")} ${t("rotate.stillAccepted", { time: formatTime(expires) })}`
+      : `${t("rotate.done")} ${t("rotate.onlyNew")}`;
+    $("rotate-end-window").hidden = !expires;
+  }
+
+  /** Put the API's errors of a rotation under the secret, or above the buttons. */
+  rotateErrors(error) {
+    const slot = $("rotate-error-secret");
+    const general = $("rotate-dialog").querySelector(".form-error");
+    const input = $("rotate-secret");
+    slot.hidden = general.hidden = true;
+    slot.textContent = general.textContent = "";
+    input.removeAttribute("aria-invalid");
+    input.setAttribute("aria-describedby", "rotate-hint");
+    if (!error) return;
+    const details = error.errors.map((item) => item.detail || item.title || t("error.generic"));
+    const mine = details.filter((detail) => /^secret[:.\s]/.test(detail));
+    const rest = details.filter((detail) => !mine.includes(detail));
+    if (mine.length) {
+      slot.textContent = mine.join(" ");
+      slot.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", "rotate-hint rotate-error-secret");
+      input.focus();
+    }
+    if (rest.length || error.status === 0) {
+      general.textContent = error.status === 0 ? t("error.network") : rest.join(" ");
+      general.hidden = false;
+      if (!mine.length) general.focus();
+    }
+  }
+
+  /** End a rotation's window now. The API's way is a grace of 0, which it also keeps for the
+   * next rotation; so the grace the webhook had is put back at once (with no window left,
+   * restoring it revives nothing). */
+  async endWindow(from) {
+    const webhook = from === "rotate" ? this.rotating : this.editing;
+    const grace = webhook.secretRotationGraceSeconds;
+    const set = (value) =>
+      this.api.request("PATCH", `/${webhook.id}`, [
+        { op: "replace", path: "/secretRotationGraceSeconds", value },
+      ]);
+    const errorBox =
+      from === "rotate" ? $("rotate-dialog").querySelector(".form-error") : $("edit-form").querySelector(".form-error");
+    errorBox.hidden = true;
+    try {
+      await set(0);
+      if (grace > 0) await set(grace);
+    } catch (error) {
+      if (error.status === 401) return;
+      errorBox.textContent = error.status === 0 ? t("error.network") : error.message;
+      errorBox.hidden = false;
+      return;
+    }
+    const fresh = await this.call(() => this.api.get(`/${webhook.id}`));
+    const ended = t("rotate.ended");
+    if (from === "rotate") {
+      if (fresh) this.rotating = fresh;
+      $("rotate-result").textContent = ended;
+      $("rotate-end-window").hidden = true;
+      $("rotate-dialog").querySelector(".cancel").focus();
+    } else {
+      if (fresh) this.editing = fresh;
+      this.editForm.showWindow(fresh?.previousSecretExpiresAt ?? null, ended);
+      this.editForm.input("secret").focus();
+    }
+    this.announce(ended);
   }
 
   async setEnabled(webhook, enabled) {

@@ -1,5 +1,5 @@
 // The webhook form, shared by the create dialog and the edit panel.
-import { t, translate } from "./i18n.js";
+import { formatTime, t, translate } from "./i18n.js";
 
 const GROUPS = ["apps", "users"];
 const FIELD_NAMES = [
@@ -12,6 +12,8 @@ const FIELD_NAMES = [
   "eventTypes",
   "filter",
   "enableCloudEventDelivery",
+  "rateLimit",
+  "secretRotationGraceSeconds",
 ];
 
 export class WebhookForm {
@@ -37,6 +39,11 @@ export class WebhookForm {
     this.renderEventTypes(body.querySelector(".event-groups"), eventTypes);
     body.querySelector(".add-header").addEventListener("click", () => {
       this.addHeader().querySelector(".header-name").focus();
+    });
+    body.querySelector(".clear-rate").addEventListener("click", () => {
+      this.input("ratePerSecond").value = "";
+      this.input("rateBurst").value = "";
+      this.input("ratePerSecond").focus();
     });
     translate(body);
   }
@@ -114,6 +121,11 @@ export class WebhookForm {
     this.form.querySelector(".header-rows").replaceChildren();
     for (const [name, value] of Object.entries(webhook.headers ?? {})) this.addHeader(name, value);
     for (const name of webhook.encryptedHeaders ?? []) this.addHeader(name, "", true);
+    this.input("ratePerSecond").value = webhook.rateLimit ? String(webhook.rateLimit.perSecond) : "";
+    this.input("rateBurst").value = webhook.rateLimit ? String(webhook.rateLimit.burst) : "";
+    const grace = webhook.secretRotationGraceSeconds;
+    this.input("grace").value = grace === undefined || grace === null ? "" : String(grace);
+    this.showWindow(webhook.previousSecretExpiresAt);
     const chosen = new Set(webhook.eventTypes ?? []);
     for (const box of this.form.querySelectorAll(".event-type")) box.checked = chosen.has(box.value);
     this.clearErrors();
@@ -149,7 +161,31 @@ export class WebhookForm {
     };
     const secret = this.input("secret").value;
     if (secret) body.secret = secret;
+    body.rateLimit = this.rateLimit();
+    const grace = this.input("grace").value.trim();
+    if (grace) body.secretRotationGraceSeconds = number(grace);
     return { body, keptEncrypted };
+  }
+
+  /** The rate limit as typed: null when both are empty, the API checks the rest. */
+  rateLimit() {
+    const perSecond = this.input("ratePerSecond").value.trim();
+    const burst = this.input("rateBurst").value.trim();
+    if (!perSecond && !burst) return null;
+    const limit = {};
+    if (perSecond) limit.perSecond = number(perSecond);
+    if (burst) limit.burst = number(burst);
+    return limit;
+  }
+
+  /** While a rotation's window runs: until when the previous secret still signs. */
+  showWindow(expiresAt, note = null) {
+    const box = this.form.querySelector(".rotation-window");
+    box.hidden = !expiresAt && !note;
+    box.querySelector(".end-window").hidden = !expiresAt;
+    box.querySelector(".rotation-window-text").textContent = expiresAt
+      ? t("rotate.stillAccepted", { time: formatTime(expiresAt) })
+      : (note ?? "");
   }
 
   clearErrors() {
@@ -180,7 +216,7 @@ export class WebhookForm {
       }
       slot.textContent = detail;
       slot.hidden = false;
-      const target = this.fieldInput(field);
+      const target = this.fieldInput(field, detail);
       if (target) {
         target.setAttribute("aria-invalid", "true");
         const hint = target.getAttribute("aria-describedby");
@@ -197,8 +233,12 @@ export class WebhookForm {
     if (first?.focus) first.focus();
   }
 
-  fieldInput(field) {
+  fieldInput(field, detail = "") {
+    if (field === "rateLimit") {
+      return this.input(/^rateLimit\.burst/.test(detail) ? "rateBurst" : "ratePerSecond");
+    }
     const ids = {
+      secretRotationGraceSeconds: "grace",
       name: "name",
       description: "description",
       url: "url",
@@ -210,4 +250,10 @@ export class WebhookForm {
     if (field === "eventTypes") return this.form.querySelector(".event-type");
     return this.form.querySelector(".header-name");
   }
+}
+
+/** A number typed as text; what is not one goes to the API as typed, for its message. */
+function number(text) {
+  const value = Number(text.replace(",", "."));
+  return text !== "" && Number.isFinite(value) ? value : text;
 }

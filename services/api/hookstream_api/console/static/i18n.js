@@ -59,3 +59,20 @@ export function formatTime(iso) {
     new Date(iso),
   );
 }
+
+/** A share from 0 to 1 as a percentage in the reader's language; "—" when there is none. */
+export function formatPercent(share) {
+  if (share === null || share === undefined) return "—";
+  return new Intl.NumberFormat(language, { style: "percent", maximumFractionDigits: 1 }).format(share);
+}
+
+/** Seconds in the largest whole unit (days, hours, minutes or seconds), spelled out. */
+export function formatDuration(seconds) {
+  const units = [
+    ["day", 86400],
+    ["hour", 3600],
+    ["minute", 60],
+  ];
+  const [unit, size] = units.find(([, size]) => seconds >= size && seconds % size === 0) ?? ["second", 1];
+  return new Intl.NumberFormat(language, { style: "unit", unit, unitDisplay: "long" }).format(seconds / size);
+}

@@ -1,7 +1,7 @@
 // The webhooks table: server-side sort and filters per column, paging by the API's links,
 // selection, a row menu and an expander per row.
 import { query } from "./api.js";
-import { formatTime, t } from "./i18n.js";
+import { formatPercent, formatTime, t } from "./i18n.js";
 import { el, eventTypeLabel } from "./dom.js";
 
 const PAGE_SIZE = 20;
@@ -12,6 +12,8 @@ export const COLUMNS = [
   { key: "url", sort: "url", filter: "text", params: ["url"] },
   { key: "eventTypes", sort: "eventTypes", filter: "text", params: ["eventTypesContains"] },
   { key: "enabled", sort: "enabled", filter: "enabled", params: ["enabled"] },
+  // The API does not sort on health; the column filters on the latest attempt's outcome.
+  { key: "health", sort: null, filter: "lastStatus", params: ["lastStatus"] },
   { key: "owner", sort: "level", filter: "owner", params: ["level", "ownerIdContains"] },
   { key: "updatedAt", sort: "updatedAt", filter: "date", params: ["updatedSince", "updatedUntil"] },
 ];
@@ -30,6 +32,7 @@ export class WebhooksTable {
     this.body = document.getElementById("webhooks-body");
     document.getElementById("prev-page").addEventListener("click", () => this.go("prev"));
     document.getElementById("next-page").addEventListener("click", () => this.go("next"));
+    document.getElementById("refresh").addEventListener("click", () => this.reload());
     document.getElementById("clear-filters").addEventListener("click", () => {
       this.filters = {};
       this.reload(true);
@@ -112,13 +115,14 @@ export class WebhooksTable {
     const active = field === column.sort;
     const ariaSort = active ? (descending ? "descending" : "ascending") : "none";
     const label = t(`column.${column.key}`);
-    const sortButton = el(
+    const sortButton = column.sort ? el(
       "button",
       { type: "button", class: "sort-button", "data-sort": column.sort },
       label,
       el("span", { class: "sort-icon", "aria-hidden": "true" }, active ? (descending ? "↓" : "↑") : "↕"),
-    );
+    ) : el("span", { class: "column-label" }, label);
     sortButton.addEventListener("click", () => {
+      if (!column.sort) return;
       this.sort = active && !descending ? `-${column.sort}` : column.sort;
       this.reload(true).then(() => {
         this.head.querySelector(`[data-sort="${column.sort}"]`)?.focus();
@@ -150,7 +154,7 @@ export class WebhooksTable {
     });
     return el(
       "th",
-      { scope: "col", "aria-sort": ariaSort, "data-column": column.key },
+      { scope: "col", "aria-sort": column.sort ? ariaSort : null, "data-column": column.key },
       el("div", { class: "th filter-wrap" }, sortButton, filterButton, popover),
     );
   }
@@ -236,6 +240,7 @@ export class WebhooksTable {
       el("td", { class: "url" }, webhook.url),
       el("td", { class: "event-types" }, ...webhook.eventTypes.map((name) => el("span", { class: "tag" }, eventTypeLabel(name)))),
       el("td", { class: "state" }, ...stateCell(webhook)),
+      el("td", { class: "health" }, ...healthCell(webhook)),
       el("td", { class: "owner" }, ...ownerCell(webhook)),
       el("td", { class: "updated" }, el("time", { datetime: webhook.updatedAt }, formatTime(webhook.updatedAt))),
       el("td", {}, this.rowMenu(webhook)),
@@ -258,6 +263,7 @@ export class WebhooksTable {
     );
     const items = [
       ["edit", t("menu.edit"), () => this.app.openEdit(webhook.id)],
+      ["rotate", t("menu.rotate"), () => this.app.openRotate(webhook)],
       webhook.enabled
         ? ["disable", t("menu.disable"), () => this.app.setEnabled(webhook, false)]
         : ["enable", t("menu.enable"), () => this.app.setEnabled(webhook, true)],
@@ -332,6 +338,36 @@ function stateCell(webhook) {
   return parts;
 }
 
+/** The latest attempt's outcome as a badge, when it started, the 1 h / 24 h success rates,
+ * and, only when there are any, the failures in a row and the retries waiting. */
+export function healthCell(webhook) {
+  const parts = [lastStatusBadge(webhook.lastStatus)];
+  if (webhook.lastDeliveryAt) {
+    parts.push(el("time", { class: "last-delivery", datetime: webhook.lastDeliveryAt }, formatTime(webhook.lastDeliveryAt)));
+  }
+  parts.push(
+    el(
+      "span",
+      { class: "rates" },
+      el("span", { class: "visually-hidden" }, `${t("health.successRate")}: `),
+      t("health.rates", { hour: formatPercent(webhook.successRate1h), day: formatPercent(webhook.successRate24h) }),
+    ),
+  );
+  if (webhook.consecutiveFailures > 0) {
+    parts.push(el("span", { class: "failures" }, t("health.failuresInARow", { count: webhook.consecutiveFailures })));
+  }
+  if (webhook.pendingRetries > 0) {
+    parts.push(el("span", { class: "retries" }, t("health.retriesPending", { count: webhook.pendingRetries })));
+  }
+  return parts;
+}
+
+export function lastStatusBadge(status) {
+  if (status === "success") return el("span", { class: "badge on last-status", "data-status": status }, t("status.success"));
+  if (status === "fail") return el("span", { class: "badge off last-status", "data-status": status }, t("status.fail"));
+  return el("span", { class: "badge none last-status", "data-status": "" }, t("health.never"));
+}
+
 function ownerCell(webhook) {
   const level = el("span", { class: "level" }, t(`level.${webhook.level}`));
   return [level, el("span", { class: "muted owner-id" }, webhook.ownerId)];
@@ -358,6 +394,17 @@ function filterInputs(column, current, label) {
     return {
       elements: [field(t("column.enabled"), select)],
       read: () => (select.value ? { enabled: select.value } : {}),
+    };
+  }
+  if (column.filter === "lastStatus") {
+    const select = choice(id("last-status"), current.lastStatus ?? "", [
+      ["", t("filter.any")],
+      ["success", t("status.success")],
+      ["fail", t("status.fail")],
+    ]);
+    return {
+      elements: [field(t("filter.lastStatus"), select)],
+      read: () => (select.value ? { lastStatus: select.value } : {}),
     };
   }
   if (column.filter === "owner") {
