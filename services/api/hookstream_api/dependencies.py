@@ -1,16 +1,24 @@
-"""Shared per-request dependencies: settings, repositories, the delivery client."""
+"""Shared per-request dependencies: settings, the pool and secret box, repositories, the
+visible webhook, the delivery client, the recovery worker.
 
+Only this module reads `request.app.state`; routers take what they need as parameters.
+"""
+
+import uuid
 from datetime import timedelta
 from typing import Annotated
 
 import aiohttp
+import asyncpg
 from fastapi import Depends, Request
 
 from hookstream_api.auth import CurrentPrincipal
-from hookstream_api.errors import ApiError
+from hookstream_api.errors import ApiError, not_found
+from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.settings import ApiSettings
 from hookstream_api.write_rate import WriteRate, take
+from hookstream_common.crypto import SecretBox
 from hookstream_common.resilience import Readiness
 
 
@@ -27,6 +35,22 @@ def _connected(request: Request) -> None:
             "HOOKSTREAM-503",
             "The service is starting and waits for its database; try again in a few seconds.",
         )
+
+
+def db_pool(request: Request) -> asyncpg.Pool:
+    """The app's Postgres pool, once start-up has connected it."""
+    _connected(request)
+    return request.app.state.pool
+
+
+def secret_box(request: Request) -> SecretBox:
+    """The keys that open webhooks' secrets and encrypted headers."""
+    return request.app.state.box
+
+
+def recovery_worker(request: Request) -> RecoveryWorker:
+    """The app's recovery worker, to wake when a recovery is requested."""
+    return request.app.state.recovery_worker
 
 
 def webhook_repository(request: Request) -> WebhookRepository:
@@ -70,9 +94,45 @@ def service_readiness(request: Request) -> Readiness:
 
 
 Settings = Annotated[ApiSettings, Depends(app_settings)]
+Pool = Annotated[asyncpg.Pool, Depends(db_pool)]
+Box = Annotated[SecretBox, Depends(secret_box)]
+Recoveries = Annotated[RecoveryWorker, Depends(recovery_worker)]
 Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
 WriteAllowed = Depends(write_allowed)
 """Add to `dependencies=` of every route that writes a webhook."""
 DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
 ServiceReadiness = Annotated[Readiness, Depends(service_readiness)]
+
+
+def parse_id(value: str, what: str = "webhook") -> uuid.UUID:
+    """Ids are UUIDs; anything else cannot exist, so it is a 404 like any unknown id."""
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise not_found(what) from None
+
+
+async def visible_webhook_id(id: str, principal: CurrentPrincipal, repo: Webhooks) -> uuid.UUID:
+    """The `{id}` of the path, a webhook the caller may see; a 404 for anything else."""
+    webhook_id = parse_id(id)
+    if await repo.get(principal, webhook_id) is None:
+        raise not_found()
+    return webhook_id
+
+
+def delivery_id(deliveryId: str) -> uuid.UUID:
+    """The `{deliveryId}` of the path (a 404 if it is no id)."""
+    return parse_id(deliveryId, "delivery")
+
+
+def recovery_id(recoveryId: str) -> uuid.UUID:
+    """The `{recoveryId}` of the path (a 404 if it is no id)."""
+    return parse_id(recoveryId, "recovery")
+
+
+VisibleWebhookId = Annotated[uuid.UUID, Depends(visible_webhook_id)]
+"""The id of the path's webhook, which the caller may see (else a 404)."""
+DeliveryId = Annotated[uuid.UUID, Depends(delivery_id)]
+RecoveryId = Annotated[uuid.UUID, Depends(recovery_id)]
+"""Declare these after `VisibleWebhookId`: the webhook's 404 comes first, as the path reads."""

@@ -148,7 +148,7 @@ class ReadOnlyField(Exception):
         self.names = names
 
 
-class _WebhookInput(_Model):
+class WebhookInput(_Model):
     """The writable fields, shared by create and replace."""
 
     # JSON types as the schema says: no `"enabled": 0` or `"enabled": "yes"` taken for a boolean.
@@ -236,14 +236,14 @@ class _WebhookInput(_Model):
         return set()
 
 
-class WebhookCreate(_WebhookInput):
+class WebhookCreate(WebhookInput):
     """The body of `POST /webhooks`."""
 
     enabled: bool = Field(True, description="New webhooks start enabled.")
     origin: Origin = Field("api", description="Who created it; fixed at creation.")
 
 
-class WebhookReplace(_WebhookInput):
+class WebhookReplace(WebhookInput):
     """The body of `PUT /webhooks/{id}`: a full replacement, omitted fields take defaults."""
 
     enabled: bool = Field(False, description="Omitted means disabled, as for every default.")

@@ -9,11 +9,18 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BeforeValidator
 
 from hookstream_api.auth import CurrentPrincipal
-from hookstream_api.dependencies import Deliveries, DeliveryClient, Settings, Webhooks
+from hookstream_api.dependencies import (
+    Box,
+    Deliveries,
+    DeliveryClient,
+    DeliveryId,
+    Pool,
+    Settings,
+    VisibleWebhookId,
+)
 from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
 from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
 from hookstream_api.repository import DeliveryFilters
-from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
 from hookstream_api.schemas import (
     MAX_EVENT_TYPE,
     MAX_SORT_QUERY,
@@ -52,10 +59,9 @@ def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
 
 @router.get("", response_model=DeliveryList, response_model_exclude_none=True)
 async def list_deliveries(
-    id: str,
+    webhook_id: VisibleWebhookId,
     request: Request,
     principal: CurrentPrincipal,
-    webhooks: Webhooks,
     deliveries: Deliveries,
     event_type: Annotated[str | None, Query(alias="eventType", max_length=MAX_EVENT_TYPE)] = None,
     status: Literal["success", "fail"] | None = None,
@@ -78,7 +84,6 @@ async def list_deliveries(
     prev: PrevCursor = None,
 ) -> dict[str, Any]:
     """The webhook's deliveries, filtered, sorted and paged; newest first by default."""
-    webhook_id = await visible_webhook_id(webhooks, principal, id)
     order = Sort.parse(sort, SORT_COLUMNS, "-triggeredAt")
     cursor = requested_cursor(next, prev, order, order.field == "triggeredAt")
     filters = DeliveryFilters(event_type=event_type, status=status, since=since, until=until)
@@ -91,15 +96,13 @@ async def list_deliveries(
 
 @router.get("/{deliveryId}", response_model=Delivery, response_model_exclude_none=True)
 async def get_delivery(
-    id: str,
-    deliveryId: str,
+    webhook_id: VisibleWebhookId,
+    delivery_id: DeliveryId,
     principal: CurrentPrincipal,
-    webhooks: Webhooks,
     deliveries: Deliveries,
 ) -> dict[str, Any]:
     """One delivery, with the request sent and the response received."""
-    webhook_id = await visible_webhook_id(webhooks, principal, id)
-    row = await deliveries.get(principal.tenant_id, webhook_id, parse_id(deliveryId, "delivery"))
+    row = await deliveries.get(principal.tenant_id, webhook_id, delivery_id)
     if row is None:
         raise not_found("delivery")
     return delivery_json(row)
@@ -112,28 +115,24 @@ async def get_delivery(
     response_model_exclude_none=True,
 )
 async def resend_delivery(
-    id: str,
-    deliveryId: str,
-    request: Request,
+    webhook_id: VisibleWebhookId,
+    delivery_id: DeliveryId,
     principal: CurrentPrincipal,
-    webhooks: Webhooks,
     deliveries: Deliveries,
     client: DeliveryClient,
     settings: Settings,
+    pool: Pool,
+    box: Box,
 ) -> dict[str, Any]:
     """Send the event again now, with the webhook's current URL, headers and secret.
 
     Recorded as a new delivery, which may have status `fail`: the answer is 201 either way. It
     is stored like every other attempt, so it counts towards the webhook's health too.
     """
-    webhook_id = await visible_webhook_id(webhooks, principal, id)
-    original = await deliveries.get(
-        principal.tenant_id, webhook_id, parse_id(deliveryId, "delivery")
-    )
+    original = await deliveries.get(principal.tenant_id, webhook_id, delivery_id)
     if original is None:
         raise not_found("delivery")
-    pool = request.app.state.pool
-    target = await load_target(pool, request.app.state.box, str(webhook_id))
+    target = await load_target(pool, box, str(webhook_id))
     if target is None:
         raise not_found()
     if original["body"] is None:

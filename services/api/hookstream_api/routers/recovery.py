@@ -14,10 +14,9 @@ import structlog
 from fastapi import APIRouter, Request, Response
 
 from hookstream_api.auth import CurrentPrincipal
-from hookstream_api.dependencies import Settings, Webhooks
+from hookstream_api.dependencies import Pool, Recoveries, RecoveryId, Settings, VisibleWebhookId
 from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
 from hookstream_api.recoveries import create_recovery, read_recovery
-from hookstream_api.routers.webhooks import parse_id, visible_webhook_id
 from hookstream_api.schemas import RecoverRequest, Recovery
 
 log = structlog.get_logger(__name__)
@@ -42,20 +41,20 @@ def recovery_json(row: asyncpg.Record) -> dict[str, Any]:
 
 @router.post("/{id}/actions/recover", status_code=202, response_model=Recovery)
 async def recover_deliveries(
-    id: str,
+    webhook_id: VisibleWebhookId,
     body: RecoverRequest,
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    webhooks: Webhooks,
     settings: Settings,
+    pool: Pool,
+    worker: Recoveries,
 ) -> dict[str, Any]:
     """Queue every failed delivery triggered in [since, until) again, once.
 
     Deliveries with a retry still pending are left to it. Recovering a window again while a
     recovery of it is under way queues nothing twice.
     """
-    webhook_id = await visible_webhook_id(webhooks, principal, id)
     now = datetime.now(UTC)
     if body.until is not None and body.until <= body.since:
         raise invalid("until: must be later than since")
@@ -63,10 +62,8 @@ async def recover_deliveries(
         raise invalid("since: must be in the past")
     since = max(body.since, now - timedelta(days=settings.retention_days))
     until = min(body.until or now, now)
-    row = await create_recovery(
-        request.app.state.pool, principal.tenant_id, webhook_id, since, until
-    )
-    request.app.state.recovery_worker.wake()
+    row = await create_recovery(pool, principal.tenant_id, webhook_id, since, until)
+    worker.wake()
     log.info(
         "recovery requested",
         tenant_id=principal.tenant_id,
@@ -80,19 +77,17 @@ async def recover_deliveries(
 
 @router.get("/{id}/actions/recover/{recoveryId}", response_model=Recovery)
 async def get_recovery(
-    id: str,
-    recoveryId: str,
-    request: Request,
+    webhook_id: VisibleWebhookId,
+    recovery_id: RecoveryId,
     principal: CurrentPrincipal,
-    webhooks: Webhooks,
+    pool: Pool,
 ) -> dict[str, Any]:
     """A recovery's state, and how many of its deliveries are queued so far."""
-    webhook_id = await visible_webhook_id(webhooks, principal, id)
     row = await read_recovery(
-        request.app.state.pool,
+        pool,
         principal.tenant_id,
         webhook_id,
-        parse_id(recoveryId, "recovery"),
+        recovery_id,
     )
     if row is None:
         raise not_found("recovery")

@@ -1,6 +1,5 @@
 """`/webhooks`: list, create, get, patch, replace and delete webhooks; the event types."""
 
-import uuid
 from typing import Annotated, Any
 
 import asyncpg
@@ -9,7 +8,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import AwareDatetime, BeforeValidator, ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
-from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed
+from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed, parse_id
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
 from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
@@ -30,9 +29,9 @@ from hookstream_api.schemas import (
     PatchOperation,
     Webhook,
     WebhookCreate,
+    WebhookInput,
     WebhookList,
     WebhookReplace,
-    _WebhookInput,
     rfc3339_only,
 )
 from hookstream_api.validation import (
@@ -124,23 +123,7 @@ async def webhooks_json(
     return [webhook_json(row, health.get(row["id"])) for row in rows]
 
 
-def parse_id(value: str, what: str = "webhook") -> uuid.UUID:
-    """Ids are UUIDs; anything else cannot exist, so it is a 404 like any unknown id."""
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise not_found(what) from None
-
-
-async def visible_webhook_id(repo: WebhookRepository, principal: Principal, id: str) -> uuid.UUID:
-    """The id of a webhook the caller may see; a 404 for anything else."""
-    webhook_id = parse_id(id)
-    if await repo.get(principal, webhook_id) is None:
-        raise not_found()
-    return webhook_id
-
-
-def checked_fields(body: _WebhookInput, principal: Principal, enabled: bool) -> WebhookFields:
+def checked_fields(body: WebhookInput, principal: Principal, enabled: bool) -> WebhookFields:
     """Apply the rules JSON schema cannot express; fill the defaults that depend on the caller."""
     try:
         check_url(body.url)
