@@ -10,7 +10,8 @@ from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event
 from hookstream_common.http_client import client_session
-from hookstream_common.webhook_store import DeliveryTarget, load_target
+from hookstream_common.webhook_model import DeliveryTarget
+from hookstream_common.webhook_store import load_target
 from hookstream_dev.events import sample_event
 
 EVENT = Event.parse(orjson.dumps(sample_event("com.qlik.v1.app.created", "t-1")))

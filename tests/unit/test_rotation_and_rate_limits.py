@@ -18,7 +18,7 @@ from hookstream_common.events import Event
 from hookstream_common.history import Outcome, summarise
 from hookstream_common.secret_rotation import PreviousSecret, after_change
 from hookstream_common.signing import qlik_signature
-from hookstream_common.webhook_store import DeliveryTarget, RateLimit
+from hookstream_common.webhook_model import DeliveryTarget, RateLimit
 from hookstream_dev.events import sample_event
 from hookstream_dispatcher.lanes import Lane
 from hookstream_dispatcher.rate_limits import Throttle

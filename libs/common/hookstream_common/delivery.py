@@ -13,7 +13,7 @@ import aiohttp
 from hookstream_common.events import Event
 from hookstream_common.http_client import BlockedAddress
 from hookstream_common.signing import qlik_signature, standard_webhooks_signatures
-from hookstream_common.webhook_store import DeliveryTarget
+from hookstream_common.webhook_model import DeliveryTarget
 
 OMITTED = "**OMITTED**"
 MAX_STORED_BODY = 64 * 1024

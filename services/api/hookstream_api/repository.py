@@ -6,12 +6,11 @@ relay turns outbox rows into Kafka records.
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import structlog
 
 from hookstream_api.auth import Principal
@@ -20,41 +19,11 @@ from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
 from hookstream_api.webhook_health import WebhookHealth, load_health
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.db import advisory_lock_key
-from hookstream_common.secret_rotation import DEFAULT_GRACE_SECONDS, PreviousSecret, after_change
-from hookstream_common.webhook_store import RateLimit, record_change
+from hookstream_common.secret_rotation import PreviousSecret, after_change
+from hookstream_common.webhook_model import API_COLUMNS, WebhookFields, writable_form
+from hookstream_common.webhook_store import record_change
 
 log = structlog.get_logger(__name__)
-
-_WEBHOOK_COLUMNS = (
-    "id, tenant_id, name, description, url, event_types, level, owner_id, filter, enabled,"
-    " headers, encrypted_header_names, secret IS NOT NULL AS secret_key_added,"
-    " enable_cloud_event_delivery, check_certificate_revocation, origin, created_at, updated_at,"
-    " created_by_user_id, updated_by_user_id, disabled_reason, disabled_reason_code,"
-    " rate_limit_per_second, rate_limit_burst, secret_rotation_grace_seconds,"
-    " CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END"
-    " AS previous_secret_expires_at"
-)
-
-
-@dataclass(frozen=True)
-class WebhookFields:
-    """The writable fields of a webhook, validated, secrets in plain text (never logged)."""
-
-    name: str
-    description: str
-    url: str
-    event_types: list[str]
-    level: str
-    owner_id: str
-    filter: str | None
-    enabled: bool
-    headers: dict[str, str]
-    encrypted_headers: dict[str, str] = field(repr=False)
-    secret: str | None = field(repr=False)
-    enable_cloud_event_delivery: bool
-    check_certificate_revocation: bool
-    rate_limit: RateLimit | None = None
-    secret_rotation_grace_seconds: int = DEFAULT_GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -144,36 +113,6 @@ class WebhookRepository:
         self._pool = pool
         self._box = box
 
-    def _stored(self, fields: WebhookFields) -> tuple[Any, ...]:
-        """The writable columns, name to check_certificate_revocation, secrets encrypted."""
-        encrypted = fields.encrypted_headers
-        return (
-            fields.name,
-            fields.description,
-            fields.url,
-            fields.event_types,
-            fields.level,
-            fields.owner_id,
-            fields.filter,
-            fields.enabled,
-            fields.headers,
-            self._box.seal(orjson.dumps(encrypted).decode()) if encrypted else None,
-            sorted(encrypted),
-            self._box.seal(fields.secret) if fields.secret else None,
-            fields.enable_cloud_event_delivery,
-            fields.check_certificate_revocation,
-        )
-
-    @staticmethod
-    def _extensions(fields: WebhookFields) -> tuple[Any, ...]:
-        """The Hookstream extension columns, rate_limit_per_second to the rotation grace."""
-        limit = fields.rate_limit
-        return (
-            limit.per_second if limit else None,
-            limit.burst if limit else None,
-            fields.secret_rotation_grace_seconds,
-        )
-
     async def create(
         self, principal: Principal, fields: WebhookFields, origin: str, limit: int
     ) -> asyncpg.Record:
@@ -198,20 +137,19 @@ class WebhookRepository:
                     f"The tenant already has {limit} webhooks, the most allowed; delete one first.",
                     "Limit reached",
                 )
+            columns = {
+                "id": webhook_id,
+                "tenant_id": principal.tenant_id,
+                "origin": origin,
+                "created_by_user_id": principal.user_id,
+                "updated_by_user_id": principal.user_id,
+                **fields.columns(self._box),
+            }
+            numbers = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
             row = await conn.fetchrow(
-                "INSERT INTO webhooks (id, tenant_id, name, description, url, event_types, level,"
-                " owner_id, filter, enabled, headers, encrypted_headers, encrypted_header_names,"
-                " secret, enable_cloud_event_delivery, check_certificate_revocation, origin,"
-                " created_by_user_id, updated_by_user_id, rate_limit_per_second, rate_limit_burst,"
-                " secret_rotation_grace_seconds)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
-                f" $17, $18, $18, $19, $20, $21) RETURNING {_WEBHOOK_COLUMNS}",
-                webhook_id,
-                principal.tenant_id,
-                *self._stored(fields),
-                origin,
-                principal.user_id,
-                *self._extensions(fields),
+                f"INSERT INTO webhooks ({', '.join(columns)}) VALUES ({numbers})"
+                f" RETURNING {API_COLUMNS}",
+                *columns.values(),
             )
             await record_change(conn, principal.tenant_id, webhook_id, "created")
         return row
@@ -226,7 +164,7 @@ class WebhookRepository:
         where.add("id = {}", webhook_id)
         where.visible_to(principal)
         return await self._pool.fetchrow(
-            f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
+            f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
         )
 
     async def list(
@@ -273,7 +211,7 @@ class WebhookRepository:
                 filters.last_status,
             )
         return await _fetch_page(
-            self._pool, f"SELECT {_WEBHOOK_COLUMNS} FROM webhooks", where, sort, cursor, limit
+            self._pool, f"SELECT {API_COLUMNS} FROM webhooks", where, sort, cursor, limit
         )
 
     async def patch(
@@ -309,32 +247,28 @@ class WebhookRepository:
         where.visible_to(principal)
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "SELECT *, encrypted_headers AS sealed_headers, secret AS sealed_secret"
-                f" FROM webhooks WHERE {where.sql} FOR UPDATE",
-                *where.params,
+                f"SELECT * FROM webhooks WHERE {where.sql} FOR UPDATE", *where.params
             )
             if row is None:
                 return None
             fields = change(row)
             previous = self._previous_after(row, fields)
+            columns = {
+                **fields.columns(self._box),
+                "previous_secret": self._box.seal(previous.secret) if previous else None,
+                "previous_secret_expires_at": previous.expires_at if previous else None,
+                "updated_by_user_id": principal.user_id,
+            }
+            assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=2))
+            enabled = f"${list(columns).index('enabled') + 2}"
             updated = await conn.fetchrow(
-                "UPDATE webhooks SET name = $2, description = $3, url = $4, event_types = $5,"
-                " level = $6, owner_id = $7, filter = $8, enabled = $9, headers = $10,"
-                " encrypted_headers = $11, encrypted_header_names = $12, secret = $13,"
-                " enable_cloud_event_delivery = $14, check_certificate_revocation = $15,"
-                " updated_at = now(), updated_by_user_id = $16,"
-                " disabled_reason = CASE WHEN $9 THEN NULL ELSE disabled_reason END,"
-                " disabled_reason_code = CASE WHEN $9 THEN NULL ELSE disabled_reason_code END,"
-                " rate_limit_per_second = $17, rate_limit_burst = $18,"
-                " secret_rotation_grace_seconds = $19, previous_secret = $20,"
-                " previous_secret_expires_at = $21"
-                f" WHERE id = $1 RETURNING {_WEBHOOK_COLUMNS}",
+                f"UPDATE webhooks SET {assignments}, updated_at = now(),"
+                f" disabled_reason = CASE WHEN {enabled} THEN NULL ELSE disabled_reason END,"
+                f" disabled_reason_code = CASE WHEN {enabled} THEN NULL"
+                f" ELSE disabled_reason_code END"
+                f" WHERE id = $1 RETURNING {API_COLUMNS}",
                 webhook_id,
-                *self._stored(fields),
-                principal.user_id,
-                *self._extensions(fields),
-                self._box.seal(previous.secret) if previous else None,
-                previous.expires_at if previous else None,
+                *columns.values(),
             )
             if previous is not None and previous.expires_at != row["previous_secret_expires_at"]:
                 log.info(
@@ -357,7 +291,7 @@ class WebhookRepository:
         """The row as the writable API document, secrets decrypted; a 409 if no key opens them
         (their key was dropped before the row was saved again)."""
         try:
-            return self._decrypted(row)
+            return writable_form(row, self._box)
         except UndecryptableSecret:
             log.warning(
                 "stored secret cannot be decrypted",
@@ -372,32 +306,6 @@ class WebhookRepository:
                 "Conflict",
             ) from None
 
-    def _decrypted(self, row: asyncpg.Record) -> dict[str, Any]:
-        sealed = row["sealed_headers"]
-        document: dict[str, Any] = {
-            "name": row["name"],
-            "description": row["description"],
-            "url": row["url"],
-            "eventTypes": list(row["event_types"]),
-            "level": row["level"],
-            "ownerId": row["owner_id"],
-            "filter": row["filter"],
-            "enabled": row["enabled"],
-            "headers": dict(row["headers"]),
-            "encryptedHeaders": orjson.loads(self._box.open(sealed)) if sealed else {},
-            "enableCloudEventDelivery": row["enable_cloud_event_delivery"],
-            "checkCertificateRevocation": row["check_certificate_revocation"],
-            "secretRotationGraceSeconds": row["secret_rotation_grace_seconds"],
-        }
-        if row["rate_limit_per_second"] is not None:
-            document["rateLimit"] = {
-                "perSecond": row["rate_limit_per_second"],
-                "burst": row["rate_limit_burst"],
-            }
-        if row["sealed_secret"]:
-            document["secret"] = self._box.open(row["sealed_secret"])
-        return document
-
     def _previous_after(self, row: asyncpg.Record, fields: WebhookFields) -> PreviousSecret | None:
         """The previous secret the webhook keeps after this change (secret_rotation).
 
@@ -405,7 +313,7 @@ class WebhookRepository:
         a webhook starts without a window.
         """
         return after_change(
-            self._open_or_none(row["sealed_secret"]),
+            self._open_or_none(row["secret"]),
             fields.secret,
             self._kept(row),
             fields.secret_rotation_grace_seconds,

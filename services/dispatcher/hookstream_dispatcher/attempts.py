@@ -20,7 +20,8 @@ from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
-from hookstream_common.webhook_store import DeliveryTarget, RateLimit, disable
+from hookstream_common.webhook_model import DeliveryTarget, RateLimit
+from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.policy import (
     Retry,
     RetryPolicy,

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiolimiter import AsyncLimiter
 
 from hookstream_common.resilience import TRANSIENT
-from hookstream_common.webhook_store import RateLimit
+from hookstream_common.webhook_model import RateLimit
 
 
 def token_bucket(limit: RateLimit) -> AsyncLimiter:

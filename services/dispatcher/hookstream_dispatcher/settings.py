@@ -3,7 +3,7 @@
 from pydantic import Field
 
 from hookstream_common.settings import DeliverySettings
-from hookstream_common.webhook_store import RateLimit
+from hookstream_common.webhook_model import RateLimit
 from hookstream_dispatcher.policy import RetryPolicy
 
 

@@ -14,7 +14,8 @@ import structlog
 
 from hookstream_common.crypto import SecretBox
 from hookstream_common.resilience import TRANSIENT
-from hookstream_common.webhook_store import OUTBOX_CHANNEL, DeliveryTarget, load_target
+from hookstream_common.webhook_model import DeliveryTarget
+from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_target
 
 log = structlog.get_logger(__name__)
 

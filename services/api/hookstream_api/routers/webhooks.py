@@ -11,7 +11,7 @@ from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed, parse_id
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
-from hookstream_api.repository import WebhookFields, WebhookFilters, WebhookRepository
+from hookstream_api.repository import WebhookFilters, WebhookRepository
 from hookstream_api.schemas import (
     MAX_EVENT_TYPES_QUERY,
     MAX_NAME,
@@ -45,7 +45,7 @@ from hookstream_api.validation import (
 from hookstream_api.webhook_health import WebhookHealth
 from hookstream_common.catalogue import event_type_names, event_types
 from hookstream_common.filters import FilterError, parse_filter
-from hookstream_common.webhook_store import RateLimit
+from hookstream_common.webhook_model import RateLimit, WebhookFields, api_form
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
 
@@ -83,35 +83,8 @@ WRITE_LIMITED: dict[int | str, dict[str, Any]] = {
 
 def webhook_json(row: asyncpg.Record, health: WebhookHealth | None = None) -> dict[str, Any]:
     """The API representation of a webhook row, with its health (Hookstream extensions)."""
-    per_second = row["rate_limit_per_second"]
-    return Webhook(
-        id=str(row["id"]),
-        name=row["name"],
-        description=row["description"],
-        url=row["url"],
-        eventTypes=list(row["event_types"]),
-        level=row["level"],
-        ownerId=row["owner_id"],
-        filter=row["filter"],
-        enabled=row["enabled"],
-        headers=row["headers"],
-        encryptedHeaders=list(row["encrypted_header_names"]),
-        secretKeyAdded=row["secret_key_added"],
-        enableCloudEventDelivery=row["enable_cloud_event_delivery"],
-        checkCertificateRevocation=row["check_certificate_revocation"],
-        origin=row["origin"],
-        createdAt=row["created_at"],
-        updatedAt=row["updated_at"],
-        createdByUserId=row["created_by_user_id"],
-        updatedByUserId=row["updated_by_user_id"],
-        disabledReason=row["disabled_reason"],
-        disabledReasonCode=row["disabled_reason_code"],
-        rateLimit={"perSecond": per_second, "burst": row["rate_limit_burst"]}
-        if per_second is not None
-        else None,
-        secretRotationGraceSeconds=row["secret_rotation_grace_seconds"],
-        previousSecretExpiresAt=row["previous_secret_expires_at"],
-        **(health or WebhookHealth()).as_fields(),
+    return Webhook.model_validate(
+        api_form(row) | (health or WebhookHealth()).as_fields()
     ).model_dump(by_alias=True, mode="json")
 
 
