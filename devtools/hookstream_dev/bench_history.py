@@ -23,9 +23,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from hookstream_api.paging import Cursor, Sort
-from hookstream_api.repository import DeliveryFilters, DeliveryRepository
-from hookstream_api.routers.deliveries import SORT_COLUMNS
+from hookstream_api.dependencies import DELIVERY_SORTS
+from hookstream_api.paging import Cursor, PageRequest
+from hookstream_api.repository import DeliveryRepository
+from hookstream_api.schemas import DeliveryQuery
 from hookstream_common.db import create_pool, ensure_partitions, migrate
 from hookstream_dev import infra
 
@@ -113,7 +114,7 @@ async def _time_pages(dsn: str, webhook: uuid.UUID) -> dict[str, float]:
     pool = await create_pool(dsn, max_size=2)
     try:
         repository = DeliveryRepository(pool, timedelta(days=7))
-        sort = Sort.parse(None, SORT_COLUMNS, "-triggeredAt")
+        sort = DELIVERY_SORTS.parse(None)
         rows = await pool.fetch(
             "SELECT id, triggered_at FROM deliveries WHERE webhook_id = $1"
             " ORDER BY triggered_at DESC, id DESC",
@@ -126,9 +127,8 @@ async def _time_pages(dsn: str, webhook: uuid.UUID) -> dict[str, float]:
             samples = []
             for _ in range(20):
                 started = time.perf_counter()
-                page = await repository.list(
-                    "bench", webhook, DeliveryFilters(), sort, page_cursor, 20
-                )
+                request = PageRequest(sort, page_cursor, 20)
+                page = await repository.list("bench", webhook, DeliveryQuery(), request)
                 samples.append((time.perf_counter() - started) * 1000)
                 assert len(page.rows) == 20
             timings[name] = statistics.median(samples)

@@ -1,5 +1,5 @@
 """Shared per-request dependencies: settings, the pool and secret box, repositories, the
-visible webhook, the delivery client, the recovery worker.
+visible webhook, the delivery client, the recovery worker, and the query parameters of the lists.
 
 Only this module reads `request.app.state`; routers take what they need as parameters.
 """
@@ -10,12 +10,14 @@ from typing import Annotated
 
 import aiohttp
 import asyncpg
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.errors import ApiError, not_found
+from hookstream_api.paging import Sortable, page_request
 from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
+from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
 from hookstream_api.write_rate import WriteRate, take
 from hookstream_common.crypto import SecretBox
@@ -136,3 +138,32 @@ VisibleWebhookId = Annotated[uuid.UUID, Depends(visible_webhook_id)]
 DeliveryId = Annotated[uuid.UUID, Depends(delivery_id)]
 RecoveryId = Annotated[uuid.UUID, Depends(recovery_id)]
 """Declare these after `VisibleWebhookId`: the webhook's 404 comes first, as the path reads."""
+
+
+WEBHOOK_SORTS = Sortable(
+    columns={
+        "name": "name",
+        "url": "url",
+        "createdAt": "created_at",
+        "updatedAt": "updated_at",
+        # Beyond Qlik: the other columns of the console's table sort on the server too.
+        "eventTypes": "event_types",
+        "enabled": "enabled",
+        "level": "level",
+        "ownerId": "owner_id",
+    },
+    default="-createdAt",
+    timestamps=frozenset({"createdAt", "updatedAt"}),
+)
+DELIVERY_SORTS = Sortable(
+    columns={"status": "d.status", "triggeredAt": "d.triggered_at"},
+    default="-triggeredAt",
+    timestamps=frozenset({"triggeredAt"}),
+)
+
+WebhookFilters = Annotated[WebhookQuery, Query()]
+WebhookPage = page_request(WEBHOOK_SORTS)
+"""`GET /webhooks`: its filters, and its sort, limit and cursors."""
+DeliveryFilters = Annotated[DeliveryQuery, Query()]
+DeliveryPage = page_request(DELIVERY_SORTS)
+"""`GET /webhooks/{id}/deliveries`: its filters, and its sort, limit and cursors."""

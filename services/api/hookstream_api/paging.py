@@ -1,4 +1,5 @@
-"""Keyset paging: sort parameters, opaque cursors, and the `links` of list responses.
+"""Keyset paging: the `sort`, `limit`, `next` and `prev` parameters of every list, opaque
+cursors, and the `links` of list responses.
 
 A cursor holds the sort and the (value, id) of the row it continues from, never an offset, so
 rows inserted or deleted while a client pages neither repeat nor go missing.
@@ -11,18 +12,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Query, Request
+from fastapi import Depends, Query, Request
 
-from hookstream_api.errors import ApiError
-from hookstream_api.schemas import MAX_CURSOR
-
-NextCursor = Annotated[
-    str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
-]
-PrevCursor = Annotated[
-    str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
-]
-"""The `next` and `prev` query parameters of every paged list."""
+from hookstream_api.errors import invalid
+from hookstream_api.schemas import MAX_CURSOR, MAX_SORT_QUERY
 
 
 @dataclass(frozen=True)
@@ -37,21 +30,6 @@ class Sort:
     def field_key(self) -> str:
         """The column's name in a result row (`d.status` is `status`)."""
         return self.column.rpartition(".")[2]
-
-    @classmethod
-    def parse(cls, value: str | None, columns: dict[str, str], default: str) -> "Sort":
-        """Read the `sort` parameter; an unknown field is a 400 that lists the known ones."""
-        text = (value or default).strip()
-        descending = text.startswith("-")
-        name = text.lstrip("+-")
-        if name not in columns:
-            raise ApiError(
-                400,
-                "HOOKSTREAM-400",
-                f"sort: must be one of {', '.join(columns)}, optionally prefixed by + or -",
-                "Invalid input",
-            )
-        return cls(name, columns[name], descending)
 
 
 @dataclass(frozen=True)
@@ -79,16 +57,9 @@ class Cursor:
                 value = datetime.fromisoformat(value)
             cursor = cls(sort_key, value, uuid.UUID(row_id), bool(backwards))
         except (ValueError, TypeError):
-            raise ApiError(
-                400, "HOOKSTREAM-400", f"{param}: is not a cursor this API issued", "Invalid input"
-            ) from None
+            raise invalid(f"{param}: is not a cursor this API issued") from None
         if sort_key != _sort_key(sort):
-            raise ApiError(
-                400,
-                "HOOKSTREAM-400",
-                f"{param}: was issued for another sort order; start again without it",
-                "Invalid input",
-            )
+            raise invalid(f"{param}: was issued for another sort order; start again without it")
         return cursor
 
 
@@ -97,14 +68,69 @@ def requested_cursor(
 ) -> Cursor | None:
     """The cursor of a list request's `next` or `prev` parameter; both at once is a 400."""
     if next and prev:
-        raise ApiError(
-            400, "HOOKSTREAM-400", "next, prev: send one of them, not both", "Invalid input"
-        )
+        raise invalid("next, prev: send one of them, not both")
     if next:
         return Cursor.decode(next, "next", sort, timestamp)
     if prev:
         return Cursor.decode(prev, "prev", sort, timestamp)
     return None
+
+
+@dataclass(frozen=True)
+class Sortable:
+    """What one list sorts by: its fields (API name to column), its default, and the fields
+    whose values are timestamps (their cursors hold a time)."""
+
+    columns: dict[str, str]
+    default: str
+    timestamps: frozenset[str] = frozenset()
+
+    def parse(self, value: str | None) -> Sort:
+        """Read `sort=[+|-]field`; an unknown field is a 400 that lists the known ones."""
+        text = (value or self.default).strip()
+        name = text.lstrip("+-")
+        if name not in self.columns:
+            raise invalid(
+                f"sort: must be one of {', '.join(self.columns)}, optionally prefixed by + or -"
+            )
+        return Sort(name, self.columns[name], text.startswith("-"))
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A list request's sort, the cursor it continues from, and its page size."""
+
+    sort: Sort
+    cursor: Cursor | None
+    limit: int
+
+
+def page_request(sortable: Sortable) -> Any:
+    """The dependency that declares `sort`, `limit`, `next` and `prev` for a list that sorts by
+    `sortable`, and reads them into a PageRequest."""
+    described = f"One of {', '.join(sortable.columns)}; prefix - for descending."
+
+    def read(
+        sort: Annotated[
+            str | None,
+            Query(
+                description=f"{described} Default {sortable.default}.",
+                max_length=MAX_SORT_QUERY,
+            ),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        next: Annotated[
+            str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.next.href`.")
+        ] = None,
+        prev: Annotated[
+            str | None, Query(max_length=MAX_CURSOR, description="Cursor from `links.prev.href`.")
+        ] = None,
+    ) -> PageRequest:
+        order = sortable.parse(sort)
+        cursor = requested_cursor(next, prev, order, order.field in sortable.timestamps)
+        return PageRequest(order, cursor, limit)
+
+    return Annotated[PageRequest, Depends(read)]
 
 
 def _sort_key(sort: Sort) -> str:

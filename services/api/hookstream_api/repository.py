@@ -15,7 +15,8 @@ import structlog
 
 from hookstream_api.auth import Principal
 from hookstream_api.errors import ApiError
-from hookstream_api.paging import Cursor, PageQuery, Sort, page_query
+from hookstream_api.paging import PageQuery, PageRequest, page_query
+from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.webhook_health import WebhookHealth, load_health
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.db import advisory_lock_key
@@ -24,27 +25,6 @@ from hookstream_common.webhook_model import API_COLUMNS, WebhookFields, writable
 from hookstream_common.webhook_store import record_change
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class WebhookFilters:
-    """The list filters of `GET /webhooks`."""
-
-    name: str | None = None
-    url: str | None = None
-    enabled: bool | None = None
-    event_types: list[str] | None = None
-    origins: list[str] | None = None
-    level: str | None = None
-    owner_id: str | None = None
-    created_by_user_id: str | None = None
-    updated_by_user_id: str | None = None
-    event_types_contains: str | None = None
-    owner_id_contains: str | None = None
-    updated_since: datetime | None = None
-    updated_until: datetime | None = None
-    last_status: str | None = None
-    """A Hookstream health field: the outcome of the latest delivery attempt."""
 
 
 @dataclass(frozen=True)
@@ -74,9 +54,9 @@ class _Where:
         if not principal.is_tenant_admin:
             self.add("owner_id = {}", principal.user_id)
 
-    def page(self, sort: Sort, cursor: Cursor | None) -> PageQuery:
+    def page(self, request: PageRequest) -> PageQuery:
         """Add the keyset condition of the page and return its ORDER BY."""
-        query = page_query(sort, cursor, len(self.params) + 1)
+        query = page_query(request.sort, request.cursor, len(self.params) + 1)
         self.parts.append(query.condition)
         self.params.extend(query.params)
         return query
@@ -91,11 +71,10 @@ async def _fetch_page(
     conn: asyncpg.Pool | asyncpg.Connection,
     select: str,
     where: _Where,
-    sort: Sort,
-    cursor: Cursor | None,
-    limit: int,
+    request: PageRequest,
 ) -> Page:
-    query = where.page(sort, cursor)
+    query = where.page(request)
+    limit = request.limit
     rows = await conn.fetch(
         f"{select} WHERE {where.sql} ORDER BY {query.order_by} LIMIT {limit + 1}", *where.params
     )
@@ -170,10 +149,8 @@ class WebhookRepository:
     async def list(
         self,
         principal: Principal,
-        filters: WebhookFilters,
-        sort: Sort,
-        cursor: Cursor | None,
-        limit: int,
+        filters: WebhookQuery,
+        request: PageRequest,
     ) -> Page:
         """The webhooks the caller may see that pass every filter, one keyset page."""
         where = _Where()
@@ -184,10 +161,10 @@ class WebhookRepository:
             where.add("strpos(lower(url), lower({})) > 0", filters.url)
         if filters.enabled is not None:
             where.add("enabled = {}", filters.enabled)
-        if filters.event_types:
-            where.add("event_types @> {}::text[]", filters.event_types)
-        if filters.origins:
-            where.add("origin = ANY({}::text[])", filters.origins)
+        if filters.event_type_list:
+            where.add("event_types @> {}::text[]", filters.event_type_list)
+        if filters.origin_list:
+            where.add("origin = ANY({}::text[])", filters.origin_list)
         for column in ("level", "owner_id", "created_by_user_id", "updated_by_user_id"):
             value = getattr(filters, column)
             if value is not None:
@@ -210,9 +187,7 @@ class WebhookRepository:
                 " WHERE h.webhook_id = webhooks.id AND h.last_status = {})",
                 filters.last_status,
             )
-        return await _fetch_page(
-            self._pool, f"SELECT {API_COLUMNS} FROM webhooks", where, sort, cursor, limit
-        )
+        return await _fetch_page(self._pool, f"SELECT {API_COLUMNS} FROM webhooks", where, request)
 
     async def patch(
         self,
@@ -353,16 +328,6 @@ class WebhookRepository:
         return True
 
 
-@dataclass(frozen=True)
-class DeliveryFilters:
-    """The list filters of `GET /webhooks/{id}/deliveries`."""
-
-    event_type: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
 _DELIVERY_SELECT = (
     "SELECT d.*, b.body FROM deliveries d LEFT JOIN event_bodies b"
     " ON b.tenant_id = d.tenant_id AND b.event_id = d.event_id"
@@ -384,10 +349,8 @@ class DeliveryRepository:
         self,
         tenant_id: str,
         webhook_id: uuid.UUID,
-        filters: DeliveryFilters,
-        sort: Sort,
-        cursor: Cursor | None,
-        limit: int,
+        filters: DeliveryQuery,
+        request: PageRequest,
     ) -> Page:
         """The webhook's deliveries that pass every filter, one keyset page."""
         where = self._scoped(tenant_id, webhook_id)
@@ -399,7 +362,7 @@ class DeliveryRepository:
             where.add("d.triggered_at >= {}", filters.since)
         if filters.until:
             where.add("d.triggered_at < {}", filters.until)
-        return await _fetch_page(self._pool, _DELIVERY_SELECT, where, sort, cursor, limit)
+        return await _fetch_page(self._pool, _DELIVERY_SELECT, where, request)
 
     def _scoped(self, tenant_id: str, webhook_id: uuid.UUID) -> _Where:
         where = _Where()

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -445,3 +446,97 @@ class Recovery(_Model):
     queued: int = Field(description="Deliveries queued so far.")
     created_at: datetime = Field(alias="createdAt")
     finished_at: datetime | None = Field(None, alias="finishedAt")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
+"""A query parameter's date-time: RFC 3339 text with an offset."""
+
+MAX_SEARCH = 64
+"""Longest substring the `...Contains` filters take: every URL with every filter at its maximum
+must stay within `max_url_bytes` (tests/unit/test_field_limits.py)."""
+
+
+def _comma_list(value: str | None) -> list[str] | None:
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
+class WebhookQuery(BaseModel):
+    """The filters of `GET /webhooks`, each a query parameter; a webhook must pass all."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    name: str | None = Field(None, max_length=MAX_NAME, description="Case-insensitive substring.")
+    url: str | None = Field(
+        None, max_length=MAX_URL_QUERY, description="Case-insensitive substring."
+    )
+    enabled: bool | None = None
+    event_types: str | None = Field(
+        None,
+        alias="eventTypes",
+        max_length=MAX_EVENT_TYPES_QUERY,
+        description="Comma list; all must be present.",
+    )
+    origins: str | None = Field(
+        None, max_length=MAX_ORIGINS_QUERY, description="Comma list; any may match."
+    )
+    level: Level | None = None
+    owner_id: str | None = Field(None, alias="ownerId", max_length=MAX_USER_ID)
+    created_by_user_id: str | None = Field(None, alias="createdByUserId", max_length=MAX_USER_ID)
+    updated_by_user_id: str | None = Field(None, alias="updatedByUserId", max_length=MAX_USER_ID)
+    # Beyond Qlik.
+    event_types_contains: str | None = Field(
+        None,
+        alias="eventTypesContains",
+        max_length=MAX_SEARCH,
+        description="Case-insensitive substring of any one event type (beyond Qlik).",
+    )
+    owner_id_contains: str | None = Field(
+        None,
+        alias="ownerIdContains",
+        max_length=MAX_SEARCH,
+        description="Case-insensitive substring of ownerId (beyond Qlik).",
+    )
+    updated_since: Timestamp | None = Field(
+        None,
+        alias="updatedSince",
+        description="Updated at or after (RFC 3339, with offset; beyond Qlik).",
+    )
+    updated_until: Timestamp | None = Field(
+        None,
+        alias="updatedUntil",
+        description="Updated before (RFC 3339, with offset; beyond Qlik).",
+    )
+    last_status: LastStatus | None = Field(
+        None,
+        alias="lastStatus",
+        description="The outcome of the latest delivery attempt (a Hookstream extension).",
+    )
+
+    @field_validator("origins")
+    @classmethod
+    def _known_origins(cls, value: str | None) -> str | None:
+        unknown = set(_comma_list(value) or ()) - set(Origin.__args__)
+        if unknown:
+            raise ValueError(f"each must be one of {', '.join(Origin.__args__)}")
+        return value
+
+    @property
+    def event_type_list(self) -> list[str] | None:
+        return _comma_list(self.event_types)
+
+    @property
+    def origin_list(self) -> list[str] | None:
+        return _comma_list(self.origins)
+
+
+class DeliveryQuery(BaseModel):
+    """The filters of `GET /webhooks/{id}/deliveries`, each a query parameter."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    event_type: str | None = Field(None, alias="eventType", max_length=MAX_EVENT_TYPE)
+    status: Literal["success", "fail"] | None = None
+    since: Timestamp | None = Field(
+        None, description="Triggered at or after (RFC 3339, with offset)."
+    )
+    until: Timestamp | None = Field(None, description="Triggered before (RFC 3339, with offset).")

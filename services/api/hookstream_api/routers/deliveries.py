@@ -2,31 +2,28 @@
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
-from pydantic import AwareDatetime, BeforeValidator
+from fastapi import APIRouter, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
     Box,
     Deliveries,
     DeliveryClient,
+    DeliveryFilters,
     DeliveryId,
+    DeliveryPage,
     Pool,
     Settings,
     VisibleWebhookId,
 )
 from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
-from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
-from hookstream_api.repository import DeliveryFilters
+from hookstream_api.paging import links
 from hookstream_api.schemas import (
-    MAX_EVENT_TYPE,
-    MAX_SORT_QUERY,
     Delivery,
     DeliveryList,
-    rfc3339_only,
 )
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event, InvalidEvent
@@ -37,10 +34,6 @@ from hookstream_common.webhook_store import load_target
 router = APIRouter(
     prefix="/webhooks/{id}/deliveries", tags=["deliveries"], responses=ERROR_RESPONSES
 )
-
-Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
-
-SORT_COLUMNS = {"status": "d.status", "triggeredAt": "d.triggered_at"}
 
 
 def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -63,34 +56,14 @@ async def list_deliveries(
     request: Request,
     principal: CurrentPrincipal,
     deliveries: Deliveries,
-    event_type: Annotated[str | None, Query(alias="eventType", max_length=MAX_EVENT_TYPE)] = None,
-    status: Literal["success", "fail"] | None = None,
-    since: Annotated[
-        Timestamp | None, Query(description="Triggered at or after (RFC 3339, with offset).")
-    ] = None,
-    until: Annotated[
-        Timestamp | None, Query(description="Triggered before (RFC 3339, with offset).")
-    ] = None,
-    sort: Annotated[
-        str | None,
-        Query(
-            description="status or triggeredAt; prefix - for descending.",
-            max_length=MAX_SORT_QUERY,
-            pattern=r"^[+-]?(status|triggeredAt)$",
-        ),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: NextCursor = None,
-    prev: PrevCursor = None,
+    filters: DeliveryFilters,
+    paging: DeliveryPage,
 ) -> dict[str, Any]:
     """The webhook's deliveries, filtered, sorted and paged; newest first by default."""
-    order = Sort.parse(sort, SORT_COLUMNS, "-triggeredAt")
-    cursor = requested_cursor(next, prev, order, order.field == "triggeredAt")
-    filters = DeliveryFilters(event_type=event_type, status=status, since=since, until=until)
-    page = await deliveries.list(principal.tenant_id, webhook_id, filters, order, cursor, limit)
+    page = await deliveries.list(principal.tenant_id, webhook_id, filters, paging)
     return {
         "data": [delivery_json(r) for r in page.rows],
-        "links": links(request, page.rows, order, cursor, page.has_more),
+        "links": links(request, page.rows, paging.sort, paging.cursor, page.has_more),
     }
 
 

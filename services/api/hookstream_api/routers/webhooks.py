@@ -4,35 +4,32 @@ from typing import Annotated, Any
 
 import asyncpg
 import jsonpatch
-from fastapi import APIRouter, Body, Query, Request, Response
-from pydantic import AwareDatetime, BeforeValidator, ValidationError
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
-from hookstream_api.dependencies import Settings, Webhooks, WriteAllowed, parse_id
+from hookstream_api.dependencies import (
+    Settings,
+    WebhookFilters,
+    WebhookPage,
+    Webhooks,
+    WriteAllowed,
+    parse_id,
+)
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
-from hookstream_api.paging import NextCursor, PrevCursor, Sort, links, requested_cursor
-from hookstream_api.repository import WebhookFilters, WebhookRepository
+from hookstream_api.paging import links
+from hookstream_api.repository import WebhookRepository
 from hookstream_api.schemas import (
-    MAX_EVENT_TYPES_QUERY,
-    MAX_NAME,
-    MAX_ORIGINS_QUERY,
     MAX_PATCH_OPERATIONS,
-    MAX_SORT_QUERY,
-    MAX_URL_QUERY,
-    MAX_USER_ID,
     READ_ONLY_FIELDS,
     ErrorEnvelope,
     EventTypeList,
-    LastStatus,
-    Level,
-    Origin,
     PatchOperation,
     Webhook,
     WebhookCreate,
     WebhookInput,
     WebhookList,
     WebhookReplace,
-    rfc3339_only,
 )
 from hookstream_api.validation import (
     InvalidInput,
@@ -47,27 +44,8 @@ from hookstream_common.catalogue import event_type_names, event_types
 from hookstream_common.filters import FilterError, parse_filter
 from hookstream_common.webhook_model import RateLimit, WebhookFields, api_form
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
-
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
-MAX_SEARCH = 64
-"""Longest substring the `...Contains` filters take: every URL with every filter at its maximum
-must stay within `max_url_bytes` (tests/unit/test_field_limits.py)."""
-
-SORT_COLUMNS = {
-    "name": "name",
-    "url": "url",
-    "createdAt": "created_at",
-    "updatedAt": "updated_at",
-    # Beyond Qlik: the other columns of the console's table sort on the server too.
-    "eventTypes": "event_types",
-    "enabled": "enabled",
-    "level": "level",
-    "ownerId": "owner_id",
-}
-SORT_PATTERN = rf"^[+-]?({'|'.join(SORT_COLUMNS)})$"
-TIMESTAMP_SORTS = ("createdAt", "updatedAt")
 
 WRITE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
@@ -145,119 +123,19 @@ def checked_fields(body: WebhookInput, principal: Principal, enabled: bool) -> W
     )
 
 
-def _comma_list(value: str | None) -> list[str] | None:
-    return [item.strip() for item in value.split(",") if item.strip()] if value else None
-
-
 @router.get("", response_model=WebhookList, response_model_exclude_unset=True)
 async def list_webhooks(
     request: Request,
     principal: CurrentPrincipal,
     repo: Webhooks,
-    name: Annotated[
-        str | None, Query(max_length=MAX_NAME, description="Case-insensitive substring.")
-    ] = None,
-    url: Annotated[
-        str | None, Query(max_length=MAX_URL_QUERY, description="Case-insensitive substring.")
-    ] = None,
-    enabled: bool | None = None,
-    event_types: Annotated[
-        str | None,
-        Query(
-            alias="eventTypes",
-            max_length=MAX_EVENT_TYPES_QUERY,
-            description="Comma list; all must be present.",
-        ),
-    ] = None,
-    origins: Annotated[
-        str | None, Query(max_length=MAX_ORIGINS_QUERY, description="Comma list; any may match.")
-    ] = None,
-    level: Level | None = None,
-    owner_id: Annotated[str | None, Query(alias="ownerId", max_length=MAX_USER_ID)] = None,
-    created_by_user_id: Annotated[
-        str | None, Query(alias="createdByUserId", max_length=MAX_USER_ID)
-    ] = None,
-    updated_by_user_id: Annotated[
-        str | None, Query(alias="updatedByUserId", max_length=MAX_USER_ID)
-    ] = None,
-    event_types_contains: Annotated[
-        str | None,
-        Query(
-            alias="eventTypesContains",
-            max_length=MAX_SEARCH,
-            description="Case-insensitive substring of any one event type (beyond Qlik).",
-        ),
-    ] = None,
-    owner_id_contains: Annotated[
-        str | None,
-        Query(
-            alias="ownerIdContains",
-            max_length=MAX_SEARCH,
-            description="Case-insensitive substring of ownerId (beyond Qlik).",
-        ),
-    ] = None,
-    updated_since: Annotated[
-        Timestamp | None,
-        Query(
-            alias="updatedSince",
-            description="Updated at or after (RFC 3339, with offset; beyond Qlik).",
-        ),
-    ] = None,
-    updated_until: Annotated[
-        Timestamp | None,
-        Query(
-            alias="updatedUntil",
-            description="Updated before (RFC 3339, with offset; beyond Qlik).",
-        ),
-    ] = None,
-    last_status: Annotated[
-        LastStatus | None,
-        Query(
-            alias="lastStatus",
-            description="The outcome of the latest delivery attempt (a Hookstream extension).",
-        ),
-    ] = None,
-    sort: Annotated[
-        str | None,
-        Query(
-            description=(
-                "name, url, createdAt or updatedAt; beyond Qlik also eventTypes, enabled,"
-                " level or ownerId; prefix - for descending."
-            ),
-            max_length=MAX_SORT_QUERY,
-            pattern=SORT_PATTERN,
-        ),
-    ] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    next: NextCursor = None,
-    prev: PrevCursor = None,
+    filters: WebhookFilters,
+    paging: WebhookPage,
 ) -> dict[str, Any]:
     """The webhooks the caller may see, filtered, sorted and paged."""
-    order = Sort.parse(sort, SORT_COLUMNS, "-createdAt")
-    cursor = requested_cursor(next, prev, order, order.field in TIMESTAMP_SORTS)
-    origin_list = _comma_list(origins)
-    if origin_list and not set(origin_list) <= set(Origin.__args__):
-        raise invalid(f"origins: each must be one of {', '.join(Origin.__args__)}")
-    filters = WebhookFilters(
-        name=name,
-        url=url,
-        enabled=enabled,
-        event_types=_comma_list(event_types),
-        origins=origin_list,
-        level=level,
-        owner_id=owner_id,
-        created_by_user_id=created_by_user_id,
-        updated_by_user_id=updated_by_user_id,
-        event_types_contains=event_types_contains,
-        owner_id_contains=owner_id_contains,
-        updated_since=updated_since,
-        updated_until=updated_until,
-        last_status=last_status,
-    )
-    page = await repo.list(principal, filters, order, cursor, limit)
+    page = await repo.list(principal, filters, paging)
     return {
         "data": await webhooks_json(repo, page.rows),
-        "links": links(request, page.rows, order, cursor, page.has_more),
+        "links": links(request, page.rows, paging.sort, paging.cursor, page.has_more),
     }
 
 
