@@ -89,10 +89,9 @@ def _rate_limit_form(row: asyncpg.Record) -> dict[str, Any] | None:
     )
 
 
-def api_form(row: asyncpg.Record) -> dict[str, Any]:
-    """The webhook as the API shows it, in its names (health is added by the API)."""
+def _settings_form(row: asyncpg.Record) -> dict[str, Any]:
+    """The fields both the API form and the writable form show as stored, in API names."""
     return {
-        "id": str(row["id"]),
         "name": row["name"],
         "description": row["description"],
         "url": row["url"],
@@ -102,10 +101,18 @@ def api_form(row: asyncpg.Record) -> dict[str, Any]:
         "filter": row["filter"],
         "enabled": row["enabled"],
         "headers": dict(row["headers"]),
-        "encryptedHeaders": list(row["encrypted_header_names"]),
-        "secretKeyAdded": row["secret_key_added"],
         "enableCloudEventDelivery": row["enable_cloud_event_delivery"],
         "checkCertificateRevocation": row["check_certificate_revocation"],
+        "secretRotationGraceSeconds": row["secret_rotation_grace_seconds"],
+    }
+
+
+def api_form(row: asyncpg.Record) -> dict[str, Any]:
+    """The webhook as the API shows it, in its names (health is added by the API)."""
+    return _settings_form(row) | {
+        "id": str(row["id"]),
+        "encryptedHeaders": list(row["encrypted_header_names"]),
+        "secretKeyAdded": row["secret_key_added"],
         "origin": row["origin"],
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
@@ -114,7 +121,6 @@ def api_form(row: asyncpg.Record) -> dict[str, Any]:
         "disabledReason": row["disabled_reason"],
         "disabledReasonCode": row["disabled_reason_code"],
         "rateLimit": _rate_limit_form(row),
-        "secretRotationGraceSeconds": row["secret_rotation_grace_seconds"],
         "previousSecretExpiresAt": row["previous_secret_expires_at"],
     }
 
@@ -126,21 +132,8 @@ def writable_form(row: asyncpg.Record, box: SecretBox) -> dict[str, Any]:
     Raises UndecryptableSecret when no configured key opens the secret or the headers.
     """
     sealed_headers, sealed_secret = row["encrypted_headers"], row["secret"]
-    document: dict[str, Any] = {
-        "name": row["name"],
-        "description": row["description"],
-        "url": row["url"],
-        "eventTypes": list(row["event_types"]),
-        "level": row["level"],
-        "ownerId": row["owner_id"],
-        "filter": row["filter"],
-        "enabled": row["enabled"],
-        "headers": dict(row["headers"]),
-        "encryptedHeaders": orjson.loads(box.open(sealed_headers)) if sealed_headers else {},
-        "enableCloudEventDelivery": row["enable_cloud_event_delivery"],
-        "checkCertificateRevocation": row["check_certificate_revocation"],
-        "secretRotationGraceSeconds": row["secret_rotation_grace_seconds"],
-    }
+    document = _settings_form(row)
+    document["encryptedHeaders"] = orjson.loads(box.open(sealed_headers)) if sealed_headers else {}
     if (rate_limit := _rate_limit_form(row)) is not None:
         document["rateLimit"] = rate_limit
     if sealed_secret:

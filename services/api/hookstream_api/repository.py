@@ -48,6 +48,14 @@ class _Where:
         self.parts.append(sql.format(*numbers))
         self.params.extend(values)
 
+    @classmethod
+    def webhook(cls, principal: Principal, webhook_id: uuid.UUID) -> "_Where":
+        """The one webhook, if the caller may see it."""
+        where = cls()
+        where.add("id = {}", webhook_id)
+        where.visible_to(principal)
+        return where
+
     def visible_to(self, principal: Principal) -> None:
         """The tenant's rows; only the caller's own unless a TenantAdmin."""
         self.add("tenant_id = {}", principal.tenant_id)
@@ -139,9 +147,7 @@ class WebhookRepository:
 
     async def get(self, principal: Principal, webhook_id: uuid.UUID) -> asyncpg.Record | None:
         """One webhook the caller may see, or None."""
-        where = _Where()
-        where.add("id = {}", webhook_id)
-        where.visible_to(principal)
+        where = _Where.webhook(principal, webhook_id)
         return await self._pool.fetchrow(
             f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
         )
@@ -217,9 +223,7 @@ class WebhookRepository:
         change: Callable[[asyncpg.Record], WebhookFields],
     ) -> asyncpg.Record | None:
         """Write `change(row)` over the row, locked; enabling clears why it was disabled."""
-        where = _Where()
-        where.add("id = {}", webhook_id)
-        where.visible_to(principal)
+        where = _Where.webhook(principal, webhook_id)
         async with self._pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 f"SELECT * FROM webhooks WHERE {where.sql} FOR UPDATE", *where.params
@@ -310,9 +314,7 @@ class WebhookRepository:
 
     async def delete(self, principal: Principal, webhook_id: uuid.UUID) -> bool:
         """Delete the webhook, remember it for the janitor, and tell the matcher."""
-        where = _Where()
-        where.add("id = {}", webhook_id)
-        where.visible_to(principal)
+        where = _Where.webhook(principal, webhook_id)
         async with self._pool.acquire() as conn, conn.transaction():
             tenant_id = await conn.fetchval(
                 f"DELETE FROM webhooks WHERE {where.sql} RETURNING tenant_id", *where.params
