@@ -11,6 +11,7 @@ from hookstream_common.jobs import DeliveryJob, delivery_id_for
 from hookstream_dev.events import sample_event
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+WEBHOOK = "9b2f7c1e-3d4a-4e5f-8a6b-7c8d9e0f1a2b"
 
 LEGACY = {
     "cloudEventsVersion": "0.1",
@@ -216,7 +217,7 @@ def test_whatever_is_accepted_can_be_queued_sent_and_stored(doc: dict[str, Any])
     assert when.tzinfo is not None and when.astimezone(UTC) <= datetime.max.replace(tzinfo=UTC)
     for cloud_event in (False, True):
         assert b"\\u0000" not in event.render(cloud_event)
-    job = DeliveryJob.for_event("w-1", event, NOW)
+    job = DeliveryJob.for_event(WEBHOOK, event, NOW)
     assert DeliveryJob.loads(job.dumps()) == job
 
 
@@ -230,9 +231,9 @@ def test_sample_events_parse_for_every_type() -> None:
 
 def test_delivery_job_round_trip_and_stable_id() -> None:
     event = Event.parse(orjson.dumps(LEGACY))
-    job = DeliveryJob.for_event("w-1", event, NOW)
+    job = DeliveryJob.for_event(WEBHOOK, event, NOW)
     again = DeliveryJob.loads(job.dumps())
     assert again == job
-    assert job.delivery_id == delivery_id_for("w-1", "e-1")
-    assert DeliveryJob.for_event("w-1", event, NOW).delivery_id == job.delivery_id
+    assert job.delivery_id == delivery_id_for(WEBHOOK, "e-1")
+    assert DeliveryJob.for_event(WEBHOOK, event, NOW).delivery_id == job.delivery_id
     assert job.delivery_id != delivery_id_for("w-2", "e-1")

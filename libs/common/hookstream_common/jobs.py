@@ -7,6 +7,7 @@ from datetime import datetime
 import orjson
 
 from hookstream_common.events import Event
+from hookstream_common.topics import is_webhook_id
 
 _DELIVERY_NAMESPACE = uuid.UUID("5b6c4f4e-9d0a-4c55-9a43-7f3d1e0c2b11")
 
@@ -102,8 +103,10 @@ class DeliveryJob:
 
     @classmethod
     def loads(cls, raw: bytes) -> "DeliveryJob":
-        """Parse what `dumps` wrote."""
+        """Parse what `dumps` wrote; a ValueError (or KeyError, TypeError) for anything else."""
         doc = orjson.loads(raw)
+        if not isinstance(doc["webhookId"], str) or not is_webhook_id(doc["webhookId"]):
+            raise ValueError("webhookId: is not a webhook id")
         return cls(
             delivery_id=doc["deliveryId"],
             webhook_id=doc["webhookId"],

@@ -1,7 +1,18 @@
 """Kafka topic names. One place, so producers and consumers can never disagree."""
 
 import re
+import uuid
 from dataclasses import dataclass
+
+
+def is_webhook_id(text: str) -> bool:
+    """Webhook ids are UUIDs. Keys, topic names and jobs carry them as text; anything else
+    names no webhook (and would make Postgres refuse the lookup)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ A topic with no new job for `topic_idle_seconds`, its jobs all stored and commit
 import asyncio
 import contextlib
 import time
-import uuid
 
 import prometheus_client
 import structlog
@@ -35,6 +34,7 @@ from hookstream_common.kafka import GROUP_TIMEOUTS
 from hookstream_common.parking import PARKED
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
+from hookstream_common.topics import is_webhook_id
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.lanes import Lane
 from hookstream_dispatcher.rate_limits import Throttle
@@ -357,7 +357,7 @@ class Dispatcher:
             for records in batch.values():
                 for record in records:
                     webhook_id = (record.key or b"").decode(errors="replace")
-                    if _is_uuid(webhook_id):
+                    if is_webhook_id(webhook_id):
                         self._wake(webhook_id, now, "wake-up")
                     else:
                         # Not parked: it asks for nothing; the next scan finds any real work.
@@ -418,11 +418,3 @@ class Dispatcher:
         if never:
             done.update(await self._offsets.firsts(never))
         return {tp: end - done.get(tp, 0) for tp, end in ends.items() if end > done.get(tp, 0)}
-
-
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
