@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream_common.topics import Topics
 from hookstream_dev import infra
@@ -90,6 +91,26 @@ async def jobs_routed_to(stack: ServiceSet, webhook_id: str) -> int:
         return (await consumer.end_offsets([partition]))[partition]
     finally:
         await consumer.stop()
+
+
+Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+"""One scrape of /metrics: (sample name, sorted labels) -> value."""
+
+
+async def scrape(url: str) -> Metrics:
+    """The /metrics of the service at `url`."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"{url}/metrics")).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric(values: Metrics, name: str, absent: float = 0.0, **labels: str) -> float:
+    """One sample of a scrape, `absent` when it is not there."""
+    return values.get((name, tuple(sorted(labels.items()))), absent)
 
 
 def repo_root() -> Path:

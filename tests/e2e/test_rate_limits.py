@@ -3,13 +3,11 @@ full speed, and it still holds after the webhook's shard moves to another dispat
 
 import asyncio
 import itertools
-import re
 import signal
 import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from hookstream_client import AsyncClient
@@ -19,7 +17,7 @@ from hookstream_dev import infra
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import new_tenant, receiver_url, scrape, wait_routed, wait_until
 
 APP_CREATED = "com.qlik.v1.app.created"
 LIMIT = {"perSecond": 5, "burst": 5}
@@ -95,18 +93,12 @@ async def test_a_limited_webhook_keeps_to_its_rate_and_another_goes_at_full_spee
     assert failed.data == []
 
 
-async def _metrics(url: str) -> str:
-    async with httpx.AsyncClient(timeout=5) as http:
-        return (await http.get(f"{url}/metrics")).text
-
-
 async def _owned_shards(url: str) -> set[int]:
     """The shards a dispatcher owns: its last scan exports a lag series for each of them."""
     return {
-        int(s)
-        for s in re.findall(
-            r'^hookstream_dispatcher_shard_lag\{shard="(\d+)"\}', await _metrics(url), re.M
-        )
+        int(dict(labels)["shard"])
+        for name, labels in await scrape(url)
+        if name == "hookstream_dispatcher_shard_lag"
     }
 
 

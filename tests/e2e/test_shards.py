@@ -1,7 +1,6 @@
 """Shard leases (decision 4): webhook churn rebalances nothing, and shards move cleanly."""
 
 import asyncio
-import re
 import signal
 from collections import Counter
 from typing import Any
@@ -16,7 +15,7 @@ from hookstream_common.kafka import producer
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
-from support import receiver_url, wait_until
+from support import metric, receiver_url, scrape, wait_until
 
 
 @pytest.fixture
@@ -36,16 +35,8 @@ def _ids(receiver: Receiver, path: str) -> list[str]:
     return [r.headers["webhook-id"] for r in receiver.received(path)]
 
 
-async def _metric(url: str, series: str) -> float:
-    """One series of a service's /metrics (name and labels as exposed), or -1 if absent."""
-    async with httpx.AsyncClient(timeout=5) as client:
-        text = (await client.get(f"{url}/metrics")).text
-    match = re.search(rf"^{re.escape(series)} (\S+)$", text, re.M)
-    return float(match[1]) if match else -1
-
-
 async def _shards_owned(url: str) -> int:
-    return int(await _metric(url, "hookstream_dispatcher_shards_owned"))
+    return int(metric(await scrape(url), "hookstream_dispatcher_shards_owned", absent=-1))
 
 
 async def _first_job(bootstrap: str, topic: str) -> ConsumerRecord:
@@ -94,19 +85,18 @@ async def test_a_topic_is_read_only_while_it_has_work(
     webhook = await scenario.webhook(receiver_url(receiver, path))
     url = stack.url("dispatcher")
     reading = "hookstream_dispatcher_topics_read"
-    by_wake_up = 'hookstream_dispatcher_topics_found_total{by="wake-up"}'
-    by_scan = 'hookstream_dispatcher_topics_found_total{by="scan"}'
+    found = "hookstream_dispatcher_topics_found_total"
     await scenario.publish()
     await receiver.wait_for(1, timeout=10, path=path)
 
     await wait_until(lambda: _is(url, reading, 0), timeout=60)
-    woken = await _metric(url, by_wake_up)
+    woken = metric(await scrape(url), found, by="wake-up")
     await scenario.publish()
     await receiver.wait_for(2, timeout=10, path=path)
-    assert await _metric(url, by_wake_up) > woken
+    assert metric(await scrape(url), found, by="wake-up") > woken
 
     await wait_until(lambda: _is(url, reading, 0), timeout=60)
-    scanned = await _metric(url, by_scan)
+    scanned = metric(await scrape(url), found, by="scan")
     topic = f"{stack.env['HOOKSTREAM_TOPIC_PREFIX']}.deliveries.{webhook.id}"
     job = await _first_job(stack.env["KAFKA_BOOTSTRAP_SERVERS"], topic)
     kafka = producer(stack.env["KAFKA_BOOTSTRAP_SERVERS"])
@@ -116,11 +106,11 @@ async def test_a_topic_is_read_only_while_it_has_work(
     finally:
         await kafka.stop()
     await receiver.wait_for(3, timeout=30, path=path)
-    assert await _metric(url, by_scan) > scanned
+    assert metric(await scrape(url), found, by="scan") > scanned
 
 
-async def _is(url: str, series: str, value: float) -> bool:
-    return await _metric(url, series) == value
+async def _is(url: str, name: str, value: float) -> bool:
+    return metric(await scrape(url), name, absent=-1) == value
 
 
 async def test_shards_move_to_a_second_dispatcher_and_back_without_loss(

@@ -13,16 +13,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, RecordMetadata
-from prometheus_client.parser import text_string_to_metric_families
 
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.topics import Topics
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, RecordedRequest
 from hookstream_dev.stack import ServiceSet
+from support import Metrics, metric, scrape
 
 MAX_EVENT_BYTES = 64 * 1024
 """The corpus's event limit: an over-size event still fits in a broker message (1 MiB)."""
@@ -33,8 +32,6 @@ CREATED = "com.qlik.v1.app.created"
 STAGES = ("events", "webhooks", "wake-ups", "deliveries", "retries", "history", "api")
 DEAD_LETTERS = "hookstream_dead_letters_total"
 MATCHER_EVENTS = "hookstream_matcher_events_total"
-
-Metrics = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @dataclass
@@ -65,11 +62,6 @@ class Case:
     counted: bool = False
     other_evidence: bool = False
     delivered_after: bool = False
-
-
-def metric(values: Metrics, name: str, **labels: str) -> float:
-    """One sample of a scrape, 0 when absent."""
-    return values.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 class Poison:
@@ -123,14 +115,8 @@ class Poison:
         return await self.kafka.send_and_wait(topic, value, key=key, partition=partition)
 
     async def scrape(self, service: str) -> Metrics:
-        """The service's /metrics, as (name, sorted labels) -> value."""
-        async with httpx.AsyncClient(base_url=self.stack.url(service), timeout=5) as client:
-            text = (await client.get("/metrics")).text
-        values: Metrics = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                values[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return values
+        """The service's /metrics."""
+        return await scrape(self.stack.url(service))
 
     async def counted(
         self,
