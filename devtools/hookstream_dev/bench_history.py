@@ -33,10 +33,10 @@ from hookstream_dev import infra
 _FILL = """
 INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)
 SELECT 'bench', 'e' || n, $1::timestamptz + (n * $2::double precision) * interval '1 second',
-       jsonb_build_object('eventId', 'e' || n, 'eventType', 'com.qlik.v1.app.created',
+       json_build_object('eventId', 'e' || n, 'eventType', 'com.qlik.v1.app.created',
                           'cloudEventsVersion', '0.1', 'source', 'bench',
-                          'extensions', jsonb_build_object('tenantId', 'bench'),
-                          'data', jsonb_build_object('id', n))
+                          'extensions', json_build_object('tenantId', 'bench'),
+                          'data', json_build_object('id', n))
 FROM generate_series($3::bigint, $4::bigint - 1) n;
 
 INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,

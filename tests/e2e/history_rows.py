@@ -60,7 +60,7 @@ async def insert_delivery(
     event = sample_event(CREATED, tenant, "u1")
     event["eventId"] = event_id
     await db.execute(
-        "INSERT INTO event_bodies VALUES ($1, $2, $3, $4::text::jsonb)",
+        "INSERT INTO event_bodies VALUES ($1, $2, $3, $4::text::json)",
         tenant,
         event_id,
         triggered_at,

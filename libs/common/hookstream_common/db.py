@@ -20,13 +20,15 @@ _MIGRATION_LOCK = advisory_lock_key("hookstream.migrations")
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    """Make jsonb columns read and write Python objects, through orjson."""
-    await conn.set_type_codec(
-        "jsonb",
-        encoder=lambda value: orjson.dumps(value).decode(),
-        decoder=orjson.loads,
-        schema="pg_catalog",
-    )
+    """Make json and jsonb columns read and write Python objects, through orjson (which keeps
+    the key order of json's text)."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name,
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
 
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -202,7 +202,7 @@ async def _write(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
     bodies = {(o.tenant_id, o.event.id, o.triggered_at): o.event for o in outcomes}
     await conn.executemany(
         "INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)"
-        " VALUES ($1, $2, $3, $4::text::jsonb) ON CONFLICT DO NOTHING",
+        " VALUES ($1, $2, $3, $4::text::json) ON CONFLICT DO NOTHING",
         [(t, e, at, event.legacy_json.decode()) for (t, e, at), event in bodies.items()],
     )
     await conn.executemany(
