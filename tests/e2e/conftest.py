@@ -12,8 +12,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from e2e.scenario import Scenario
 
 from hookstream_client import AsyncClient
+from hookstream_common.db import migrate
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra
@@ -146,3 +148,21 @@ async def publisher(
     """The producer SDK, pointed at this session's topics."""
     async with EventPublisher(servers["kafka"], settings_env["HOOKSTREAM_TOPIC_PREFIX"]) as pub:
         yield pub
+
+
+@pytest.fixture
+async def scenario(
+    api: httpx.AsyncClient, stack: ServiceSet, publisher: EventPublisher, token: Any
+) -> AsyncIterator[Scenario]:
+    """A new tenant with its own API client, closed after the test."""
+    async with Scenario(api, stack, publisher, token) as scenario:
+        yield scenario
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the session's database, migrated."""
+    await migrate(database_url)
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()

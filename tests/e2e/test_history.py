@@ -26,14 +26,6 @@ from support import new_tenant, receiver_url, wait_routed, wait_until
 CREATED = "com.qlik.v1.app.created"
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    await migrate(database_url)
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
-
-
 async def run_janitor(settings_env: dict[str, str]) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,

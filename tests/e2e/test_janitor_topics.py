@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
-from test_delivery_engine import Scenario
+from e2e.scenario import Scenario
 
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet

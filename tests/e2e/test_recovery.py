@@ -19,7 +19,7 @@ from history_rows import CREATED, insert_delivery, insert_webhook, outcome, own_
 
 from hookstream_api.recoveries import RecoveryWorker, create_recovery
 from hookstream_client import AsyncClient, Delivery, Recovery, Webhook
-from hookstream_common.db import create_pool, migrate
+from hookstream_common.db import create_pool
 from hookstream_common.events import Event
 from hookstream_common.history import record_outcomes
 from hookstream_common.kafka import producer
@@ -34,14 +34,6 @@ from support import bearer, carrying, new_tenant, receiver_url, wait_routed, wai
 SHARDS = 4
 
 V1 = "/api/v1/webhooks"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    await migrate(database_url)
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def failed_deliveries(

@@ -13,10 +13,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import httpx
 import orjson
 import pytest
-from test_delivery_engine import Scenario, marker_delivered, unique_path
+from e2e.scenario import Scenario, marker_delivered, unique_path
 
 from hookstream_client import AsyncClient
 from hookstream_common.sdk import EventPublisher
@@ -42,14 +41,6 @@ async def publisher(stack: ServiceSet) -> AsyncIterator[EventPublisher]:
     kafka, prefix = stack.env["KAFKA_BOOTSTRAP_SERVERS"], stack.env["HOOKSTREAM_TOPIC_PREFIX"]
     async with EventPublisher(kafka, prefix) as pub:
         yield pub
-
-
-@pytest.fixture
-async def scenario(
-    api: httpx.AsyncClient, stack: ServiceSet, publisher: EventPublisher, token: Any
-) -> AsyncIterator[Scenario]:
-    async with Scenario(api, stack, publisher, token) as scenario:
-        yield scenario
 
 
 async def _webhook(client: AsyncClient, url: str) -> str:

@@ -5,22 +5,15 @@ import signal
 from collections import Counter
 from typing import Any
 
-import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
-from test_delivery_engine import V1, Scenario, unique_path
+from e2e.scenario import V1, Scenario, unique_path
 
 from hookstream_common.kafka import producer
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
 from support import metric, receiver_url, scrape, wait_until
-
-
-@pytest.fixture
-def scenario(api: httpx.AsyncClient, stack: ServiceSet, publisher: Any, token: Any) -> Scenario:
-    return Scenario(api, stack, publisher, token)
 
 
 async def _publish_steadily(scenario: Scenario, count: int, per_second: float) -> list[Any]:
