@@ -8,12 +8,16 @@ build, so the suite runs offline.
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import asyncpg
+import httpx
 import pytest
+from console_support import LiveTenant
 from e2e.conftest import *  # noqa: F403  (the stack's fixtures)
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
+from support import new_tenant
 
 OpenConsole = Callable[..., Awaitable[Page]]
 
@@ -60,8 +64,13 @@ async def open_console(browser: Browser, stack: ServiceSet) -> AsyncIterator[Ope
 
 
 @pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to the session's database, for rows the API cannot make (old history)."""
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
+def live(
+    api: httpx.AsyncClient,
+    token: Callable[..., str],
+    stack: ServiceSet,
+    receiver: Receiver,
+    publisher: EventPublisher,
+) -> LiveTenant:
+    """A new tenant whose webhooks get real deliveries."""
+    tenant = new_tenant()
+    return LiveTenant(tenant, token(tenant, "u1"), api, stack, receiver, publisher)

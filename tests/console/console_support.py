@@ -1,6 +1,7 @@
 """Helpers of the console tests: accessibility checks, screenshots, webhooks made by the API."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -8,7 +9,11 @@ import httpx
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page
 
-from support import bearer, repo_root
+from hookstream_common.sdk import EventPublisher
+from hookstream_dev.events import sample_event
+from hookstream_dev.receiver import Receiver
+from hookstream_dev.stack import ServiceSet
+from support import bearer, receiver_url, repo_root, wait_routed
 
 V1 = "/api/v1/webhooks"
 CREATED, DELETED = "com.qlik.v1.app.created", "com.qlik.v1.app.deleted"
@@ -63,3 +68,35 @@ async def get_webhook(api: httpx.AsyncClient, auth: str, webhook_id: str) -> htt
 async def row_names(page: Page) -> list[str]:
     """The names in the webhooks table, top to bottom."""
     return await page.locator("#webhooks-body tr[data-id] td.name").all_inner_texts()
+
+
+@dataclass(frozen=True)
+class LiveTenant:
+    """A new tenant (user u1) whose webhooks get real deliveries: the set-up every test that
+    watches the console follow deliveries shares."""
+
+    id: str
+    auth: str
+    api: httpx.AsyncClient
+    stack: ServiceSet
+    receiver: Receiver
+    publisher: EventPublisher
+
+    async def create(self, **fields: Any) -> dict[str, Any]:
+        return await create_webhook(self.api, self.auth, **fields)
+
+    async def get(self, webhook_id: str) -> httpx.Response:
+        return await get_webhook(self.api, self.auth, webhook_id)
+
+    def url(self, path: str) -> str:
+        """The receiver's URL of `path`."""
+        return receiver_url(self.receiver, path)
+
+    async def routed(self, webhook_ids: set[str]) -> None:
+        """Wait until the matcher routes to these webhooks."""
+        await wait_routed(self.stack, self.id, webhook_ids)
+
+    async def publish(self, event_type: str = CREATED) -> dict[str, Any]:
+        event = sample_event(event_type, self.id, "u1")
+        await self.publisher.publish(event)
+        return event

@@ -5,24 +5,18 @@ import re
 import uuid
 from typing import Any
 
-import httpx
 from console_support import (
     CREATED,
     DELETED,
     V1,
+    LiveTenant,
     assert_accessible,
-    create_webhook,
-    get_webhook,
     screenshot,
 )
 from playwright.async_api import Page, expect
 from test_console_table import record_list_requests
 
-from hookstream_common.sdk import EventPublisher
-from hookstream_dev.events import sample_event
-from hookstream_dev.receiver import Receiver
-from hookstream_dev.stack import ServiceSet
-from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+from support import bearer, wait_until
 
 IN_A_ROW = re.compile(r"^Failures in a row: [1-9]\d*$")
 
@@ -31,13 +25,11 @@ def health(page: Page, webhook: dict[str, Any]) -> Any:
     return page.locator(f'#webhooks-body tr[data-id="{webhook["id"]}"] td.health')
 
 
-async def wait_health(
-    api: httpx.AsyncClient, auth: str, webhook: dict[str, Any], **expected: Any
-) -> dict[str, Any]:
+async def wait_health(live: LiveTenant, webhook: dict[str, Any], **expected: Any) -> dict[str, Any]:
     """The webhook from the API once its fields have the expected values."""
 
     async def reached() -> dict[str, Any] | None:
-        current = (await get_webhook(api, auth, webhook["id"])).json()
+        current = (await live.get(webhook["id"])).json()
         return current if all(current[k] == v for k, v in expected.items()) else None
 
     return await wait_until(reached, timeout=30)
@@ -52,26 +44,20 @@ async def percent(page: Page, share: float) -> str:
 
 async def test_health_in_the_table_and_the_panel_follows_deliveries(
     open_console: Any,
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
+    live: LiveTenant,
 ) -> None:
-    tenant = new_tenant()
-    auth = token(tenant, "u1")
     path = f"/hooks/health-{uuid.uuid4().hex}"
-    webhook = await create_webhook(api, auth, name="health", url=receiver_url(receiver, path))
-    quiet = await create_webhook(api, auth, name="quiet", eventTypes=[DELETED])
-    page = await open_console(auth)
+    webhook = await live.create(name="health", url=live.url(path))
+    quiet = await live.create(name="quiet", eventTypes=[DELETED])
+    page = await open_console(live.auth)
     await expect(health(page, webhook).locator(".last-status")).to_have_text("No deliveries yet")
     await expect(health(page, quiet).locator(".rates")).to_have_text(
         "Success rate: 1 h: — · 24 h: —"
     )
 
-    await wait_routed(stack, tenant, {webhook["id"]})
-    await publisher.publish(sample_event(CREATED, tenant, "u1"))
-    ok = await wait_health(api, auth, webhook, lastStatus="success")
+    await live.routed({webhook["id"]})
+    await live.publish(CREATED)
+    ok = await wait_health(live, webhook, lastStatus="success")
     await page.get_by_role("button", name="Refresh").click()
     cell = health(page, webhook)
     await expect(cell.locator(".last-status")).to_have_text("Success")
@@ -79,9 +65,9 @@ async def test_health_in_the_table_and_the_panel_follows_deliveries(
     await expect(cell.locator(".rates")).to_contain_text("1 h: 100% · 24 h: 100%")
     await expect(cell.locator(".failures, .retries")).to_have_count(0)
 
-    receiver.respond(path, status=503)  # retried: 1 s, 2 s, 4 s in tests
-    await publisher.publish(sample_event(CREATED, tenant, "u1"))
-    await wait_health(api, auth, webhook, lastStatus="fail", pendingRetries=1)
+    live.receiver.respond(path, status=503)  # retried: 1 s, 2 s, 4 s in tests
+    await live.publish(CREATED)
+    await wait_health(live, webhook, lastStatus="fail", pendingRetries=1)
     await page.get_by_role("button", name="Refresh").click()
     await expect(cell.locator(".last-status")).to_have_text("Failed")
     await expect(cell.locator(".failures")).to_have_text(IN_A_ROW)
@@ -90,8 +76,8 @@ async def test_health_in_the_table_and_the_panel_follows_deliveries(
     await screenshot(page, "health")
     await assert_accessible(page, "table with health")
 
-    receiver.respond(path, status=200)  # the next retry succeeds
-    healed = await wait_health(api, auth, webhook, lastStatus="success", pendingRetries=0)
+    live.receiver.respond(path, status=200)  # the next retry succeeds
+    healed = await wait_health(live, webhook, lastStatus="success", pendingRetries=0)
     await page.get_by_role("button", name="Refresh").click()
     await expect(cell.locator(".last-status")).to_have_text("Success")
     await expect(cell.locator(".failures, .retries")).to_have_count(0)
@@ -118,25 +104,19 @@ async def test_health_in_the_table_and_the_panel_follows_deliveries(
 
 async def test_the_latest_status_filter_is_sent_to_the_api(
     open_console: Any,
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
+    live: LiveTenant,
 ) -> None:
-    tenant = new_tenant()
-    auth = token(tenant, "u1")
     good_path, bad_path = (f"/hooks/{kind}-{uuid.uuid4().hex}" for kind in ("good", "bad"))
-    receiver.respond(bad_path, status=503)
-    good = await create_webhook(api, auth, name="good", url=receiver_url(receiver, good_path))
-    bad = await create_webhook(api, auth, name="bad", url=receiver_url(receiver, bad_path))
-    await create_webhook(api, auth, name="never", eventTypes=[DELETED])  # gets nothing
-    await wait_routed(stack, tenant, {good["id"], bad["id"]})
-    await publisher.publish(sample_event(CREATED, tenant, "u1"))
-    await wait_health(api, auth, good, lastStatus="success")
-    await wait_health(api, auth, bad, lastStatus="fail")
+    live.receiver.respond(bad_path, status=503)
+    good = await live.create(name="good", url=live.url(good_path))
+    bad = await live.create(name="bad", url=live.url(bad_path))
+    await live.create(name="never", eventTypes=[DELETED])  # gets nothing
+    await live.routed({good["id"], bad["id"]})
+    await live.publish(CREATED)
+    await wait_health(live, good, lastStatus="success")
+    await wait_health(live, bad, lastStatus="fail")
 
-    page = await open_console(auth)
+    page = await open_console(live.auth)
     requests = record_list_requests(page)
     rows = page.locator("#webhooks-body td.name")
     await expect(rows).to_have_count(3)
@@ -152,7 +132,7 @@ async def test_the_latest_status_filter_is_sent_to_the_api(
         await popover.get_by_role("button", name="Apply").click()
         await expect(rows).to_have_text(names)
         assert requests[-1]["lastStatus"] == [value], requests[-1]
-        listed = await api.get(V1, params={"lastStatus": value}, headers=bearer(auth))
+        listed = await live.api.get(V1, params={"lastStatus": value}, headers=bearer(live.auth))
         assert [w["name"] for w in listed.json()["data"]] == names
         filter_button = page.get_by_role("button", name="Filter: Last delivery")
         await expect(filter_button).to_have_attribute("aria-pressed", "true")

@@ -7,50 +7,44 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
-from console_support import CREATED, DELETED, SECRET, V1, assert_accessible, create_webhook
+from console_support import (
+    CREATED,
+    DELETED,
+    SECRET,
+    V1,
+    LiveTenant,
+    assert_accessible,
+)
 from console_support import screenshot as save_screenshot
 from e2e.history_rows import insert_delivery
 from playwright.async_api import Page, expect
 
 from hookstream_common.db import ensure_partitions
-from hookstream_common.sdk import EventPublisher
-from hookstream_dev.events import sample_event
-from hookstream_dev.receiver import Receiver
-from hookstream_dev.stack import ServiceSet
-from support import bearer, new_tenant, receiver_url, wait_routed, wait_until
+from support import bearer, wait_until
 
 REPLY = '{"received":true,"queue":"orders"}'
 
 
 async def webhook_with_deliveries(
-    api: httpx.AsyncClient,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
-    auth: str,
-    tenant: str,
-    events: list[str],
+    live: LiveTenant, events: list[str]
 ) -> tuple[dict[str, Any], str]:
     """A webhook whose receiver answered each event with `REPLY`; and its receiver path."""
     path = f"/hooks/history-{uuid.uuid4().hex}"
-    receiver.respond(path, status=200, body=REPLY)
-    webhook = await create_webhook(
-        api,
-        auth,
+    live.receiver.respond(path, status=200, body=REPLY)
+    webhook = await live.create(
         name="history",
-        url=receiver_url(receiver, path),
+        url=live.url(path),
         eventTypes=[CREATED, DELETED],
         secret=SECRET,
         encryptedHeaders={"X-Api-Key": "top-secret"},
     )
-    await wait_routed(stack, tenant, {webhook["id"]})
+    await live.routed({webhook["id"]})
     for event_type in events:
-        await publisher.publish(sample_event(event_type, tenant, "u1"))
+        await live.publish(event_type)
 
     async def stored() -> bool:
-        listed = await api.get(
-            f"{V1}/{webhook['id']}/deliveries", params={"limit": 100}, headers=bearer(auth)
+        listed = await live.api.get(
+            f"{V1}/{webhook['id']}/deliveries", params={"limit": 100}, headers=bearer(live.auth)
         )
         return len(listed.json()["data"]) == len(events)
 
@@ -67,18 +61,10 @@ async def expand(page: Page, name: str) -> Any:
 
 async def test_history_newest_first_with_request_response_and_resend(
     open_console: Any,
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
+    live: LiveTenant,
 ) -> None:
-    tenant = new_tenant()
-    auth = token(tenant, "u1")
-    webhook, path = await webhook_with_deliveries(
-        api, stack, receiver, publisher, auth, tenant, [CREATED, DELETED]
-    )
-    page = await open_console(auth)
+    webhook, path = await webhook_with_deliveries(live, [CREATED, DELETED])
+    page = await open_console(live.auth)
     history = await expand(page, "history")
     rows = history.locator("tbody > tr[data-delivery]")
     await expect(rows).to_have_count(2)
@@ -93,7 +79,7 @@ async def test_history_newest_first_with_request_response_and_resend(
     details = history.locator(".exchange")
     request_part = details.get_by_role("region", name="Request")
     response_part = details.get_by_role("region", name="Response")
-    await expect(request_part).to_contain_text(receiver_url(receiver, path))
+    await expect(request_part).to_contain_text(live.url(path))
     api_key = request_part.locator("tr", has_text="X-Api-Key")
     await expect(api_key).to_contain_text("**OMITTED**")
     assert "top-secret" not in await page.content()
@@ -104,14 +90,14 @@ async def test_history_newest_first_with_request_response_and_resend(
     await save_screenshot(page, "history")
     await assert_accessible(page, "history with a delivery's request and response")
 
-    receiver.respond(path, status=500, body='{"error":"down"}')
+    live.receiver.respond(path, status=500, body='{"error":"down"}')
     await rows.nth(1).get_by_role("button", name="Resend").click()
     await expect(rows).to_have_count(3)
     await expect(rows.first).to_have_class("fresh")
     await expect(rows.first).to_contain_text("Failed")
     await expect(rows.first.locator("td.event-type")).to_have_text("App created")
     await expect(page.locator("#announcer")).to_contain_text("Sent again: Failed")
-    listed = await api.get(f"{V1}/{webhook['id']}/deliveries", headers=bearer(auth))
+    listed = await live.api.get(f"{V1}/{webhook['id']}/deliveries", headers=bearer(live.auth))
     newest = listed.json()["data"][0]
     assert newest["status"] == "fail"
     assert await rows.first.get_attribute("data-delivery") == newest["id"]
@@ -124,22 +110,14 @@ async def test_history_newest_first_with_request_response_and_resend(
 
 async def test_history_pages_and_hides_what_is_past_the_retention(
     open_console: Any,
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
+    live: LiveTenant,
     db: asyncpg.Connection,
 ) -> None:
-    tenant = new_tenant()
-    auth = token(tenant, "u1")
-    webhook, _ = await webhook_with_deliveries(
-        api, stack, receiver, publisher, auth, tenant, [CREATED] * 11
-    )
+    webhook, _ = await webhook_with_deliveries(live, [CREATED] * 11)
     now = datetime.now(UTC)
     await ensure_partitions(db, 1, today=(now - timedelta(days=8)).date())
-    old = await insert_delivery(db, tenant, webhook["id"], now - timedelta(days=8), "fail")
-    page = await open_console(auth)
+    old = await insert_delivery(db, live.id, webhook["id"], now - timedelta(days=8), "fail")
+    page = await open_console(live.auth)
     history = await expand(page, "history")
     await expect(history).to_contain_text("kept for 7 days")
     rows = history.locator("tbody > tr[data-delivery]")

@@ -11,6 +11,7 @@ import httpx
 from console_support import (
     CREATED,
     SECRET,
+    LiveTenant,
     assert_accessible,
     create_webhook,
     get_webhook,
@@ -18,11 +19,7 @@ from console_support import (
 )
 from playwright.async_api import Page, expect
 
-from hookstream_common.sdk import EventPublisher
-from hookstream_dev.events import sample_event
-from hookstream_dev.receiver import Receiver
-from hookstream_dev.stack import ServiceSet
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import new_tenant, wait_until
 
 NEW_SECRET = "n" * 48
 
@@ -38,25 +35,17 @@ async def choose(page: Page, webhook: dict[str, Any], item: str) -> None:
 
 async def test_edit_in_a_side_panel_replaces_the_secret_without_showing_it(
     open_console: Any,
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
+    live: LiveTenant,
 ) -> None:
-    tenant = new_tenant()
-    auth = token(tenant, "u1")
     path = f"/hooks/edit-{uuid.uuid4().hex}"
-    webhook = await create_webhook(
-        api,
-        auth,
+    webhook = await live.create(
         name="before",
-        url=receiver_url(receiver, path),
+        url=live.url(path),
         secret=SECRET,
         headers={"X-Team": "data"},
         encryptedHeaders={"X-Api-Key": "kept-value"},
     )
-    page = await open_console(auth)
+    page = await open_console(live.auth)
     await choose(page, webhook, "Edit")
     panel = page.get_by_role("dialog", name="Edit webhook")
     await expect(panel).to_be_visible()
@@ -73,13 +62,13 @@ async def test_edit_in_a_side_panel_replaces_the_secret_without_showing_it(
     await panel.get_by_role("button", name="Save").click()
     await expect(panel).to_be_hidden()
     await expect(row(page, webhook).locator("td.name")).to_have_text("after")
-    stored = (await get_webhook(api, auth, webhook["id"])).json()
+    stored = (await live.get(webhook["id"])).json()
     assert stored["name"] == "after" and stored["headers"] == {"X-Team": "data"}
     assert stored["encryptedHeaders"] == ["X-Api-Key"] and stored["secretKeyAdded"]
 
-    await wait_routed(stack, tenant, {webhook["id"]})
-    await publisher.publish(sample_event(CREATED, tenant, "u1"))
-    (request,) = await receiver.wait_for(1, timeout=30, path=path)
+    await live.routed({webhook["id"]})
+    await live.publish(CREATED)
+    (request,) = await live.receiver.wait_for(1, timeout=30, path=path)
     expected = hmac.new(NEW_SECRET.encode(), request.body, hashlib.sha256).hexdigest()
     assert request.headers["qlik-signature"] == expected
     assert request.headers["x-api-key"] == "kept-value"
@@ -129,24 +118,18 @@ async def test_delete_from_the_row_menu(
 
 async def test_a_webhook_disabled_automatically_says_why(
     open_console: Any,
-    api: httpx.AsyncClient,
-    token: Any,
-    stack: ServiceSet,
-    receiver: Receiver,
-    publisher: EventPublisher,
+    live: LiveTenant,
     db: asyncpg.Connection,
 ) -> None:
-    tenant = new_tenant()
-    auth = token(tenant, "u1")
     path = f"/hooks/gone-{uuid.uuid4().hex}"
-    receiver.respond(path, status=410)
-    gone = await create_webhook(api, auth, name="gone", url=receiver_url(receiver, path))
-    failing = await create_webhook(api, auth, name="failing")
-    await wait_routed(stack, tenant, {gone["id"]})
-    await publisher.publish(sample_event(CREATED, tenant, "u1"))
+    live.receiver.respond(path, status=410)
+    gone = await live.create(name="gone", url=live.url(path))
+    failing = await live.create(name="failing")
+    await live.routed({gone["id"]})
+    await live.publish(CREATED)
 
     async def disabled() -> bool:
-        return (await get_webhook(api, auth, gone["id"])).json()["enabled"] is False
+        return (await live.get(gone["id"])).json()["enabled"] is False
 
     await wait_until(disabled, timeout=30)
     # The dispatcher's other reason needs a day of failures: set it as the dispatcher would.
@@ -155,7 +138,7 @@ async def test_a_webhook_disabled_automatically_says_why(
         " disabled_reason = 'failed' WHERE id = $1",
         uuid.UUID(failing["id"]),
     )
-    page = await open_console(auth)
+    page = await open_console(live.auth)
     await expect(row(page, gone).locator("td.state")).to_contain_text(
         "the endpoint answered 410 Gone"
     )
