@@ -72,11 +72,18 @@ async def matcher_routes(stack: ServiceSet, tenant: str) -> list[dict[str, Any]]
     return response.json()["webhooks"] if response.status_code == 200 else []
 
 
-async def wait_routed(stack: ServiceSet, tenant: str, webhook_ids: set[str]) -> None:
-    """Wait until the matcher routes for all these webhooks (the outbox relay has run)."""
+async def wait_routed(
+    stack: ServiceSet, tenant: str, webhook_ids: set[str], disabled: frozenset[str] = frozenset()
+) -> None:
+    """Wait until the matcher routes to all these webhooks, and knows the `disabled` ones as
+    disabled: the outbox relay has run, and their latest change has reached it (a webhook
+    disabled and enabled again is routed only once it is enabled again)."""
 
     async def known() -> bool:
-        return webhook_ids <= {w["id"] for w in await matcher_routes(stack, tenant)}
+        routes = {w["id"]: w["enabled"] for w in await matcher_routes(stack, tenant)}
+        return all(routes.get(i) is True for i in webhook_ids) and all(
+            routes.get(i) is False for i in disabled
+        )
 
     await wait_until(known, timeout=30)
 

@@ -5,7 +5,8 @@ the reason and counted (`hookstream_dead_letters_total{stage="delivery"|"retry"}
 tier goes on with the record behind it. A job that is readable but whose outcome Postgres
 rejects is sent, then its outcome is parked by the history writer (stage `history`; the dead
 letter is a JSON summary with `reason`, keyed by webhook id) and the rest of its batch is
-stored. tests/e2e/test_history_poison.py covers the writer alone.
+stored. A NUL in the event's data is no longer such a job: the body is stored as sent.
+tests/e2e/test_history_poison.py covers the writer alone.
 """
 
 import asyncio
@@ -136,7 +137,6 @@ async def test_a_retry_due_in_a_century_does_not_hold_its_tier(poison: Poison) -
 
 # Readable jobs whose outcome Postgres rejects: each is sent, then its outcome is parked.
 UNSTORABLE: list[tuple[str, dict[str, Any]]] = [
-    ("NUL in the event's data", {"data": {"name": "a\x00b"}}),
     ("NUL in the event type", {"eventType": "com.qlik.v1.app.created\x00"}),
     ("deliveryId not a UUID", {"deliveryId": "not-a-uuid"}),
     ("attempt beyond int4", {"attempt": 2**40}),
@@ -183,4 +183,36 @@ async def test_an_outcome_postgres_rejects_is_parked_and_history_goes_on(
                 raise AssertionError("the good event's outcome was not stored within 5 s")
         finally:
             await db.close()
+        poison.services_alive()
+
+
+async def test_a_nul_in_the_event_data_is_stored_as_it_was_sent(
+    poison: Poison, database_url: str
+) -> None:
+    """`jsonb` refused the `\\u0000` escape, so this outcome used to be parked; the body column
+    is `json` now (migration 0007), which keeps the text as sent, NUL escape and all."""
+    async with poison.case("history", "NUL in the event's data") as case:
+        doc = job_doc(poison.webhook_id, poison.tenant)
+        doc["event"]["data"] = {"name": "a\x00b"}
+        topic = poison.topics.deliveries(poison.webhook_id)
+        await poison.produce(topic, orjson.dumps(doc), poison.webhook_id.encode(), partition=0)
+        await poison.next_good_event_delivered(case)
+        db = await asyncpg.connect(database_url)
+        try:
+            for _ in range(100):
+                body = await db.fetchval(
+                    "SELECT b.body::text FROM deliveries d JOIN event_bodies b"
+                    " ON b.tenant_id = d.tenant_id AND b.event_id = d.event_id"
+                    " AND b.triggered_at = d.triggered_at WHERE d.id = $1",
+                    uuid.UUID(doc["deliveryId"]),
+                )
+                if body is not None:
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the outcome was not stored within 5 s")
+        finally:
+            await db.close()
+        assert orjson.loads(body)["data"] == {"name": "a\x00b"}
+        case.other_evidence = True
         poison.services_alive()
