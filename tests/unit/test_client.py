@@ -129,6 +129,7 @@ async def test_the_async_iterator_follows_the_next_links_to_the_end() -> None:
         hooks = [h async for h in client.iter_webhooks(limit=2)]
     assert [h.id for h in hooks] == [f"hook-{n}" for n in range(1, 6)]
     assert seen[0].url.path == "/api/core/webhooks" and len(seen) == 3
+    assert seen[1].url.path == "/api/v1/webhooks", "a link is followed as the API gave it"
 
 
 def test_filters_are_sent_by_the_apis_names_and_forms() -> None:

@@ -139,14 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _list_webhooks(client: Client, args: argparse.Namespace) -> None:
-    filters = {
-        "name": args.name,
-        "url": args.url,
-        "enabled": args.enabled,
-        "event_types": args.event_types,
-        "sort": args.sort,
-        "limit": args.limit,
-    }
+    filters = _filters(args, "name", "url", "enabled", "event_types")
     rows = client.iter_webhooks(**filters) if args.all else client.list_webhooks(**filters).data
     _show_list(args, rows, _WEBHOOK_COLUMNS)
 
@@ -189,19 +182,17 @@ def _switch(enabled: bool) -> Callable[[Client, argparse.Namespace], None]:
 
 
 def _list_deliveries(client: Client, args: argparse.Namespace) -> None:
-    filters = {
-        "status": args.status,
-        "event_type": args.event_type,
-        "since": args.since,
-        "until": args.until,
-        "sort": args.sort,
-        "limit": args.limit,
-    }
+    filters = _filters(args, "status", "event_type", "since", "until")
     if args.all:
         rows: Iterable[Delivery] = client.iter_deliveries(args.webhook_id, **filters)
     else:
         rows = client.list_deliveries(args.webhook_id, **filters).data
     _show_list(args, rows, _DELIVERY_COLUMNS)
+
+
+def _filters(args: argparse.Namespace, *names: str) -> dict[str, Any]:
+    """A list's options as the client's filters: their dests are the filters' names."""
+    return {name: getattr(args, name) for name in (*names, "sort", "limit")}
 
 
 def _recover(client: Client, args: argparse.Namespace) -> int:

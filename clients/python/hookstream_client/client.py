@@ -1,50 +1,27 @@
 """`Client` and `AsyncClient`: one method per operation of the API, on httpx.
 
-Both send the calls of `hookstream_client.operations`; they differ only in how they wait.
+Both send the calls of `hookstream_client.operations` and share how a call becomes a request
+(`_Api`), so each method differs between them only in how it waits for the answer.
 """
 
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from datetime import datetime
-from typing import Any, Self, TypeVar
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Generic, Self, TypeVar
 
 import httpx
 
 from hookstream_client import operations as ops
-from hookstream_client.models import (
-    Delivery,
-    EventType,
-    Page,
-    PatchOperation,
-    Recovery,
-    Webhook,
-    WebhookInput,
-)
-from hookstream_client.operations import Call, QueryValue
+from hookstream_client.models import Delivery, EventType, Item, Page, Recovery, Webhook
+from hookstream_client.operations import Body, Call, Patch, QueryValue, Result, Time
 
-Result = TypeVar("Result")
-Item = TypeVar("Item", Webhook, Delivery)
+Http = TypeVar("Http", httpx.Client, httpx.AsyncClient)
 DEFAULT_PREFIX = "/api/v1"
 """The API is served under `/api/v1` and `/api/core` alike."""
 
 
-def _options(token: str | None, httpx_options: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return {"timeout": 30.0, **httpx_options, "headers": headers | httpx_options.get("headers", {})}
+class _Api(Generic[Http]):
+    """What both clients share: the connection's settings and how a call becomes a request."""
 
-
-def _url(prefix: str, call: Call[Any]) -> str:
-    return prefix + call.path if call.path.startswith("/webhooks") else call.path
-
-
-def _enabled(value: bool) -> list[PatchOperation]:
-    return [PatchOperation(op="replace", path="/enabled", value=value)]
-
-
-class Client:
-    """The webhooks API, synchronously: `Client("http://127.0.0.1:8000", token=...)`.
-
-    Extra keyword arguments go to `httpx.Client` (timeout, verify, transport, ...).
-    """
+    _http_class: type[Http]
 
     def __init__(
         self,
@@ -54,8 +31,25 @@ class Client:
         prefix: str = DEFAULT_PREFIX,
         **httpx_options: Any,
     ) -> None:
-        self._http = httpx.Client(base_url=api, **_options(token, httpx_options))
+        options = {"timeout": 30.0, **httpx_options}
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        options["headers"] = auth | options.get("headers", {})
+        self._http = self._http_class(base_url=api, **options)
         self._prefix = prefix
+
+    def _request(self, call: Call[Any]) -> httpx.Request:
+        """Paths of the webhooks API go under the prefix; links and other paths stay as given."""
+        url = self._prefix + call.path if call.path.startswith("/webhooks") else call.path
+        return self._http.build_request(call.method, url, params=call.params, json=call.json)
+
+
+class Client(_Api[httpx.Client]):
+    """The webhooks API, synchronously: `Client("http://127.0.0.1:8000", token=...)`.
+
+    Extra keyword arguments go to `httpx.Client` (timeout, verify, transport, ...).
+    """
+
+    _http_class = httpx.Client
 
     def __enter__(self) -> Self:
         return self
@@ -68,17 +62,13 @@ class Client:
         self._http.close()
 
     def _send(self, call: Call[Result]) -> Result:
-        response = self._http.request(
-            call.method, _url(self._prefix, call), params=call.params, json=call.json
-        )
-        return call.result(response)
+        return call.result(self._http.send(self._request(call)))
 
-    def _items(self, page: Page[Item]) -> Iterator[Item]:
-        while True:
+    def _items(self, call: Call[Page[Item]] | None) -> Iterator[Item]:
+        while call is not None:
+            page = self._send(call)
             yield from page.data
-            if page.links.next is None:
-                return
-            page = self._send(ops.follow(page.links.next.href, type(page)))
+            call = ops.next_page(page)
 
     def list_webhooks(self, **filters: QueryValue) -> Page[Webhook]:
         """One page of webhooks: filters as in the API, in snake_case (`owner_id="u1"`)."""
@@ -86,9 +76,9 @@ class Client:
 
     def iter_webhooks(self, **filters: QueryValue) -> Iterator[Webhook]:
         """Every webhook that matches, following the `next` links page by page."""
-        return self._items(self.list_webhooks(**filters))
+        return self._items(ops.list_webhooks(filters))
 
-    def create_webhook(self, body: WebhookInput | Mapping[str, Any]) -> Webhook:
+    def create_webhook(self, body: Body) -> Webhook:
         """Register a webhook (a mapping is sent as it is, with the API's field names)."""
         return self._send(ops.create_webhook(body))
 
@@ -100,21 +90,19 @@ class Client:
         """One webhook."""
         return self._send(ops.get_webhook(webhook_id))
 
-    def patch_webhook(
-        self, webhook_id: str, operations: Sequence[PatchOperation | Mapping[str, Any]]
-    ) -> None:
+    def patch_webhook(self, webhook_id: str, operations: Patch) -> None:
         """Change fields with JSON Patch operations."""
         self._send(ops.patch_webhook(webhook_id, operations))
 
     def enable_webhook(self, webhook_id: str) -> None:
         """Enable a webhook; this also clears why it was disabled."""
-        self.patch_webhook(webhook_id, _enabled(True))
+        self._send(ops.set_enabled(webhook_id, True))
 
     def disable_webhook(self, webhook_id: str) -> None:
         """Stop deliveries to a webhook."""
-        self.patch_webhook(webhook_id, _enabled(False))
+        self._send(ops.set_enabled(webhook_id, False))
 
-    def replace_webhook(self, webhook_id: str, body: WebhookInput | Mapping[str, Any]) -> Webhook:
+    def replace_webhook(self, webhook_id: str, body: Body) -> Webhook:
         """Replace every writable field; unset ones return to their defaults."""
         return self._send(ops.replace_webhook(webhook_id, body))
 
@@ -128,7 +116,7 @@ class Client:
 
     def iter_deliveries(self, webhook_id: str, **filters: QueryValue) -> Iterator[Delivery]:
         """Every delivery that matches, following the `next` links page by page."""
-        return self._items(self.list_deliveries(webhook_id, **filters))
+        return self._items(ops.list_deliveries(webhook_id, filters))
 
     def get_delivery(self, webhook_id: str, delivery_id: str) -> Delivery:
         """One delivery, with its request and response."""
@@ -139,7 +127,7 @@ class Client:
         return self._send(ops.resend_delivery(webhook_id, delivery_id))
 
     def recover_deliveries(
-        self, webhook_id: str, since: datetime | str, until: datetime | str | None = None
+        self, webhook_id: str, since: Time, until: Time | None = None
     ) -> Recovery:
         """Queue again the failed deliveries triggered in [since, until)."""
         return self._send(ops.recover_deliveries(webhook_id, since, until))
@@ -153,22 +141,13 @@ class Client:
         return self._send(ops.product_info())
 
 
-class AsyncClient:
+class AsyncClient(_Api[httpx.AsyncClient]):
     """The webhooks API for asyncio: `async with AsyncClient(api, token=...) as client`.
 
     Extra keyword arguments go to `httpx.AsyncClient` (timeout, verify, transport, ...).
     """
 
-    def __init__(
-        self,
-        api: str,
-        token: str | None = None,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        **httpx_options: Any,
-    ) -> None:
-        self._http = httpx.AsyncClient(base_url=api, **_options(token, httpx_options))
-        self._prefix = prefix
+    _http_class = httpx.AsyncClient
 
     async def __aenter__(self) -> Self:
         return self
@@ -181,29 +160,24 @@ class AsyncClient:
         await self._http.aclose()
 
     async def _send(self, call: Call[Result]) -> Result:
-        response = await self._http.request(
-            call.method, _url(self._prefix, call), params=call.params, json=call.json
-        )
-        return call.result(response)
+        return call.result(await self._http.send(self._request(call)))
 
-    async def _items(self, page: Page[Item]) -> AsyncIterator[Item]:
-        while True:
+    async def _items(self, call: Call[Page[Item]] | None) -> AsyncIterator[Item]:
+        while call is not None:
+            page = await self._send(call)
             for item in page.data:
                 yield item
-            if page.links.next is None:
-                return
-            page = await self._send(ops.follow(page.links.next.href, type(page)))
+            call = ops.next_page(page)
 
     async def list_webhooks(self, **filters: QueryValue) -> Page[Webhook]:
         """One page of webhooks: filters as in the API, in snake_case (`owner_id="u1"`)."""
         return await self._send(ops.list_webhooks(filters))
 
-    async def iter_webhooks(self, **filters: QueryValue) -> AsyncIterator[Webhook]:
+    def iter_webhooks(self, **filters: QueryValue) -> AsyncIterator[Webhook]:
         """Every webhook that matches, following the `next` links page by page."""
-        async for webhook in self._items(await self.list_webhooks(**filters)):
-            yield webhook
+        return self._items(ops.list_webhooks(filters))
 
-    async def create_webhook(self, body: WebhookInput | Mapping[str, Any]) -> Webhook:
+    async def create_webhook(self, body: Body) -> Webhook:
         """Register a webhook (a mapping is sent as it is, with the API's field names)."""
         return await self._send(ops.create_webhook(body))
 
@@ -215,23 +189,19 @@ class AsyncClient:
         """One webhook."""
         return await self._send(ops.get_webhook(webhook_id))
 
-    async def patch_webhook(
-        self, webhook_id: str, operations: Sequence[PatchOperation | Mapping[str, Any]]
-    ) -> None:
+    async def patch_webhook(self, webhook_id: str, operations: Patch) -> None:
         """Change fields with JSON Patch operations."""
         await self._send(ops.patch_webhook(webhook_id, operations))
 
     async def enable_webhook(self, webhook_id: str) -> None:
         """Enable a webhook; this also clears why it was disabled."""
-        await self.patch_webhook(webhook_id, _enabled(True))
+        await self._send(ops.set_enabled(webhook_id, True))
 
     async def disable_webhook(self, webhook_id: str) -> None:
         """Stop deliveries to a webhook."""
-        await self.patch_webhook(webhook_id, _enabled(False))
+        await self._send(ops.set_enabled(webhook_id, False))
 
-    async def replace_webhook(
-        self, webhook_id: str, body: WebhookInput | Mapping[str, Any]
-    ) -> Webhook:
+    async def replace_webhook(self, webhook_id: str, body: Body) -> Webhook:
         """Replace every writable field; unset ones return to their defaults."""
         return await self._send(ops.replace_webhook(webhook_id, body))
 
@@ -243,12 +213,9 @@ class AsyncClient:
         """One page of a webhook's deliveries (`status`, `event_type`, `since`, `until`, ...)."""
         return await self._send(ops.list_deliveries(webhook_id, filters))
 
-    async def iter_deliveries(
-        self, webhook_id: str, **filters: QueryValue
-    ) -> AsyncIterator[Delivery]:
+    def iter_deliveries(self, webhook_id: str, **filters: QueryValue) -> AsyncIterator[Delivery]:
         """Every delivery that matches, following the `next` links page by page."""
-        async for delivery in self._items(await self.list_deliveries(webhook_id, **filters)):
-            yield delivery
+        return self._items(ops.list_deliveries(webhook_id, filters))
 
     async def get_delivery(self, webhook_id: str, delivery_id: str) -> Delivery:
         """One delivery, with its request and response."""
@@ -259,7 +226,7 @@ class AsyncClient:
         return await self._send(ops.resend_delivery(webhook_id, delivery_id))
 
     async def recover_deliveries(
-        self, webhook_id: str, since: datetime | str, until: datetime | str | None = None
+        self, webhook_id: str, since: Time, until: Time | None = None
     ) -> Recovery:
         """Queue again the failed deliveries triggered in [since, until)."""
         return await self._send(ops.recover_deliveries(webhook_id, since, until))

@@ -17,6 +17,7 @@ from hookstream_client.errors import ApiError
 from hookstream_client.models import (
     Delivery,
     EventType,
+    Item,
     Page,
     PatchOperation,
     Recovery,
@@ -27,6 +28,12 @@ from hookstream_client.models import (
 Result = TypeVar("Result")
 QueryValue = str | int | bool | datetime | Sequence[str] | None
 """A list filter: lists are sent comma-separated, times as RFC 3339."""
+Body = WebhookInput | Mapping[str, Any]
+"""A webhook's writable fields; a mapping is sent as it is, with the API's field names."""
+Patch = Sequence[PatchOperation | Mapping[str, Any]]
+"""JSON Patch operations, as models or as the API's own objects."""
+Time = datetime | str
+"""A time; text is sent as it is, so it must be RFC 3339."""
 
 OPERATIONS: dict[str, tuple[str, str]] = {}
 
@@ -86,17 +93,19 @@ def _query(filters: Mapping[str, QueryValue]) -> dict[str, str]:
     return query
 
 
-def _body(value: WebhookInput | Mapping[str, Any]) -> Any:
+def _body(value: Body) -> Any:
     return value.to_json() if isinstance(value, WebhookInput) else dict(value)
 
 
-def _time(value: datetime | str) -> str:
+def _time(value: Time) -> str:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def follow(href: str, page: type[Page[Any]]) -> Call[Any]:
-    """The page a `links.next` or `links.prev` href points to."""
-    return Call("GET", href, _model(page))
+def next_page(page: Page[Item]) -> Call[Page[Item]] | None:
+    """The page after this one, from its `next` link as the API gave it; None after the last."""
+    if page.links.next is None:
+        return None
+    return Call("GET", page.links.next.href, _model(type(page)))
 
 
 @operation("GET", "/webhooks")
@@ -105,7 +114,7 @@ def list_webhooks(filters: Mapping[str, QueryValue]) -> Call[Page[Webhook]]:
 
 
 @operation("POST", "/webhooks")
-def create_webhook(body: WebhookInput | Mapping[str, Any]) -> Call[Webhook]:
+def create_webhook(body: Body) -> Call[Webhook]:
     return Call("POST", "/webhooks", _model(Webhook), json=_body(body))
 
 
@@ -121,17 +130,20 @@ def get_webhook(webhook_id: str) -> Call[Webhook]:
 
 
 @operation("PATCH", "/webhooks/{id}")
-def patch_webhook(
-    webhook_id: str, operations: Sequence[PatchOperation | Mapping[str, Any]]
-) -> Call[None]:
+def patch_webhook(webhook_id: str, operations: Patch) -> Call[None]:
     body = [
         op.model_dump(mode="json") if isinstance(op, PatchOperation) else op for op in operations
     ]
     return Call("PATCH", f"/webhooks/{webhook_id}", _nothing, json=body)
 
 
+def set_enabled(webhook_id: str, enabled: bool) -> Call[None]:
+    """Enabling or disabling is a patch of `enabled`; there is no operation of its own."""
+    return patch_webhook(webhook_id, [PatchOperation(op="replace", path="/enabled", value=enabled)])
+
+
 @operation("PUT", "/webhooks/{id}")
-def replace_webhook(webhook_id: str, body: WebhookInput | Mapping[str, Any]) -> Call[Webhook]:
+def replace_webhook(webhook_id: str, body: Body) -> Call[Webhook]:
     return Call("PUT", f"/webhooks/{webhook_id}", _model(Webhook), json=_body(body))
 
 
@@ -158,9 +170,7 @@ def resend_delivery(webhook_id: str, delivery_id: str) -> Call[Delivery]:
 
 
 @operation("POST", "/webhooks/{id}/actions/recover")
-def recover_deliveries(
-    webhook_id: str, since: datetime | str, until: datetime | str | None
-) -> Call[Recovery]:
+def recover_deliveries(webhook_id: str, since: Time, until: Time | None) -> Call[Recovery]:
     body = {"since": _time(since)} | ({"until": _time(until)} if until is not None else {})
     return Call("POST", f"/webhooks/{webhook_id}/actions/recover", _model(Recovery), json=body)
 
