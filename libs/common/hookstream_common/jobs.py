@@ -105,7 +105,7 @@ class DeliveryJob:
     def loads(cls, raw: bytes) -> "DeliveryJob":
         """Parse what `dumps` wrote; a ValueError (or KeyError, TypeError) for anything else."""
         doc = orjson.loads(raw)
-        if not isinstance(doc["webhookId"], str) or not is_webhook_id(doc["webhookId"]):
+        if not is_webhook_id(doc["webhookId"]):
             raise ValueError("webhookId: is not a webhook id")
         return cls(
             delivery_id=doc["deliveryId"],

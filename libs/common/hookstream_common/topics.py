@@ -5,11 +5,13 @@ import uuid
 from dataclasses import dataclass
 
 
-def is_webhook_id(text: str) -> bool:
-    """Webhook ids are UUIDs. Keys, topic names and jobs carry them as text; anything else
-    names no webhook (and would make Postgres refuse the lookup)."""
+def is_webhook_id(value: object) -> bool:
+    """Webhook ids are UUIDs. Keys, topic names and jobs carry them as text; anything else,
+    text or not, names no webhook (and would make Postgres refuse the lookup)."""
+    if not isinstance(value, str):
+        return False
     try:
-        uuid.UUID(text)
+        uuid.UUID(value)
     except ValueError:
         return False
     return True

@@ -131,14 +131,19 @@ def writable_form(row: asyncpg.Record, box: SecretBox) -> dict[str, Any]:
 
     Raises UndecryptableSecret when no configured key opens the secret or the headers.
     """
-    sealed_headers, sealed_secret = row["encrypted_headers"], row["secret"]
     document = _settings_form(row)
-    document["encryptedHeaders"] = orjson.loads(box.open(sealed_headers)) if sealed_headers else {}
+    document["encryptedHeaders"] = _opened_headers(row, box)
     if (rate_limit := _rate_limit_form(row)) is not None:
         document["rateLimit"] = rate_limit
-    if sealed_secret:
-        document["secret"] = box.open(sealed_secret)
+    if row["secret"]:
+        document["secret"] = box.open(row["secret"])
     return document
+
+
+def _opened_headers(row: asyncpg.Record, box: SecretBox) -> dict[str, str]:
+    """The encrypted headers in plain text; UndecryptableSecret when no key opens them."""
+    sealed = row["encrypted_headers"]
+    return orjson.loads(box.open(sealed)) if sealed else {}
 
 
 ROUTE_COLUMNS = "id, event_types, level, owner_id, enabled, filter, enable_cloud_event_delivery"
@@ -200,10 +205,9 @@ TARGET_COLUMNS = (
 def target(row: asyncpg.Record, box: SecretBox) -> DeliveryTarget:
     """The sending view of the webhook, decrypted; one whose secrets no key opens gets a
     `problem` instead, so its deliveries fail with a reason rather than go unsigned."""
-    sealed_headers, sealed_secret = row["encrypted_headers"], row["secret"]
     try:
-        encrypted_headers = orjson.loads(box.open(sealed_headers)) if sealed_headers else {}
-        secret = box.open(sealed_secret) if sealed_secret else None
+        encrypted_headers = _opened_headers(row, box)
+        secret = box.open(row["secret"]) if row["secret"] else None
         problem = None
     except UndecryptableSecret as exc:
         encrypted_headers, secret = {}, None
@@ -219,17 +223,25 @@ def target(row: asyncpg.Record, box: SecretBox) -> DeliveryTarget:
         enabled=row["enabled"],
         cloud_event=row["enable_cloud_event_delivery"],
         problem=problem,
-        previous_secret=_previous_secret(row, box),
+        previous_secret=previous_secret(row, box),
         rate_limit=RateLimit(per_second, row["rate_limit_burst"]) if per_second else None,
     )
 
 
-def _previous_secret(row: asyncpg.Record, box: SecretBox) -> PreviousSecret | None:
+def previous_secret(row: asyncpg.Record, box: SecretBox) -> PreviousSecret | None:
     """The rotated-out secret while its window lasts; one no key opens just stops signing."""
-    sealed, expires_at = row["previous_secret"], row["previous_secret_expires_at"]
-    if sealed is None or expires_at is None or expires_at <= datetime.now(UTC):
+    expires_at = row["previous_secret_expires_at"]
+    if expires_at is None or expires_at <= datetime.now(UTC):
+        return None
+    secret = opened_or_none(row["previous_secret"], box)
+    return None if secret is None else PreviousSecret(secret, expires_at)
+
+
+def opened_or_none(sealed: bytes | None, box: SecretBox) -> str | None:
+    """A sealed secret in plain text; None when there is none or no configured key opens it."""
+    if sealed is None:
         return None
     try:
-        return PreviousSecret(box.open(sealed), expires_at)
+        return box.open(sealed)
     except UndecryptableSecret:
         return None

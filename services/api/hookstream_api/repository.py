@@ -21,7 +21,13 @@ from hookstream_api.webhook_health import WebhookHealth, load_health
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.db import advisory_lock_key
 from hookstream_common.secret_rotation import PreviousSecret, after_change
-from hookstream_common.webhook_model import API_COLUMNS, WebhookFields, writable_form
+from hookstream_common.webhook_model import (
+    API_COLUMNS,
+    WebhookFields,
+    opened_or_none,
+    previous_secret,
+    writable_form,
+)
 from hookstream_common.webhook_store import record_change
 
 log = structlog.get_logger(__name__)
@@ -238,13 +244,11 @@ class WebhookRepository:
                 "previous_secret_expires_at": previous.expires_at if previous else None,
                 "updated_by_user_id": principal.user_id,
             }
+            if fields.enabled:
+                columns |= {"disabled_reason": None, "disabled_reason_code": None}
             assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=2))
-            enabled = f"${list(columns).index('enabled') + 2}"
             updated = await conn.fetchrow(
-                f"UPDATE webhooks SET {assignments}, updated_at = now(),"
-                f" disabled_reason = CASE WHEN {enabled} THEN NULL ELSE disabled_reason END,"
-                f" disabled_reason_code = CASE WHEN {enabled} THEN NULL"
-                f" ELSE disabled_reason_code END"
+                f"UPDATE webhooks SET {assignments}, updated_at = now()"
                 f" WHERE id = $1 RETURNING {API_COLUMNS}",
                 webhook_id,
                 *columns.values(),
@@ -292,25 +296,12 @@ class WebhookRepository:
         a webhook starts without a window.
         """
         return after_change(
-            self._open_or_none(row["secret"]),
+            opened_or_none(row["secret"], self._box),
             fields.secret,
-            self._kept(row),
+            previous_secret(row, self._box),
             fields.secret_rotation_grace_seconds,
             datetime.now(UTC),
         )
-
-    def _kept(self, row: asyncpg.Record) -> PreviousSecret | None:
-        expires_at = row["previous_secret_expires_at"]
-        secret = self._open_or_none(row["previous_secret"])
-        return PreviousSecret(secret, expires_at) if secret and expires_at else None
-
-    def _open_or_none(self, sealed: bytes | None) -> str | None:
-        if sealed is None:
-            return None
-        try:
-            return self._box.open(sealed)
-        except UndecryptableSecret:
-            return None
 
     async def delete(self, principal: Principal, webhook_id: uuid.UUID) -> bool:
         """Delete the webhook, remember it for the janitor, and tell the matcher."""
