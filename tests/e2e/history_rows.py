@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 
-from hookstream_common.db import migrate
+from hookstream_common.db import ensure_partitions, migrate
 from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
 from hookstream_common.history import Outcome
@@ -55,7 +55,10 @@ async def insert_delivery(
     status: str,
     next_attempt_at: datetime | None = None,
 ) -> str:
-    """A delivery and its event body, as the dispatcher would have stored them."""
+    """A delivery and its event body, as the dispatcher would have stored them, in its day's
+    partition (made here as the writer makes it: just after midnight, "an hour ago" is
+    yesterday, which a database migrated today has no partition for)."""
+    await ensure_partitions(db, 0, today=triggered_at.astimezone(UTC).date())
     delivery_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
     event = sample_event(CREATED, tenant, "u1")
     event["eventId"] = event_id
