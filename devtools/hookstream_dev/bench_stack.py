@@ -192,7 +192,7 @@ class BenchStack:
 
     async def metrics(self, instance: str) -> dict[str, float]:
         """The unlabelled samples of an instance's /metrics."""
-        response = await self.client.get(f"{self.services.url(instance)}/metrics", timeout=5)
+        response = await self.client.get(f"{self.services.ops_url(instance)}/metrics", timeout=5)
         return {name: float(value) for name, value in _METRIC.findall(response.text)}
 
     async def shards_owned(self, instance: str) -> int:

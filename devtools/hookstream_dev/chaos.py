@@ -545,7 +545,7 @@ class Scenario:
             return False
         try:
             async with httpx.AsyncClient(timeout=2) as client:
-                response = await client.get(f"{self.stack.url(instance)}/readyz")
+                response = await client.get(f"{self.stack.ops_url(instance)}/readyz")
         except httpx.HTTPError:
             return False
         return response.status_code == 200

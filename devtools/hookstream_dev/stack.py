@@ -36,6 +36,8 @@ PORT_SETTINGS = {
     "dispatcher": "HOOKSTREAM_DISPATCHER_PORT",
     "janitor": "HOOKSTREAM_JANITOR_PORT",
 }
+API_OPS_PORT_SETTING = "HOOKSTREAM_OPS_PORT"
+"""The API serves its operations endpoints on a port of their own; the workers on their one."""
 DEV_ENV = infra.STATE_DIR / "dev.env"
 RUN_DIR = infra.STATE_DIR / "run"
 
@@ -88,19 +90,34 @@ class ServiceSet:
     """The service instances of one installation: one environment, one port each.
 
     `ports` names the instances: a service (`api`) or another copy of one (`dispatcher-2`);
+    `ops_ports` gives API instances their operations port (a free one if not given);
     `instance_env` adds settings to single instances (e.g. a second matcher's data dir).
     """
 
     env: dict[str, str]
     ports: dict[str, int]
     log_dir: Path
+    ops_ports: dict[str, int] = field(default_factory=dict)
     instance_env: dict[str, dict[str, str]] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     run_dir: Path | None = None  # where the supervisor keeps its pid files, once supervised
 
+    def __post_init__(self) -> None:
+        for instance in self.ports:
+            if service_of(instance) == "api":
+                self.ops_ports.setdefault(instance, free_port())
+
     def url(self, instance: str) -> str:
-        """Base URL of an instance's HTTP endpoints."""
+        """Base URL of an instance's HTTP endpoints (the API's public port)."""
         return f"http://127.0.0.1:{self.ports[instance]}"
+
+    def ops_port(self, instance: str) -> int:
+        """The port of an instance's /metrics, /healthz and /readyz."""
+        return self.ops_ports.get(instance, self.ports[instance])
+
+    def ops_url(self, instance: str) -> str:
+        """Base URL of an instance's /metrics, /healthz and /readyz."""
+        return f"http://127.0.0.1:{self.ops_port(instance)}"
 
     def spec(self, instance: str) -> ServiceSpec:
         """How to run an instance: command, environment, log file."""
@@ -111,6 +128,8 @@ class ServiceSet:
             **self.instance_env.get(instance, {}),
             PORT_SETTINGS[service]: str(self.ports[instance]),
         }
+        if instance in self.ops_ports:
+            env[API_OPS_PORT_SETTING] = str(self.ops_ports[instance])
         return ServiceSpec(
             name=instance,
             command=[sys.executable, "-m", MODULES[service]],
@@ -153,7 +172,7 @@ class ServiceSet:
     def ready(self, instance: str) -> bool:
         """True if the instance's /readyz answers 200 now."""
         try:
-            return httpx.get(f"{self.url(instance)}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{self.ops_url(instance)}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
 
@@ -281,6 +300,7 @@ def _alive(pid: int) -> bool:
 DEMO_TENANT = "demo-tenant"
 DEMO_USER = "demo-admin"
 DEMO_PORTS = {"api": 8000, "matcher": 8001, "dispatcher": 8002, "janitor": 8003}
+DEMO_API_OPS_PORT = 8004
 RECEIVER_PORT = 8443
 
 
@@ -318,7 +338,10 @@ def up() -> None:
     ensure_tls(infra.STATE_DIR / "tls")
     stop_detached()
     services = ServiceSet(
-        env=dev_environment(kafka, database), ports=DEMO_PORTS, log_dir=infra.LOGS
+        env=dev_environment(kafka, database),
+        ports=DEMO_PORTS,
+        ops_ports={"api": DEMO_API_OPS_PORT},
+        log_dir=infra.LOGS,
     )
     print(f"starting {', '.join(MODULES)} under a supervisor…", file=sys.stderr, flush=True)
     services.supervise(RUN_DIR)

@@ -104,7 +104,7 @@ def prometheus(stack: ServiceSet, tmp_path_factory: pytest.TempPathFactory) -> I
         "scrape_configs": [
             {
                 "job_name": f"hookstream-{name}",
-                "static_configs": [{"targets": [f"127.0.0.1:{stack.ports[name]}"]}],
+                "static_configs": [{"targets": [f"127.0.0.1:{stack.ops_port(name)}"]}],
             }
             for name in SERVICES
         ],

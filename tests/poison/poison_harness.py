@@ -116,7 +116,7 @@ class Poison:
 
     async def scrape(self, service: str) -> Metrics:
         """The service's /metrics."""
-        return await scrape(self.stack.url(service))
+        return await scrape(self.stack.ops_url(service))
 
     async def counted(
         self,

@@ -21,7 +21,6 @@ from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
 from hookstream_api.write_rate import WriteRate, take
 from hookstream_common.crypto import SecretBox
-from hookstream_common.resilience import Readiness
 
 
 def app_settings(request: Request) -> ApiSettings:
@@ -90,11 +89,6 @@ def delivery_client(request: Request) -> aiohttp.ClientSession:
     return request.app.state.http
 
 
-def service_readiness(request: Request) -> Readiness:
-    """The probes of Postgres and Kafka that `/readyz` and `/metrics` report."""
-    return request.app.state.readiness
-
-
 Settings = Annotated[ApiSettings, Depends(app_settings)]
 Pool = Annotated[asyncpg.Pool, Depends(db_pool)]
 Box = Annotated[SecretBox, Depends(secret_box)]
@@ -104,7 +98,6 @@ Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
 WriteAllowed = Depends(write_allowed)
 """Add to `dependencies=` of every route that writes a webhook."""
 DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
-ServiceReadiness = Annotated[Readiness, Depends(service_readiness)]
 
 
 def parse_id(value: str, what: str = "webhook") -> uuid.UUID:

@@ -1,4 +1,5 @@
-"""The API service: the Qlik webhooks REST API, the outbox relay, health and metrics."""
+"""The API service: the Qlik webhooks REST API and console on the public port; the outbox
+relay; `/metrics`, `/healthz` and `/readyz` on an operations port of their own."""
 
 import asyncio
 import contextlib
@@ -16,10 +17,10 @@ from fastapi.openapi.utils import get_openapi
 from hookstream_api.console import mount_console
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.limits import RequestLimits
-from hookstream_api.metrics import RequestMetrics, metrics_app
+from hookstream_api.metrics import RequestMetrics, watch_outbox
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
-from hookstream_api.routers import deliveries, health, product_info, recovery, webhooks
+from hookstream_api.routers import deliveries, product_info, recovery, webhooks
 from hookstream_api.settings import ApiSettings
 from hookstream_common import catalogue
 from hookstream_common.crypto import SecretBox, parse_keys
@@ -27,9 +28,11 @@ from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
+from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 
 API_PREFIXES = ("/api/v1", "/api/core")
+OUTBOX_GAUGE_SECONDS = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +61,9 @@ async def _connect(app: FastAPI) -> None:
         settings.relay_interval_seconds,
     )
     log.info("api connected to Postgres and Kafka")
-    await relay.run()
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(relay.run(), name="relay")
+        tasks.create_task(watch_outbox(app.state.pool, OUTBOX_GAUGE_SECONDS), name="outbox-gauge")
 
 
 async def _started_admin(settings: ApiSettings) -> AIOKafkaAdminClient:
@@ -100,6 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lambda: app.state.connected,
     )
     app.state.readiness.start()
+    ops = await start_ops_server(settings.ops_host, settings.ops_port, app.state.readiness)
     connecting = asyncio.create_task(_connect(app), name="connect-and-relay")
     connecting.add_done_callback(_stop_if_failed)
     try:
@@ -111,6 +117,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await connecting
         with contextlib.suppress(asyncio.CancelledError):
             await recovering
+        await ops.cleanup()
         await app.state.readiness.stop()
         await app.state.http.close()
         await app.state.kafka.stop()
@@ -141,10 +148,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
         app.include_router(recovery.router, prefix=prefix)
-    app.include_router(health.router)
     app.include_router(product_info.router)
     mount_console(app)
-    app.mount("/metrics", metrics_app(app))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -1,23 +1,22 @@
-"""The API's metrics: requests by route template, and the outbox backlog behind the relay.
+"""The API's metrics: requests by method and route template, and the outbox backlog.
 
-Requests are labelled by route template (`/api/v1/webhooks/{webhook_id}`), never by the raw
-path, so the number of series stays fixed whatever ids clients send; a path no route matches is
-`unmatched`. The operations endpoints are not counted: scrapes and probes are not traffic.
+Every label set is bounded: requests are labelled by route template (`/api/v1/webhooks/{id}`),
+never by the raw path (a path no route matches is `unmatched`), and by method only among the
+methods HTTP defines (anything else is `other`), whatever clients send.
 
-The outbox backlog is read from Postgres when Prometheus scrapes (one indexed query on the
-partial index of pending rows), so every API replica reports the same cluster-wide value.
+The outbox backlog is read from Postgres by a background task every few seconds, never by a
+scrape: scrapes cost no query, and every API replica reports the same cluster-wide value.
 """
 
 import asyncio
 import time
 
+import asyncpg
 import prometheus_client
 import structlog
-from fastapi import FastAPI
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hookstream_common import ops
+from hookstream_common.resilience import TRANSIENT
 
 log = structlog.get_logger(__name__)
 
@@ -40,12 +39,17 @@ OUTBOX_OLDEST_AGE = prometheus_client.Gauge(
     "hookstream_outbox_oldest_age_seconds",
     "Age of the oldest outbox row still to publish; 0 when there is none.",
 )
-_OPERATIONS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _BACKLOG_QUERY = """
     SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
     FROM outbox WHERE published_at IS NULL AND failed_at IS NULL
 """
 _QUERY_TIMEOUT = 2.0
+
+
+def method_label(method: str) -> str:
+    """The method as a label: one of HTTP's, or `other`."""
+    return method if method in KNOWN_METHODS else "other"
 
 
 class RequestMetrics:
@@ -55,7 +59,7 @@ class RequestMetrics:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _OPERATIONS_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -72,33 +76,20 @@ class RequestMetrics:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            REQUESTS.labels(scope["method"], template, str(status)).inc()
-            REQUEST_SECONDS.labels(scope["method"], template).observe(time.perf_counter() - started)
+            method = method_label(scope["method"])
+            REQUESTS.labels(method, template, str(status)).inc()
+            REQUEST_SECONDS.labels(method, template).observe(time.perf_counter() - started)
 
 
-def metrics_app(app: FastAPI) -> ASGIApp:
-    """The `/metrics` endpoint: refreshes the outbox gauges, then answers as every service does
-    (hookstream_common.ops)."""
-
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        await _refresh_outbox(app)
-        answer = ops.metrics(getattr(app.state, "readiness", None))
-        response = Response(answer.body, answer.status, media_type=answer.content_type)
-        await response(scope, receive, send)
-
-    return serve
-
-
-async def _refresh_outbox(app: FastAPI) -> None:
-    """Read the backlog; while Postgres is unreachable the gauges keep their last value and
-    `hookstream_dependency_up{dependency="postgres"}` says why."""
-    pool = getattr(app.state, "pool", None)
-    if pool is None or not getattr(app.state, "connected", False):
-        return
-    try:
-        count, age = await asyncio.wait_for(pool.fetchrow(_BACKLOG_QUERY), _QUERY_TIMEOUT)
-    except Exception as exc:
-        log.debug("outbox backlog not read", error_class=type(exc).__name__)
-        return
-    OUTBOX_BACKLOG.set(count)
-    OUTBOX_OLDEST_AGE.set(float(age))
+async def watch_outbox(pool: asyncpg.Pool, interval: float) -> None:
+    """Keep the outbox gauges current; while Postgres is unreachable they keep their last
+    value and `hookstream_dependency_up{dependency="postgres"}` says why."""
+    while True:
+        try:
+            count, age = await asyncio.wait_for(pool.fetchrow(_BACKLOG_QUERY), _QUERY_TIMEOUT)
+        except TRANSIENT as exc:
+            log.info("outbox backlog not read", error_class=type(exc).__name__)
+        else:
+            OUTBOX_BACKLOG.set(count)
+            OUTBOX_OLDEST_AGE.set(float(age))
+        await asyncio.sleep(interval)

@@ -11,7 +11,15 @@ class ApiSettings(DeliverySettings):
     """Every setting of the API, read from `HOOKSTREAM_*` environment variables."""
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
-    port: int = Field(8000, description="Port of the REST API, console and /metrics.")
+    port: int = Field(8000, description="Port of the REST API and the console.")
+    ops_host: str = Field(
+        "127.0.0.1", description="Address of /metrics, /healthz and /readyz (not the API's)."
+    )
+    ops_port: int = Field(
+        8004,
+        description="Port of the API's operations endpoints, apart from the public port so an"
+        " ingress exposes only the API.",
+    )
     jwt_key: str = Field(
         ..., description="HS256 secret, or RS256/ES256 public key (PEM), that verifies tokens."
     )
