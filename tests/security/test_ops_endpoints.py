@@ -27,9 +27,7 @@ async def test_the_ops_port_answers_metrics_health_and_readiness(stack: ServiceS
         assert REQUESTS in (await ops.get("/metrics")).text
 
 
-async def test_made_up_methods_share_one_label(
-    api: httpx.AsyncClient, stack: ServiceSet
-) -> None:
+async def test_made_up_methods_share_one_label(api: httpx.AsyncClient, stack: ServiceSet) -> None:
     for n in range(60):
         await api.request(f"X-PROBE-{n}", "/api/v1/webhooks")
     methods = {

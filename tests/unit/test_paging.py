@@ -9,7 +9,15 @@ import pytest
 from starlette.requests import Request
 
 from hookstream_api.errors import ApiError
-from hookstream_api.paging import Cursor, Sort, Sortable, links, page_query, requested_cursor
+from hookstream_api.paging import (
+    Cursor,
+    Sort,
+    Sortable,
+    SortKind,
+    links,
+    page_query,
+    requested_cursor,
+)
 
 SORTS = Sortable({"name": "name", "createdAt": "created_at", "status": "d.status"}, "-createdAt")
 ROW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -44,12 +52,40 @@ def test_an_unknown_sort_is_a_400_that_lists_the_fields() -> None:
     assert raised.value.detail.startswith("sort: must be one of name, createdAt, status")
 
 
-@pytest.mark.parametrize("value", ["hook-7", 42, None, WHEN])
-def test_a_cursor_comes_back_as_it_was_issued(value: Any) -> None:
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("hook-7", str), (True, bool), (["a", "b"], list), (WHEN, datetime)],
+)
+def test_a_cursor_comes_back_as_it_was_issued(value: Any, kind: SortKind) -> None:
     sort = Sort("createdAt", "created_at", True)
     cursor = Cursor("-createdAt", value, ROW_ID, backwards=True)
-    decoded = Cursor.decode(cursor.encode(), "prev", sort, timestamp=isinstance(value, datetime))
-    assert decoded == cursor
+    assert Cursor.decode(cursor.encode(), "prev", sort, kind) == cursor
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (42, str),
+        (None, str),
+        ({"a": 1}, str),
+        ("nul\x00inside", str),
+        ("hook", bool),
+        (["a", 1], list),
+        ("2026-12-06T10:00:00", datetime),  # no time zone
+        ("yesterday", datetime),
+        (1765000000, datetime),
+    ],
+)
+def test_a_tampered_cursor_value_is_a_400_not_a_database_error(value: Any, kind: SortKind) -> None:
+    """Issue 18 item 8: a cursor edited to hold a number where the column holds text reached
+    asyncpg, whose DataError was a 500."""
+    tampered = Cursor("+name", value, ROW_ID, False).encode()
+    with pytest.raises(ApiError) as raised:
+        Cursor.decode(tampered, "next", Sort("name", "name", False), kind)
+    assert (raised.value.status, raised.value.detail) == (
+        400,
+        "next: is not a cursor this API issued",
+    )
 
 
 def test_a_cursor_is_opaque_url_safe_text() -> None:
@@ -60,7 +96,7 @@ def test_a_cursor_is_opaque_url_safe_text() -> None:
 @pytest.mark.parametrize("text", ["", "not a cursor", "W10", "WyJhIiwxXQ", "!!!"])
 def test_text_that_is_no_cursor_is_a_400_naming_the_parameter(text: str) -> None:
     with pytest.raises(ApiError) as raised:
-        Cursor.decode(text, "next", Sort("name", "name", False), timestamp=False)
+        Cursor.decode(text, "next", Sort("name", "name", False))
     assert (raised.value.status, raised.value.detail) == (
         400,
         "next: is not a cursor this API issued",
@@ -70,18 +106,16 @@ def test_text_that_is_no_cursor_is_a_400_naming_the_parameter(text: str) -> None
 def test_a_cursor_of_another_sort_is_refused() -> None:
     issued = Cursor("+name", "x", ROW_ID, False).encode()
     with pytest.raises(ApiError, match="another sort order"):
-        Cursor.decode(issued, "next", Sort("name", "name", True), timestamp=False)
+        Cursor.decode(issued, "next", Sort("name", "name", True))
 
 
 def test_next_and_prev_together_are_a_400() -> None:
     sort = Sort("name", "name", False)
     issued = Cursor("+name", "x", ROW_ID, False).encode()
     with pytest.raises(ApiError, match="not both"):
-        requested_cursor(issued, issued, sort, timestamp=False)
-    assert requested_cursor(None, None, sort, timestamp=False) is None
-    assert requested_cursor(issued, None, sort, timestamp=False) == Cursor(
-        "+name", "x", ROW_ID, False
-    )
+        requested_cursor(issued, issued, sort)
+    assert requested_cursor(None, None, sort) is None
+    assert requested_cursor(issued, None, sort) == Cursor("+name", "x", ROW_ID, False)
 
 
 def test_the_first_page_has_no_condition() -> None:
@@ -117,7 +151,7 @@ def rows(*names: str) -> list[dict[str, Any]]:
 
 def cursor_in(href: str, param: str) -> Cursor:
     [text] = parse_qs(urlsplit(href).query)[param]
-    return Cursor.decode(text, param, Sort("name", "name", False), timestamp=False)
+    return Cursor.decode(text, param, Sort("name", "name", False))
 
 
 def test_a_first_page_with_more_links_only_to_the_next() -> None:

@@ -5,7 +5,7 @@ Only this module reads `request.app.state`; routers take what they need as param
 """
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import aiohttp
@@ -146,12 +146,12 @@ WEBHOOK_SORTS = Sortable(
         "ownerId": "owner_id",
     },
     default="-createdAt",
-    timestamps=frozenset({"createdAt", "updatedAt"}),
+    kinds={"createdAt": datetime, "updatedAt": datetime, "eventTypes": list, "enabled": bool},
 )
 DELIVERY_SORTS = Sortable(
     columns={"status": "d.status", "triggeredAt": "d.triggered_at"},
     default="-triggeredAt",
-    timestamps=frozenset({"triggeredAt"}),
+    kinds={"triggeredAt": datetime},
 )
 
 WebhookFilters = Annotated[WebhookQuery, Query()]

@@ -2,12 +2,14 @@
 cursors, and the `links` of list responses.
 
 A cursor holds the sort and the (value, id) of the row it continues from, never an offset, so
-rows inserted or deleted while a client pages neither repeat nor go missing.
+rows inserted or deleted while a client pages neither repeat nor go missing. A client can edit
+a cursor: its value is checked to be of its column's kind before it reaches a query, so a
+tampered cursor is a 400, never a database error.
 """
 
 import base64
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -16,6 +18,9 @@ from fastapi import Depends, Query, Request
 
 from hookstream_api.errors import invalid
 from hookstream_api.schemas import MAX_CURSOR, MAX_SORT_QUERY
+
+SortKind = type[str] | type[datetime] | type[bool] | type[list[str]]
+"""What a sort column holds: text unless a Sortable says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +53,13 @@ class Cursor:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, text: str, param: str, sort: Sort, timestamp: bool) -> "Cursor":
-        """Read a cursor this API issued for the same sort; anything else is a 400."""
+    def decode(cls, text: str, param: str, sort: Sort, kind: SortKind = str) -> "Cursor":
+        """Read a cursor this API issued for the same sort, its value of the sort column's
+        `kind`; anything else is a 400."""
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             sort_key, value, row_id, backwards = orjson.loads(raw)
-            if timestamp:
-                value = datetime.fromisoformat(value)
-            cursor = cls(sort_key, value, uuid.UUID(row_id), bool(backwards))
+            cursor = cls(sort_key, _value_of(kind, value), uuid.UUID(row_id), bool(backwards))
         except (ValueError, TypeError):
             raise invalid(f"{param}: is not a cursor this API issued") from None
         if sort_key != _sort_key(sort):
@@ -63,27 +67,60 @@ class Cursor:
         return cursor
 
 
+def _value_of(kind: SortKind, value: Any) -> Any:
+    """A cursor's value as its column holds it; ValueError for any other value."""
+    if kind is datetime:
+        if not isinstance(value, str):
+            raise ValueError("not a timestamp")
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError("a timestamp without a time zone")
+        return moment
+    if kind is list:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ValueError("not a list of text")
+        return [_text(item) for item in value]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError("not a boolean")
+        return value
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    return _text(value)
+
+
+def _text(value: str) -> str:
+    """Text Postgres can compare: no NUL, which it refuses in every text value."""
+    if "\x00" in value:
+        raise ValueError("text with a NUL")
+    return value
+
+
 def requested_cursor(
-    next: str | None, prev: str | None, sort: Sort, timestamp: bool
+    next: str | None, prev: str | None, sort: Sort, kind: SortKind = str
 ) -> Cursor | None:
     """The cursor of a list request's `next` or `prev` parameter; both at once is a 400."""
     if next and prev:
         raise invalid("next, prev: send one of them, not both")
     if next:
-        return Cursor.decode(next, "next", sort, timestamp)
+        return Cursor.decode(next, "next", sort, kind)
     if prev:
-        return Cursor.decode(prev, "prev", sort, timestamp)
+        return Cursor.decode(prev, "prev", sort, kind)
     return None
 
 
 @dataclass(frozen=True)
 class Sortable:
-    """What one list sorts by: its fields (API name to column), its default, and the fields
-    whose values are timestamps (their cursors hold a time)."""
+    """What one list sorts by: its fields (API name to column), its default, and the kind of
+    each field's values that is not text (timestamps, booleans, lists of text)."""
 
     columns: dict[str, str]
     default: str
-    timestamps: frozenset[str] = frozenset()
+    kinds: dict[str, SortKind] = field(default_factory=dict)
+
+    def kind(self, name: str) -> SortKind:
+        """What a cursor for this sort field holds."""
+        return self.kinds.get(name, str)
 
     def parse(self, value: str | None) -> Sort:
         """Read `sort=[+|-]field`; an unknown field is a 400 that lists the known ones."""
@@ -127,7 +164,7 @@ def page_request(sortable: Sortable) -> Any:
         ] = None,
     ) -> PageRequest:
         order = sortable.parse(sort)
-        cursor = requested_cursor(next, prev, order, order.field in sortable.timestamps)
+        cursor = requested_cursor(next, prev, order, sortable.kind(order.field))
         return PageRequest(order, cursor, limit)
 
     return Annotated[PageRequest, Depends(read)]

@@ -202,11 +202,7 @@ async def patch_webhook(
             raise ApiError(409, "HOOKSTREAM-409", f"{top} is read-only.", "Conflict")
 
     def apply(current: dict[str, Any]) -> WebhookFields:
-        ops = [_lenient(op, current) for op in operations]
-        try:
-            patched = jsonpatch.apply_patch(current, ops)
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
-            raise invalid(f"patch: {exc}") from None
+        patched = _patched(current, operations)
         try:
             body = WebhookCreate.model_validate(patched)
         except ValidationError as exc:
@@ -242,6 +238,25 @@ async def delete_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -
     if not await repo.delete(principal, parse_id(id)):
         raise not_found()
     return Response(status_code=204)
+
+
+def _patched(current: dict[str, Any], operations: list[PatchOperation]) -> dict[str, Any]:
+    """`current` with the operations applied in order; a 400 naming the failing operation.
+
+    The error never carries the library's message: jsonpointer's prints the whole document,
+    and `current` holds the decrypted secret and encrypted header values.
+    """
+    document = current
+    for number, operation in enumerate(operations):
+        op = _lenient(operation, document)
+        try:
+            document = jsonpatch.apply_patch(document, [op])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException):
+            raise invalid(
+                f"patch[{number}]: cannot {op['op']} {operation.path}: the path does not exist"
+                " or is not a valid JSON Pointer into the webhook"
+            ) from None
+    return document
 
 
 def _lenient(operation: PatchOperation, current: dict[str, Any]) -> dict[str, Any]:

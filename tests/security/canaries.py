@@ -1,0 +1,59 @@
+"""Canaries: stored values no response, log line, metric or history row may ever carry.
+
+A webhook is created whose signing secret and encrypted header value are unique, searchable
+strings; whatever the suite then does to it, finding either string anywhere an attacker or an
+operator could read is a leak (DESIGN decision 12: never echo what you store).
+"""
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+ENCRYPTED_HEADER = "X-Canary-Key"
+
+
+@dataclass(frozen=True)
+class Canaries:
+    """One secret and one encrypted header value, both unique to a test session."""
+
+    secret: str = f"canary-secret-{secrets.token_hex(16)}"
+    header_value: str = f"canary-header-{secrets.token_hex(12)}"
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return (self.secret, self.header_value)
+
+    def webhook_fields(self) -> dict[str, object]:
+        """What a webhook body needs to carry both canaries."""
+        return {"secret": self.secret, "encryptedHeaders": {ENCRYPTED_HEADER: self.header_value}}
+
+    def found_in(self, text: str) -> list[str]:
+        """The canaries present in `text` (empty when it leaks nothing)."""
+        return [value for value in self.values if value in text]
+
+    def found_in_logs(self, log_dir: Path) -> dict[str, list[str]]:
+        """Each service log under `log_dir` that carries a canary, with the ones it carries."""
+        found = {}
+        for log in sorted(log_dir.glob("*.log")):
+            leaked = self.found_in(log.read_text(errors="replace"))
+            if leaked:
+                found[log.name] = leaked
+        return found
+
+    async def found_in_history(self, database_url: str) -> list[str]:
+        """The history tables whose rows carry a canary as text (request headers, bodies)."""
+        conn = await asyncpg.connect(database_url)
+        try:
+            leaked = []
+            for table in ("deliveries", "delivery_attempts", "event_bodies", "outbox"):
+                hits = await conn.fetchval(
+                    f"SELECT count(*) FROM {table} t WHERE t::text LIKE ANY($1::text[])",
+                    [f"%{value}%" for value in self.values],
+                )
+                if hits:
+                    leaked.append(table)
+            return leaked
+        finally:
+            await conn.close()
