@@ -3,6 +3,7 @@ column holds text reached asyncpg, and its DataError was answered 500)."""
 
 import base64
 import uuid
+from collections.abc import Callable
 
 import httpx
 import orjson
@@ -29,9 +30,9 @@ def forged(sort: str, value: object) -> str:
     ],
 )
 async def test_a_forged_webhook_cursor_is_a_400(
-    stack: ServiceSet, token: object, sort: str, value: object
+    stack: ServiceSet, token: Callable[..., str], sort: str, value: object
 ) -> None:
-    auth = bearer(token(new_tenant(), "u1"))  # type: ignore[operator]
+    auth = bearer(token(new_tenant(), "u1"))
     async with httpx.AsyncClient(base_url=stack.url("api"), headers=auth) as api:
         response = await api.get(
             "/api/v1/webhooks", params={"sort": sort, "next": forged(sort, value)}
