@@ -21,7 +21,7 @@ from hookstream_common.sdk import EventPublisher
 from hookstream_common.settings import CommonSettings
 from hookstream_dev.events import sample_event
 from hookstream_dev.stack import DEV_ENV
-from hookstream_dev.tokens import mint_token
+from hookstream_dev.tokens import DEV_AUDIENCE, DEV_ISSUER, mint_token
 
 
 class DevSettings(CommonSettings):
@@ -30,6 +30,8 @@ class DevSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_", extra="ignore", env_file=DEV_ENV)
 
     jwt_key: str = Field("", description="The key the API verifies tokens with (HS256 secret).")
+    jwt_issuer: str = Field(DEV_ISSUER, description="The `iss` the API requires.")
+    jwt_audience: str = Field(DEV_AUDIENCE, description="The `aud` the API requires.")
     event_types_file: Path | None = Field(None, description="The API's extra event types.")
 
 
@@ -64,7 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         if not settings.jwt_key:
             sys.exit("HOOKSTREAM_JWT_KEY is not set: run `make run` first or export the API's key")
         ttl = timedelta(hours=args.hours)
-        print(mint_token(settings.jwt_key, args.tenant, args.user, args.role, ttl=ttl))
+        print(
+            mint_token(
+                settings.jwt_key,
+                args.tenant,
+                args.user,
+                args.role,
+                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audience,
+                ttl=ttl,
+            )
+        )
     elif args.command == "emit":
         catalogue.configure(settings.event_types_file)
         if args.event_type not in event_type_names():

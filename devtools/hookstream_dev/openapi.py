@@ -21,7 +21,9 @@ REGENERATE = "python -m hookstream_dev.openapi"
 
 _DUMMY_SETTINGS = {
     # Required settings; the document does not depend on their values.
-    "jwt_key": "openapi-document-only",
+    "jwt_key": "openapi-document-only-key-of-32-bytes",
+    "jwt_issuer": "openapi",
+    "jwt_audience": "openapi",
     "encryption_keys": "openapi-document-only",
     # Addresses nothing ever connects to while the document is built.
     "kafka_bootstrap_servers": "127.0.0.1:9",

@@ -23,6 +23,7 @@ from cryptography.fernet import Fernet
 
 from hookstream_dev import infra, supervisor
 from hookstream_dev.supervisor import ServiceSpec
+from hookstream_dev.tokens import DEV_AUDIENCE, DEV_ISSUER
 
 MODULES = {
     "api": "hookstream_api.main",
@@ -247,6 +248,8 @@ def service_environment(
                 "HOOKSTREAM_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             }
         ),
+        "HOOKSTREAM_JWT_ISSUER": DEV_ISSUER,
+        "HOOKSTREAM_JWT_AUDIENCE": DEV_AUDIENCE,
         "HOOKSTREAM_EXTRA_CA_FILE": str(ca_file),
         "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
         "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{n}={ip}" for n, ip in static_hosts.items()),

@@ -6,6 +6,10 @@ import jwt
 
 from hookstream_common.tokens import ROLES_CLAIM, TENANT_CLAIM, USER_CLAIM
 
+DEV_ISSUER = "hookstream-dev"
+DEV_AUDIENCE = "hookstream"
+"""The issuer and audience of development tokens, which `make run` and the tests configure."""
+
 
 def mint_token(
     key: str,
@@ -14,8 +18,8 @@ def mint_token(
     roles: list[str],
     *,
     algorithm: str = "HS256",
-    issuer: str | None = None,
-    audience: str | None = None,
+    issuer: str | None = DEV_ISSUER,
+    audience: str | None = DEV_AUDIENCE,
     ttl: timedelta = timedelta(days=1),
 ) -> str:
     """A signed token with the claims the API reads (hookstream_common.tokens)."""

@@ -70,6 +70,8 @@ def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> 
         static_hosts=STATIC_HOSTS,
         overrides={
             "HOOKSTREAM_LOG_LEVEL": "INFO",
+            # A token minted to expire within a test expires on time (the leeway is unit-tested).
+            "HOOKSTREAM_JWT_LEEWAY_SECONDS": "0",
             "HOOKSTREAM_MAX_WEBHOOKS_PER_TENANT": "30",
             # Tests write webhooks far faster than any tenant should; test_write_limits.py
             # starts replicas of its own with a low write rate.

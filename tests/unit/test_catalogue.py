@@ -28,6 +28,8 @@ INVOICE = {
     "levels": ["tenant"],
 }
 
+JWT = {"jwt_key": "k" * 32, "jwt_issuer": "test", "jwt_audience": "test"}
+
 
 @pytest.fixture(autouse=True)
 def qlik_only_afterwards() -> Iterator[None]:
@@ -59,12 +61,12 @@ def test_the_file_adds_types_after_qliks(tmp_path: Path) -> None:
 
 def test_the_api_reads_the_file_at_start_and_accepts_and_lists_its_types(tmp_path: Path) -> None:
     assert INVOICE["name"] not in event_type_names()
-    create_app(ApiSettings(jwt_key="k", event_types_file=write(tmp_path, [INVOICE])))
+    create_app(ApiSettings(**JWT, event_types_file=write(tmp_path, [INVOICE])))
     assert INVOICE["name"] in event_type_names()
     assert [t.name for t in event_types()][-1] == INVOICE["name"]
     listed = asyncio.run(list_event_types(None))["data"]  # type: ignore[arg-type]
     assert listed[-1]["name"] == INVOICE["name"]
-    create_app(ApiSettings(jwt_key="k"))
+    create_app(ApiSettings(**JWT))
     assert event_types() == DEFAULT_EVENT_TYPES
 
 
@@ -86,7 +88,7 @@ def test_a_file_that_cannot_be_used_stops_the_service(
 ) -> None:
     path = write(tmp_path, content)
     with pytest.raises(CatalogueError, match=reason):
-        create_app(ApiSettings(jwt_key="k", event_types_file=path))
+        create_app(ApiSettings(**JWT, event_types_file=path))
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:

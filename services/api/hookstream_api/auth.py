@@ -31,7 +31,8 @@ def _unauthorized(detail: str) -> ApiError:
 
 
 def verify_token(token: str, settings: ApiSettings) -> Principal:
-    """Check signature, expiry, issuer and audience; require the tenant and user claims."""
+    """Check signature, expiry, issuer, audience and lifetime; require the tenant and user
+    claims."""
     try:
         claims = jwt.decode(
             token,
@@ -39,12 +40,18 @@ def verify_token(token: str, settings: ApiSettings) -> Principal:
             algorithms=[settings.jwt_algorithm],
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
-            options={"require": ["exp"], "verify_aud": settings.jwt_audience is not None},
+            leeway=settings.jwt_leeway_seconds,
+            options={"require": ["exp", "iat", "iss", "aud"]},
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorized("The token has expired; get a new one.") from None
     except jwt.InvalidTokenError as exc:
         raise _unauthorized(f"The token is not valid: {exc}.") from None
+    if claims["exp"] - claims["iat"] > settings.jwt_max_lifetime_seconds:
+        raise _unauthorized(
+            f"The token is valid for longer than {settings.jwt_max_lifetime_seconds} s;"
+            " get one with a shorter lifetime."
+        )
     tenant, user = claims.get(TENANT_CLAIM), claims.get(USER_CLAIM)
     if not isinstance(tenant, str) or not tenant or not isinstance(user, str) or not user:
         raise _unauthorized(f"The token must carry the `{TENANT_CLAIM}` and `{USER_CLAIM}` claims.")

@@ -1,10 +1,13 @@
 """Configuration of the API service."""
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hookstream_common.settings import DeliverySettings
+
+MIN_HS256_KEY_BYTES = 32
 
 
 class ApiSettings(DeliverySettings):
@@ -21,11 +24,28 @@ class ApiSettings(DeliverySettings):
         " ingress exposes only the API.",
     )
     jwt_key: str = Field(
-        ..., description="HS256 secret, or RS256/ES256 public key (PEM), that verifies tokens."
+        ...,
+        description="HS256 secret (at least 32 bytes), or RS256/ES256 public key (PEM), that"
+        " verifies tokens.",
     )
-    jwt_algorithm: str = Field("HS256", description="Algorithm tokens must be signed with.")
-    jwt_issuer: str | None = Field(None, description="Required `iss` claim, if set.")
-    jwt_audience: str | None = Field(None, description="Required `aud` claim, if set.")
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = Field(
+        "HS256", description="Algorithm tokens must be signed with."
+    )
+    jwt_issuer: str = Field(
+        ..., min_length=1, description="The `iss` claim every token must carry (required)."
+    )
+    jwt_audience: str = Field(
+        ..., min_length=1, description="An `aud` every token must name (required)."
+    )
+    jwt_max_lifetime_seconds: int = Field(
+        86400,
+        ge=60,
+        description="Tokens valid for longer than this (`exp` - `iat`) are refused, so a leaked"
+        " token cannot be one that never ends.",
+    )
+    jwt_leeway_seconds: int = Field(
+        30, ge=0, le=300, description="Clock skew allowed when checking `exp`, `iat` and `nbf`."
+    )
     forwarded_allow_ips: str = Field(
         "127.0.0.1",
         description="Proxies trusted for X-Forwarded-Proto/For, so paging links use the "
@@ -53,3 +73,13 @@ class ApiSettings(DeliverySettings):
     relay_interval_seconds: float = Field(
         0.5, description="How often the outbox relay looks for changes it was not told about."
     )
+
+    @model_validator(mode="after")
+    def _strong_enough_key(self) -> Self:
+        """An HS256 key shorter than its hash can be guessed offline from one token."""
+        if self.jwt_algorithm == "HS256" and len(self.jwt_key.encode()) < MIN_HS256_KEY_BYTES:
+            raise ValueError(
+                f"HOOKSTREAM_JWT_KEY must be at least {MIN_HS256_KEY_BYTES} bytes for HS256;"
+                " make one with `python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+            )
+        return self
