@@ -196,7 +196,7 @@ class Bench:
 
     async def recover(self) -> asyncpg.Record:
         webhook = uuid.UUID(self.webhook_id)
-        return await create_recovery(self.pool, "t", webhook, self.since, self.until)
+        return await create_recovery(self.pool, "t", webhook, self.since, self.until, 10)
 
     async def run_until_done(self, *workers: RecoveryWorker) -> None:
         for _ in range(30):

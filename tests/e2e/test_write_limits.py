@@ -23,8 +23,14 @@ from support import bearer, metric, new_tenant, scrape, wait_routed, wait_until
 
 V1 = "/api/v1/webhooks"
 SECRET = "s" * 40
-LOW_RATE = {"HOOKSTREAM_WRITE_RATE_PER_SECOND": "0.5", "HOOKSTREAM_WRITE_BURST": "3"}
-"""One write every 2 s, 3 at once: what the replicas of the rate-limit test run with."""
+LOW_RATE = {
+    "HOOKSTREAM_WRITE_RATE_PER_SECOND": "0.5",
+    "HOOKSTREAM_WRITE_BURST": "3",
+    "HOOKSTREAM_USER_RATE_SHARE": "1",
+}
+"""One write every 2 s, 3 at once: what the replicas of the rate-limit test run with. One user
+may use all of it: this test is about the tenant's bucket across replicas (the users' shares
+are tests/security/test_limits.py's)."""
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, str]:

@@ -4,6 +4,7 @@ Shared by the dispatcher and the API's synchronous resend, so both send byte-ide
 """
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,10 @@ from hookstream_common.webhook_model import DeliveryTarget
 
 OMITTED = "**OMITTED**"
 MAX_STORED_BODY = 64 * 1024
+MAX_STORED_HEADERS = 64
+MAX_STORED_HEADER_BYTES = 8 * 1024
+HEADERS_CUT = "Hookstream-Headers-Not-Stored"
+"""Set on stored response headers that were cut: how many headers were left out."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,24 @@ def storable(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
 
+def stored_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Response headers as history keeps them: at most MAX_STORED_HEADERS of them and
+    MAX_STORED_HEADER_BYTES in all (a receiver may send 128 of 8 KiB each), in the order they
+    came; when some are left out, HEADERS_CUT says how many."""
+    kept: dict[str, str] = {}
+    size = left_out = 0
+    for name, value in headers:
+        name, value = storable(str(name)), storable(value)
+        size += len(name.encode()) + len(value.encode())
+        if len(kept) >= MAX_STORED_HEADERS or size > MAX_STORED_HEADER_BYTES:
+            left_out += 1
+        else:
+            kept[name] = value
+    if left_out:
+        kept[HEADERS_CUT] = str(left_out)
+    return kept
+
+
 def build_request(
     target: DeliveryTarget, event: Event, delivery_id: str, user_agent: str
 ) -> OutboundRequest:
@@ -131,9 +154,7 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
                 started_at=started,
                 duration_ms=(time.perf_counter() - clock) * 1000,
                 status_code=response.status,
-                headers={
-                    storable(str(name)): storable(value) for name, value in response.headers.items()
-                },
+                headers=stored_headers(response.headers.items()),
                 body=storable(raw[:MAX_STORED_BODY].decode(errors="replace")),
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )

@@ -109,15 +109,16 @@ _DELIVERY_UPSERT = (
     " WHERE deliveries.status <> 'success' AND EXCLUDED.attempts >= deliveries.attempts"
 )
 
+# The response body is stored once, in the delivery's `response`; an attempt notes only
+# whether it was cut.
 _ATTEMPT_UPSERT = (
     "INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at, tenant_id,"
-    " webhook_id, started_at, duration_ms, status_code, error_class, error, response_body,"
-    " body_truncated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " webhook_id, started_at, duration_ms, status_code, error_class, error,"
+    " body_truncated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     " ON CONFLICT (delivery_id, attempt, triggered_at) DO UPDATE SET"
     " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
     " status_code = EXCLUDED.status_code, error_class = EXCLUDED.error_class,"
-    " error = EXCLUDED.error, response_body = EXCLUDED.response_body,"
-    " body_truncated = EXCLUDED.body_truncated"
+    " error = EXCLUDED.error, body_truncated = EXCLUDED.body_truncated"
 )
 
 
@@ -240,7 +241,6 @@ async def _write(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
                 o.attempt.status_code,
                 o.attempt.error_class,
                 o.attempt.error,
-                o.attempt.body if o.attempt.status_code is not None else None,
                 o.attempt.body_truncated,
             )
             for o in outcomes

@@ -5,6 +5,7 @@ Only this module reads `request.app.state`; routers take what they need as param
 """
 
 import uuid
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated
 
@@ -12,14 +13,14 @@ import aiohttp
 import asyncpg
 from fastapi import Depends, Query, Request
 
-from hookstream_api.auth import CurrentPrincipal
+from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.errors import ApiError, not_found
 from hookstream_api.paging import Sortable, page_request
+from hookstream_api.rate_limits import InFlight, Limit, Rate, take_all
 from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
-from hookstream_api.write_rate import WriteRate, take
 from hookstream_common.crypto import SecretBox
 
 
@@ -67,21 +68,36 @@ def delivery_repository(request: Request) -> DeliveryRepository:
     return DeliveryRepository(request.app.state.pool, timedelta(days=settings.retention_days))
 
 
-async def write_allowed(request: Request, principal: CurrentPrincipal) -> None:
-    """Take one write from the tenant's bucket, or answer 429 with when to try again."""
+async def _within(request: Request, principal: Principal, limit: Limit, what: str) -> None:
+    """Take one request from the caller's buckets of `limit`, or answer 429 with when to try
+    again."""
     _connected(request)
-    settings: ApiSettings = request.app.state.settings
-    rate = WriteRate(settings.write_rate_per_second, settings.write_burst)
-    wait = await take(request.app.state.pool, principal.tenant_id, rate)
+    wait = await take_all(request.app.state.pool, limit, principal.tenant_id, principal.user_id)
     if wait is not None:
+        rate = limit.tenant
         raise ApiError(
             429,
             "HOOKSTREAM-429",
-            f"The tenant writes webhooks faster than {rate.per_second:g} a second (bursts of"
-            f" {rate.burst}); try again in {wait} s.",
+            f"Too many {what}: a tenant may make {rate.per_second:g} a second (bursts of"
+            f" {rate.burst}), one user a share of that; try again in {wait} s.",
             "Too many requests",
             headers={"Retry-After": str(wait)},
         )
+
+
+async def write_allowed(request: Request, principal: CurrentPrincipal) -> None:
+    """Take one webhook write from the caller's buckets, or answer 429."""
+    settings: ApiSettings = request.app.state.settings
+    rate = Rate(settings.write_rate_per_second, settings.write_burst)
+    await _within(request, principal, Limit("write", rate, settings.user_rate_share), "writes")
+
+
+async def action_allowed(request: Request, principal: CurrentPrincipal) -> None:
+    """Take one action (resend, recover, test) from the caller's buckets, or answer 429."""
+    settings: ApiSettings = request.app.state.settings
+    rate = Rate(settings.action_rate_per_second, settings.action_burst)
+    limit = Limit("action", rate, settings.user_rate_share)
+    await _within(request, principal, limit, "resends, recoveries and tests")
 
 
 def delivery_client(request: Request) -> aiohttp.ClientSession:
@@ -97,6 +113,30 @@ Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
 WriteAllowed = Depends(write_allowed)
 """Add to `dependencies=` of every route that writes a webhook."""
+
+
+async def sending_slot(request: Request, principal: CurrentPrincipal) -> AsyncIterator[None]:
+    """Hold one of the tenant's slots for a request sent while the caller waits, or 429."""
+    in_flight: InFlight = request.app.state.in_flight
+    if not in_flight.enter(principal.tenant_id):
+        raise ApiError(
+            429,
+            "HOOKSTREAM-429",
+            "The tenant has as many resends and tests waiting on receivers as it may;"
+            " try again when one has finished.",
+            "Too many requests",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        yield
+    finally:
+        in_flight.leave(principal.tenant_id)
+
+
+ActionAllowed = Depends(action_allowed)
+"""Add to `dependencies=` of every route that sends or queues deliveries on request."""
+SendingSlot = Depends(sending_slot)
+"""Add to `dependencies=` of every route that sends a request while its caller waits."""
 DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
 
 

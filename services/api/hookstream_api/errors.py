@@ -78,6 +78,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 """The errors every webhook route may answer, for the OpenAPI document."""
 
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        "model": ErrorEnvelope,
+        "description": "The tenant, or this user, goes too fast (writes, resends, recoveries);"
+        " try again after `Retry-After`.",
+        "headers": {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        },
+    }
+}
+"""Every write and action is rate-limited per tenant and user (hookstream_api.rate_limits)."""
+
 
 def _envelope(
     status: int, errors: list[dict[str, str]], headers: dict[str, str] | None = None

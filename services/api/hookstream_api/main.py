@@ -18,6 +18,7 @@ from hookstream_api.console import mount_console
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.limits import RequestLimits
 from hookstream_api.metrics import RequestMetrics, watch_outbox
+from hookstream_api.rate_limits import InFlight
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.routers import deliveries, product_info, recovery, webhooks
@@ -135,6 +136,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or ApiSettings()
+    app.state.in_flight = InFlight(app.state.settings.resends_in_flight_per_tenant)
     catalogue.configure(app.state.settings.event_types_file)
     install_error_handlers(app)
     app.add_middleware(

@@ -46,6 +46,7 @@ FROM deliveries d JOIN event_bodies b
     ON b.tenant_id = d.tenant_id AND b.event_id = d.event_id AND b.triggered_at = d.triggered_at
 WHERE d.tenant_id = $2 AND d.webhook_id = $3 AND d.triggered_at >= $4 AND d.triggered_at < $5
     AND {_RECOVERABLE}
+HAVING (SELECT count(*) FROM recoveries WHERE tenant_id = $2 AND state = 'running') < $6
 RETURNING *
 """
 
@@ -53,7 +54,7 @@ _CLAIM_SQL = """
 SELECT r.*, w.id IS NULL AS webhook_gone
 FROM recoveries r LEFT JOIN webhooks w ON w.id = r.webhook_id
 WHERE r.state = 'running'
-ORDER BY r.created_at
+ORDER BY r.worked_at NULLS FIRST, r.created_at
 LIMIT 1
 FOR UPDATE OF r SKIP LOCKED
 """
@@ -83,6 +84,7 @@ UPDATE recoveries SET
     cursor_triggered_at = COALESCE($2, cursor_triggered_at),
     cursor_id = COALESCE($3, cursor_id),
     queued = queued + $4,
+    worked_at = now(),
     state = CASE WHEN $5 THEN 'done' ELSE state END,
     finished_at = CASE WHEN $5 THEN now() END
 WHERE id = $1
@@ -92,10 +94,18 @@ _FINISH_SQL = "UPDATE recoveries SET state = $2, finished_at = now() WHERE id = 
 
 
 async def create_recovery(
-    pool: asyncpg.Pool, tenant_id: str, webhook_id: uuid.UUID, since: datetime, until: datetime
-) -> asyncpg.Record:
-    """Store a recovery of [since, until), counting the deliveries it will queue."""
-    return await pool.fetchrow(_CREATE_SQL, uuid.uuid4(), tenant_id, webhook_id, since, until)
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    webhook_id: uuid.UUID,
+    since: datetime,
+    until: datetime,
+    max_running: int,
+) -> asyncpg.Record | None:
+    """Store a recovery of [since, until), counting the deliveries it will queue; None when the
+    tenant already has `max_running` recoveries under way."""
+    return await pool.fetchrow(
+        _CREATE_SQL, uuid.uuid4(), tenant_id, webhook_id, since, until, max_running
+    )
 
 
 async def read_recovery(

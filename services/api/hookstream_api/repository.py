@@ -236,6 +236,7 @@ class WebhookRepository:
             )
             if row is None:
                 return None
+            _check_may_manage(principal, row)
             fields = change(row)
             previous = self._previous_after(row, fields)
             columns = {
@@ -307,11 +308,15 @@ class WebhookRepository:
         """Delete the webhook, remember it for the janitor, and tell the matcher."""
         where = _Where.webhook(principal, webhook_id)
         async with self._pool.acquire() as conn, conn.transaction():
-            tenant_id = await conn.fetchval(
-                f"DELETE FROM webhooks WHERE {where.sql} RETURNING tenant_id", *where.params
+            row = await conn.fetchrow(
+                f"SELECT tenant_id, level FROM webhooks WHERE {where.sql} FOR UPDATE",
+                *where.params,
             )
-            if tenant_id is None:
+            if row is None:
                 return False
+            _check_may_manage(principal, row)
+            tenant_id = row["tenant_id"]
+            await conn.execute("DELETE FROM webhooks WHERE id = $1", webhook_id)
             await conn.execute(
                 "INSERT INTO deleted_webhooks (webhook_id, tenant_id) VALUES ($1, $2)",
                 webhook_id,
@@ -319,6 +324,15 @@ class WebhookRepository:
             )
             await record_change(conn, tenant_id, webhook_id, "deleted")
         return True
+
+
+def _check_may_manage(principal: Principal, row: asyncpg.Record) -> None:
+    """A level=tenant webhook receives the whole tenant's events: only a TenantAdmin changes or
+    deletes it, whoever owns it (its owner may still see it)."""
+    if row["level"] == "tenant" and not principal.is_tenant_admin:
+        raise ApiError(
+            403, "HOOKSTREAM-403", "level=tenant webhooks are managed by a TenantAdmin only."
+        )
 
 
 _DELIVERY_SELECT = (

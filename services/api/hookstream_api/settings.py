@@ -65,6 +65,31 @@ class ApiSettings(DeliverySettings):
     write_burst: int = Field(
         50, ge=1, description="Writes a tenant may make at once before the rate applies; 429."
     )
+    action_rate_per_second: float = Field(
+        1.0,
+        gt=0,
+        description="Resends, recover requests and test events a second, per tenant.",
+    )
+    action_burst: int = Field(
+        20, ge=1, description="Actions a tenant may start at once before the rate applies; 429."
+    )
+    user_rate_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="The part of the tenant's write and action rates (and bursts) one user may"
+        " use, so that one user cannot lock the tenant's other users out.",
+    )
+    running_recoveries_per_tenant: int = Field(
+        3, ge=1, description="Recoveries one tenant may have under way at once; more are a 429."
+    )
+    resends_in_flight_per_tenant: int = Field(
+        4,
+        ge=1,
+        description="Resends and test events one tenant may have waiting on receivers at once,"
+        " per API replica; more are a 429, so one tenant's slow receivers never hold the"
+        " outbound connections every tenant shares.",
+    )
     event_types_file: Path | None = Field(
         None,
         description="A JSON file of event types to offer besides Qlik's (hookstream_common"

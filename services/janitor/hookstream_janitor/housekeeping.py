@@ -61,6 +61,8 @@ class PassReport:
     days_kept: list[date] = field(default_factory=list)
     topics_deleted: list[str] = field(default_factory=list)
     outbox_trimmed: int = 0
+    recoveries_purged: int = 0
+    rate_buckets_purged: int = 0
 
 
 async def history_partitions(conn: asyncpg.Connection) -> list[str]:
@@ -159,3 +161,15 @@ async def trim_outbox(conn: asyncpg.Connection, now: datetime, report: PassRepor
         "DELETE FROM outbox WHERE published_at < $1", now - timedelta(days=1)
     )
     report.outbox_trimmed = int(status.split()[-1])
+
+
+async def purge_records(
+    conn: asyncpg.Connection, now: datetime, retention: timedelta, report: PassReport
+) -> None:
+    """Recoveries that finished before the retention (their deliveries are gone with it), and
+    rate buckets that are full again (a full bucket acts as no bucket): nothing stored grows
+    without end."""
+    status = await conn.execute("DELETE FROM recoveries WHERE finished_at < $1", now - retention)
+    report.recoveries_purged = int(status.split()[-1])
+    status = await conn.execute("DELETE FROM rate_buckets WHERE tat < $1", now)
+    report.rate_buckets_purged = int(status.split()[-1])

@@ -22,6 +22,7 @@ from hookstream_common.resilience import TRANSIENT, Readiness, kafka_check, post
 from hookstream_janitor.housekeeping import (
     PassReport,
     delete_drained_topics,
+    purge_records,
     rotate_partitions,
     trim_outbox,
 )
@@ -58,6 +59,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         finally:
             await admin.close()
         await trim_outbox(conn, now, report)
+        await purge_records(conn, now, retention, report)
     finally:
         await conn.close()  # also releases the lock
     record_pass(report)
@@ -67,6 +69,8 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         partitions_dropped=report.partitions_dropped,
         topics_deleted=report.topics_deleted,
         outbox_trimmed=report.outbox_trimmed,
+        recoveries_purged=report.recoveries_purged,
+        rate_buckets_purged=report.rate_buckets_purged,
     )
     return report
 

@@ -39,6 +39,13 @@ OUTBOX_TRIMMED = prometheus_client.Counter(
     "hookstream_janitor_outbox_trimmed_total", "Published outbox rows deleted."
 )
 
+ROWS_PURGED = prometheus_client.Counter(
+    "hookstream_janitor_rows_purged_total",
+    "Rows deleted because they were done with: finished recoveries past the retention, full"
+    " rate buckets; by table.",
+    ["table"],
+)
+
 
 def record_pass(report: PassReport) -> None:
     """Count what a successful pass did and stamp its end."""
@@ -46,5 +53,7 @@ def record_pass(report: PassReport) -> None:
     PARTITIONS_DROPPED.inc(len(report.partitions_dropped))
     TOPICS_DELETED.inc(len(report.topics_deleted))
     OUTBOX_TRIMMED.inc(report.outbox_trimmed)
+    ROWS_PURGED.labels("recoveries").inc(report.recoveries_purged)
+    ROWS_PURGED.labels("rate_buckets").inc(report.rate_buckets_purged)
     PASSES.labels("success").inc()
     LAST_SUCCESS.set_to_current_time()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
+    ActionAllowed,
     Box,
     Deliveries,
     DeliveryClient,
@@ -16,10 +17,11 @@ from hookstream_api.dependencies import (
     DeliveryId,
     DeliveryPage,
     Pool,
+    SendingSlot,
     Settings,
     VisibleWebhookId,
 )
-from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
+from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, invalid, not_found
 from hookstream_api.paging import links
 from hookstream_api.schemas import (
     Delivery,
@@ -86,6 +88,8 @@ async def get_delivery(
     status_code=201,
     response_model=Delivery,
     response_model_exclude_none=True,
+    dependencies=[ActionAllowed, SendingSlot],
+    responses=RATE_LIMITED,
 )
 async def resend_delivery(
     webhook_id: VisibleWebhookId,

@@ -14,8 +14,15 @@ import structlog
 from fastapi import APIRouter, Request, Response
 
 from hookstream_api.auth import CurrentPrincipal
-from hookstream_api.dependencies import Pool, Recoveries, RecoveryId, Settings, VisibleWebhookId
-from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
+from hookstream_api.dependencies import (
+    ActionAllowed,
+    Pool,
+    Recoveries,
+    RecoveryId,
+    Settings,
+    VisibleWebhookId,
+)
+from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, ApiError, invalid, not_found
 from hookstream_api.recoveries import create_recovery, read_recovery
 from hookstream_api.schemas import RecoverRequest, Recovery
 
@@ -39,7 +46,13 @@ def recovery_json(row: asyncpg.Record) -> dict[str, Any]:
     ).model_dump(by_alias=True, mode="json")
 
 
-@router.post("/{id}/actions/recover", status_code=202, response_model=Recovery)
+@router.post(
+    "/{id}/actions/recover",
+    status_code=202,
+    response_model=Recovery,
+    dependencies=[ActionAllowed],
+    responses=RATE_LIMITED,
+)
 async def recover_deliveries(
     webhook_id: VisibleWebhookId,
     body: RecoverRequest,
@@ -62,7 +75,18 @@ async def recover_deliveries(
         raise invalid("since: must be in the past")
     since = max(body.since, now - timedelta(days=settings.retention_days))
     until = min(body.until or now, now)
-    row = await create_recovery(pool, principal.tenant_id, webhook_id, since, until)
+    row = await create_recovery(
+        pool, principal.tenant_id, webhook_id, since, until, settings.running_recoveries_per_tenant
+    )
+    if row is None:
+        raise ApiError(
+            429,
+            "HOOKSTREAM-429",
+            f"The tenant has {settings.running_recoveries_per_tenant} recoveries under way, as"
+            " many as it may; try again when one has finished.",
+            "Too many requests",
+            headers={"Retry-After": "10"},
+        )
     worker.wake()
     log.info(
         "recovery requested",

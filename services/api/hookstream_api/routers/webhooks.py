@@ -16,13 +16,12 @@ from hookstream_api.dependencies import (
     WriteAllowed,
     parse_id,
 )
-from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
+from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, ApiError, invalid, not_found
 from hookstream_api.paging import links
 from hookstream_api.repository import WebhookRepository
 from hookstream_api.schemas import (
     MAX_PATCH_OPERATIONS,
     READ_ONLY_FIELDS,
-    ErrorEnvelope,
     EventTypeList,
     PatchOperation,
     Webhook,
@@ -45,18 +44,6 @@ from hookstream_common.filters import FilterError, parse_filter
 from hookstream_common.webhook_model import RateLimit, WebhookFields, api_form
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
-
-
-WRITE_LIMITED: dict[int | str, dict[str, Any]] = {
-    429: {
-        "model": ErrorEnvelope,
-        "description": "The tenant writes webhooks too fast; try again after `Retry-After`.",
-        "headers": {
-            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
-        },
-    }
-}
-"""Every create, update and delete is rate-limited per tenant (hookstream_api.write_rate)."""
 
 
 def webhook_json(row: asyncpg.Record, health: WebhookHealth | None = None) -> dict[str, Any]:
@@ -144,7 +131,7 @@ async def list_webhooks(
     status_code=201,
     response_model=Webhook,
     dependencies=[WriteAllowed],
-    responses=WRITE_LIMITED,
+    responses=RATE_LIMITED,
 )
 async def create_webhook(
     body: WebhookCreate, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
@@ -185,7 +172,7 @@ async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> d
     status_code=204,
     response_class=Response,
     dependencies=[WriteAllowed],
-    responses=WRITE_LIMITED,
+    responses=RATE_LIMITED,
 )
 async def patch_webhook(
     id: str,
@@ -214,7 +201,7 @@ async def patch_webhook(
     return Response(status_code=204)
 
 
-@router.put("/{id}", response_model=Webhook, dependencies=[WriteAllowed], responses=WRITE_LIMITED)
+@router.put("/{id}", response_model=Webhook, dependencies=[WriteAllowed], responses=RATE_LIMITED)
 async def replace_webhook(
     id: str, body: WebhookReplace, principal: CurrentPrincipal, repo: Webhooks
 ) -> dict[str, Any]:
@@ -231,7 +218,7 @@ async def replace_webhook(
     status_code=204,
     response_class=Response,
     dependencies=[WriteAllowed],
-    responses=WRITE_LIMITED,
+    responses=RATE_LIMITED,
 )
 async def delete_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> Response:
     """Delete a webhook; its history goes with the retention, its topic with the janitor."""
