@@ -365,7 +365,7 @@ def up() -> None:
 Hookstream is running.
   API             {api}/api/v1/webhooks
   console         {api}/console/#token={token}
-                  (signs the demo admin in)
+                  (asks, then signs the demo admin in)
   API docs        {api}/docs
   demo receiver   {receiver}
                   what it received: https://127.0.0.1:{RECEIVER_PORT}/requests

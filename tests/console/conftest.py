@@ -41,8 +41,8 @@ async def browser() -> AsyncIterator[Browser]:
 async def open_console(browser: Browser, stack: ServiceSet) -> AsyncIterator[OpenConsole]:
     """`await open_console(token, locale="en-US")`: a fresh browser context on /console.
 
-    With a token the page opens through the sign-in link `make run` prints; without one it
-    shows the sign-in form.
+    With a token the page opens through the sign-in link `make run` prints, and accepts it
+    (a link never signs in without asking); without one it shows the sign-in form.
     """
     contexts = []
 
@@ -55,6 +55,7 @@ async def open_console(browser: Browser, stack: ServiceSet) -> AsyncIterator[Ope
         page.set_default_timeout(15_000)
         await page.goto(f"/console/#token={token}" if token else "/console/")
         if token:
+            await page.locator("#link-form button[type=submit]").click()
             await page.locator("#webhooks-view").wait_for()
         return page
 

@@ -45,9 +45,44 @@ async def test_the_console_link_signs_in_and_leaves_no_token_in_the_address(
     await expect(page.locator("#webhooks-view")).to_be_visible()
 
 
+async def test_a_link_never_replaces_a_session_without_asking(
+    open_console: Any, token: Any
+) -> None:
+    """Issue 18 item 9: a `#token=` link signed the reader into the sender's tenant at once
+    (login CSRF). Now it names the user and tenant and waits for a yes."""
+    page = await open_console(token(new_tenant(), "alice"))
+    attacker = new_tenant()
+    await page.goto(f"/console/#token={token(attacker, 'mallory')}")
+    dialog = page.get_by_role("dialog", name="Sign in with a link")
+    await expect(dialog).to_contain_text(f"mallory of tenant {attacker}")
+    await expect(dialog).to_contain_text("You are signed in as alice")
+    assert "token" not in page.url
+    await assert_accessible(page, "sign-in link")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as alice")
+    await page.reload()
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as alice")
+
+    await page.goto(f"/console/#token={token(attacker, 'mallory')}")
+    await dialog.get_by_role("button", name="Sign in with this link").click()
+    await expect(page.locator("#signed-in-as")).to_have_text("Signed in as mallory")
+
+
+async def test_a_link_asks_in_polish_too(open_console: Any, token: Any) -> None:
+    page = await open_console(locale="pl-PL")
+    tenant = new_tenant()
+    await page.goto(f"/console/#token={token(tenant, 'ola')}")
+    dialog = page.get_by_role("dialog", name="Logowanie przez link")
+    await expect(dialog).to_contain_text(f"ola w dzierżawie {tenant}")
+    await expect(page.locator("#webhooks-view")).to_be_hidden()
+    await dialog.get_by_role("button", name="Zaloguj się przez link").click()
+    await expect(page.locator("#signed-in-as")).to_have_text("Zalogowano jako ola")
+
+
 async def test_an_invalid_token_leads_back_to_sign_in_with_a_message(open_console: Any) -> None:
     page = await open_console()
     await page.goto("/console/#token=not-a-token")
+    await page.get_by_role("button", name="Sign in with this link").click()
     await sign_in_form(page)
     await expect(page.locator("#sign-in-message")).to_contain_text("invalid or has expired")
     await assert_accessible(page, "sign-in with an error")

@@ -44,13 +44,36 @@ class Console {
     $("rotate-form").addEventListener("submit", (event) => this.submitRotate(event));
     $("rotate-end-window").addEventListener("click", () => this.endWindow("rotate"));
 
-    window.addEventListener("hashchange", () => {
-      const token = this.linkToken();
-      if (token) this.signIn(token);
+    $("link-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      $("link-dialog").close();
+      this.signIn(this.offeredToken);
     });
-    const token = this.linkToken() || sessionStorage.getItem(TOKEN_KEY);
+    window.addEventListener("hashchange", () => this.offerLink());
+    const linked = this.linkToken();
+    const token = sessionStorage.getItem(TOKEN_KEY);
     if (token) await this.signIn(token);
     else this.showSignIn(null);
+    if (linked) this.offerLink(linked);
+  }
+
+  /**
+   * A `#token=` link never signs in by itself: anyone can send one, and a link that silently
+   * signed the reader into the sender's tenant (login CSRF) would collect what they type there.
+   * Ask first, naming the user and tenant it signs in as, and the session it would replace.
+   */
+  offerLink(token = this.linkToken()) {
+    if (!token) return;
+    this.offeredToken = token;
+    const claims = decodeClaims(token);
+    $("link-text").textContent = t("link.text", {
+      user: claims.sub ?? "?",
+      tenant: claims.tenantId ?? "?",
+    });
+    const current = this.api ? this.claims?.sub : null;
+    $("link-replaces").hidden = !current;
+    $("link-replaces").textContent = current ? t("link.replaces", { user: current }) : "";
+    $("link-dialog").showModal();
   }
 
   /** `make run` prints /console/#token=…: take the token, then drop it from the address bar. */
@@ -79,6 +102,7 @@ class Console {
     this.editForm = new WebhookForm($("edit-form"), "edit", this.eventTypes);
     $("edit-form").querySelector(".end-window").addEventListener("click", () => this.endWindow("edit"));
     const claims = decodeClaims(token);
+    this.claims = claims;
     $("signed-in-as").textContent = claims.sub ? t("auth.signedInAs", { user: claims.sub }) : "";
     $("signed-in-as").hidden = !claims.sub;
     $("sign-out").hidden = false;
