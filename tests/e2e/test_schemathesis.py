@@ -6,7 +6,9 @@ fuzzing and stateful phases with a fixed seed and TenantAdmin tokens. Before it,
 what random ids never find: a webhook to fuzz, and in another tenant a webhook with real
 deliveries (through matcher and dispatcher) for the deliveries and resend operations, so that
 they get past 404 (see `Seeds`). The report must show at least MIN_CASES cases, every operation
-tested and answering 2xx at least once, and no failure of any enabled check.
+tested and answering 2xx at least once, and no failure of any enabled check. Both seeded webhooks
+carry canaries (tests/security/canaries.py) as secret and encrypted header: no response of the
+run may show either.
 
 Checks left out, and why:
 - `positive_data_acceptance`: the API rightly rejects, with 400, schema-valid input that breaks
@@ -19,17 +21,19 @@ Checks left out, and why:
 """
 
 import asyncio
+import base64
 import json
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from security.canaries import Canaries
 
 from hookstream_client import AsyncClient
 from hookstream_common.catalogue import event_type_names
@@ -44,6 +48,7 @@ MAX_EXAMPLES = 50  # fuzzing cases per operation; the other phases add their own
 MIN_CASES = 1000
 RUN_TIMEOUT = 150.0
 APP_CREATED = "com.qlik.v1.app.created"
+CANARIES = Canaries()
 MIN_OPERATIONS = 21  # 10 webhook operations under each of /api/v1 and /api/core, product-info
 
 WRITABLE_POINTERS = [
@@ -187,7 +192,7 @@ async def seed(
         "name": "schemathesis",
         "url": receiver_url(receiver, "/hooks/schemathesis"),
         "eventTypes": [APP_CREATED],
-        "secret": "schemathesis-secret-0123456789abcdef",
+        **CANARIES.webhook_fields(),
     }
     async with AsyncClient(stack.url("api"), fuzz_token) as client:
         webhook_id = (await client.create_webhook(body)).id
@@ -257,6 +262,20 @@ def statuses_by_operation(events_file: Path) -> dict[str, Counter[int]]:
     return seen
 
 
+def responses_as_text(events_file: Path) -> Iterator[str]:
+    """Each response of the run, headers and body, as text (the log holds bodies in base64)."""
+    with events_file.open() as lines:
+        for line in lines:
+            finished = json.loads(line).get("ScenarioFinished")
+            interactions = (finished or {}).get("recorder", {}).get("interactions") or {}
+            for interaction in interactions.values():
+                response = interaction.get("response")
+                if response is not None:
+                    content = response.get("content") or {}
+                    body = base64.b64decode(content.get("$base64", "")).decode(errors="replace")
+                    yield f"{response.get('headers')}\n{body}"
+
+
 def failure_report(output: str, limit: int = 20_000) -> str:
     """The CLI's failures section, then its summary; cut to a readable size."""
     start = output.find("=== FAILURES")
@@ -319,6 +338,12 @@ async def test_schemathesis_finds_no_server_errors_or_schema_violations(
         if any(status >= 500 for status in counts)
     }
     assert not server_errors, f"5xx answers: {server_errors}"
+    leaks = [
+        text
+        for text in responses_as_text(tmp_path / "report" / "events.ndjson")
+        if CANARIES.found_in(text)
+    ]
+    assert not leaks, f"responses carried a webhook's secret or header: {leaks[:3]}"
 
 
 async def delete_all_webhooks(api: str, token: str) -> None:
