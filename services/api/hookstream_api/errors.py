@@ -1,8 +1,12 @@
-"""The Qlik error envelope, `{"errors": [{code, title, detail}], "traceId"}`, for every failure."""
+"""The Qlik error envelope, `{"errors": [{code, title, detail}], "traceId"}`, for every failure.
 
-import uuid
+`traceId` is the request's trace id (hookstream_api.request_context), which every log line of
+the request carries too; each error answered is logged once, with its status and code.
+"""
+
 from typing import Any
 
+import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,13 +14,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from hookstream_api.request_context import request_trace_id
 from hookstream_api.schemas import ErrorEnvelope, ReadOnlyField
 from hookstream_common.resilience import TRANSIENT
 
 log = structlog.get_logger(__name__)
 
-_TITLES = {
-    400: "Bad request",
+TITLES = {
+    400: "Invalid input",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not found",
@@ -26,7 +31,8 @@ _TITLES = {
     414: "URI too long",
     431: "Request header fields too large",
     415: "Unsupported media type",
-    422: "Bad request",
+    422: "Invalid input",
+    429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -48,7 +54,7 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.detail = detail
-        self.title = title or _TITLES.get(status, "Error")
+        self.title = title or TITLES.get(status, "Error")
         self.headers = headers or {}
 
 
@@ -91,11 +97,27 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
 """Every write and action is rate-limited per tenant and user (hookstream_api.rate_limits)."""
 
 
+def envelope(status: int, detail: str, trace_id: str) -> bytes:
+    """One error as the envelope's JSON, for answers given before the app runs (RequestLimits)."""
+    error = {"code": f"HOOKSTREAM-{status}", "title": TITLES.get(status, "Error"), "detail": detail}
+    return orjson.dumps({"errors": [error], "traceId": trace_id})
+
+
 def _envelope(
-    status: int, errors: list[dict[str, str]], headers: dict[str, str] | None = None
+    request: Request,
+    status: int,
+    errors: list[dict[str, str]],
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
+    log.info(
+        "request answered with an error",
+        status=status,
+        codes=[error["code"] for error in errors],
+        method=request.method,
+        route=getattr(request.scope.get("route"), "path", None),
+    )
     return JSONResponse(
-        {"errors": errors, "traceId": uuid.uuid4().hex},
+        {"errors": errors, "traceId": request_trace_id(request.scope)},
         status_code=status,
         headers=headers,
     )
@@ -126,43 +148,46 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer every error, ours and the framework's, with the envelope; never leak a trace."""
 
     @app.exception_handler(ApiError)
-    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else dict(exc.headers)
         error = {"code": exc.code, "title": exc.title, "detail": exc.detail}
-        return _envelope(exc.status, [error], headers)
+        return _envelope(request, exc.status, [error], headers)
 
     @app.exception_handler(ReadOnlyField)
-    async def read_only(_: Request, exc: ReadOnlyField) -> JSONResponse:
+    async def read_only(request: Request, exc: ReadOnlyField) -> JSONResponse:
         detail = f"{', '.join(exc.names)}: read-only; the service sets it."
-        return _envelope(409, [{"code": "HOOKSTREAM-409", "title": "Conflict", "detail": detail}])
+        error = {"code": "HOOKSTREAM-409", "title": TITLES[409], "detail": detail}
+        return _envelope(request, 409, [error])
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"code": "HOOKSTREAM-400", "title": "Invalid input", "detail": _describe(err)}
+            {"code": "HOOKSTREAM-400", "title": TITLES[400], "detail": _describe(err)}
             for err in exc.errors()
         ]
-        return _envelope(400, errors)
+        return _envelope(request, 400, errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        title = _TITLES.get(exc.status_code, "Error")
+        title = TITLES.get(exc.status_code, "Error")
         detail = exc.detail if isinstance(exc.detail, str) else title
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = _allowed_methods(request)
         return _envelope(
+            request,
             exc.status_code,
             [{"code": f"HOOKSTREAM-{exc.status_code}", "title": title, "detail": detail}],
             headers=headers,
         )
 
-    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("a dependency is unavailable", error_class=type(exc).__name__)
         detail = "The database or the broker is unavailable; try again in a few seconds."
         return _envelope(
+            request,
             503,
-            [{"code": "HOOKSTREAM-503", "title": _TITLES[503], "detail": detail}],
+            [{"code": "HOOKSTREAM-503", "title": TITLES[503], "detail": detail}],
             headers={"Retry-After": str(_RETRY_AFTER_SECONDS)},
         )
 
@@ -170,9 +195,10 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(outage, unavailable)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", error=type(exc).__name__)
         return _envelope(
+            request,
             500,
-            [{"code": "HOOKSTREAM-500", "title": _TITLES[500], "detail": "Unexpected error."}],
+            [{"code": "HOOKSTREAM-500", "title": TITLES[500], "detail": "Unexpected error."}],
         )

@@ -6,24 +6,20 @@ unauthenticated 60 MB POST costs nothing. Headers are capped twice: by the HTTP 
 they arrive (uvicorn's `h11_max_incomplete_event_size`) and here once they are parsed (431).
 """
 
-import uuid
-
-import orjson
+import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_TITLES = {
-    400: "Invalid input",
-    413: "Payload too large",
-    414: "URI too long",
-    431: "Request header fields too large",
-}
+from hookstream_api.errors import envelope
+from hookstream_api.request_context import request_trace_id
+
+log = structlog.get_logger(__name__)
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(scope: Scope, send: Send, status: int, detail: str) -> None:
     """Answer with the envelope without running the app (nothing has been read yet)."""
-    error = {"code": f"HOOKSTREAM-{status}", "title": _TITLES[status], "detail": detail}
-    body = orjson.dumps({"errors": [error], "traceId": uuid.uuid4().hex})
+    log.info("request refused before it was read", status=status)
+    body = envelope(status, detail, request_trace_id(scope))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
@@ -49,19 +45,23 @@ class RequestLimits:
             return
         url_bytes = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
         if url_bytes > self._max_url:
-            await _refuse(send, 414, f"The URL is {url_bytes} bytes; at most {self._max_url}.")
+            await _refuse(
+                scope, send, 414, f"The URL is {url_bytes} bytes; at most {self._max_url}."
+            )
             return
         if b"%00" in (scope.get("query_string") or b"").lower() or "\x00" in scope["path"]:
-            await _refuse(send, 400, "The URL holds a NUL character (%00), which is never valid.")
+            await _refuse(
+                scope, send, 400, "The URL holds a NUL character (%00), which is never valid."
+            )
             return
         header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
         if header_bytes > self._max_headers:
             detail = f"The headers are {header_bytes} bytes; at most {self._max_headers}."
-            await _refuse(send, 431, detail)
+            await _refuse(scope, send, 431, detail)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self._max_body:
-            await _refuse(send, 413, self._too_large(f"{int(declared)} bytes"))
+            await _refuse(scope, send, 413, self._too_large(f"{int(declared)} bytes"))
             return
         await self._app(scope, self._counting(receive), send)
 

@@ -21,6 +21,7 @@ from hookstream_api.metrics import RequestMetrics, watch_outbox
 from hookstream_api.rate_limits import InFlight
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
+from hookstream_api.request_context import RequestContext
 from hookstream_api.routers import deliveries, product_info, recovery, webhooks
 from hookstream_api.settings import ApiSettings
 from hookstream_common import catalogue
@@ -146,6 +147,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         max_headers=app.state.settings.max_header_bytes,
     )
     app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestContext)
     for prefix in API_PREFIXES:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)

@@ -1,0 +1,44 @@
+"""Each request's trace id: in every log line written while it is served, and in its error
+envelope's `traceId`, so the line a person needs is found from the error a user reports.
+
+The id is the W3C trace id of the request's `traceparent` header when it carries a valid one (a
+gateway or client that traces hands its trace on), else a new random one in the same form.
+"""
+
+import re
+import secrets
+
+import structlog
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+_TRACEPARENT = re.compile(rb"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+_INVALID_TRACE_ID = "0" * 32
+
+
+def trace_id_of(traceparent: bytes | None) -> str:
+    """The trace id of a `traceparent` header, or a new one when there is no valid one."""
+    match = _TRACEPARENT.fullmatch(traceparent.strip()) if traceparent else None
+    if match is not None and match[1].decode() != _INVALID_TRACE_ID:
+        return match[1].decode()
+    return secrets.token_hex(16)
+
+
+def request_trace_id(scope: Scope) -> str:
+    """The trace id `RequestContext` gave this request (a new one outside it)."""
+    return scope.get("state", {}).get("trace_id") or secrets.token_hex(16)
+
+
+class RequestContext:
+    """ASGI middleware, outermost: give the request its trace id and bind it for logging."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        trace_id = trace_id_of(dict(scope["headers"]).get(b"traceparent"))
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        with structlog.contextvars.bound_contextvars(trace_id=trace_id):
+            await self.app(scope, receive, send)
