@@ -50,7 +50,7 @@ def test_the_commands_the_image_runs_exist() -> None:
     for name in ("hookstream", "hookstream-api", "hookstream-matcher", "hookstream-dispatcher"):
         assert name in scripts
     assert "hookstream-janitor" in scripts
-    cli = (REPO / "libs/common/hookstream_common/cli.py").read_text()
+    cli = (REPO / "clients/python/hookstream_client/cli.py").read_text()
     assert 'add_parser("migrate"' in cli
 
 

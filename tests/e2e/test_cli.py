@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hookstream_client import AsyncClient
-from hookstream_common.cli import main
+from hookstream_client.cli import main
 from hookstream_common.sdk import EventPublisher
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
@@ -121,7 +121,7 @@ async def test_exit_codes_say_what_went_wrong(stack: ServiceSet, token: Any) -> 
 
 
 def test_the_installed_command_reads_the_environment(stack: ServiceSet, token: Any) -> None:
-    command = [sys.executable, "-m", "hookstream_common.cli", "webhooks", "list", "-o", "json"]
+    command = [sys.executable, "-m", "hookstream_client.cli", "webhooks", "list", "-o", "json"]
     env = {"HOOKSTREAM_API": stack.url("api"), "HOOKSTREAM_TOKEN": token(new_tenant(), "u1")}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert (done.returncode, json.loads(done.stdout)) == (0, []), done.stderr

@@ -1,12 +1,19 @@
-"""`hookstream webhooks|deliveries|recover`: manage webhooks from a shell, through the client.
+"""`hookstream`: the command line for operators, beside the client it drives.
 
-Every command takes `--api` (or HOOKSTREAM_API, default http://127.0.0.1:8000), `--token` (or
-HOOKSTREAM_TOKEN) and `--output table|json`. Exit codes: 0 done, 1 the API refused (invalid
-input, conflict, limits, its own failure), 2 wrong usage, 3 not found, 4 not allowed (401, 403),
-5 the API could not be reached.
+    hookstream migrate                                          apply schema migrations
+    hookstream keygen                                           print a new encryption key
+    hookstream webhooks|deliveries|recover ...                  manage webhooks through the API
+
+Development tokens and sample events are `hookstream-dev`'s (devtools).
+
+Every management command takes `--api` (or HOOKSTREAM_API, default http://127.0.0.1:8000),
+`--token` (or HOOKSTREAM_TOKEN) and `--output table|json`. Exit codes: 0 done, 1 the API
+refused (invalid input, conflict, limits, its own failure), 2 wrong usage, 3 not found, 4 not
+allowed (401, 403), 5 the API could not be reached.
 """
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -15,10 +22,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 
 from hookstream_client.client import Client
 from hookstream_client.errors import ApiError
 from hookstream_client.models import Delivery, PatchOperation, Recovery, Webhook
+from hookstream_common.db import migrate
+from hookstream_common.settings import CommonSettings
 
 COMMANDS = ("webhooks", "deliveries", "recover")
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -288,3 +298,29 @@ def _show(args: argparse.Namespace, item: Webhook | Delivery | Recovery) -> None
     for key, value in document.items():
         text = value if isinstance(value, str) else json.dumps(value)
         print(f"{key.ljust(width)}  {text}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hookstream", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("migrate", help="apply the schema migrations not applied yet")
+    commands.add_parser("keygen", help="print a new key for HOOKSTREAM_ENCRYPTION_KEYS")
+    add_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hookstream` command."""
+    args = _parser().parse_args(argv)
+    if args.command in COMMANDS:
+        return run(args)
+    if args.command == "migrate":
+        applied = asyncio.run(migrate(CommonSettings().database_url))
+        print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none pending'}")
+    elif args.command == "keygen":
+        print(Fernet.generate_key().decode())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
