@@ -285,24 +285,44 @@ async def test_the_client_never_connects_to_a_port_not_allowed() -> None:
         assert trap.connections == 0
 
 
-async def test_a_failed_connection_names_no_address() -> None:
-    """ "Cannot connect to host ... [Connect call failed ('127.0.0.1', port)]" was aiohttp's
-    text: the address a name resolved to reached the tenant."""
-    async with Trap() as trap:
-        port = trap.port  # closed again below: nothing listens there afterwards
-    async with client_session(
-        allow=parse_networks("127.0.0.0/8"),
-        ports=ANY_PORT,
-        static_hosts={"receiver.internal.test": "127.0.0.1"},
-    ) as client:
-        request = OutboundRequest(f"https://receiver.internal.test:{port}/", {}, b"{}", {})
-        attempt = await send(client, request)
-    message = attempt.status_message()
-    assert attempt.error_class == "connection"
-    assert message == (
-        f"Request failed (connection): cannot connect to receiver.internal.test:{port}"
-        " (connection refused)"
+async def _plain_http(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers in plain HTTP, as the API's own port did to the issue's `https://0.0.0｡0:8000/`."""
+    writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    ("listening", "error_class", "failure"),
+    [(False, "connection", "connection refused"), (True, "tls", "TLS handshake failed")],
+    ids=["nothing listens", "plain HTTP answers"],
+)
+async def test_a_failed_connection_names_no_address(
+    listening: bool, error_class: str, failure: str
+) -> None:
+    """aiohttp's "Cannot connect to host ... [Connect call failed ('127.0.0.1', port)]" put the
+    address a name resolved to in front of the tenant: now the URL's host and the kind only."""
+    server = await asyncio.start_server(_plain_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    if not listening:
+        server.close()
+        await server.wait_closed()
+    try:
+        async with client_session(
+            allow=parse_networks("127.0.0.0/8"),
+            ports=ANY_PORT,
+            static_hosts={"receiver.internal.test": "127.0.0.1"},
+        ) as client:
+            request = OutboundRequest(f"https://receiver.internal.test:{port}/", {}, b"{}", {})
+            attempt = await send(client, request)
+    finally:
+        server.close()
+    assert attempt.error_class == error_class
+    assert attempt.status_message().startswith(
+        f"Request failed ({error_class}): cannot connect to receiver.internal.test:{port}"
+        f" ({failure}"
     )
+    assert "127.0.0.1" not in attempt.status_message()
 
 
 # The running stack: a handful of representative spellings, each at create, PATCH and PUT.
