@@ -10,6 +10,7 @@ neither the dispatcher nor resend connects to such a URL written straight into t
 
 import asyncio
 import ipaddress
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ def internal_urls(draw: st.DrawFn) -> Spelling:
     return Spelling(f"{scheme}://{userinfo}{host}{port}/hook", address)
 
 
-@settings(max_examples=500, deadline=None)  # the machine is shared: time is no property here
+@settings(max_examples=300, deadline=None)  # the machine is shared: time is no property here
 @given(internal_urls())
 @example(Spelling("https://10.0.0\u30021/", ipaddress.ip_address("10.0.0.1")))
 @example(Spelling("https://0.0.0\uff610:8000/", ipaddress.ip_address("0.0.0.0")))
@@ -181,6 +182,23 @@ def test_every_spelling_of_an_internal_address_is_refused(spelling: Spelling) ->
     url = parse_url(spelling.url)
     assert ip_literal(url.raw_host or "") == spelling.address
     assert refusal_at_send(url, (), ANY_PORT) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet="0123456789abcdefxXgz.:%[] \t-_", max_size=24)
+    | st.from_regex(r"0x[0-9a-f]{1,8}(\.[0-9]{1,3}){0,3}[ \t]?[a-z.]*", fullmatch=True)
+)
+def test_what_is_no_ip_literal_no_parser_reads_as_one(host: str) -> None:
+    """`ip_literal` answers names without parsing them (it runs before every request): each
+    host it calls a name, neither Python nor the C library reads as an address."""
+    if ip_literal(host) is not None:
+        return
+    candidate = host.strip("[]").partition("%")[0].rstrip(".")
+    with pytest.raises(ValueError):
+        ipaddress.ip_address(candidate)
+    with pytest.raises(OSError):
+        socket.inet_aton(candidate)
 
 
 LABELS = st.lists(st.from_regex(r"[a-z][a-z0-9-]{0,10}[a-z0-9]", fullmatch=True), max_size=8)

@@ -22,6 +22,10 @@ MAX_LABEL_CHARS = 63
 MAX_HOST_CHARS = 253
 _LABEL = re.compile(r"[a-z0-9_-]+")
 """A label as DNS carries it after IDNA: letters, digits, hyphens (underscores are tolerated)."""
+# Characters no IP parser accepts (inet_aton takes decimal, octal and hex parts), unless they
+# follow whitespace, after which inet_aton ignores the rest: `127.0.0.1 x` is 127.0.0.1.
+_NOT_NUMERIC = re.compile(r"[g-wyz_-]", re.IGNORECASE)
+_SPACE = re.compile(r"\s")
 _PORT_RANGE = re.compile(r"([0-9]{1,5})(?:\s*-\s*([0-9]{1,5}))?")
 
 SERVICE_HEADERS = frozenset({"content-type", "user-agent", "qlik-signature"})
@@ -102,6 +106,8 @@ def ip_literal(host: str) -> IPAddress | None:
     library still parses (`2130706433`, `0x7f.1`, `0177.0.0.1`, `127.1`) count as addresses.
     """
     candidate = host.strip("[]").partition("%")[0].rstrip(".")
+    if ":" not in candidate and _NOT_NUMERIC.search(candidate) and not _SPACE.search(candidate):
+        return None  # a name: the common case on every request, answered without parsing
     try:
         return ipaddress.ip_address(candidate)
     except ValueError:
