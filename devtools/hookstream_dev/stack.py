@@ -236,7 +236,9 @@ def service_environment(
     """The environment every service of one local installation runs with (`make run`, a test
     session, a benchmark, a fault scenario): its servers and topic prefix, its keys (fresh
     unless given), and the development-only openings that let the dispatcher reach a loopback
-    receiver by name and trust its CA. `overrides` are the caller's own settings."""
+    receiver by name and trust its CA. Test receivers bind whatever port is free, so every
+    unprivileged port is allowed (`HOOKSTREAM_ALLOWED_PORTS` takes ranges) besides 443.
+    `overrides` are the caller's own settings."""
     return {
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
         "DATABASE_URL": database,
@@ -252,6 +254,7 @@ def service_environment(
         "HOOKSTREAM_JWT_AUDIENCE": DEV_AUDIENCE,
         "HOOKSTREAM_EXTRA_CA_FILE": str(ca_file),
         "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8",
+        "HOOKSTREAM_ALLOWED_PORTS": "443,1024-65535",
         "HOOKSTREAM_STATIC_HOSTS": ",".join(f"{n}={ip}" for n, ip in static_hosts.items()),
         **(overrides or {}),
     }
@@ -259,14 +262,17 @@ def service_environment(
 
 def dev_environment(kafka: str, database: str) -> dict[str, str]:
     """What `make run` gives every service: the local servers, the kept keys, the demo
-    receiver (on IPv6 loopback too)."""
+    receiver (on IPv6 loopback too, and on its port only besides 443)."""
     return service_environment(
         kafka,
         database,
         ca_file=infra.STATE_DIR / "tls" / "ca.pem",
         static_hosts={"receiver.hookstream.test": "127.0.0.1"},
         keys=dev_secrets(),
-        overrides={"HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8,::1/128"},
+        overrides={
+            "HOOKSTREAM_ALLOW_NETWORKS": "127.0.0.0/8,::1/128",
+            "HOOKSTREAM_ALLOWED_PORTS": f"443,{RECEIVER_PORT}",
+        },
     )
 
 

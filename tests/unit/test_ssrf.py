@@ -5,6 +5,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from hookstream_common.http_client import BlockedAddress, GuardedResolver
+from hookstream_common.request_rules import PortSet
 from hookstream_common.ssrf import is_allowed, parse_networks
 
 # (address, the form it takes): every spelling of a non-public address must be refused.
@@ -162,14 +163,15 @@ async def test_refused_names_never_open_a_connection(address: str) -> None:
     server = await asyncio.start_server(count, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     # The test resolver answers with `address`; the trap listens on 127.0.0.1 in every case.
-    session = client_session(resolver=_FixedResolver(address))
+    # Any port is allowed, so the resolver's check is the one that refuses.
+    session = client_session(resolver=_FixedResolver(address), ports=PortSet.parse("1-65535"))
     try:
         request = OutboundRequest(f"https://evil.example.com:{port}/", {}, b"{}", {})
         attempt = await send(session, request)
     finally:
         await session.close()
         server.close()
-    assert attempt.error_class == "blocked"
+    assert attempt.error_class == "blocked" and "resolves to" in (attempt.error or "")
     assert attempt.status_code is None
     assert connections == 0
 

@@ -7,6 +7,9 @@ from hookstream_api.validation import (
     check_headers,
     check_url,
 )
+from hookstream_common.request_rules import HTTPS_ONLY, PortSet
+
+DEV_PORTS = PortSet.parse("443,8443")
 
 
 @pytest.mark.parametrize(
@@ -21,7 +24,7 @@ from hookstream_api.validation import (
     ],
 )
 def test_good_urls(url: str) -> None:
-    check_url(url)
+    check_url(url, DEV_PORTS)
 
 
 @pytest.mark.parametrize(
@@ -42,11 +45,21 @@ def test_good_urls(url: str) -> None:
         ("https://" + "a" * 64 + ".example.com/", "label over 63"),
         ("https://" + "\u00e4" * 70 + ".example.com/", "cannot be encoded"),
         ("https://" + ".".join(["b" * 60] * 5) + ".com/", "over 253"),
+        ("https://hooks.example.com:8444/", "allowed port"),
+        ("https://hooks.example.com:0/", "allowed port"),
+        ("https://hooks.example.com./", "allowed port"),
     ],
 )
 def test_bad_urls(url: str, reason: str) -> None:
     with pytest.raises(InvalidInput, match=reason):
-        check_url(url)
+        check_url(url, PortSet.parse("8443"))
+
+
+def test_only_the_allowed_ports_pass() -> None:
+    check_url("https://hooks.example.com/", HTTPS_ONLY)
+    with pytest.raises(InvalidInput, match=r"url: must use an allowed port \(443\)"):
+        check_url("https://hooks.example.com:8443/", HTTPS_ONLY)
+    check_url("https://hooks.example.com:50123/", PortSet.parse("443,1024-65535"))
 
 
 def test_headers_rules() -> None:
@@ -55,6 +68,8 @@ def test_headers_rules() -> None:
         check_headers("headers", {"content-type": "text/plain"})
     with pytest.raises(InvalidInput, match="set by the service"):
         check_headers("headers", {"Webhook-Signature": "x"})
+    with pytest.raises(InvalidInput, match="the connection or the body's framing"):
+        check_headers("headers", {"Transfer-Encoding": "chunked"})
     with pytest.raises(InvalidInput, match="more than once"):
         check_headers("headers", {"X-A": "1", "x-a": "2"})
     with pytest.raises(InvalidInput, match="2048"):

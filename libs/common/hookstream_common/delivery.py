@@ -3,6 +3,8 @@
 Shared by the dispatcher and the API's synchronous resend, so both send byte-identical requests.
 """
 
+import os
+import ssl
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ import aiohttp
 
 from hookstream_common.events import Event
 from hookstream_common.http_client import BlockedAddress
+from hookstream_common.request_rules import is_reserved_header
 from hookstream_common.signing import qlik_signature, standard_webhooks_signatures
 from hookstream_common.webhook_model import DeliveryTarget
 
@@ -132,8 +135,11 @@ def build_request(
         service["webhook-signature"] = standard_webhooks_signatures(
             secrets, delivery_id, timestamp, body
         )
-    headers = {**target.headers, **target.encrypted_headers, **service}
-    recorded = {**target.headers, **dict.fromkeys(target.encrypted_headers, OMITTED), **service}
+    # The API refuses reserved names; rows stored before a name was reserved still hold them.
+    plain = {n: v for n, v in target.headers.items() if not is_reserved_header(n)}
+    hidden = {n: v for n, v in target.encrypted_headers.items() if not is_reserved_header(n)}
+    headers = {**plain, **hidden, **service}
+    recorded = {**plain, **dict.fromkeys(hidden, OMITTED), **service}
     return OutboundRequest(target.url, headers, body, recorded)
 
 
@@ -168,10 +174,30 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
 
 
 def _error_message(exc: BaseException) -> str:
-    """What went wrong, in words; aiohttp does not wrap the IDNA error of an unusable host name."""
+    """What went wrong, in words; aiohttp does not wrap the IDNA error of an unusable host name.
+
+    aiohttp's connection errors quote the socket's own error, which names the address a host
+    resolved to ("Connect call failed ('10.0.0.1', 8000)"): that goes to the tenant, so those
+    are reworded to the URL's host and the kind of failure only.
+    """
     if isinstance(exc, UnicodeError):
         return f"the URL's host name cannot be used ({exc})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect to {exc.host}:{exc.port} ({_connect_failure(exc)})"
     return str(exc) or "no answer within the timeout"
+
+
+def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
+    """Why a connection failed, without the addresses the socket error quotes."""
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return "the host name could not be resolved"
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        error = exc.certificate_error
+        return f"certificate not accepted: {getattr(error, 'verify_message', type(error).__name__)}"
+    if isinstance(exc.os_error, ssl.SSLError):
+        return f"TLS handshake failed: {exc.os_error.reason or type(exc.os_error).__name__}"
+    errno = exc.os_error.errno
+    return os.strerror(errno).lower() if errno else "connection failed"
 
 
 def _error_class(exc: BaseException) -> str:

@@ -3,10 +3,14 @@
 aiohttp connects to the addresses its resolver returns and verifies TLS against the URL's host
 name. The resolver here resolves once, drops every address that may not be reached, and hands
 aiohttp only what it checked: a second DNS answer (rebinding) never reaches the socket.
+aiohttp never asks the resolver about an IP-literal host (after IDNA, `10.0.0。1` is one), so
+every request first passes `refusal_at_send` (the port, and such a host's address), whoever
+sends it and whatever URL was stored.
 """
 
 import socket
 import ssl
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -14,6 +18,7 @@ import structlog
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from hookstream_common.request_rules import HTTPS_ONLY, PortSet, refusal_at_send
 from hookstream_common.settings import DeliverySettings
 from hookstream_common.ssrf import IPNetwork, is_allowed, parse_networks
 
@@ -73,6 +78,28 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+def request_guard(allow: tuple[IPNetwork, ...], ports: PortSet) -> aiohttp.TraceConfig:
+    """Refuses a request before it connects when `refusal_at_send` finds a reason.
+
+    aiohttp awaits `on_request_start` before it opens a connection and lets its exception end
+    the request, so this sees the very URL object the connector will use.
+    """
+
+    async def check(
+        _session: aiohttp.ClientSession,
+        _context: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        reason = refusal_at_send(params.url, allow, ports)
+        if reason is not None:
+            log.warning("delivery request refused", host=params.url.raw_host, reason=reason)
+            raise BlockedAddress(reason)
+
+    guard = aiohttp.TraceConfig()
+    guard.on_request_start.append(check)
+    return guard
+
+
 def ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
     """The system's trust store, plus an extra CA for development receivers if configured."""
     context = ssl.create_default_context()
@@ -84,6 +111,7 @@ def ssl_context(extra_ca_file: str | None = None) -> ssl.SSLContext:
 def client_session(
     *,
     allow: tuple[IPNetwork, ...] = (),
+    ports: PortSet = HTTPS_ONLY,
     static_hosts: dict[str, str] | None = None,
     extra_ca_file: str | None = None,
     total_timeout: float = 10.0,
@@ -92,7 +120,8 @@ def client_session(
     resolver: AbstractResolver | None = None,
     **kwargs: Any,
 ) -> aiohttp.ClientSession:
-    """A session that refuses non-public addresses; `resolver` replaces DNS (tests)."""
+    """A session that refuses non-public addresses and other ports; `resolver` replaces DNS
+    (tests)."""
     connector = aiohttp.TCPConnector(
         resolver=GuardedResolver(allow, static_hosts, resolver),
         ssl=ssl_context(extra_ca_file),
@@ -102,13 +131,19 @@ def client_session(
         use_dns_cache=False,
     )
     timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
-    return aiohttp.ClientSession(connector=connector, timeout=timeout, **kwargs)
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        trace_configs=[request_guard(allow, ports)],
+        **kwargs,
+    )
 
 
 def delivery_session(settings: DeliverySettings, limit: int = 100) -> aiohttp.ClientSession:
     """The client configured by the delivery settings of a service."""
     return client_session(
         allow=parse_networks(settings.allow_networks),
+        ports=settings.port_set,
         static_hosts=settings.static_host_map(),
         extra_ca_file=settings.extra_ca_file,
         total_timeout=settings.request_timeout_seconds,

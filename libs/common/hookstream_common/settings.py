@@ -1,8 +1,11 @@
 """Settings every service shares; each service extends `CommonSettings` with its own."""
 
-from pydantic import AliasChoices, Field
+from functools import cached_property
+
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hookstream_common.request_rules import PortSet
 from hookstream_common.topics import Topics
 
 
@@ -80,11 +83,29 @@ class DeliverySettings(CommonSettings):
         description="Comma-separated networks deliveries may reach although not public, e.g. "
         "`127.0.0.0/8` in development. Empty in production.",
     )
+    allowed_ports: str = Field(
+        "443",
+        description="Ports webhook URLs may use, comma separated, ranges allowed: `443,8443` "
+        "or `1024-65535`. The API refuses other ports (400 naming `url`) and no sender "
+        "connects to one. Development and tests open the ports their receivers use.",
+    )
     static_hosts: str = Field(
         "",
         description="`name=address` pairs, comma separated, resolved without DNS; for "
         "development receivers only. The address still passes the network check.",
     )
+
+    @field_validator("allowed_ports")
+    @classmethod
+    def _ports_parse(cls, value: str) -> str:
+        """A bad port list is a configuration error at start, not a failure per delivery."""
+        PortSet.parse(value)
+        return value
+
+    @cached_property
+    def port_set(self) -> PortSet:
+        """`allowed_ports`, parsed."""
+        return PortSet.parse(self.allowed_ports)
 
     def static_host_map(self) -> dict[str, str]:
         """`static_hosts` as a mapping."""

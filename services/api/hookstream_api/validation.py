@@ -1,20 +1,16 @@
 """Pure checks of webhook input that JSON schema cannot express. Each raises `InvalidInput`."""
 
-import ipaddress
 import re
-import socket
-from urllib.parse import urlsplit
-
-from yarl import URL
 
 from hookstream_api.schemas import MAX_OWNER_ID, SINGLE_LINE
-
-RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "host", "user-agent", "qlik-signature"}
+from hookstream_common.request_rules import (
+    PortSet,
+    UrlRuleError,
+    check_webhook_url,
+    is_reserved_header,
 )
+
 MAX_HEADER_BYTES = 2048
-MAX_LABEL_CHARS = 63
-MAX_HOST_CHARS = 253
 
 
 class InvalidInput(ValueError):
@@ -26,68 +22,29 @@ class InvalidInput(ValueError):
         self.message = message
 
 
-def _is_ip_literal(host: str) -> bool:
-    """True for any spelling of an IP address, legacy ones like `0x7f.1` or `2130706433` too."""
-    candidate = host.strip("[]")
+def check_url(url: str, ports: PortSet) -> None:
+    """The URL rules every sender applies too (hookstream_common.request_rules), as input."""
     try:
-        ipaddress.ip_address(candidate)
-        return True
-    except ValueError:
-        pass
-    try:
-        socket.inet_aton(candidate)
-        return True
-    except OSError:
-        return False
-
-
-def check_url(url: str) -> None:
-    """HTTPS, to a fully qualified domain name, never to an IP address, without user info."""
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number
-    except ValueError as exc:
-        raise InvalidInput("url", f"is not a valid URL ({exc})") from None
-    if parts.scheme != "https":
-        raise InvalidInput("url", "must use https")
-    if "@" in parts.netloc:
-        raise InvalidInput("url", "must not contain user information")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise InvalidInput("url", "must name a host")
-    if _is_ip_literal(host):
-        raise InvalidInput("url", "must use a domain name, not an IP address")
-    labels = host.split(".")
-    if len(labels) < 2 or not all(labels) or labels[-1].isdigit():
-        raise InvalidInput("url", "must use a fully qualified domain name, like hooks.example.com")
-    _check_dns_name(url)
-
-
-def _check_dns_name(url: str) -> None:
-    """A host name DNS can carry, encoded as the delivery client (aiohttp, via yarl) encodes it.
-
-    Anything else could never be delivered to: IDNA fails on it before any DNS query.
-    """
-    try:
-        host = URL(url).raw_host or ""
-    except ValueError:  # UnicodeError too
-        raise InvalidInput("url", "has a host name that cannot be encoded for DNS") from None
-    if len(host) > MAX_HOST_CHARS:
-        raise InvalidInput("url", f"has a host name over {MAX_HOST_CHARS} characters")
-    if any(len(label) > MAX_LABEL_CHARS for label in host.split(".")):
-        raise InvalidInput("url", f"has a host name label over {MAX_LABEL_CHARS} characters")
+        check_webhook_url(url, ports)
+    except UrlRuleError as exc:
+        raise InvalidInput("url", str(exc)) from None
 
 
 def check_headers(field: str, headers: dict[str, str]) -> None:
-    """No reserved names, no duplicates ignoring case, at most 2048 bytes in all."""
+    """No reserved names (the service's own, hop-by-hop and framing headers), no duplicates
+    ignoring case, at most 2048 bytes in all."""
     seen: set[str] = set()
     size = 0
     for name, value in headers.items():
         lower = name.lower()
         if not name or not name.isascii() or any(c in name for c in " :\r\n\t"):
             raise InvalidInput(field, f"{name!r} is not a valid header name")
-        if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
-            raise InvalidInput(field, f"{name} is set by the service and cannot be overridden")
+        if is_reserved_header(name):
+            raise InvalidInput(
+                field,
+                f"{name} is reserved: set by the service, or about the connection or the body's"
+                " framing",
+            )
         if lower in seen:
             raise InvalidInput(field, f"{name} appears more than once (names ignore case)")
         if "\r" in value or "\n" in value:

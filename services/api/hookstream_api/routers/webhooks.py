@@ -41,6 +41,7 @@ from hookstream_api.validation import (
 from hookstream_api.webhook_health import WebhookHealth
 from hookstream_common.catalogue import event_type_names, event_types
 from hookstream_common.filters import FilterError, parse_filter
+from hookstream_common.request_rules import PortSet
 from hookstream_common.webhook_model import RateLimit, WebhookFields, api_form
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
@@ -61,10 +62,12 @@ async def webhooks_json(
     return [webhook_json(row, health.get(row["id"])) for row in rows]
 
 
-def checked_fields(body: WebhookInput, principal: Principal, enabled: bool) -> WebhookFields:
+def checked_fields(
+    body: WebhookInput, principal: Principal, enabled: bool, ports: PortSet
+) -> WebhookFields:
     """Apply the rules JSON schema cannot express; fill the defaults that depend on the caller."""
     try:
-        check_url(body.url)
+        check_url(body.url, ports)
         check_certificate_revocation(body.check_certificate_revocation)
         check_event_types(body.event_types, event_type_names())
         check_headers("headers", body.headers)
@@ -137,7 +140,7 @@ async def create_webhook(
     body: WebhookCreate, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
 ) -> dict[str, Any]:
     """Register a webhook; it receives events published from now on."""
-    fields = checked_fields(body, principal, enabled=body.enabled)
+    fields = checked_fields(body, principal, enabled=body.enabled, ports=settings.port_set)
     row = await repo.create(principal, fields, body.origin, settings.max_webhooks_per_tenant)
     return webhook_json(row, WebhookHealth())
 
@@ -181,6 +184,7 @@ async def patch_webhook(
     ],
     principal: CurrentPrincipal,
     repo: Webhooks,
+    settings: Settings,
 ) -> Response:
     """Change some fields with a JSON Patch; the result is validated as a whole."""
     for operation in operations:
@@ -194,7 +198,7 @@ async def patch_webhook(
             body = WebhookCreate.model_validate(patched)
         except ValidationError as exc:
             raise invalid(_first_error(exc)) from None
-        return checked_fields(body, principal, enabled=body.enabled)
+        return checked_fields(body, principal, enabled=body.enabled, ports=settings.port_set)
 
     if await repo.patch(principal, parse_id(id), apply) is None:
         raise not_found()
@@ -203,10 +207,10 @@ async def patch_webhook(
 
 @router.put("/{id}", response_model=Webhook, dependencies=[WriteAllowed], responses=RATE_LIMITED)
 async def replace_webhook(
-    id: str, body: WebhookReplace, principal: CurrentPrincipal, repo: Webhooks
+    id: str, body: WebhookReplace, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
 ) -> dict[str, Any]:
     """Replace every writable field; omitted ones return to their defaults."""
-    fields = checked_fields(body, principal, enabled=body.enabled)
+    fields = checked_fields(body, principal, enabled=body.enabled, ports=settings.port_set)
     row = await repo.replace(principal, parse_id(id), fields)
     if row is None:
         raise not_found()
