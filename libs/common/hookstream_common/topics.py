@@ -1,6 +1,5 @@
 """Kafka topic names. One place, so producers and consumers can never disagree."""
 
-import re
 import uuid
 from dataclasses import dataclass
 
@@ -55,11 +54,6 @@ class Topics:
     def retry(self, tier: str) -> str:
         """Where failed attempts wait for one retry delay, e.g. `retry.30s`."""
         return f"{self.prefix}.retry.{tier}"
-
-    @property
-    def deliveries_pattern(self) -> str:
-        """Regular expression matching every webhook's delivery topic."""
-        return rf"^{re.escape(self.prefix)}\.deliveries\..+$"
 
     def webhook_id_of(self, topic: str) -> str | None:
         """The webhook id in a delivery topic's name, or None for any other topic."""
