@@ -14,6 +14,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookstream_common.kafka import client_options
 from hookstream_common.topics import Topics
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, RecordedRequest
@@ -90,7 +91,7 @@ async def wait_routed(
 
 async def jobs_routed_to(stack: ServiceSet, webhook_id: str) -> int:
     """How many delivery jobs the webhook's topic has taken: what the matcher routed to it."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+    consumer = AIOKafkaConsumer(**client_options(stack.env["KAFKA_BOOTSTRAP_SERVERS"]))
     await consumer.start()
     try:
         topic = Topics(stack.env["HOOKSTREAM_TOPIC_PREFIX"]).deliveries(webhook_id)

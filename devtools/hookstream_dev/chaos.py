@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookstream_common.jobs import delivery_id_for
+from hookstream_common.kafka import client_options
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.signing import qlik_signature
 from hookstream_common.tokens import TENANT_ADMIN
@@ -711,7 +712,7 @@ class Scenario:
         """Delivery ids found in the webhooks' delivery topics (empty if the broker is gone)."""
         prefix = self.stack.env["HOOKSTREAM_TOPIC_PREFIX"]
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.private.kafka.bootstrap, enable_auto_commit=False
+            **client_options(self.private.kafka.bootstrap), enable_auto_commit=False
         )
         found: set[str] = set()
         try:

@@ -33,6 +33,8 @@ from hashlib import sha256
 from pathlib import Path
 from types import ModuleType
 
+from cryptography.hazmat.primitives import serialization
+
 
 def _repo_root() -> Path:
     """The checkout holding this file (the project whose `devtools` it is): state is per
@@ -198,6 +200,60 @@ def _java() -> str:
 
 
 @dataclass(frozen=True)
+class SecureListeners:
+    """Client listeners a test broker adds beside its plaintext one, as managed clusters have:
+    SASL_SSL with SCRAM-SHA-512 users, and SSL that requires a client certificate (mTLS).
+
+    Certificates are PEM files (Kafka reads PEM key and trust stores); the test makes them.
+    The plaintext listener stays for the broker's own traffic and the readiness check.
+    """
+
+    sasl_ssl_port: int
+    mtls_port: int
+    keystore: Path
+    """The broker's private key (PKCS#8, unencrypted) followed by its certificate chain."""
+    truststore: Path
+    """The CA that signs the client certificates accepted on the mTLS listener."""
+    users: tuple[tuple[str, str], ...]
+    """SCRAM-SHA-512 (user, password) pairs, stored when the storage is formatted."""
+
+    @staticmethod
+    def write_keystore(path: Path, private_key_pem: bytes, chain_pems: list[bytes]) -> None:
+        """Write a key and its certificate chain as Kafka's PEM keystore wants them: the key
+        as unencrypted PKCS#8 (Kafka refuses the `EC PRIVATE KEY` and `RSA PRIVATE KEY`
+        forms that trustme and openssl write)."""
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.write_bytes(pkcs8 + b"".join(chain_pems))
+
+    def listeners(self) -> list[str]:
+        return [f"SASL_SSL://127.0.0.1:{self.sasl_ssl_port}", f"MTLS://127.0.0.1:{self.mtls_port}"]
+
+    def properties(self) -> list[str]:
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.truststore}",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+            "listener.name.mtls.ssl.client.auth=required",
+        ]
+
+    def format_arguments(self) -> list[str]:
+        return [
+            argument
+            for user, password in self.users
+            for argument in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")
+        ]
+
+
+@dataclass(frozen=True)
 class KafkaServer:
     """One combined KRaft broker/controller on a data directory and two loopback ports.
 
@@ -214,10 +270,14 @@ class KafkaServer:
     """The shared broker keeps every test session's topics (thousands of partitions after a
     few days of `make test`): at 512m it ran out of heap at about 14,000."""
     heap_min: str = "256m"
+    secure: SecureListeners | None = None
 
     @classmethod
-    def under(cls, root: Path, port: int, controller_port: int) -> "KafkaServer":
-        """A smaller broker with all its files below `root` (the fault suite's private one)."""
+    def under(
+        cls, root: Path, port: int, controller_port: int, secure: SecureListeners | None = None
+    ) -> "KafkaServer":
+        """A smaller broker with all its files below `root` (the fault suite's private one, or
+        a test's secured one)."""
         return cls(
             root / "kafka-data",
             port,
@@ -226,6 +286,7 @@ class KafkaServer:
             root / "kafka.out",
             "384m",
             "128m",
+            secure,
         )
 
     @property
@@ -275,7 +336,8 @@ class KafkaServer:
             _say(f"kafka: formatting storage in {self.log_dirs}")
             cluster_id = _check_output([*jvm, "kafka.tools.StorageTool", "random-uuid"]).strip()
             format_ = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)]
-            _check_output([*jvm, *format_])
+            users = self.secure.format_arguments() if self.secure else []
+            _check_output([*jvm, *format_, *users])
         _say(f"kafka: starting broker on {self.bootstrap}")
         heap = [f"-Xmx{self.heap_max}", f"-Xms{self.heap_min}"]
         broker = [jvm[0], *heap, *jvm[1:], "kafka.Kafka", str(properties)]
@@ -295,18 +357,22 @@ class KafkaServer:
 
     def _write_properties(self) -> Path:
         properties = self.data_dir / "server.properties"
-        listeners = (
-            f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-        )
+        clients = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.secure:
+            clients += self.secure.listeners()
+            protocols += ",SASL_SSL:SASL_SSL,MTLS:SSL"
+        listeners = ",".join([*clients, f"CONTROLLER://127.0.0.1:{self.controller_port}"])
         lines = [
             "process.roles=broker,controller",
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
             f"listeners={listeners}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"advertised.listeners={','.join(clients)}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
+            *(self.secure.properties() if self.secure else []),
             f"log.dirs={self.log_dirs}",
             "num.partitions=4",
             "offsets.topic.replication.factor=1",

@@ -21,6 +21,7 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 
+from hookstream_common.kafka import client_options
 from hookstream_dev import infra, supervisor
 from hookstream_dev.supervisor import ServiceSpec
 
@@ -43,7 +44,7 @@ RUN_DIR = infra.STATE_DIR / "run"
 async def delete_topics_under(bootstrap: str, prefix: str) -> None:
     """Delete every topic of one installation: a test session or a benchmark leaves none
     behind on the shared broker (thousands of stale partitions once exhausted its heap)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=60000)
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
