@@ -18,7 +18,7 @@ from hookstream_common.kafka import client_options
 from hookstream_common.topics import Topics
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, RecordedRequest
-from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port
+from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port, kafka_security_of
 
 RECEIVER_HOST = "receiver.hookstream.test"
 STATIC_HOSTS = {
@@ -149,7 +149,7 @@ async def installation(
         yield services
     finally:
         services.stop_all()
-        await delete_topics_under(env["KAFKA_BOOTSTRAP_SERVERS"], prefix)
+        await delete_topics_under(env["KAFKA_BOOTSTRAP_SERVERS"], prefix, kafka_security_of(env))
         admin = await asyncpg.connect(env["DATABASE_URL"])
         await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}" WITH (FORCE)')
         await admin.close()

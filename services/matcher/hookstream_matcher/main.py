@@ -11,6 +11,7 @@ import sys
 import structlog
 import uvloop
 from aiohttp import web
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from hookstream_common.kafka import (
     core_topics,
@@ -53,9 +54,6 @@ def co_partitioning_problem(counts: dict[str, int], events: str, webhooks: str) 
     The matcher joins events partition k with the webhooks of partition k (decision 3), so
     unequal counts send a tenant's events and its webhooks to different matchers.
     """
-    missing = [name for name in (events, webhooks) if name not in counts]
-    if missing:
-        return f"topic {', '.join(missing)} does not exist after creating it; check the broker"
     if counts[events] == counts[webhooks]:
         return None
     return (
@@ -69,6 +67,9 @@ async def _check_co_partitioned(settings: MatcherSettings) -> None:
     """Raise `NotCoPartitioned` unless both joined topics exist with the same partitions."""
     topics = settings.topics
     counts = await partition_counts(settings, [topics.events, topics.webhooks])
+    if topics.events not in counts or topics.webhooks not in counts:
+        # Just created: the broker answering may not know them yet. Ask again.
+        raise UnknownTopicOrPartitionError(f"{topics.events} or {topics.webhooks}")
     problem = co_partitioning_problem(counts, topics.events, topics.webhooks)
     if problem is not None:
         raise NotCoPartitioned(problem)
