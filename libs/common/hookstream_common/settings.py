@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream_common.topics import Topics
@@ -33,11 +33,11 @@ class KafkaSecurity(BaseSettings):
         description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; required with SASL_*.",
     )
     sasl_username: str | None = Field(None, description="SASL user (PLAIN, SCRAM).")
-    sasl_username_file: Path | None = Field(
+    sasl_username_file: FilePath | None = Field(
         None, description="A file holding the SASL user, instead of `sasl_username`."
     )
     sasl_password: SecretStr | None = Field(None, description="SASL password (PLAIN, SCRAM).")
-    sasl_password_file: Path | None = Field(
+    sasl_password_file: FilePath | None = Field(
         None, description="A file holding the SASL password, instead of `sasl_password`."
     )
     sasl_oauth_token_provider: str | None = Field(
@@ -45,19 +45,19 @@ class KafkaSecurity(BaseSettings):
         description="OAUTHBEARER: `package.module:name` of a callable (or class) that takes no "
         "argument and returns an `aiokafka.abc.AbstractTokenProvider`.",
     )
-    ssl_cafile: Path | None = Field(
+    ssl_cafile: FilePath | None = Field(
         None,
         description="PEM bundle of the CAs that sign the brokers' certificates; the "
         "system's trust store when unset.",
     )
-    ssl_certfile: Path | None = Field(
+    ssl_certfile: FilePath | None = Field(
         None, description="PEM client certificate (chain), for brokers that require mTLS."
     )
-    ssl_keyfile: Path | None = Field(None, description="PEM private key of `ssl_certfile`.")
+    ssl_keyfile: FilePath | None = Field(None, description="PEM private key of `ssl_certfile`.")
     ssl_key_password: SecretStr | None = Field(
         None, description="Password of `ssl_keyfile`, when it is encrypted."
     )
-    ssl_key_password_file: Path | None = Field(
+    ssl_key_password_file: FilePath | None = Field(
         None, description="A file holding `ssl_key_password`."
     )
     ssl_check_hostname: bool = Field(
