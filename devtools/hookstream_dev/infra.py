@@ -12,6 +12,7 @@ functions manage the default pair. The fault suite runs private pairs it may kil
 """
 
 import argparse
+import base64
 import fcntl
 import os
 import pwd
@@ -24,6 +25,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -190,6 +192,19 @@ def _fetch_kafka_jars() -> None:
     partial.rename(KAFKA_LIBS)
 
 
+def _cluster_id() -> str:
+    """A new KRaft cluster id: 16 random bytes in URL-safe base64, as `StorageTool random-uuid`
+    prints (without starting a JVM for it)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server or service of a test or run."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else None
@@ -271,6 +286,39 @@ class KafkaServer:
     few days of `make test`): at 512m it ran out of heap at about 14,000."""
     heap_min: str = "256m"
     secure: SecureListeners | None = None
+    node_id: int = 1
+    voters: str = ""
+    """`controller.quorum.voters` of a cluster (`KafkaServer.cluster`); alone: itself."""
+    cluster_id: str = ""
+    """The id its storage is formatted with; every node of a cluster shares one."""
+
+    @classmethod
+    def cluster(cls, root: Path, size: int = 3) -> list["KafkaServer"]:
+        """`size` combined broker/controller nodes below `root/broker-N`, one KRaft quorum:
+        what the fault suite's replicated scenarios run on."""
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports, 1))
+        cluster_id = _cluster_id()
+        return [
+            cls(
+                root / f"broker-{i}" / "kafka-data",
+                port,
+                controller,
+                root / f"broker-{i}" / "kafka.pid",
+                root / f"broker-{i}" / "kafka.out",
+                "384m",
+                "128m",
+                node_id=i,
+                voters=voters,
+                cluster_id=cluster_id,
+            )
+            for i, (port, controller) in enumerate(ports, 1)
+        ]
+
+    @property
+    def replication(self) -> int:
+        """How many nodes the internal topics are replicated to: all of a cluster's."""
+        return len(self.voters.split(",")) if self.voters else 1
 
     @classmethod
     def under(
@@ -334,7 +382,7 @@ class KafkaServer:
         ]
         if not (self.log_dirs / "meta.properties").exists():
             _say(f"kafka: formatting storage in {self.log_dirs}")
-            cluster_id = _check_output([*jvm, "kafka.tools.StorageTool", "random-uuid"]).strip()
+            cluster_id = self.cluster_id or _cluster_id()
             format_ = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)]
             users = self.secure.format_arguments() if self.secure else []
             _check_output([*jvm, *format_, *users])
@@ -365,8 +413,9 @@ class KafkaServer:
         listeners = ",".join([*clients, f"CONTROLLER://127.0.0.1:{self.controller_port}"])
         lines = [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"node.id={self.node_id}",
+            "controller.quorum.voters="
+            + (self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"),
             f"listeners={listeners}",
             f"advertised.listeners={','.join(clients)}",
             "controller.listener.names=CONTROLLER",
@@ -375,9 +424,9 @@ class KafkaServer:
             *(self.secure.properties() if self.secure else []),
             f"log.dirs={self.log_dirs}",
             "num.partitions=4",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"offsets.topic.replication.factor={self.replication}",
+            f"transaction.state.log.replication.factor={self.replication}",
+            f"transaction.state.log.min.isr={max(1, self.replication - 1)}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
             "",

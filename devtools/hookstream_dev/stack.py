@@ -9,7 +9,6 @@ which restarts any that exits, as Kubernetes would.
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -65,11 +64,7 @@ async def delete_topics_under(
         await admin.close()
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now, for a service of a test or benchmark run."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = infra.free_port
 
 
 def dev_secrets() -> dict[str, str]:
