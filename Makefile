@@ -20,6 +20,9 @@ install: $(STAMP)
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  echo "==> installing Prometheus and promtool (deploy/prometheus tests) with apt-get"; \
 	  apt-get update -q && apt-get install -y -q prometheus; }
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo "==> installing Debian's PostgreSQL server (the TLS tests: the embedded one has no OpenSSL) with apt-get"; \
+	  apt-get update -q && apt-get install -y -q postgresql; }
 	@command -v chromium >/dev/null || { \
 	  echo "==> installing Chromium (the console's browser tests) with apt-get"; \
 	  apt-get update -q && apt-get install -y -q chromium; }

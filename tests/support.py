@@ -3,21 +3,24 @@
 import asyncio
 import contextlib
 import secrets
+import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
+from hookstream_common.kafka import client_options
 from hookstream_common.topics import Topics
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, RecordedRequest
-from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port
+from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port, kafka_security_of
 
 RECEIVER_HOST = "receiver.hookstream.test"
 STATIC_HOSTS = {
@@ -90,7 +93,7 @@ async def wait_routed(
 
 async def jobs_routed_to(stack: ServiceSet, webhook_id: str) -> int:
     """How many delivery jobs the webhook's topic has taken: what the matcher routed to it."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+    consumer = AIOKafkaConsumer(**client_options(stack.env["KAFKA_BOOTSTRAP_SERVERS"]))
     await consumer.start()
     try:
         topic = Topics(stack.env["HOOKSTREAM_TOPIC_PREFIX"]).deliveries(webhook_id)
@@ -125,6 +128,25 @@ def repo_root() -> Path:
     return infra.REPO_ROOT
 
 
+@contextlib.contextmanager
+def private_dir(name: str) -> Iterator[Path]:
+    """A folder for a test's own servers and certificates, removed afterwards. Under the
+    checkout's state folder, not pytest's tmp_path: every pytest run on the machine prunes
+    old `/tmp/pytest-of-<user>` folders, under a server still running in one."""
+    root = infra.STATE_DIR / "test-servers" / f"{name}-{secrets.token_hex(4)}"
+    root.mkdir(parents=True)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def database_url(dsn: str, database: str) -> str:
+    """The DSN of another database on the same server, with the same options (`sslmode`)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
 @contextlib.asynccontextmanager
 async def installation(
     env: dict[str, str], instances: Iterable[str], name: str = "own"
@@ -133,12 +155,15 @@ async def installation(
     same servers, with `env`'s keys and settings. For tests that kill and restart services, so
     that a restart gone wrong fails only them, never every later test of the shared stack."""
     prefix = f"hst-{name}-{secrets.token_hex(4)}"
-    server, _, _ = env["DATABASE_URL"].rpartition("/")
     admin = await asyncpg.connect(env["DATABASE_URL"])
     await admin.execute(f'CREATE DATABASE "{prefix}"')
     await admin.close()
     services = ServiceSet(
-        env={**env, "HOOKSTREAM_TOPIC_PREFIX": prefix, "DATABASE_URL": f"{server}/{prefix}"},
+        env={
+            **env,
+            "HOOKSTREAM_TOPIC_PREFIX": prefix,
+            "DATABASE_URL": database_url(env["DATABASE_URL"], prefix),
+        },
         ports={instance: free_port() for instance in instances},
         log_dir=infra.STATE_DIR / "test-logs" / prefix,
     )
@@ -148,7 +173,7 @@ async def installation(
         yield services
     finally:
         services.stop_all()
-        await delete_topics_under(env["KAFKA_BOOTSTRAP_SERVERS"], prefix)
+        await delete_topics_under(env["KAFKA_BOOTSTRAP_SERVERS"], prefix, kafka_security_of(env))
         admin = await asyncpg.connect(env["DATABASE_URL"])
         await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}" WITH (FORCE)')
         await admin.close()

@@ -23,7 +23,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from hookstream_common.kafka import producer
+from hookstream_common.kafka import client_options, producer
 from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra
 from hookstream_dev.bench_sink import EVENT_TYPE, event_time, percentile
@@ -311,7 +311,7 @@ class StageProbe:
 
     def __init__(self, kafka: str, prefix: str) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=kafka,
+            **client_options(kafka),
             group_id=None,
             auto_offset_reset="latest",
             metadata_max_age_ms=2000,

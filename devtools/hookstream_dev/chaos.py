@@ -13,6 +13,7 @@ HOOKSTREAM_CHAOS=short (default, part of `make test`) or full (`make chaos`) pic
 """
 
 import asyncio
+import itertools
 import json
 import os
 import random
@@ -34,9 +35,12 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 
 from hookstream_common.jobs import delivery_id_for
+from hookstream_common.kafka import client_options
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.signing import qlik_signature
 from hookstream_common.tokens import TENANT_ADMIN
@@ -98,34 +102,54 @@ def seed() -> int:
 
 @dataclass
 class PrivateInfra:
-    """A broker and a Postgres server of this run only, on free ports below `root`."""
+    """A broker (or a cluster of brokers) and a Postgres server of this run only, on free
+    ports below `root`."""
 
     root: Path
-    kafka: infra.KafkaServer
+    brokers: list[infra.KafkaServer]
     postgres: infra.PostgresServer
 
     @classmethod
-    def create(cls) -> "PrivateInfra":
+    def create(cls, brokers: int = 1) -> "PrivateInfra":
+        """One broker, or a KRaft cluster of `brokers` nodes (`KafkaServer.cluster`)."""
         FAULTS_DIR.mkdir(parents=True, exist_ok=True)
         _prune_old_runs()
-        root = FAULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
-        kafka = infra.KafkaServer.under(root, free_port(), free_port())
+        kind = "" if brokers == 1 else "cluster-"
+        root = FAULTS_DIR / f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{kind}{os.getpid()}"
+        kafka = (
+            [infra.KafkaServer.under(root, free_port(), free_port())]
+            if brokers == 1
+            else infra.KafkaServer.cluster(root, brokers)
+        )
         return cls(root, kafka, infra.PostgresServer.under(root, free_port()))
 
+    @property
+    def kafka(self) -> infra.KafkaServer:
+        """The broker of a single-broker run (the first of a cluster)."""
+        return self.brokers[0]
+
+    @property
+    def bootstrap(self) -> str:
+        """Every broker: clients reach the cluster while any one of them is down."""
+        return ",".join(broker.bootstrap for broker in self.brokers)
+
     def ensure_running(self) -> None:
-        """Start whichever server is down (a scenario before may have failed to restart it)."""
-        if self.kafka.pid is None:
-            self.kafka.wait_ready(self.kafka.start())
+        """Start whichever server is down (a scenario before may have failed to restart it);
+        a cluster's nodes all at once, since none is ready before a quorum is."""
+        started = {broker: broker.start() for broker in self.brokers if broker.pid is None}
+        for broker, pid in started.items():
+            broker.wait_ready(pid)
         if self.postgres.pid is None:
             self.postgres.start()
 
     def close(self) -> None:
-        """Stop both and drop their data; logs and reports stay for a post-mortem."""
-        if self.kafka.pid is not None:
-            self.kafka.resume()  # a frozen broker would ignore SIGTERM
-        self.kafka.stop()
+        """Stop them all and drop their data; logs and reports stay for a post-mortem."""
+        for broker in self.brokers:
+            if broker.pid is not None:
+                broker.resume()  # a frozen broker would ignore SIGTERM
+            broker.stop()
+            shutil.rmtree(broker.log_dirs, ignore_errors=True)
         self.postgres.stop()
-        shutil.rmtree(self.kafka.data_dir / "kraft-combined-logs", ignore_errors=True)
         shutil.rmtree(self.postgres.data_dir, ignore_errors=True)
 
 
@@ -134,7 +158,8 @@ def _prune_old_runs() -> None:
     runs = sorted(path for path in FAULTS_DIR.iterdir() if path.is_dir())
     abandoned = [run for run in runs if not _session_alive(run)]
     for run in abandoned:
-        infra.KafkaServer.under(run, 0, 0).kill()
+        for broker in [run, *run.glob("broker-*")]:
+            infra.KafkaServer.under(broker, 0, 0).kill()
         infra.PostgresServer.under(run, 0).kill()
     for run in runs[:-KEEP_RUNS]:
         if run in abandoned:
@@ -332,7 +357,7 @@ async def start_stack(
         await admin.close()
     home = private.root / "stacks" / name
     env = service_environment(
-        private.kafka.bootstrap,
+        private.bootstrap,
         private.postgres.dsn(database),
         prefix=f"chaos-{secrets.token_hex(3)}",
         ca_file=tls.ca,
@@ -341,6 +366,7 @@ async def start_stack(
             "HOOKSTREAM_LOG_LEVEL": "INFO",
             "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
             "HOOKSTREAM_RETRY_JITTER": "0.1",
+            "HOOKSTREAM_KAFKA_REPLICATION_FACTOR": str(len(private.brokers)),
         },
     )
     stack = ServiceSet(
@@ -421,9 +447,7 @@ class Scenario:
         self._phase_start = time.monotonic()
         self.tenants = [f"tenant-{uuid.uuid4().hex[:8]}" for _ in range(2)]
         self.jwt_key = stack.env["HOOKSTREAM_JWT_KEY"]
-        self.publisher = EventPublisher(
-            private.kafka.bootstrap, stack.env["HOOKSTREAM_TOPIC_PREFIX"]
-        )
+        self.publisher = EventPublisher(private.bootstrap, stack.env["HOOKSTREAM_TOPIC_PREFIX"])
         self.api = httpx.AsyncClient(base_url=stack.url("api"), timeout=15)
 
     async def __aenter__(self) -> "Scenario":
@@ -584,9 +608,12 @@ class Scenario:
             await asyncio.sleep(0.2)
         self.notes.append(f"{instance} was not ready {timeout:.0f} s after a fault")
 
-    async def broker_down(self, kind: str, hold: float) -> None:
-        """`kill`: SIGKILL the broker and start it again after `hold` s; `pause`: SIGSTOP it."""
-        kafka = self.private.kafka
+    async def broker_down(
+        self, kind: str, hold: float, broker: infra.KafkaServer | None = None
+    ) -> None:
+        """`kill`: SIGKILL the broker (of a cluster: `broker`) and start it again after `hold`
+        s; `pause`: SIGSTOP it for `hold` s."""
+        kafka = broker or self.private.kafka
         at = time.time()
         if kind == "pause":
             kafka.pause()
@@ -596,7 +623,59 @@ class Scenario:
             await asyncio.to_thread(kafka.kill)
             await asyncio.sleep(hold)
             await asyncio.to_thread(lambda: kafka.wait_ready(kafka.start()))
-        self.faults.append(FaultRecord(f"broker {kind} {hold:.0f} s", at, time.time()))
+        node = f" (node {kafka.node_id} of {len(self.private.brokers)})" if broker else ""
+        self.faults.append(FaultRecord(f"broker {kind} {hold:.0f} s{node}", at, time.time()))
+
+    async def _partitions(self) -> list[dict[str, Any]]:
+        """The partitions of this installation's topics, with leader, replicas and ISR."""
+        prefix = self.stack.env["HOOKSTREAM_TOPIC_PREFIX"]
+        admin = AIOKafkaAdminClient(**client_options(self.private.bootstrap))
+        await admin.start()
+        try:
+            ours = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
+            described = await admin.describe_topics(ours)
+        finally:
+            await admin.close()
+        return [p for topic in described for p in topic["partitions"]]
+
+    async def busiest_leader(self) -> infra.KafkaServer:
+        """The broker that leads the most of this installation's partitions."""
+        leaders = Counter(p["leader"] for p in await self._partitions())
+        node = leaders.most_common(1)[0][0]
+        self.notes.append(f"node {node} led {leaders[node]} of {sum(leaders.values())} partitions")
+        return next(b for b in self.private.brokers if b.node_id == node)
+
+    async def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Until every partition of the installation has all its replicas in sync again."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                behind = [
+                    p for p in await self._partitions() if set(p["isr"]) != set(p["replicas"])
+                ]
+            except KafkaError:
+                behind = [{}]
+            if not behind:
+                return
+            await asyncio.sleep(1)
+        raise AssertionError(f"replicas not in sync {timeout:.0f} s after a broker restart")
+
+    async def rolling_broker_restart(self) -> None:
+        """Each broker in turn: SIGTERM (a controlled shutdown), start, wait until every
+        replica is in sync, next: as an upgrade does."""
+        for broker in self.private.brokers:
+            at = time.time()
+            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(lambda b=broker: b.wait_ready(b.start()))
+            await self.wait_in_sync()
+            self.faults.append(
+                FaultRecord(f"broker rolling restart (node {broker.node_id})", at, time.time())
+            )
+
+    def longest_delivery_gap(self) -> float:
+        """The longest time between two consecutive first arrivals at the receiver."""
+        firsts = sorted(times[0] for times in self.ledger.arrivals.values() if times)
+        return max((b - a for a, b in itertools.pairwise(firsts)), default=0.0)
 
     async def postgres_down(self, kind: str, hold: float) -> None:
         """`fast`: pg_ctl stop -m fast; `kill`: SIGKILL every Postgres process; then start."""
@@ -640,8 +719,14 @@ class Scenario:
             foreign_deliveries=ledger.foreign,
             duration_s=round(duration, 1),
             phases_s=self.phases,
-            notes=self.notes + self._recovered_note(),
+            notes=self.notes + self._recovered_note() + self._gap_note(),
         )
+
+    def _gap_note(self) -> list[str]:
+        """On a cluster, the longest pause in deliveries (the target: none over 10 s)."""
+        if len(self.private.brokers) == 1:
+            return []
+        return [f"longest gap between deliveries {self.longest_delivery_gap():.1f} s"]
 
     def _recovered_note(self) -> list[str]:
         recovering = self.ledger.recovering
@@ -711,7 +796,7 @@ class Scenario:
         """Delivery ids found in the webhooks' delivery topics (empty if the broker is gone)."""
         prefix = self.stack.env["HOOKSTREAM_TOPIC_PREFIX"]
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.private.kafka.bootstrap, enable_auto_commit=False
+            **client_options(self.private.bootstrap), enable_auto_commit=False
         )
         found: set[str] = set()
         try:
@@ -944,6 +1029,13 @@ Scenarios:
 - **recover-during-dispatcher-kill**: a webhook's deliveries fail for good, its receiver heals,
   the dispatcher is SIGKILLed and `actions/recover` is called while it is down: every failed
   delivery must arrive.
+- **cluster-leader-sigkill, cluster-rolling-restart, cluster-broker-sigstop** (`make chaos`
+  only): a three-broker KRaft cluster, topics replicated 3 times with `min.insync.replicas` 2.
+  SIGKILL the broker that leads the most partitions and start it again; SIGTERM each broker in
+  turn, waiting until every replica is in sync, as an upgrade does; SIGSTOP one broker for 30
+  s. Besides nothing lost, no pause between deliveries may last over 10 s (the notes give the
+  longest). One alone, short profile: `HOOKSTREAM_CHAOS_CLUSTER=1 pytest
+  tests/faults/test_cluster_faults.py -k leader`.
 
 ## Results
 

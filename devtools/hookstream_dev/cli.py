@@ -52,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _emit(settings: DevSettings, args: argparse.Namespace) -> None:
-    async with EventPublisher(settings.kafka_bootstrap_servers, settings.topic_prefix) as pub:
+    async with EventPublisher(
+        settings.kafka_bootstrap_servers, settings.topic_prefix, settings.kafka_security
+    ) as pub:
         for _ in range(args.count):
             event_id = await pub.publish(sample_event(args.event_type, args.tenant, args.user))
             print(f"published {args.event_type} {event_id} for tenant {args.tenant}")

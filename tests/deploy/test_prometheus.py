@@ -20,6 +20,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 from deploy_tools import DEPLOY, tool
 
+from hookstream_common.kafka import client_options
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra
@@ -173,7 +174,7 @@ async def _drive(stack: ServiceSet, receiver: Receiver) -> None:
     async with EventPublisher(stack.env["KAFKA_BOOTSTRAP_SERVERS"], topics) as publisher:
         for _ in range(20):
             await publisher.publish(sample_event(APP_CREATED, tenant, "admin"))
-    poison = AIOKafkaProducer(bootstrap_servers=stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+    poison = AIOKafkaProducer(**client_options(stack.env["KAFKA_BOOTSTRAP_SERVERS"]))
     await poison.start()
     try:
         await poison.send_and_wait(f"{topics}.events", b"not json", key=tenant.encode())

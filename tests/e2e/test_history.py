@@ -17,6 +17,7 @@ from history_rows import insert_delivery, insert_webhook, new_event, outcome, ow
 from hookstream_client import ApiError, AsyncClient
 from hookstream_common.db import create_pool, ensure_partitions, migrate
 from hookstream_common.history import Outcome, record_outcomes
+from hookstream_common.kafka import client_options
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
@@ -134,7 +135,7 @@ async def test_janitor_deletes_topics_of_deleted_webhooks_only(
     await wait_routed(stack, tenant, {doomed.id, kept.id})
     await client.delete_webhook(doomed.id)
     prefix = settings_env["HOOKSTREAM_TOPIC_PREFIX"]
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers["kafka"])
+    admin = AIOKafkaAdminClient(**client_options(servers["kafka"]))
     await admin.start()
     try:
         before = set(await admin.list_topics())

@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from history_rows import insert_webhook, new_event, outcome, own_database
 
 from hookstream_common.db import create_pool
-from hookstream_common.kafka import ensure_topics, producer
+from hookstream_common.kafka import client_options, ensure_topics, producer
 from hookstream_common.parking import PARKED
 from hookstream_dispatcher.writer import HistoryWriter
 
@@ -22,7 +22,7 @@ async def test_a_rejected_row_is_parked_and_its_batch_stored(servers: dict[str, 
     async with own_database(servers["database"]) as dsn:
         db = await asyncpg.connect(dsn)
         pool = await create_pool(dsn)
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers["kafka"])
+        admin = AIOKafkaAdminClient(**client_options(servers["kafka"]))
         await admin.start()
         await ensure_topics(admin, [NewTopic(topic, 1, 1)])
         await admin.close()
@@ -48,7 +48,7 @@ async def test_a_rejected_row_is_parked_and_its_batch_stored(servers: dict[str, 
             assert stored == {o.delivery_id for o in good}
             assert PARKED.labels("history")._value.get() == parked_before + 1
             consumer = AIOKafkaConsumer(
-                topic, bootstrap_servers=servers["kafka"], auto_offset_reset="earliest"
+                topic, **client_options(servers["kafka"]), auto_offset_reset="earliest"
             )
             await consumer.start()
             try:

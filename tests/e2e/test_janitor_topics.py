@@ -10,13 +10,14 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from e2e.scenario import Scenario
 
+from hookstream_common.kafka import client_options
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from support import receiver_url, wait_until
 
 
 async def _topics(bootstrap: str) -> set[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         return set(await admin.list_topics())

@@ -22,7 +22,7 @@ from hookstream_client import AsyncClient, Delivery, Recovery, Webhook
 from hookstream_common.db import create_pool
 from hookstream_common.events import Event
 from hookstream_common.history import record_outcomes
-from hookstream_common.kafka import producer
+from hookstream_common.kafka import client_options, producer
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.shards import shard_of
 from hookstream_common.topics import Topics
@@ -210,7 +210,7 @@ class Bench:
         """The (shard, webhook id) of every wake-up written for the shards' owners."""
         consumer = AIOKafkaConsumer(
             self.topics.dispatch_shards,
-            bootstrap_servers=self.bootstrap,
+            **client_options(self.bootstrap),
             auto_offset_reset="earliest",
         )
         await consumer.start()
@@ -229,7 +229,7 @@ async def bench(servers: dict[str, str]) -> AsyncIterator[Bench]:
         db = await asyncpg.connect(dsn)
         pool = await create_pool(dsn, max_size=4)
         kafka = producer(servers["kafka"])
-        admin = AIOKafkaAdminClient(bootstrap_servers=servers["kafka"])
+        admin = AIOKafkaAdminClient(**client_options(servers["kafka"]))
         await kafka.start()
         await admin.start()
         try:
@@ -332,7 +332,7 @@ async def test_a_window_is_sent_again_only_when_asked_after_its_attempts_finishe
 
 async def read_all(bootstrap: str, topic: str, at_least: int) -> list[dict[str, Any]]:
     """Every record of a topic, once at least `at_least` have arrived, and one second more."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **client_options(bootstrap), auto_offset_reset="earliest")
     await consumer.start()
     records: list[dict[str, Any]] = []
     try:

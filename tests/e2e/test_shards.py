@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from e2e.scenario import V1, Scenario, unique_path
 
-from hookstream_common.kafka import producer
+from hookstream_common.kafka import client_options, producer
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
@@ -33,7 +33,7 @@ async def _shards_owned(url: str) -> int:
 
 
 async def _first_job(bootstrap: str, topic: str) -> ConsumerRecord:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(topic, **client_options(bootstrap), auto_offset_reset="earliest")
     await consumer.start()
     try:
         return await consumer.getone()

@@ -11,6 +11,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from hookstream_client import AsyncClient, Delivery, Webhook
+from hookstream_common.kafka import client_options
 from hookstream_common.sdk import EventPublisher
 from hookstream_dev.events import publish_raw, sample_event
 from hookstream_dev.receiver import Receiver
@@ -136,7 +137,7 @@ async def test_malformed_event_goes_to_dlq_and_the_next_is_delivered(
     await wait_until(lambda: requests_to(receiver, path), timeout=30)
     consumer = AIOKafkaConsumer(
         f"{prefix}.events.dlq",
-        bootstrap_servers=servers["kafka"],
+        **client_options(servers["kafka"]),
         auto_offset_reset="earliest",
         group_id=None,
     )

@@ -43,13 +43,23 @@ def private_infra() -> Iterator[PrivateInfra]:
 
 
 @pytest.fixture(scope="session")
-def fault_report(
-    private_infra: PrivateInfra, chaos_profile: Profile, chaos_seed: int
-) -> Iterator[list[dict[str, Any]]]:
+def cluster_infra() -> Iterator[PrivateInfra]:
+    """This session's own three-broker KRaft cluster (and Postgres), for the replicated
+    scenarios; stopped and dropped at the end."""
+    private = PrivateInfra.create(brokers=3)
+    try:
+        private.ensure_running()
+        yield private
+    finally:
+        private.close()
+
+
+@pytest.fixture(scope="session")
+def fault_report(chaos_profile: Profile, chaos_seed: int) -> Iterator[list[dict[str, Any]]]:
     """Every scenario's result; written at the end of the session.
 
-    Always to the run's folder and .hookstream/faults/latest.md; a full run (`make chaos`)
-    also to docs/reliability.md.
+    Always to .hookstream/faults/latest.md; a full run (`make chaos`) also to
+    docs/reliability.md. Each run's folder keeps its results.jsonl.
     """
     results: list[dict[str, Any]] = []
     started, commit = time.monotonic(), chaos.git_commit()
@@ -57,7 +67,7 @@ def fault_report(
     if not results:
         return
     run = chaos.run_info(chaos_profile, chaos_seed, started, commit)
-    targets = [private_infra.root / "report.md", chaos.FAULTS_DIR / "latest.md"]
+    targets = [chaos.FAULTS_DIR / "latest.md"]
     if chaos_profile.name == "full":
         targets.append(infra.REPO_ROOT / "docs" / "reliability.md")
     for path in targets:
@@ -89,6 +99,35 @@ def run_scenario(
     """`await run_scenario(name, faults, instances)`: a fresh installation, load, the faults,
     the account; the result goes to the report, the scenario (with its diagnosis) is returned.
     """
+    return _runner(
+        private_infra, tls_files, fault_receiver, chaos_profile, chaos_seed, fault_report
+    )
+
+
+@pytest.fixture
+def run_cluster_scenario(
+    cluster_infra: PrivateInfra,
+    tls_files: TlsFiles,
+    fault_receiver: Receiver,
+    chaos_profile: Profile,
+    chaos_seed: int,
+    fault_report: list[dict[str, Any]],
+) -> Callable[..., Awaitable[Scenario]]:
+    """`run_scenario` on the three-broker cluster, topics replicated three times."""
+    return _runner(
+        cluster_infra, tls_files, fault_receiver, chaos_profile, chaos_seed, fault_report
+    )
+
+
+def _runner(
+    private_infra: PrivateInfra,
+    tls_files: TlsFiles,
+    fault_receiver: Receiver,
+    chaos_profile: Profile,
+    chaos_seed: int,
+    fault_report: list[dict[str, Any]],
+) -> Callable[..., Awaitable[Scenario]]:
+    """The scenario runner on one private infrastructure (a broker, or the cluster)."""
 
     def record(entry: dict[str, Any]) -> None:
         """Keep the result for the report, and on disk at once in case the session dies."""

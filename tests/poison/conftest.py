@@ -28,7 +28,7 @@ from e2e.conftest import *  # noqa: F403  (the stack's fixtures; settings_env is
 from poison_harness import CREATED, DELIVERED_WITHIN, MAX_EVENT_BYTES, TALLY, Poison
 
 from hookstream_client import AsyncClient
-from hookstream_common.kafka import producer
+from hookstream_common.kafka import client_options, producer
 from hookstream_common.sdk import EventPublisher
 from hookstream_common.topics import Topics
 from hookstream_dev import infra
@@ -79,7 +79,7 @@ async def poison(
     consumer = AIOKafkaConsumer(
         topics.events_dlq,
         topics.dispatch_dlq,
-        bootstrap_servers=servers["kafka"],
+        **client_options(servers["kafka"]),
         group_id=None,
         auto_offset_reset="earliest",
     )

@@ -1,6 +1,14 @@
-"""Kafka plumbing two or more services need: topic creation and a producer."""
+"""Kafka plumbing two or more services need: connection options, topic creation, a producer.
+
+`client_options` is the one place a Kafka client's connection is configured: every producer,
+consumer and admin client of the services, the SDK, the tools and the tests is built from it, so
+TLS and SASL (decision 9) are set once, from `KafkaSecurity`.
+"""
+
+import importlib
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     KafkaError,
@@ -8,22 +16,64 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
     for_code,
 )
+from aiokafka.helpers import create_ssl_context
 
-from hookstream_common.settings import CommonSettings
-from hookstream_common.topics import Topics
-
-EVENT_PARTITIONS = 4
-"""`events` and `webhooks` must have the same count: the matcher joins them per partition."""
-
+from hookstream_common.settings import CommonSettings, KafkaSecurity
 
 GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1500}
 """A killed member's partitions move after about 6 s instead of aiokafka's default 10 s."""
 
 
-def producer(bootstrap: str, **overrides: object) -> AIOKafkaProducer:
-    """An idempotent producer that waits for every in-sync replica: nothing acknowledged is lost."""
+def client_options(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, object]:
+    """The connection arguments of any aiokafka client (producer, consumer, admin, client).
+
+    `security` defaults to the `KAFKA_*` variables of the environment, so tools and tests that
+    only know an address still connect the way the installation is configured.
+    """
+    security = security if security is not None else KafkaSecurity()
     options: dict[str, object] = {
         "bootstrap_servers": bootstrap,
+        "security_protocol": security.security_protocol,
+    }
+    if security.tls:
+        context = create_ssl_context(
+            cafile=security.ssl_cafile,
+            certfile=security.ssl_certfile,
+            keyfile=security.ssl_keyfile,
+            password=security.key_password or "",  # never OpenSSL's prompt on a terminal
+        )
+        context.check_hostname = security.ssl_check_hostname
+        options["ssl_context"] = context
+    if security.sasl_mechanism is not None:
+        options["sasl_mechanism"] = security.sasl_mechanism
+        if security.sasl_mechanism == "OAUTHBEARER":
+            options["sasl_oauth_token_provider"] = token_provider(
+                security.sasl_oauth_token_provider or ""
+            )
+        else:
+            options["sasl_plain_username"] = security.username
+            options["sasl_plain_password"] = security.password
+    return options
+
+
+def token_provider(path: str) -> AbstractTokenProvider:
+    """The OAUTHBEARER token provider named `package.module:name` (a class or a factory
+    that takes no argument), so any identity provider plugs in without a change here."""
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ValueError(f"KAFKA_SASL_OAUTH_TOKEN_PROVIDER {path!r} is not `package.module:name`")
+    provider = getattr(importlib.import_module(module), name)()
+    if not isinstance(provider, AbstractTokenProvider):
+        raise TypeError(f"{path} did not return an aiokafka.abc.AbstractTokenProvider")
+    return provider
+
+
+def producer(
+    bootstrap: str, security: KafkaSecurity | None = None, **overrides: object
+) -> AIOKafkaProducer:
+    """An idempotent producer that waits for every in-sync replica: nothing acknowledged is lost."""
+    options: dict[str, object] = {
+        **client_options(bootstrap, security),
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,
@@ -47,14 +97,29 @@ async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> N
     )
 
 
-async def create_missing_topics(bootstrap: str, topics: list[NewTopic]) -> None:
+async def create_missing_topics(settings: CommonSettings, topics: list[NewTopic]) -> None:
     """`ensure_topics` on an admin client of its own, for a service's start-up."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(
+        **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+    )
     await admin.start()
     try:
         await ensure_topics(admin, topics)
     finally:
         await admin.close()
+
+
+async def partition_counts(settings: CommonSettings, names: list[str]) -> dict[str, int]:
+    """How many partitions each of the topics has; a topic that does not exist is absent."""
+    admin = AIOKafkaAdminClient(
+        **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+    )
+    await admin.start()
+    try:
+        described = await admin.describe_topics(names)
+    finally:
+        await admin.close()
+    return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
 async def delete_topics(admin: AIOKafkaAdminClient, names: list[str]) -> None:
@@ -80,27 +145,47 @@ WAKE_UP_RETENTION_MS = 3_600_000
 """A shard's new owner reads its wake-ups from the end (`hookstream_common.shards`)."""
 
 
+def new_topic(
+    settings: CommonSettings,
+    name: str,
+    partitions: int = 1,
+    dead_letters: bool = False,
+    configs: dict[str, str] | None = None,
+) -> NewTopic:
+    """A topic as Hookstream creates every topic: replicated `kafka_replication_factor` times,
+    writable with one replica down (`min.insync.replicas` = replication - 1, at least 1: with
+    `acks=all` a write then survives losing any one broker), and kept `topic_retention_hours`,
+    or `dlq_retention_hours` for dead letters, which people read later."""
+    replication = settings.kafka_replication_factor
+    hours = settings.dlq_retention_hours if dead_letters else settings.topic_retention_hours
+    base = {
+        "min.insync.replicas": str(max(1, replication - 1)),
+        "retention.ms": str(int(hours * 3_600_000)),
+    }
+    return NewTopic(name, partitions, replication, topic_configs={**base, **(configs or {})})
+
+
 def core_topics(settings: CommonSettings) -> list[NewTopic]:
     """The topics every installation has, with the settings the design relies on."""
-    topics, replication = settings.topics, settings.kafka_replication_factor
+    topics = settings.topics
     return [
-        NewTopic(
+        new_topic(
+            settings,
             topics.dispatch_shards,
             settings.dispatch_shards,
-            replication,
-            topic_configs={"retention.ms": str(WAKE_UP_RETENTION_MS)},
+            configs={"retention.ms": str(WAKE_UP_RETENTION_MS)},
         ),
-        NewTopic(topics.events, EVENT_PARTITIONS, replication),
-        NewTopic(topics.events_dlq, 1, replication),
-        NewTopic(
+        new_topic(settings, topics.events, settings.event_partitions),
+        new_topic(settings, topics.events_dlq, dead_letters=True),
+        new_topic(
+            settings,
             topics.webhooks,
-            EVENT_PARTITIONS,
-            replication,
-            topic_configs={"cleanup.policy": "compact"},
+            settings.event_partitions,
+            configs={"cleanup.policy": "compact"},
         ),
     ]
 
 
-def delivery_topic(topics: Topics, webhook_id: str, replication: int) -> NewTopic:
+def delivery_topic(settings: CommonSettings, webhook_id: str) -> NewTopic:
     """One partition: a webhook's first attempts are delivered in order."""
-    return NewTopic(topics.deliveries(webhook_id), 1, replication)
+    return new_topic(settings, settings.topics.deliveries(webhook_id))

@@ -7,14 +7,25 @@ Decision 10: an outage of Kafka or Postgres never ends a service. Start-up waits
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaClient
-from aiokafka.errors import KafkaError
+from aiokafka.conn import AIOKafkaConnection, collect_hosts, create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    IllegalSaslStateError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
 from aiokafka.protocol.metadata import MetadataRequest
+
+from hookstream_common.kafka import client_options
+from hookstream_common.settings import KafkaSecurity
 
 log = structlog.get_logger(__name__)
 
@@ -87,26 +98,99 @@ def postgres_check(dsn: str) -> Check:
     return check
 
 
-def kafka_check(bootstrap: str) -> Check:
+_CONNECTION_OPTIONS = (
+    "ssl_context",
+    "security_protocol",
+    "sasl_mechanism",
+    "sasl_plain_username",
+    "sasl_plain_password",
+    "sasl_oauth_token_provider",
+)
+
+
+def kafka_check(bootstrap: str, security: KafkaSecurity | None = None) -> Check:
     """A broker answers a request (an accepted TCP connection alone proves nothing: a frozen
     broker still completes handshakes). The request asks for the brokers and no topic, so it
-    costs the same with ten topics or ten thousand."""
-    client = AIOKafkaClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=int(PROBE_TIMEOUT * 1000)
-    )
-    started = False
+    costs the same with ten topics or ten thousand.
+
+    The probe holds one connection of its own, made as every client makes it (TLS, SASL), so
+    that a refused handshake reaches `Readiness` as itself and not as aiokafka's "unable to
+    bootstrap". A failed probe drops it and tries the next bootstrap broker the next time: one
+    frozen broker of three does not keep the service unready.
+    """
+    options = client_options(bootstrap, security)
+    connect = {key: options[key] for key in _CONNECTION_OPTIONS if key in options}
+    hosts = [(host, port) for host, port, _ in collect_hosts(bootstrap)]
+    turn = 0
+    conn: AIOKafkaConnection | None = None
 
     async def check() -> object:
-        nonlocal started
-        if not started:
-            await client.bootstrap()
-            started = True
-        node = client.get_random_node()
-        if node is None:
-            raise KafkaError("no broker is known")
-        return await client.send(node, MetadataRequest(topics=[]))
+        nonlocal conn, turn
+        try:
+            if conn is None or not conn.connected():
+                host, port = hosts[turn % len(hosts)]
+                conn = await create_conn(
+                    host, port, request_timeout_ms=int(PROBE_TIMEOUT * 1000), **connect
+                )
+            return await conn.send(MetadataRequest(topics=[]))
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            conn, turn = None, turn + 1
+            raise
 
     return check
+
+
+AUTH_ERRORS = (
+    AuthenticationFailedError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+    IllegalSaslStateError,
+    ClusterAuthorizationFailedError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+CLIENT_CERTIFICATE_REFUSED = {
+    "SSLV3_ALERT_BAD_CERTIFICATE",
+    "SSLV3_ALERT_CERTIFICATE_UNKNOWN",
+    "SSLV3_ALERT_CERTIFICATE_EXPIRED",
+    "SSLV3_ALERT_CERTIFICATE_REVOKED",
+    "TLSV1_ALERT_UNKNOWN_CA",
+    "TLSV1_ALERT_ACCESS_DENIED",
+    "TLSV13_ALERT_CERTIFICATE_REQUIRED",
+}
+"""TLS alerts a server sends about the client's certificate: with mTLS that certificate is the
+credential, so these are `auth`, not `tls` (which is the client distrusting the server)."""
+
+FIXES = {
+    "auth": "the server refused the credentials: check the user, password or token and the "
+    "mechanism (KAFKA_SASL_*, the user in DATABASE_URL), or that the server's CA signed the "
+    "client certificate (KAFKA_SSL_CERTFILE, KAFKA_SSL_KEYFILE)",
+    "tls": "the server's certificate is not trusted: check that the CA file signed it "
+    "(KAFKA_SSL_CAFILE, sslrootcert in DATABASE_URL) and that it names the host connected to",
+    "unreachable": "no answer: check the address, the network and that the server runs",
+}
+"""What to check for each reason a dependency is down, for the log (never the error text,
+which could carry a connection string)."""
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a probe failed, in one word: `auth`, `tls` or `unreachable` (`/readyz`).
+
+    Walks the chain of causes: aiokafka wraps a refused handshake in a connection error.
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, AUTH_ERRORS):
+            return "auth"
+        if getattr(seen, "reason", None) in CLIENT_CERTIFICATE_REFUSED:
+            return "auth"
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return "tls"
+        seen = seen.__cause__ or seen.__context__
+    return "unreachable"
 
 
 class Readiness:
@@ -116,6 +200,8 @@ class Readiness:
         self._checks = checks
         self._is_started = is_started
         self.dependencies: dict[str, bool] = dict.fromkeys(checks, False)
+        self.reasons: dict[str, str] = {}
+        """Why each dependency that is down is down (`failure_reason`); not yet probed: absent."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -124,13 +210,15 @@ class Readiness:
         return self._is_started() and all(self.dependencies.values())
 
     def report(self) -> dict[str, object]:
-        """The body of `/readyz`: what is up and what is not, never an error text."""
+        """The body of `/readyz`: what is up and what is not and why in one word (`reasons`),
+        never an error text."""
         return {
             "status": "ready" if self.ready else "unavailable",
             "started": self._is_started(),
             "dependencies": {
                 name: "up" if up else "down" for name, up in self.dependencies.items()
             },
+            "reasons": dict(self.reasons),
         }
 
     def start(self) -> None:
@@ -149,12 +237,28 @@ class Readiness:
         for name, check in self._checks.items():
             try:
                 await asyncio.wait_for(check(), PROBE_TIMEOUT)
-                up = True
-            except Exception:
-                up = False
-            if up != self.dependencies[name]:
-                log.info("dependency state changed", dependency=name, up=up)
-            self.dependencies[name] = up
+            except Exception as exc:
+                self._down(name, failure_reason(exc), exc)
+                continue
+            if not self.dependencies[name]:
+                log.info("dependency state changed", dependency=name, up=True)
+            self.dependencies[name] = True
+            self.reasons.pop(name, None)
+
+    def _down(self, name: str, reason: str, error: Exception) -> None:
+        """Record a failed probe; log when the state or its reason changes, with what to fix
+        and the error's class only."""
+        if self.dependencies[name] or self.reasons.get(name) != reason:
+            log.warning(
+                "dependency state changed",
+                dependency=name,
+                up=False,
+                reason=reason,
+                fix=FIXES[reason],
+                error_class=type(error).__name__,
+            )
+        self.dependencies[name] = False
+        self.reasons[name] = reason
 
     async def _probe_forever(self) -> None:
         while True:

@@ -6,6 +6,7 @@ import orjson
 
 from hookstream_common.events import Event
 from hookstream_common.kafka import producer
+from hookstream_common.settings import KafkaSecurity
 from hookstream_common.topics import Topics
 
 
@@ -13,11 +14,18 @@ class EventPublisher:
     """Publishes events to the events topic, keyed by tenant id as the matcher expects.
 
     Use as an async context manager; `publish` returns once the broker has the event durably.
+    `security` is how to reach a secured cluster (TLS, SASL); by default it is read from the
+    `KAFKA_*` variables, as the services read it.
     """
 
-    def __init__(self, bootstrap_servers: str, topic_prefix: str = "hookstream") -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topic_prefix: str = "hookstream",
+        security: KafkaSecurity | None = None,
+    ) -> None:
         self._topic = Topics(topic_prefix).events
-        self._producer = producer(bootstrap_servers)
+        self._producer = producer(bootstrap_servers, security)
 
     async def __aenter__(self) -> "EventPublisher":
         await self._producer.start()

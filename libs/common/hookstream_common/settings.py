@@ -1,12 +1,127 @@
 """Settings every service shares; each service extends `CommonSettings` with its own."""
 
 from functools import cached_property
+from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream_common.request_rules import PortSet
 from hookstream_common.topics import Topics
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+class KafkaSecurity(BaseSettings):
+    """How every Kafka client (services, SDK, tools, tests) authenticates and encrypts.
+
+    Read from `KAFKA_<FIELD>` (e.g. `KAFKA_SECURITY_PROTOCOL`), the names Kafka's own tools and
+    most platforms use. Each secret can come from a file instead (`KAFKA_SASL_PASSWORD_FILE`), as
+    Kubernetes mounts secrets; the file is read whenever a client is made. `hookstream_common.kafka.
+    client_options` turns this block into aiokafka's arguments.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
+
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None,
+        description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER; required with SASL_*.",
+    )
+    sasl_username: str | None = Field(None, description="SASL user (PLAIN, SCRAM).")
+    sasl_username_file: FilePath | None = Field(
+        None, description="A file holding the SASL user, instead of `sasl_username`."
+    )
+    sasl_password: SecretStr | None = Field(None, description="SASL password (PLAIN, SCRAM).")
+    sasl_password_file: FilePath | None = Field(
+        None, description="A file holding the SASL password, instead of `sasl_password`."
+    )
+    sasl_oauth_token_provider: str | None = Field(
+        None,
+        description="OAUTHBEARER: `package.module:name` of a callable (or class) that takes no "
+        "argument and returns an `aiokafka.abc.AbstractTokenProvider`.",
+    )
+    ssl_cafile: FilePath | None = Field(
+        None,
+        description="PEM bundle of the CAs that sign the brokers' certificates; the "
+        "system's trust store when unset.",
+    )
+    ssl_certfile: FilePath | None = Field(
+        None, description="PEM client certificate (chain), for brokers that require mTLS."
+    )
+    ssl_keyfile: FilePath | None = Field(None, description="PEM private key of `ssl_certfile`.")
+    ssl_key_password: SecretStr | None = Field(
+        None, description="Password of `ssl_keyfile`, when it is encrypted."
+    )
+    ssl_key_password_file: FilePath | None = Field(
+        None, description="A file holding `ssl_key_password`."
+    )
+    ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "KafkaSecurity":
+        """Refuse at start what could only fail later, naming the variable to set."""
+        sasl = self.security_protocol.startswith("SASL_")
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(f"KAFKA_SASL_MECHANISM is required with {self.security_protocol}")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(
+                "KAFKA_SASL_MECHANISM needs KAFKA_SECURITY_PROTOCOL SASL_SSL or SASL_PLAINTEXT"
+            )
+        if sasl and self.sasl_mechanism == "OAUTHBEARER":
+            if not self.sasl_oauth_token_provider:
+                raise ValueError("OAUTHBEARER needs KAFKA_SASL_OAUTH_TOKEN_PROVIDER")
+        elif sasl and (self.username is None or self.password is None):
+            raise ValueError(
+                f"{self.sasl_mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD "
+                "(or their _FILE variants)"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def username(self) -> str | None:
+        """The SASL user, from the variable or its file."""
+        return _from_file(self.sasl_username_file) or self.sasl_username
+
+    @property
+    def password(self) -> str | None:
+        """The SASL password, from the variable or its file."""
+        return _secret(self.sasl_password, self.sasl_password_file)
+
+    @property
+    def key_password(self) -> str | None:
+        """The client key's password, from the variable or its file."""
+        return _secret(self.ssl_key_password, self.ssl_key_password_file)
+
+
+def _from_file(path: Path | None) -> str | None:
+    """A mounted secret's text without its trailing newline (`kubectl create secret
+    --from-file` and `echo >` both leave one)."""
+    if path is None:
+        return None
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _secret(value: SecretStr | None, path: Path | None) -> str | None:
+    return _from_file(path) or (value.get_secret_value() if value is not None else None)
 
 
 class CommonSettings(BaseSettings):
@@ -16,7 +131,10 @@ class CommonSettings(BaseSettings):
     which use the names other tools use too: `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL`.
     """
 
-    model_config = SettingsConfigDict(env_prefix="HOOKSTREAM_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="HOOKSTREAM_", extra="ignore", hide_input_in_errors=True
+    )
+    """Inputs stay out of validation errors: they include passwords and DSNs."""
 
     kafka_bootstrap_servers: str = Field(
         "127.0.0.1:19092",
@@ -30,12 +148,32 @@ class CommonSettings(BaseSettings):
         validation_alias=AliasChoices("DATABASE_URL", "HOOKSTREAM_DATABASE_URL"),
         description="Postgres DSN.",
     )
+    kafka_security: KafkaSecurity = Field(
+        default_factory=KafkaSecurity,
+        description="TLS and SASL of every Kafka client, from the `KAFKA_*` variables.",
+    )
     topic_prefix: str = Field(
         "hookstream",
         description="First part of every topic name; lets two installations share a cluster.",
     )
     kafka_replication_factor: int = Field(
         1, description="Replication factor of the topics Hookstream creates."
+    )
+    event_partitions: int = Field(
+        4,
+        ge=1,
+        description="Partitions of the events and webhooks topics, which must be equal (the "
+        "matcher joins them per partition): at most this many matchers share the work. Set it "
+        "before the first start; the matcher refuses to start when the topics differ.",
+    )
+    topic_retention_hours: float = Field(
+        168.0,
+        gt=0,
+        description="How long events, delivery jobs and retries are kept on Kafka: the longest "
+        "outage of the matchers or dispatchers that loses no work.",
+    )
+    dlq_retention_hours: float = Field(
+        720.0, gt=0, description="How long the dead-letter topics keep what they parked."
     )
     encryption_keys: str = Field(
         "",

@@ -28,7 +28,7 @@ from hookstream_common import catalogue
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.http_client import delivery_session
-from hookstream_common.kafka import core_topics, ensure_topics, producer
+from hookstream_common.kafka import client_options, core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
@@ -58,8 +58,7 @@ async def _connect(app: FastAPI) -> None:
         app.state.pool,
         app.state.kafka,
         admin,
-        settings.topics,
-        settings.kafka_replication_factor,
+        settings,
         settings.relay_interval_seconds,
     )
     log.info("api connected to Postgres and Kafka")
@@ -69,7 +68,9 @@ async def _connect(app: FastAPI) -> None:
 
 
 async def _started_admin(settings: ApiSettings) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(
+        **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+    )
     try:
         await admin.start()
     except BaseException:
@@ -97,12 +98,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = await create_pool(settings.database_url, min_size=0)
     app.state.box = SecretBox(parse_keys(settings.encryption_keys))
     app.state.http = delivery_session(settings)
-    app.state.kafka = producer(settings.kafka_bootstrap_servers)
+    app.state.kafka = producer(settings.kafka_bootstrap_servers, settings.kafka_security)
     recovering = start_recovery_worker(app)
     app.state.readiness = Readiness(
         {
             "postgres": postgres_check(settings.database_url),
-            "kafka": kafka_check(settings.kafka_bootstrap_servers),
+            "kafka": kafka_check(settings.kafka_bootstrap_servers, settings.kafka_security),
         },
         lambda: app.state.connected,
     )

@@ -34,7 +34,7 @@ from hookstream_common.db import advisory_lock_key
 from hookstream_common.kafka import delivery_topic, ensure_topics
 from hookstream_common.parking import reason_of
 from hookstream_common.resilience import TRANSIENT, Backoff
-from hookstream_common.topics import Topics
+from hookstream_common.settings import CommonSettings
 from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_tenant_routes
 
 log = structlog.get_logger(__name__)
@@ -59,15 +59,14 @@ class OutboxRelay:
         pool: asyncpg.Pool,
         producer: AIOKafkaProducer,
         admin: AIOKafkaAdminClient,
-        topics: Topics,
-        replication: int,
+        settings: CommonSettings,
         interval: float,
     ) -> None:
         self._pool = pool
         self._producer = producer
         self._admin = admin
-        self._topics = topics
-        self._replication = replication
+        self._settings = settings
+        self._topics = settings.topics
         self._interval = interval
         self._wake = asyncio.Event()
 
@@ -126,7 +125,7 @@ class OutboxRelay:
             if created:
                 await ensure_topics(
                     self._admin,
-                    [delivery_topic(self._topics, wid, self._replication) for wid in created],
+                    [delivery_topic(self._settings, wid) for wid in created],
                 )
             published: list[int] = []
             for tenant_id in dict.fromkeys(r["tenant_id"] for r in rows):

@@ -48,7 +48,7 @@ class _Clients:
 
 
 async def _started_producer(settings: DispatcherSettings) -> AIOKafkaProducer:
-    kafka = producer(settings.kafka_bootstrap_servers)
+    kafka = producer(settings.kafka_bootstrap_servers, settings.kafka_security)
     try:
         await kafka.start()
     except BaseException:
@@ -69,9 +69,7 @@ async def _connect(settings: DispatcherSettings) -> _Clients:
     await keep_trying(targets.start, "Postgres (change listener)")
     topics = core_topics(settings)
     await keep_trying(
-        lambda: create_missing_topics(
-            settings.kafka_bootstrap_servers, topics + dispatcher_topics(settings)
-        ),
+        lambda: create_missing_topics(settings, topics + dispatcher_topics(settings)),
         "Kafka (topics)",
     )
     kafka = await keep_trying(lambda: _started_producer(settings), "Kafka (producer)")
@@ -111,7 +109,7 @@ async def serve(settings: DispatcherSettings) -> None:
     parts: list[Dispatcher | RetryScheduler] = []
     readiness = Readiness(
         {
-            "kafka": kafka_check(settings.kafka_bootstrap_servers),
+            "kafka": kafka_check(settings.kafka_bootstrap_servers, settings.kafka_security),
             "postgres": postgres_check(settings.database_url),
         },
         lambda: bool(parts),

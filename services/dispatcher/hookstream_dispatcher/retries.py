@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.jobs import DeliveryJob
+from hookstream_common.kafka import client_options, new_topic
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import wake_owners
@@ -34,13 +35,12 @@ TIER_PARTITIONS = 4
 
 def dispatcher_topics(settings: DispatcherSettings) -> list[NewTopic]:
     """One topic per tier of the schedule, and the dead-letter topic."""
-    replication = settings.kafka_replication_factor
     return [
         *(
-            NewTopic(settings.topics.retry(t.name), TIER_PARTITIONS, replication)
+            new_topic(settings, settings.topics.retry(t.name), TIER_PARTITIONS)
             for t in settings.retry_policy.tiers
         ),
-        NewTopic(settings.topics.dispatch_dlq, 1, replication),
+        new_topic(settings, settings.topics.dispatch_dlq, dead_letters=True),
     ]
 
 
@@ -62,7 +62,7 @@ class RetryScheduler:
         self._timers: dict[TopicPartition, asyncio.TimerHandle] = {}
         self.consumer = AIOKafkaConsumer(
             *self._tier_of,
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **client_options(settings.kafka_bootstrap_servers, settings.kafka_security),
             group_id=f"{settings.dispatcher_group_id}-retries",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

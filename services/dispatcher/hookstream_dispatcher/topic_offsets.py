@@ -20,8 +20,9 @@ _EARLIEST = -2
 class TopicOffsets:
     """A metadata and ListOffsets client of its own (not a consumer: it fetches no record)."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self._client = AIOKafkaClient(bootstrap_servers=bootstrap)
+    def __init__(self, connection: dict[str, object]) -> None:
+        """`connection`: `hookstream_common.kafka.client_options`."""
+        self._client = AIOKafkaClient(**connection)
         self._refreshed_at = float("-inf")
 
     async def start(self) -> None:

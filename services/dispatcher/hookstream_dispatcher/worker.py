@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.kafka import GROUP_TIMEOUTS
+from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
@@ -104,9 +104,9 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._scan_now = asyncio.Event()
         self.started = False
-        bootstrap = settings.kafka_bootstrap_servers
+        connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
         self.shard_consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **connection,
             group_id=settings.shard_group_id,
             enable_auto_commit=False,
             auto_offset_reset="latest",
@@ -114,15 +114,15 @@ class Dispatcher:
             **GROUP_TIMEOUTS,
         )
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **connection,
             group_id=settings.dispatcher_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5000,
             fetch_max_wait_ms=100,  # a topic taken up waits for the fetch in flight to end
         )
-        self._offsets = TopicOffsets(bootstrap)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._offsets = TopicOffsets(connection)
+        self._admin = AIOKafkaAdminClient(**connection)
 
     def stop(self) -> None:
         """Stop fetching; in-flight requests get the grace period to finish."""

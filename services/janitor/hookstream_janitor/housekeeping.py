@@ -119,18 +119,19 @@ async def drop_day(conn: asyncpg.Connection, day: date, names: list[str]) -> boo
 async def delete_drained_topics(
     conn: asyncpg.Connection,
     admin: AIOKafkaAdminClient,
-    bootstrap: str,
+    connection: dict[str, object],
     topics: Topics,
     group: str,
     report: PassReport,
 ) -> None:
-    """Delete the delivery topics of deleted webhooks once the dispatchers have read them all."""
+    """Delete the delivery topics of deleted webhooks once the dispatchers have read them all
+    (`connection`: `hookstream_common.kafka.client_options`, for the offset probe)."""
     rows = await conn.fetch("SELECT webhook_id FROM deleted_webhooks ORDER BY deleted_at")
     if not rows:
         return
     existing = set(await admin.list_topics())
     committed = await admin.list_consumer_group_offsets(group)
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    probe = AIOKafkaConsumer(**connection)
     await probe.start()
     try:
         for row in rows:

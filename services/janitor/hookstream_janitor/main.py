@@ -16,6 +16,7 @@ import uvloop
 from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.db import DAYS_AHEAD, advisory_lock_key, migrate
+from hookstream_common.kafka import client_options
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import TRANSIENT, Readiness, kafka_check, postgres_check
@@ -45,13 +46,14 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         report = PassReport()
         retention = timedelta(days=settings.retention_days)
         await rotate_partitions(conn, now, retention, DAYS_AHEAD, report)
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+        admin = AIOKafkaAdminClient(**connection)
         await admin.start()
         try:
             await delete_drained_topics(
                 conn,
                 admin,
-                settings.kafka_bootstrap_servers,
+                connection,
                 settings.topics,
                 settings.dispatcher_group_id,
                 report,
@@ -89,7 +91,7 @@ async def run(settings: JanitorSettings, once: bool) -> None:
     readiness = Readiness(
         {
             "postgres": postgres_check(settings.database_url),
-            "kafka": kafka_check(settings.kafka_bootstrap_servers),
+            "kafka": kafka_check(settings.kafka_bootstrap_servers, settings.kafka_security),
         },
         lambda: True,
     )

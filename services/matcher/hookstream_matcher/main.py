@@ -6,12 +6,19 @@ Start-up waits for Kafka (decision 10): the operations endpoints answer from the
 
 import asyncio
 import signal
+import sys
 
 import structlog
 import uvloop
 from aiohttp import web
+from aiokafka.errors import UnknownTopicOrPartitionError
 
-from hookstream_common.kafka import core_topics, create_missing_topics, producer
+from hookstream_common.kafka import (
+    core_topics,
+    create_missing_topics,
+    partition_counts,
+    producer,
+)
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying
@@ -24,7 +31,9 @@ log = structlog.get_logger(__name__)
 async def _started_matcher(settings: MatcherSettings) -> Matcher:
     """A matcher whose producer and consumers are connected; new clients on every try."""
     kafka = producer(
-        settings.kafka_bootstrap_servers, linger_ms=int(settings.matcher_linger_seconds * 1000)
+        settings.kafka_bootstrap_servers,
+        settings.kafka_security,
+        linger_ms=int(settings.matcher_linger_seconds * 1000),
     )
     matcher = Matcher(settings, kafka)
     try:
@@ -35,13 +44,52 @@ async def _started_matcher(settings: MatcherSettings) -> Matcher:
     return matcher
 
 
+class NotCoPartitioned(Exception):
+    """The events and webhooks topics differ in partitions: routing would miss webhooks."""
+
+
+def co_partitioning_problem(counts: dict[str, int], events: str, webhooks: str) -> str | None:
+    """What is wrong with the two joined topics, with what to do; None when they fit.
+
+    The matcher joins events partition k with the webhooks of partition k (decision 3), so
+    unequal counts send a tenant's events and its webhooks to different matchers.
+    """
+    if counts[events] == counts[webhooks]:
+        return None
+    return (
+        f"{events} has {counts[events]} partitions and {webhooks} has {counts[webhooks]}; "
+        "they must be equal. Add partitions to the smaller one (kafka-topics --alter "
+        "--partitions) and set HOOKSTREAM_EVENT_PARTITIONS to the same count"
+    )
+
+
+async def _check_co_partitioned(settings: MatcherSettings) -> None:
+    """Raise `NotCoPartitioned` unless both joined topics exist with the same partitions."""
+    topics = settings.topics
+    counts = await partition_counts(settings, [topics.events, topics.webhooks])
+    if topics.events not in counts or topics.webhooks not in counts:
+        # Just created: the broker answering may not know them yet. Ask again.
+        raise UnknownTopicOrPartitionError(f"{topics.events} or {topics.webhooks}")
+    problem = co_partitioning_problem(counts, topics.events, topics.webhooks)
+    if problem is not None:
+        raise NotCoPartitioned(problem)
+    if counts[topics.events] != settings.event_partitions:
+        log.warning(
+            "topics have another partition count than HOOKSTREAM_EVENT_PARTITIONS; using theirs",
+            partitions=counts[topics.events],
+            setting=settings.event_partitions,
+        )
+
+
 async def _start(settings: MatcherSettings) -> Matcher:
-    """Wait for Kafka, then connect: a broker outage at start-up is waited out, not fatal."""
+    """Wait for Kafka, then connect: a broker outage at start-up is waited out, not fatal;
+    topics that cannot be joined are (`NotCoPartitioned`)."""
     topics = core_topics(settings)
     await keep_trying(
-        lambda: create_missing_topics(settings.kafka_bootstrap_servers, topics),
+        lambda: create_missing_topics(settings, topics),
         "Kafka (core topics)",
     )
+    await keep_trying(lambda: _check_co_partitioned(settings), "Kafka (topic partitions)")
     return await keep_trying(lambda: _started_matcher(settings), "Kafka (clients)")
 
 
@@ -62,7 +110,7 @@ async def serve(settings: MatcherSettings) -> None:
         return web.json_response({"tenantId": tenant_id, "webhooks": webhooks})
 
     readiness = Readiness(
-        {"kafka": kafka_check(settings.kafka_bootstrap_servers)},
+        {"kafka": kafka_check(settings.kafka_bootstrap_servers, settings.kafka_security)},
         lambda: bool(current) and current[0].started,
     )
     ops = await start_ops_server(
@@ -104,7 +152,11 @@ def main() -> None:
     """Entry point."""
     settings = MatcherSettings()
     configure_logging("matcher", settings.log_level, settings.log_format)
-    uvloop.run(serve(settings))
+    try:
+        uvloop.run(serve(settings))
+    except NotCoPartitioned as exc:
+        log.critical("refusing to start", problem=str(exc))
+        sys.exit(2)
 
 
 if __name__ == "__main__":

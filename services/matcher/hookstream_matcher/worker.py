@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.kafka import GROUP_TIMEOUTS
+from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, dead_letter, reason_of
 from hookstream_common.resilience import Backoff
 from hookstream_common.shards import wake_owners
@@ -74,7 +74,8 @@ class Matcher:
         self.table = RouteTable()
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+        connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+        self._admin = AIOKafkaAdminClient(**connection)
         self._known_topics: set[str] = set()
         self._recent_topics: dict[str, float] = {}
         self._always_written = [
@@ -87,7 +88,7 @@ class Matcher:
         self._loaded_for = 0
         """The table holds the partitions of assignment number `_loaded_for`."""
         self.events = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **connection,
             group_id=settings.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -95,7 +96,7 @@ class Matcher:
             **GROUP_TIMEOUTS,
         )
         self.changes = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
+            **connection,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
