@@ -82,8 +82,40 @@ class Profile:
     ready_s: float  # longest wait for every service to be ready at the end
 
 
-SHORT = Profile("short", 25, 2, 1, 1, 1, 1, 12, 1, 10, (1.0, 3.0), 2, 5, 45, 30)
-FULL = Profile("full", 40, 20, 3, 5, 3, 2, 30, 3, 30, (1.0, 6.0), 5, 10, 120, 60)
+SHORT = Profile(
+    name="short",
+    rate=25,
+    kills=2,
+    rolling_rounds=1,
+    rebalance_rounds=1,
+    broker_kills=1,
+    broker_pauses=1,
+    broker_pause_s=12,
+    postgres_restarts=1,
+    recover_events=10,
+    gap_s=(1.0, 3.0),
+    steady_s=2,
+    down_s=5,
+    settle_s=45,
+    ready_s=30,
+)
+FULL = Profile(
+    name="full",
+    rate=40,
+    kills=20,
+    rolling_rounds=3,
+    rebalance_rounds=5,
+    broker_kills=3,
+    broker_pauses=2,
+    broker_pause_s=30,
+    postgres_restarts=3,
+    recover_events=30,
+    gap_s=(1.0, 6.0),
+    steady_s=5,
+    down_s=10,
+    settle_s=120,
+    ready_s=60,
+)
 
 
 def profile() -> Profile:

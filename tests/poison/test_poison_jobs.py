@@ -133,6 +133,9 @@ async def test_a_retry_due_in_a_century_does_not_hold_its_tier(poison: Poison) -
         await poison.produce(topic, orjson.dumps(good), key, partition=where.partition)
         await poison.delivered(good["event"]["eventId"])
         case.delivered_after = True
+        _, reason = await poison.parked_from(where)
+        assert "beyond any tier of the schedule" in reason
+        case.parked = True
 
 
 # Readable jobs whose outcome Postgres rejects: each is sent, then its outcome is parked.

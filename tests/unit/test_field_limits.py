@@ -159,7 +159,9 @@ def test_control_characters_are_refused(field: str, value: Any) -> None:
 
 
 def test_multi_line_text_keeps_tabs_and_line_breaks() -> None:
-    WebhookCreate.model_validate({**GOOD, "description": "a\tb\r\nc", "filter": 'id eq "a"\n'})
+    body = {**GOOD, "description": "a\tb\r\nc", "filter": 'id eq "a"\n'}
+    webhook = WebhookCreate.model_validate(body)
+    assert (webhook.description, webhook.filter) == ("a\tb\r\nc", 'id eq "a"\n')
 
 
 def test_patch_pointer_is_bounded() -> None:
