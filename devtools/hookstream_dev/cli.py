@@ -80,9 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     elif args.command == "emit":
-        catalogue.configure(settings.event_types_file)
-        if args.event_type not in event_type_names():
-            sys.exit(f"unknown event type {args.event_type!r}; known: {sorted(event_type_names())}")
+        known = event_type_names(catalogue.load(settings.event_types_file))
+        if args.event_type not in known:
+            sys.exit(f"unknown event type {args.event_type!r}; known: {sorted(known)}")
         asyncio.run(_emit(settings, args))
     return 0
 

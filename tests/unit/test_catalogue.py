@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from hookstream_common.catalogue import (
     CatalogueError,
     EventType,
     event_type_names,
-    event_types,
     read_event_types,
 )
 
@@ -29,12 +27,6 @@ INVOICE = {
 }
 
 JWT = {"jwt_key": "k" * 32, "jwt_issuer": "test", "jwt_audience": "test"}
-
-
-@pytest.fixture(autouse=True)
-def qlik_only_afterwards() -> Iterator[None]:
-    yield
-    catalogue.configure(None)
 
 
 def write(tmp_path: Path, content: object) -> Path:
@@ -59,15 +51,13 @@ def test_the_file_adds_types_after_qliks(tmp_path: Path) -> None:
     assert audit_type.levels == ("tenant", "user")
 
 
-def test_the_api_reads_the_file_at_start_and_accepts_and_lists_its_types(tmp_path: Path) -> None:
-    assert INVOICE["name"] not in event_type_names()
-    create_app(ApiSettings(**JWT, event_types_file=write(tmp_path, [INVOICE])))
-    assert INVOICE["name"] in event_type_names()
-    assert [t.name for t in event_types()][-1] == INVOICE["name"]
-    listed = asyncio.run(list_event_types(None))["data"]  # type: ignore[arg-type]
+def test_the_api_loads_the_file_at_start_and_lists_its_types(tmp_path: Path) -> None:
+    app = create_app(ApiSettings(**JWT, event_types_file=write(tmp_path, [INVOICE])))
+    assert INVOICE["name"] in event_type_names(app.state.event_types)
+    listed = asyncio.run(list_event_types(None, app.state.event_types))["data"]  # type: ignore[arg-type]
     assert listed[-1]["name"] == INVOICE["name"]
-    create_app(ApiSettings(**JWT))
-    assert event_types() == DEFAULT_EVENT_TYPES
+    assert create_app(ApiSettings(**JWT)).state.event_types == DEFAULT_EVENT_TYPES
+    assert INVOICE["name"] not in event_type_names()
 
 
 @pytest.mark.parametrize(
@@ -93,4 +83,4 @@ def test_a_file_that_cannot_be_used_stops_the_service(
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match=r"missing\.json"):
-        catalogue.configure(tmp_path / "missing.json")
+        catalogue.load(tmp_path / "missing.json")

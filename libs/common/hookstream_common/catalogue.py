@@ -2,10 +2,10 @@
 
 A platform that publishes events of its own lists them in a JSON file named by
 `HOOKSTREAM_EVENT_TYPES_FILE`: an array of `{"name", "title", "description", "category",
-"levels"}` (`levels` optional, default both). The API reads it at start (`configure`); from then
-on a webhook's `eventTypes` is checked against `event_types()`, Qlik's and the file's, and
-`GET /webhooks/event-types` lists them all. A file that
-cannot be used is a configuration error: the service does not start.
+"levels"}` (`levels` optional, default both). The API loads it at start (`load`) and keeps the
+result in its own state: a webhook's `eventTypes` is checked against it, Qlik's and the file's,
+and `GET /webhooks/event-types` lists them all. A file that cannot be used is a configuration
+error: the service does not start.
 """
 
 import json
@@ -108,20 +108,11 @@ def read_event_types(path: Path) -> tuple[EventType, ...]:
     return types
 
 
-_configured: tuple[EventType, ...] = DEFAULT_EVENT_TYPES
+def load(path: Path | None) -> tuple[EventType, ...]:
+    """Qlik's event types and, when `path` is set, the file's."""
+    return read_event_types(path) if path else DEFAULT_EVENT_TYPES
 
 
-def configure(path: Path | None) -> None:
-    """Use Qlik's event types and, when `path` is set, the file's, for this process."""
-    global _configured
-    _configured = read_event_types(path) if path else DEFAULT_EVENT_TYPES
-
-
-def event_types() -> tuple[EventType, ...]:
-    """The catalogue of this process (see `configure`)."""
-    return _configured
-
-
-def event_type_names(types: Iterable[EventType] | None = None) -> frozenset[str]:
-    """The names, for validating a webhook's `eventTypes`: of `types`, or of `event_types()`."""
-    return frozenset(t.name for t in (event_types() if types is None else types))
+def event_type_names(types: Iterable[EventType] = DEFAULT_EVENT_TYPES) -> frozenset[str]:
+    """The names of `types`, for validating a webhook's `eventTypes`."""
+    return frozenset(t.name for t in types)

@@ -21,6 +21,7 @@ from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
+from hookstream_common.catalogue import EventType
 from hookstream_common.crypto import SecretBox
 
 
@@ -100,6 +101,11 @@ async def action_allowed(request: Request, principal: CurrentPrincipal) -> None:
     await _within(request, principal, limit, "resends, recoveries and tests")
 
 
+def catalogue(request: Request) -> tuple[EventType, ...]:
+    """The event types webhooks may subscribe to, loaded when the app was created."""
+    return request.app.state.event_types
+
+
 def delivery_client(request: Request) -> aiohttp.ClientSession:
     """The SSRF-safe client the synchronous resend sends with."""
     return request.app.state.http
@@ -111,6 +117,7 @@ Box = Annotated[SecretBox, Depends(secret_box)]
 Recoveries = Annotated[RecoveryWorker, Depends(recovery_worker)]
 Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
+Catalogue = Annotated[tuple[EventType, ...], Depends(catalogue)]
 WriteAllowed = Depends(write_allowed)
 """Add to `dependencies=` of every route that writes a webhook."""
 

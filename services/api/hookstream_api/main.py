@@ -139,7 +139,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     app.state.settings = settings or ApiSettings()
     app.state.in_flight = InFlight(app.state.settings.resends_in_flight_per_tenant)
-    catalogue.configure(app.state.settings.event_types_file)
+    app.state.event_types = catalogue.load(app.state.settings.event_types_file)
     install_error_handlers(app)
     app.add_middleware(
         RequestLimits,

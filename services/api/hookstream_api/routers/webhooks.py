@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from hookstream_api.auth import CurrentPrincipal, Principal
 from hookstream_api.dependencies import (
+    Catalogue,
     Settings,
     WebhookFilters,
     WebhookPage,
@@ -39,7 +40,7 @@ from hookstream_api.validation import (
     check_url,
 )
 from hookstream_api.webhook_health import WebhookHealth
-from hookstream_common.catalogue import event_type_names, event_types
+from hookstream_common.catalogue import EventType, event_type_names
 from hookstream_common.filters import FilterError, parse_filter
 from hookstream_common.request_rules import PortSet
 from hookstream_common.webhook_model import RateLimit, WebhookFields, api_form
@@ -63,13 +64,17 @@ async def webhooks_json(
 
 
 def checked_fields(
-    body: WebhookInput, principal: Principal, enabled: bool, ports: PortSet
+    body: WebhookInput,
+    principal: Principal,
+    enabled: bool,
+    ports: PortSet,
+    event_types: tuple[EventType, ...],
 ) -> WebhookFields:
     """Apply the rules JSON schema cannot express; fill the defaults that depend on the caller."""
     try:
         check_url(body.url, ports)
         check_certificate_revocation(body.check_certificate_revocation)
-        check_event_types(body.event_types, event_type_names())
+        check_event_types(body.event_types, event_type_names(event_types))
         check_headers("headers", body.headers)
         check_headers("encryptedHeaders", body.encrypted_headers)
         clashes = {n.lower() for n in body.headers} & {n.lower() for n in body.encrypted_headers}
@@ -137,18 +142,24 @@ async def list_webhooks(
     responses=RATE_LIMITED,
 )
 async def create_webhook(
-    body: WebhookCreate, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
+    body: WebhookCreate,
+    principal: CurrentPrincipal,
+    repo: Webhooks,
+    settings: Settings,
+    known: Catalogue,
 ) -> dict[str, Any]:
     """Register a webhook; it receives events published from now on."""
-    fields = checked_fields(body, principal, enabled=body.enabled, ports=settings.port_set)
+    fields = checked_fields(
+        body, principal, enabled=body.enabled, ports=settings.port_set, event_types=known
+    )
     row = await repo.create(principal, fields, body.origin, settings.max_webhooks_per_tenant)
     return webhook_json(row, WebhookHealth())
 
 
 @router.get("/event-types", response_model=EventTypeList)
-async def list_event_types(_: CurrentPrincipal) -> dict[str, Any]:
+async def list_event_types(_: CurrentPrincipal, known: Catalogue) -> dict[str, Any]:
     """The event types a webhook can subscribe to."""
-    return {"data": [t.as_json() for t in event_types()]}
+    return {"data": [t.as_json() for t in known]}
 
 
 @router.api_route(
@@ -185,6 +196,7 @@ async def patch_webhook(
     principal: CurrentPrincipal,
     repo: Webhooks,
     settings: Settings,
+    known: Catalogue,
 ) -> Response:
     """Change some fields with a JSON Patch; the result is validated as a whole."""
     for operation in operations:
@@ -198,7 +210,9 @@ async def patch_webhook(
             body = WebhookCreate.model_validate(patched)
         except ValidationError as exc:
             raise invalid(_first_error(exc)) from None
-        return checked_fields(body, principal, enabled=body.enabled, ports=settings.port_set)
+        return checked_fields(
+            body, principal, enabled=body.enabled, ports=settings.port_set, event_types=known
+        )
 
     if await repo.patch(principal, parse_id(id), apply) is None:
         raise not_found()
@@ -207,10 +221,17 @@ async def patch_webhook(
 
 @router.put("/{id}", response_model=Webhook, dependencies=[WriteAllowed], responses=RATE_LIMITED)
 async def replace_webhook(
-    id: str, body: WebhookReplace, principal: CurrentPrincipal, repo: Webhooks, settings: Settings
+    id: str,
+    body: WebhookReplace,
+    principal: CurrentPrincipal,
+    repo: Webhooks,
+    settings: Settings,
+    known: Catalogue,
 ) -> dict[str, Any]:
     """Replace every writable field; omitted ones return to their defaults."""
-    fields = checked_fields(body, principal, enabled=body.enabled, ports=settings.port_set)
+    fields = checked_fields(
+        body, principal, enabled=body.enabled, ports=settings.port_set, event_types=known
+    )
     row = await repo.replace(principal, parse_id(id), fields)
     if row is None:
         raise not_found()
