@@ -191,6 +191,7 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
             "0005_outbox_failures_and_write_rate",
             "0006_rate_limits_rotation_health",
             "0007_event_bodies_as_sent",
+            "0008_health_counts",
         ]
         new = await asyncpg.connect(dsn)
         row = await new.fetchrow("SELECT *, tableoid::regclass::text AS part FROM deliveries")
