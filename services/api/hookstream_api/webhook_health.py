@@ -39,6 +39,7 @@ counted AS (
     SELECT e.name, c.webhook_id, c.attempts, c.succeeded, c.retries_due
     FROM edges e JOIN webhook_health_counts c ON c.webhook_id = ANY($1::uuid[])
         AND c.span = 'hour' AND c.bucket >= e.whole_hours
+        AND c.bucket >= now() - interval '24 hours'  -- a bound the index and partitions use
 ),
 sums AS (
     SELECT webhook_id,
