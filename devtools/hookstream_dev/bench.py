@@ -666,8 +666,8 @@ async def webhook_list(bench: Bench) -> None:
         say(f"(h) stored in {seeded:.0f} s")
         url = f"{stack.services.url('api')}/api/v1/webhooks"
         first = await stack.client.get(url, headers=stack.auth("busy"))
-        shown = [w["successRate24h"] for w in first.json()["data"]]
-        assert all(rate is not None for rate in shown), "the busy tenant's health is shown"
+        if any(w["successRate24h"] is None for w in first.json()["data"]):
+            raise RuntimeError("(h): the busy tenant's list shows no success rate")
         reads: dict[str, dict[str, Any]] = {}
         for tenant in ("empty", "busy"):
             say(f"(h) {sizes.list_clients} clients list {tenant}'s webhooks")

@@ -12,11 +12,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from history_rows import insert_webhook, new_event, own_database
+from history_rows import insert_delivery, insert_webhook, new_event, own_database
 
 from hookstream_api.recoveries import take_page
 from hookstream_api.webhook_health import load_health
-from hookstream_common.db import create_pool
+from hookstream_common.db import create_pool, migrate
 from hookstream_common.delivery import Attempt
 from hookstream_common.history import Outcome, record_outcomes
 
@@ -191,3 +191,40 @@ async def _recover_failed(pool: asyncpg.Pool, webhook_id: str) -> None:
         )
         async with conn.transaction():
             assert await take_page(conn, recovery, keys), "some deliveries are recovered"
+
+
+async def test_an_upgraded_database_shows_the_health_counted_before(
+    servers: dict[str, str],
+) -> None:
+    now = datetime.now(UTC)
+    async with own_database(servers["database"], upto="0007_event_bodies_as_sent") as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            webhook_id = await insert_webhook(conn, "t")
+            for minutes, code in ((5, 200), (30, 500), (50, None), (180, 200), (1200, 503)):
+                at = now - timedelta(minutes=minutes)
+                due = now + timedelta(hours=2) if code == 503 else None
+                status = "success" if code == 200 else "fail"
+                delivery = await insert_delivery(conn, "t", webhook_id, at, status, due)
+                await conn.execute(
+                    "INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at,"
+                    " tenant_id, webhook_id, started_at, duration_ms, status_code)"
+                    " VALUES ($1, 1, $2, 't', $3, $2, 1, $4)",
+                    uuid.UUID(delivery),
+                    at,
+                    uuid.UUID(webhook_id),
+                    code,
+                )
+        finally:
+            await conn.close()
+        assert "0008_health_counts" in await migrate(dsn)
+        pool = await create_pool(dsn)
+        try:
+            page = [uuid.UUID(webhook_id)]
+            health = (await load_health(pool, page))[page[0]]
+            async with pool.acquire() as conn:
+                counted = (await _counted(conn, page))[page[0]]
+        finally:
+            await pool.close()
+        assert counted == (round(1 / 3, 4), 0.4, 1)
+        assert (health.success_rate_1h, health.success_rate_24h, health.pending_retries) == counted
