@@ -43,7 +43,7 @@ test: install lint
 chaos: install
 	@HOOKSTREAM_CHAOS=full $(BIN)/pytest -ra -m faults tests/faults
 
-## make bench: every scenario (a-g) on real Kafka and Postgres, each beside a bare client's ceiling;
+## make bench: every scenario (a-h) on real Kafka and Postgres, each beside a bare client's ceiling;
 ## writes docs/benchmarks.md. A smoke run: $(BIN)/python -m hookstream_dev.bench --quick
 bench: install
 	@$(BIN)/python -m hookstream_dev.bench

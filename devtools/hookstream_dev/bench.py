@@ -5,6 +5,7 @@ client's ceiling measured against the same receiver in the same run.
     python -m hookstream_dev.bench --quick          # small sizes, a smoke run (~2 min)
     python -m hookstream_dev.bench --only a,c,d     # some scenarios
     python -m hookstream_dev.bench --many-webhooks 2000   # the size of scenario (f)
+    python -m hookstream_dev.bench --only h --list-deliveries 200000   # the size of (h)
 
 (`HOOKSTREAM_BENCH=quick` in the environment is the same as `--quick`.)
 
@@ -16,6 +17,13 @@ Scenarios (issue 10):
   f  N existing webhooks (default 10,000), 200 events/s to random ones: a new webhook's first
      delivery, p99, the dispatcher's idle CPU and RSS (on a private broker: N topics)
   g  two dispatchers, one SIGKILLed under load: time until its shards move, deliveries lost
+  h  GET /api/v1/webhooks at 50 concurrent clients for a tenant with 1,000,000 deliveries in
+     the last 24 h, beside a tenant with the same webhooks and no deliveries (issue 21)
+
+Every scenario also reports its efficiency (issue 21): deliveries per CPU-second of the
+dispatcher, beside the bare client's POSTs per CPU-second of its own process in the same run
+(both read from /proc), a figure that does not depend on what else runs on the box; for (h),
+requests per CPU-second of the API, beside the empty tenant's.
 
 The sink (hookstream_dev.bench_sink) runs in its own process; every scenario's services start
 here on a fresh database and topic prefix, removed afterwards. Results print as one table, are
@@ -43,11 +51,12 @@ from typing import Any
 
 import httpx
 
-from hookstream_dev import infra
+from hookstream_dev import bench_list, infra
 from hookstream_dev.bench_sink import bare_paced, bare_throughput
 from hookstream_dev.bench_stack import (
     SHARDS,
     BenchStack,
+    CpuMeter,
     RssSampler,
     StageProbe,
     cpu_seconds,
@@ -63,7 +72,7 @@ PARTIAL = infra.STATE_DIR / "bench" / "partial.json"
 DOC_BEGIN = "<!-- make bench: begin -->"
 DOC_END = "<!-- make bench: end -->"
 SLOW_MS = 50
-ALL = "abcdefg"
+ALL = "abcdefgh"
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,10 @@ class Sizes:
     idle_seconds: float = 10
     failover_seconds: float = 24  # (g); the kill comes after a third of it
     private_kafka_above: int = 1_000  # (f) on its own broker beyond this many webhooks
+    list_deliveries: int = 1_000_000  # (h), in the last 24 h
+    list_webhooks: int = 10  # (h), in each of the two tenants: one page
+    list_clients: int = 50
+    list_seconds: float = 20
 
 
 FULL = Sizes()
@@ -98,6 +111,8 @@ QUICK = Sizes(
     probes=2,
     idle_seconds=3,
     failover_seconds=12,
+    list_deliveries=20_000,
+    list_seconds=4,
 )
 
 
@@ -112,6 +127,7 @@ class Row:
     target: str
     met: bool | None
     data: dict[str, Any] = field(default_factory=dict)
+    efficiency: str = "-"
 
 
 @dataclass
@@ -127,6 +143,8 @@ class Bench:
         default_factory=lambda: httpx.AsyncClient(timeout=30, verify=ensure_tls().client_context())
     )
     ceiling: float = 0.0
+    bare_per_cpu: float = 0.0
+    """The bare client's POSTs per CPU-second of its process, in the ceiling's run."""
     probe: StageProbe | None = None
 
     def stages(self) -> str:
@@ -165,8 +183,11 @@ class Bench:
     async def measure_ceiling(self) -> None:
         count = self.sizes.ceiling_requests
         say(f"ceiling: bare aiohttp client, {count} POSTs, 64 at a time")
+        meter = CpuMeter([os.getpid()])
         self.ceiling = await bare_throughput(self.sink("/ceiling"), count, 64)
+        self.bare_per_cpu = count / max(meter.read(), 0.01)
         self.results["ceiling_rps"] = round(self.ceiling)
+        self.results["bare_per_cpu_s"] = round(self.bare_per_cpu)
 
     async def bare_latency(self, rate: float, seconds: float) -> dict[str, Any]:
         """The sink's latency for a bare client POSTing at `rate`/s."""
@@ -178,6 +199,15 @@ class Bench:
 
     def ratio(self, value: float) -> str:
         return f"{value / self.ceiling:.2f}" if self.ceiling else "-"
+
+    def efficiency(self, deliveries: int, meter: CpuMeter) -> tuple[str, float]:
+        """Deliveries per CPU-second of the dispatchers `meter` reads, beside the bare
+        client's POSTs per CPU-second: the text of the row's cell, and the figure."""
+        per_cpu = deliveries / max(meter.read(), 0.01)
+        if not self.bare_per_cpu:
+            return f"{per_cpu:,.0f}/CPU-s", per_cpu
+        share = per_cpu / self.bare_per_cpu
+        return f"{per_cpu:,.0f}/CPU-s, {share:.2f} x bare ({self.bare_per_cpu:,.0f})", per_cpu
 
     def add(self, row: Row) -> None:
         """Record a row; the rows so far are saved at once, so an interrupted run keeps them."""
@@ -213,8 +243,10 @@ async def throughput(bench: Bench, stack: BenchStack, name: str, tenant: str, ho
     await bench.reset()
     pids = {n: p.pid for n, p in stack.services.processes.items()}
     cpu_before = {n: cpu_seconds(pid) for n, pid in pids.items()}
+    meter = CpuMeter([stack.pid("dispatcher")])
     await stack.publish(events, None, lambda _: (tenant, "bench-user"))
     stats = await bench.drain(total, 120 + total / 200)
+    efficiency, per_cpu = bench.efficiency(stats["count"], meter)
     cpu = {n: round(cpu_seconds(pid) - cpu_before[n], 1) for n, pid in pids.items()}
     rate = _rate(stats)
     bench.add(
@@ -225,7 +257,14 @@ async def throughput(bench: Bench, stack: BenchStack, name: str, tenant: str, ho
             bench.ratio(rate),
             "≥ 0.60 x bare",
             stats["count"] >= total and rate >= 0.6 * bench.ceiling,
-            {"rate": rate, "deliveries": stats["count"], "expected": total, "cpu_s": cpu},
+            {
+                "rate": rate,
+                "deliveries": stats["count"],
+                "expected": total,
+                "cpu_s": cpu,
+                "per_cpu_s": per_cpu,
+            },
+            efficiency,
         )
     )
 
@@ -239,8 +278,10 @@ async def latency(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> d
     await bench.reset()
     if bench.probe:
         bench.probe.reset()
+    meter = CpuMeter([stack.pid("dispatcher")])
     await stack.publish(count, events_rate, lambda _: (tenant, "bench-user"))
     stats = await bench.drain(count * hooks, 60)
+    efficiency, per_cpu = bench.efficiency(stats["count"], meter)
     stages = bench.stages()
     bare = await bench.bare_latency(rate, seconds)
     bench.add(
@@ -251,7 +292,8 @@ async def latency(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> d
             f"p99 {stats['p99_ms'] / max(bare['p99_ms'], 0.1):.0f}x",
             "p99 < 100 ms",
             stats["count"] >= count * hooks and stats["p99_ms"] < 100,
-            {"stats": stats, "bare": bare},
+            {"stats": stats, "bare": bare, "per_cpu_s": per_cpu},
+            efficiency,
         )
     )
     return stats
@@ -285,6 +327,7 @@ async def churn(bench: Bench, stack: BenchStack, tenant: str, hooks: int, p99_c:
                 await asyncio.sleep(wait)
 
     await bench.reset()
+    meter = CpuMeter([stack.pid("dispatcher")])
     task = asyncio.create_task(churning())
     try:
         await stack.publish(count, events_rate, lambda _: (tenant, "bench-user"))
@@ -296,6 +339,7 @@ async def churn(bench: Bench, stack: BenchStack, tenant: str, hooks: int, p99_c:
     stats = await bench.drain(expected, 60)
     await asyncio.sleep(2)  # late duplicates
     stats = await bench.stats()
+    efficiency, per_cpu = bench.efficiency(stats["count"], meter)
     duplicates = stats["count"] - stats["distinct"]
     share = duplicates / max(stats["distinct"], 1)
     bench.add(
@@ -308,7 +352,14 @@ async def churn(bench: Bench, stack: BenchStack, tenant: str, hooks: int, p99_c:
             f"p99 {stats['p99_ms'] / max(p99_c, 0.1):.1f}x (c)",
             "dup < 0.1 %, p99 ≤ 2x (c)",
             share < 0.001 and stats["p99_ms"] <= 2 * p99_c and stats["distinct"] >= expected,
-            {"stats": stats, "created": created, "deleted": deleted, "duplicates": duplicates},
+            {
+                "stats": stats,
+                "created": created,
+                "deleted": deleted,
+                "duplicates": duplicates,
+                "per_cpu_s": per_cpu,
+            },
+            efficiency,
         )
     )
 
@@ -324,8 +375,10 @@ async def slow_receiver(bench: Bench, stack: BenchStack, tenant: str) -> None:
         pace = concurrency / rtt
         events = max(20, int(pace * bench.sizes.slow_seconds))
         await bench.reset()
+        meter = CpuMeter([stack.pid("dispatcher")])
         await stack.publish(events, None, lambda _: (tenant, "bench-user"))
         stats = await bench.drain(events, 30 + events / 10)
+        efficiency, per_cpu = bench.efficiency(stats["count"], meter)
         rate = _rate(stats)
         await bench.reset()
         bare_total = max(20, int(pace * bench.sizes.slow_seconds / 2))
@@ -339,7 +392,14 @@ async def slow_receiver(bench: Bench, stack: BenchStack, tenant: str) -> None:
                 f"{rate / bare:.2f}",
                 f"≥ {target:,.0f}/s (0.85 x C / RTT)",
                 rate >= target and stats["count"] >= events,
-                {"concurrency": concurrency, "rate": rate, "bare": bare, "stats": stats},
+                {
+                    "concurrency": concurrency,
+                    "rate": rate,
+                    "bare": bare,
+                    "stats": stats,
+                    "per_cpu_s": per_cpu,
+                },
+                efficiency,
             )
         )
     await stack.restart_dispatchers(["dispatcher"], {})
@@ -355,10 +415,12 @@ async def failover(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> 
     count = int(events_rate * seconds)
     await bench.reset()
     moved: dict[str, float] = {}
+    meter = CpuMeter([stack.pid("dispatcher"), stack.pid("dispatcher-2")])
 
     async def kill_later() -> None:
         await asyncio.sleep(seconds / 3)
         killed = time.monotonic()
+        meter.read()  # the victim's CPU so far: its /proc entry goes with it
         await asyncio.to_thread(stack.kill, "dispatcher-2")
         say("(g) dispatcher-2 SIGKILLed")
 
@@ -375,6 +437,7 @@ async def failover(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> 
     stats = await bench.drain(expected, 90, distinct=True)
     await asyncio.sleep(2)
     stats = await bench.stats()
+    efficiency, per_cpu = bench.efficiency(stats["count"], meter)
     lost = max(expected - stats["distinct"], 0)
     bench.add(
         Row(
@@ -386,7 +449,8 @@ async def failover(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> 
             "-",
             "move ≤ 15 s, none lost",
             moved["seconds"] <= 15 and lost == 0,
-            {"moved_s": moved["seconds"], "lost": lost, "stats": stats},
+            {"moved_s": moved["seconds"], "lost": lost, "stats": stats, "per_cpu_s": per_cpu},
+            efficiency,
         )
     )
     await stack.restart_dispatchers(["dispatcher"], {})
@@ -507,6 +571,7 @@ async def many_webhooks(bench: Bench) -> None:
         total = int(sizes.many_rate * sizes.many_seconds)
         picks = [random.randrange(count) for _ in range(total)]
         await bench.reset()
+        meter = CpuMeter([stack.pid("dispatcher")])
         probes: list[float] = []
         load = asyncio.create_task(
             stack.publish(total, sizes.many_rate, lambda i: owners[picks[i]])
@@ -517,6 +582,7 @@ async def many_webhooks(bench: Bench) -> None:
             probes.append(await first_delivery(bench, stack, probe))
         await load
         stats = await bench.drain(total, 60)
+        efficiency, per_cpu = bench.efficiency(stats["count"], meter)
         stages = bench.stages()
         bench.probe = None
         pids = stack.pid("dispatcher")
@@ -554,7 +620,9 @@ async def many_webhooks(bench: Bench) -> None:
                     "idle_cpu": idle_cpu,
                     "rss": rss,
                     "create_s": create_s,
+                    "per_cpu_s": per_cpu,
                 },
+                efficiency,
             )
         )
 
@@ -573,6 +641,63 @@ async def first_delivery(bench: Bench, stack: BenchStack, probe: int) -> float:
             return float(arrived) - created
         await asyncio.sleep(0.05)
     return math.inf
+
+
+# --- (h): the webhook list of a busy tenant ---------------------------------------------------
+
+
+async def webhook_list(bench: Bench) -> None:
+    """(h): the list at 50 concurrent clients, a tenant with a day of deliveries beside one with
+    none; both have the same webhooks, so only the delivery volume differs."""
+    sizes = bench.sizes
+    stack = BenchStack(bench.kafka, bench.server_dsn, bench.sink_port)
+    try:
+        await stack.start()
+        bench.sampler.watch(stack)
+        ids = {
+            tenant: [
+                await stack.create_webhook(tenant, f"/list/{tenant}/{i}")
+                for i in range(sizes.list_webhooks)
+            ]
+            for tenant in ("busy", "empty")
+        }
+        say(f"(h) storing {sizes.list_deliveries:,} deliveries of the last 24 h")
+        seeded = await bench_list.seed(stack.database, "busy", ids["busy"], sizes.list_deliveries)
+        say(f"(h) stored in {seeded:.0f} s")
+        url = f"{stack.services.url('api')}/api/v1/webhooks"
+        first = await stack.client.get(url, headers=stack.auth("busy"))
+        if any(w["successRate24h"] is None for w in first.json()["data"]):
+            raise RuntimeError("(h): the busy tenant's list shows no success rate")
+        reads: dict[str, dict[str, Any]] = {}
+        for tenant in ("empty", "busy"):
+            say(f"(h) {sizes.list_clients} clients list {tenant}'s webhooks")
+            meter = CpuMeter([stack.pid("api")])
+            reads[tenant] = await bench_list.read_list(
+                url, stack.auth(tenant), sizes.list_clients, sizes.list_seconds
+            )
+            reads[tenant]["per_cpu_s"] = reads[tenant]["requests"] / max(meter.read(), 0.01)
+        busy, empty = reads["busy"], reads["empty"]
+        slower = empty["rate"] / max(busy["rate"], 0.01)
+        bench.add(
+            Row(
+                f"(h) GET /webhooks, {sizes.list_clients} clients, {sizes.list_webhooks}"
+                f" webhooks with {sizes.list_deliveries:,} deliveries in 24 h",
+                f"{busy['rate']:,.0f} req/s, p50/p99 {busy['p50_ms']:.0f} /"
+                f" {busy['p99_ms']:.0f} ms ({busy['failures']} not 200)",
+                f"empty tenant: {empty['rate']:,.0f} req/s, p50/p99 {empty['p50_ms']:.0f} /"
+                f" {empty['p99_ms']:.0f} ms",
+                f"{slower:.2f}x slower",
+                "≥ 500 req/s, p99 < 250 ms, ≤ 1.5x empty",
+                busy["rate"] >= 500
+                and busy["p99_ms"] < 250
+                and slower <= 1.5
+                and not busy["failures"],
+                {"busy": busy, "empty": empty, "seed_s": seeded},
+                f"{busy['per_cpu_s']:,.0f} req/CPU-s of the API, empty {empty['per_cpu_s']:,.0f}",
+            )
+        )
+    finally:
+        await stack.stop()
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -616,10 +741,12 @@ async def run(sizes: Sizes, only: str) -> dict[str, Any]:
 
         await wait_for(answers, 20, "the sink")
         await bench.measure_ceiling()
-        if set(only) - {"f"}:
+        if set(only) - {"f", "h"}:
             await shared_scenarios(bench, only)
         if "f" in only:
             await many_webhooks(bench)
+        if "h" in only:
+            await webhook_list(bench)
     finally:
         await bench.sampler.stop()
         sink.send_signal(signal.SIGTERM)
@@ -642,12 +769,14 @@ def table(results: dict[str, Any]) -> str:
         f" Bare aiohttp ceiling (64 concurrent POSTs to the same sink):"
         f" **{results['ceiling_rps']:,} POST/s**.",
         "",
-        "| scenario | pipeline | bare client, same run | ratio | target | met |",
-        "|---|---|---|---|---|---|",
+        "| scenario | pipeline | bare client, same run | ratio | efficiency | target | met |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
         met = {True: "**yes**", False: "no", None: "-"}[row["met"]]
-        cells = [row["scenario"], row["pipeline"], row["bare"], row["ratio"], row["target"], met]
+        efficiency = row.get("efficiency", "-")
+        cells = [row["scenario"], row["pipeline"], row["bare"], row["ratio"], efficiency]
+        cells += [row["target"], met]
         lines.append("| " + " | ".join(cells) + " |")
     rss = ", ".join(f"{name} {mib} MiB" for name, mib in results["peak_rss_mib"].items())
     lines += ["", f"Peak RSS of each service over the run: {rss}."]
@@ -678,12 +807,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--only", default=ALL, help="scenarios to run, e.g. `abc` (default all)")
     parser.add_argument("--many-webhooks", type=int, help="webhooks in scenario (f)")
+    parser.add_argument("--list-deliveries", type=int, help="deliveries in scenario (h)")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
     args = parser.parse_args(argv)
     quick = args.quick or os.environ.get("HOOKSTREAM_BENCH") == "quick"
     sizes = QUICK if quick else FULL
     if args.many_webhooks:
         sizes = replace(sizes, many_webhooks=args.many_webhooks)
+    if args.list_deliveries:
+        sizes = replace(sizes, list_deliveries=args.list_deliveries)
     only = "".join(c for c in args.only.lower() if c in ALL)
     results = asyncio.run(run(sizes, only))
     results["quick"] = quick

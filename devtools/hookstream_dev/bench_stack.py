@@ -66,6 +66,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+class CpuMeter:
+    """CPU seconds some processes spent since the meter was made, from /proc. A process that
+    ended keeps what was last read of it, so read the meter just before killing one."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self._start = {pid: cpu_seconds(pid) for pid in pids}
+        self._last = dict(self._start)
+
+    def read(self) -> float:
+        for pid in self._last:
+            with contextlib.suppress(OSError, IndexError):
+                self._last[pid] = cpu_seconds(pid)
+        return sum(self._last[pid] - self._start[pid] for pid in self._start)
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process now, from /proc/<pid>/statm."""
     return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * _PAGE
@@ -234,7 +249,8 @@ class BenchStack:
 
     # --- webhooks -----------------------------------------------------------------------
 
-    def _auth(self, tenant: str) -> dict[str, str]:
+    def auth(self, tenant: str) -> dict[str, str]:
+        """The headers of a TenantAdmin of `tenant`."""
         if tenant not in self._tokens:
             token = mint_token(self.jwt_key, tenant, f"{tenant}-admin", [TENANT_ADMIN])
             self._tokens[tenant] = f"Bearer {token}"
@@ -257,7 +273,7 @@ class BenchStack:
         url = f"{self.services.url('api')}/api/v1/webhooks"
         for attempt in range(5):
             try:
-                response = await self.client.post(url, headers=self._auth(tenant), json=body)
+                response = await self.client.post(url, headers=self.auth(tenant), json=body)
                 if response.status_code == 429:
                     await asyncio.sleep(float(response.headers.get("retry-after", "1")))
                     continue
@@ -273,7 +289,7 @@ class BenchStack:
 
     async def delete_webhook(self, tenant: str, webhook_id: str) -> None:
         url = f"{self.services.url('api')}/api/v1/webhooks/{webhook_id}"
-        (await self.client.delete(url, headers=self._auth(tenant))).raise_for_status()
+        (await self.client.delete(url, headers=self.auth(tenant))).raise_for_status()
 
     async def routed(self, tenant: str, ids: set[str]) -> bool:
         response = await self.client.get(f"{self.services.url('matcher')}/routes/{tenant}")

@@ -35,13 +35,16 @@ def test_quick_bench_runs_every_scenario_and_prints_one_table() -> None:
         timeout=840,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    for scenario in ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)"):
+    scenarios = {"(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)", "(h)"}
+    for scenario in scenarios:
         assert f"| {scenario} " in result.stdout, (scenario, result.stdout)
     [saved] = set((infra.STATE_DIR / "bench").glob("results-*.json")) - before
     results = json.loads(saved.read_text())
     rows = {row["scenario"][:3] for row in results["rows"]}
-    assert rows == {"(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)"}
+    assert rows == scenarios
+    # every scenario reports its efficiency (issue 21)
+    assert all(row["efficiency"] != "-" for row in results["rows"]), results["rows"]
     # nothing may be lost when a dispatcher is killed, whatever the box's load
     failover = next(row for row in results["rows"] if row["scenario"].startswith("(g)"))
     assert failover["data"]["lost"] == 0
-    assert results["ceiling_rps"] > 0
+    assert results["ceiling_rps"] > 0 and results["bare_per_cpu_s"] > 0

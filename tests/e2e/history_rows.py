@@ -19,14 +19,15 @@ CREATED = "com.qlik.v1.app.created"
 
 
 @contextlib.asynccontextmanager
-async def own_database(server_dsn: str) -> AsyncIterator[str]:
-    """A migrated database no service uses (no janitor, no recovery worker), dropped after."""
+async def own_database(server_dsn: str, upto: str | None = None) -> AsyncIterator[str]:
+    """A database migrated (through `upto`) that no service uses (no janitor, no recovery
+    worker), dropped after."""
     name = f"hookstream_own_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(server_dsn)
     await admin.execute(f'CREATE DATABASE "{name}"')
     dsn = f"{server_dsn.rpartition('/')[0]}/{name}"
     try:
-        await migrate(dsn)
+        await migrate(dsn, upto)
         yield dsn
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

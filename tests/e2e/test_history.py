@@ -192,6 +192,7 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
             "0005_outbox_failures_and_write_rate",
             "0006_rate_limits_rotation_health",
             "0007_event_bodies_as_sent",
+            "0008_health_counts",
             "0009_rate_buckets_and_bounded_history",
         ]
         new = await asyncpg.connect(dsn)

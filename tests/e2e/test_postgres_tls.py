@@ -96,7 +96,7 @@ async def test_migrations_and_every_service_run_over_verify_full(
     dsn = tls_postgres.dsn()
     migrate = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "hookstream_common.cli", "migrate"],
+        [sys.executable, "-m", "hookstream_client.cli", "migrate"],
         env={**os.environ, "DATABASE_URL": dsn},
         capture_output=True,
         text=True,

@@ -1,8 +1,11 @@
 """Postgres access shared by the services: the pool and the schema migrations."""
 
+import contextlib
 import hashlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from typing import TypeVar
 
 import asyncpg
 import orjson
@@ -50,6 +53,36 @@ async def ensure_partitions(
     return await conn.fetchval(
         "SELECT hookstream_ensure_partitions($1, $2)", first, first + timedelta(days=ahead)
     )
+
+
+_PARTITION_TRIES = 3
+_T = TypeVar("_T")
+
+
+async def write_with_partitions(
+    conn: asyncpg.Connection, write: Callable[[], Awaitable[_T]], days: list[date]
+) -> _T:
+    """Run `write` in a savepoint; when a row finds no partition, create `days`' and run again.
+
+    A late write always finds its partition: when its day has none (the janitor dropped it, or
+    it is older than the partitions made ahead), the day's partitions are created here and the
+    write is run again. A default partition would instead keep such rows out of day-wise
+    retention and block re-creating that day; refusing the write would stall the dispatcher,
+    whose writer retries a batch until it is stored, behind one late retry.
+    """
+    tries = 1
+    while True:
+        try:
+            async with conn.transaction():  # a savepoint: the write is whole or not at all
+                return await write()
+        except asyncpg.CheckViolationError as exc:
+            if "no partition" not in str(exc) or tries == _PARTITION_TRIES:
+                raise
+        tries += 1
+        for day in days:  # losing a race to another creator is as good as winning it
+            with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+                async with conn.transaction():
+                    await conn.execute("SELECT hookstream_ensure_partitions($1, $1)", day)
 
 
 def _migration_files() -> list[tuple[str, str]]:

@@ -55,8 +55,9 @@ class Attempt:
     body_truncated: bool = False
     error: str | None = None
     error_class: str | None = None
-    """`timeout`, `dns`, `tls`, `connection`, `blocked` (an address webhooks may not reach) or
-    `config` (a URL or secret that cannot be used: retrying will not help until it is changed)."""
+    """`timeout`, `dns`, `tls`, `connection`, `blocked` (an address webhooks may not reach),
+    `config` (a URL or secret that cannot be used: retrying will not help until it is changed) or
+    `internal` (the dispatcher failed unexpectedly while sending; retried)."""
 
     @property
     def succeeded(self) -> bool:

@@ -2,23 +2,26 @@
 
 Every attempt, whatever caused it (dispatch, retry, resend, recover), is recorded by one step,
 `record_outcomes` (decision 5): the history rows and the webhook's health (its run of failures,
-its last attempt and status), in the caller's transaction. Written in batches, never one
-autocommit per row. Every table is partitioned by day on the delivery's trigger time; see
-migration 0003.
+its last attempt and status, and the counts behind its rates: `health_counts`), in the caller's
+transaction. Written in batches, never one autocommit per row. Every table is partitioned by
+day on the delivery's trigger time; see migration 0003.
 """
 
-import contextlib
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
+from hookstream_common.db import write_with_partitions
 from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
+from hookstream_common.health_counts import Change, add_counts, attempt_changes, due_changes
 
-PENDING_ATTEMPT_SQL = "next_attempt_at > now() - interval '15 minutes'"
+PENDING_GRACE = "15 minutes"
+PENDING_ATTEMPT_SQL = f"next_attempt_at > now() - interval '{PENDING_GRACE}'"
 """A delivery's next attempt is still to come: a retry is scheduled, or a recovery queued it.
 
 Recover skips such deliveries (a second retry chain would start) and the janitor keeps their
@@ -26,8 +29,6 @@ day. An attempt due more than 15 minutes ago that stored nothing is taken as los
 dropped, e.g. while the webhook was disabled), so the delivery can be recovered again and its
 day dropped.
 """
-
-_PARTITION_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -97,48 +98,87 @@ RETURNING h.webhook_id, h.consecutive_failures, h.failing_since
 """
 
 # Monotonic: an earlier attempt (late, or delivered again) never replaces a later attempt's
-# outcome, and a success is final.
-_DELIVERY_UPSERT = (
-    "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,"
-    " status_message, triggered_at, cloud_event, request, response, attempts, next_attempt_at,"
-    " changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())"
-    " ON CONFLICT (id, triggered_at) DO UPDATE SET status = EXCLUDED.status,"
-    " status_message = EXCLUDED.status_message, request = EXCLUDED.request,"
-    " response = EXCLUDED.response, attempts = EXCLUDED.attempts,"
-    " next_attempt_at = EXCLUDED.next_attempt_at, changed_at = EXCLUDED.changed_at"
-    " WHERE deliveries.status <> 'success' AND EXCLUDED.attempts >= deliveries.attempts"
+# outcome, and a success is final. Returns the rows it wrote, with what they held before, for
+# the pending-retry counts. What they held is read by a CTE of the same statement, which sees
+# the rows as they were when it began (RETURNING OLD would need PostgreSQL 18).
+_DELIVERY_UPSERT = """
+WITH given AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],
+        $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::jsonb[], $11::jsonb[],
+        $12::int[], $13::timestamptz[])
+        AS g(id, tenant_id, webhook_id, event_id, event_type, status, status_message,
+             triggered_at, cloud_event, request, response, attempts, next_attempt_at)
+), before AS (
+    SELECT d.id, d.triggered_at, d.status, d.next_attempt_at FROM deliveries d
+    WHERE (d.id, d.triggered_at) IN (SELECT id, triggered_at FROM given)
+), written AS (
+    INSERT INTO deliveries AS d (id, tenant_id, webhook_id, event_id, event_type, status,
+        status_message, triggered_at, cloud_event, request, response, attempts,
+        next_attempt_at, changed_at)
+    SELECT *, now() FROM given
+    ON CONFLICT (id, triggered_at) DO UPDATE SET status = EXCLUDED.status,
+        status_message = EXCLUDED.status_message, request = EXCLUDED.request,
+        response = EXCLUDED.response, attempts = EXCLUDED.attempts,
+        next_attempt_at = EXCLUDED.next_attempt_at, changed_at = EXCLUDED.changed_at
+    WHERE d.status <> 'success' AND EXCLUDED.attempts >= d.attempts
+    RETURNING d.id, d.triggered_at, d.webhook_id, d.status, d.next_attempt_at
 )
+SELECT w.webhook_id, w.status, w.next_attempt_at,
+    b.status AS old_status, b.next_attempt_at AS old_next_attempt_at
+FROM written w LEFT JOIN before b ON b.id = w.id AND b.triggered_at = w.triggered_at
+"""
 
-# The response body is stored once, in the delivery's `response`; an attempt notes only
-# whether it was cut.
-_ATTEMPT_UPSERT = (
-    "INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at, tenant_id,"
-    " webhook_id, started_at, duration_ms, status_code, error_class, error,"
-    " body_truncated) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-    " ON CONFLICT (delivery_id, attempt, triggered_at) DO UPDATE SET"
-    " started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,"
-    " status_code = EXCLUDED.status_code, error_class = EXCLUDED.error_class,"
-    " error = EXCLUDED.error, body_truncated = EXCLUDED.body_truncated"
+# An attempt stored again (its job was sent twice) replaces the earlier row; what it held is
+# returned, so the counts move rather than grow. The response body is stored once, in the
+# delivery's `response`; an attempt notes only whether it was cut.
+_ATTEMPT_UPSERT = """
+WITH given AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::uuid[],
+        $6::timestamptz[], $7::float8[], $8::int[], $9::text[], $10::text[], $11::bool[])
+        AS g(delivery_id, attempt, triggered_at, tenant_id, webhook_id, started_at, duration_ms,
+             status_code, error_class, error, body_truncated)
+), before AS (
+    SELECT a.delivery_id, a.attempt, a.triggered_at, a.started_at, a.status_code
+    FROM delivery_attempts a
+    WHERE (a.delivery_id, a.attempt, a.triggered_at)
+        IN (SELECT delivery_id, attempt, triggered_at FROM given)
+), written AS (
+    INSERT INTO delivery_attempts AS a (delivery_id, attempt, triggered_at, tenant_id,
+        webhook_id, started_at, duration_ms, status_code, error_class, error, body_truncated)
+    SELECT * FROM given
+    ON CONFLICT (delivery_id, attempt, triggered_at) DO UPDATE SET
+        started_at = EXCLUDED.started_at, duration_ms = EXCLUDED.duration_ms,
+        status_code = EXCLUDED.status_code, error_class = EXCLUDED.error_class,
+        error = EXCLUDED.error, body_truncated = EXCLUDED.body_truncated
+    RETURNING a.delivery_id, a.attempt, a.triggered_at, a.webhook_id, a.started_at,
+        a.status_code
 )
+SELECT w.webhook_id, w.started_at, w.status_code,
+    b.started_at AS old_started_at, b.status_code AS old_status_code
+FROM written w LEFT JOIN before b ON b.delivery_id = w.delivery_id AND b.attempt = w.attempt
+    AND b.triggered_at = w.triggered_at
+"""
 
 
 async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> list[FailureRun]:
-    """The one store-outcome step: history rows, then each webhook's run of failed attempts.
+    """The one store-outcome step: history rows, the health counts, then each webhook's run of
+    failed attempts.
 
     Call inside a transaction. Returns the runs as they stand after the batch; whether one
     disables its webhook is the dispatcher's decision (it owns auto-disable), so a failed
     resend counts towards it without the API deciding anything.
     """
-    await store(conn, outcomes)
+    await add_counts(conn, await store(conn, outcomes))
     runs = summarise(outcomes)
+    ordered = [runs[webhook_id] for webhook_id in sorted(runs)]  # one lock order for all writers
     rows = await conn.fetch(
         _HEALTH_SQL,
-        list(runs),
-        [run.failures for run in runs.values()],
-        [run.failing_since for run in runs.values()],
-        [run.reset for run in runs.values()],
-        [run.last_at for run in runs.values()],
-        [run.last_status for run in runs.values()],
+        sorted(runs),
+        [run.failures for run in ordered],
+        [run.failing_since for run in ordered],
+        [run.reset for run in ordered],
+        [run.last_at for run in ordered],
+        [run.last_status for run in ordered],
     )
     return [
         FailureRun(str(row["webhook_id"]), row["consecutive_failures"], row["failing_since"])
@@ -170,82 +210,73 @@ def summarise(outcomes: list[Outcome]) -> dict[str, _Run]:
     return runs
 
 
-async def store(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
+def rounds(outcomes: list[Outcome], key: Callable[[Outcome], Hashable]) -> list[list[Outcome]]:
+    """The outcomes in rounds holding each key at most once, in order: one statement cannot
+    write a row twice, and a row written twice in a batch (an attempt and its immediate retry)
+    must take its writes in the order they came."""
+    seen: dict[Hashable, int] = {}
+    split: list[list[Outcome]] = []
+    for outcome in outcomes:
+        index = seen[key(outcome)] = seen.get(key(outcome), -1) + 1
+        if index == len(split):
+            split.append([])
+        split[index].append(outcome)
+    return split
+
+
+async def store(conn: asyncpg.Connection, outcomes: list[Outcome]) -> list[Change]:
     """Insert bodies and attempts, upsert deliveries (monotonically); call inside a transaction.
 
-    A late write always finds its partition: when its day has none (the janitor dropped it, or
-    it is older than the partitions made ahead), the day's partitions are created here and the
-    batch is written again. A default partition would instead keep such rows out of day-wise
-    retention and block re-creating that day; refusing the write would stall the dispatcher,
-    whose writer retries a batch until it is stored, behind one late retry.
+    Returns how the rows written move the health counts. A late write always finds its
+    partition (`write_with_partitions`).
     """
     days = sorted({o.triggered_at.astimezone(UTC).date() for o in outcomes})
-    for tries_left in reversed(range(_PARTITION_TRIES)):
-        try:
-            async with conn.transaction():  # a savepoint: the batch is written whole or not
-                await _write(conn, outcomes)
-            return
-        except asyncpg.CheckViolationError as exc:
-            if "no partition" not in str(exc) or not tries_left:
-                raise
-        await _create_partitions(conn, days)
+    return await write_with_partitions(conn, lambda: _write(conn, outcomes), days)
 
 
-async def _create_partitions(conn: asyncpg.Connection, days: list[date]) -> None:
-    """Each day's partitions; losing a race to another creator is as good as winning it."""
-    for day in days:
-        with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
-            async with conn.transaction():
-                await conn.execute("SELECT hookstream_ensure_partitions($1, $1)", day)
-
-
-async def _write(conn: asyncpg.Connection, outcomes: list[Outcome]) -> None:
+async def _write(conn: asyncpg.Connection, outcomes: list[Outcome]) -> list[Change]:
     bodies = {(o.tenant_id, o.event.id, o.triggered_at): o.event for o in outcomes}
     await conn.executemany(
         "INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)"
         " VALUES ($1, $2, $3, $4::text::json) ON CONFLICT DO NOTHING",
         [(t, e, at, event.legacy_json.decode()) for (t, e, at), event in bodies.items()],
     )
-    await conn.executemany(
-        _DELIVERY_UPSERT,
-        [
-            (
-                o.delivery_id,
-                o.tenant_id,
-                o.webhook_id,
-                o.event.id,
-                o.event.type,
-                o.status,
-                o.status_message,
-                o.triggered_at,
-                o.cloud_event,
-                o.request,
-                o.attempt.as_history(),
-                o.attempt_number,
-                o.next_attempt_at,
-            )
-            for o in outcomes
-        ],
-    )
-    await conn.executemany(
-        _ATTEMPT_UPSERT,
-        [
-            (
-                o.delivery_id,
-                o.attempt_number,
-                o.triggered_at,
-                o.tenant_id,
-                o.webhook_id,
-                o.attempt.started_at,
-                o.attempt.duration_ms,
-                o.attempt.status_code,
-                o.attempt.error_class,
-                o.attempt.error,
-                o.attempt.body_truncated,
-            )
-            for o in outcomes
-        ],
-    )
+    changes: list[Change] = []
+    for batch in rounds(outcomes, lambda o: (o.delivery_id, o.triggered_at)):
+        rows = await conn.fetch(
+            _DELIVERY_UPSERT,
+            [o.delivery_id for o in batch],
+            [o.tenant_id for o in batch],
+            [o.webhook_id for o in batch],
+            [o.event.id for o in batch],
+            [o.event.type for o in batch],
+            [o.status for o in batch],
+            [o.status_message for o in batch],
+            [o.triggered_at for o in batch],
+            [o.cloud_event for o in batch],
+            [o.request for o in batch],
+            [o.attempt.as_history() for o in batch],
+            [o.attempt_number for o in batch],
+            [o.next_attempt_at for o in batch],
+        )
+        changes += due_changes(rows)
+    for batch in rounds(outcomes, lambda o: (o.delivery_id, o.attempt_number, o.triggered_at)):
+        rows = await conn.fetch(
+            _ATTEMPT_UPSERT,
+            [o.delivery_id for o in batch],
+            [o.attempt_number for o in batch],
+            [o.triggered_at for o in batch],
+            [o.tenant_id for o in batch],
+            [o.webhook_id for o in batch],
+            [o.attempt.started_at for o in batch],
+            [o.attempt.duration_ms for o in batch],
+            [o.attempt.status_code for o in batch],
+            [o.attempt.error_class for o in batch],
+            [o.attempt.error for o in batch],
+            [o.attempt.body_truncated for o in batch],
+        )
+        changes += attempt_changes(rows)
+    return changes
 
 
 def delivery_body(body: Any, cloud_event: bool) -> Any:

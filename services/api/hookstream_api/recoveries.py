@@ -11,7 +11,8 @@ A delivery is taken when it failed, no attempt of it is pending (a retry is sche
 recovery queued it: `PENDING_ATTEMPT_SQL`) and it has not changed since this recovery was
 requested (no outcome stored, no other recovery took it), so the same window recovered twice
 sends once, however the two interleave with the attempts. Taking it sets `next_attempt_at`
-(pending until the dispatcher stores the attempt) and `changed_at`.
+(pending until the dispatcher stores the attempt, and counted as a pending retry in the health
+rollups) and `changed_at`.
 """
 
 import asyncio
@@ -26,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from hookstream_common.events import Event, InvalidEvent
+from hookstream_common.health_counts import add_counts, due_changes
 from hookstream_common.history import PENDING_ATTEMPT_SQL
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.resilience import TRANSIENT, Backoff
@@ -76,7 +78,8 @@ WHERE (d.id, d.triggered_at) IN (SELECT * FROM unnest($1::uuid[], $2::timestampt
     AND d.triggered_at >= $3 AND d.triggered_at <= $4
     AND b.tenant_id = d.tenant_id AND b.event_id = d.event_id AND b.triggered_at = d.triggered_at
     AND {_RECOVERABLE} AND (d.changed_at IS NULL OR d.changed_at < $5)
-RETURNING d.id, d.triggered_at, d.attempts, b.body
+RETURNING d.id, d.triggered_at, d.attempts, b.body, d.webhook_id, new.status,
+    new.next_attempt_at, old.status AS old_status, old.next_attempt_at AS old_next_attempt_at
 """
 
 _ADVANCE_SQL = """
@@ -118,6 +121,44 @@ async def read_recovery(
         tenant_id,
         webhook_id,
     )
+
+
+async def take_page(
+    conn: asyncpg.Connection, recovery: asyncpg.Record, keys: list[asyncpg.Record]
+) -> list[DeliveryJob]:
+    """Mark the page's recoverable deliveries as queued; their jobs."""
+    rows = await conn.fetch(
+        _TAKE_SQL,
+        [key["id"] for key in keys],
+        [key["triggered_at"] for key in keys],
+        keys[0]["triggered_at"],
+        keys[-1]["triggered_at"],
+        recovery["created_at"],
+    )
+    await add_counts(conn, due_changes(rows))
+    jobs = []
+    for row in rows:
+        try:
+            event = Event.from_legacy(row["body"])
+        except InvalidEvent as exc:
+            log.warning(
+                "delivery not recovered: its stored event is invalid",
+                delivery_id=str(row["id"]),
+                error=str(exc),
+                **_ids(recovery),
+            )
+            continue
+        jobs.append(
+            DeliveryJob.for_recovery(
+                str(row["id"]),
+                str(recovery["webhook_id"]),
+                recovery["tenant_id"],
+                event,
+                row["triggered_at"],
+                row["attempts"],
+            )
+        )
+    return jobs
 
 
 class RecoveryWorker:
@@ -207,7 +248,7 @@ class RecoveryWorker:
             recovery["cursor_id"],
             self._page_size,
         )
-        jobs = await self._take(conn, recovery, keys) if keys else []
+        jobs = await take_page(conn, recovery, keys) if keys else []
         await self._publish(str(recovery["webhook_id"]), jobs)
         done = len(keys) < self._page_size
         last = keys[-1] if keys else {"triggered_at": None, "id": None}
@@ -215,42 +256,6 @@ class RecoveryWorker:
             _ADVANCE_SQL, recovery["id"], last["triggered_at"], last["id"], len(jobs), done
         )
         bound.info("recovery page queued", examined=len(keys), queued=len(jobs), done=done)
-
-    async def _take(
-        self, conn: asyncpg.Connection, recovery: asyncpg.Record, keys: list[asyncpg.Record]
-    ) -> list[DeliveryJob]:
-        """Mark the page's recoverable deliveries as queued; their jobs."""
-        rows = await conn.fetch(
-            _TAKE_SQL,
-            [key["id"] for key in keys],
-            [key["triggered_at"] for key in keys],
-            keys[0]["triggered_at"],
-            keys[-1]["triggered_at"],
-            recovery["created_at"],
-        )
-        jobs = []
-        for row in rows:
-            try:
-                event = Event.from_legacy(row["body"])
-            except InvalidEvent as exc:
-                log.warning(
-                    "delivery not recovered: its stored event is invalid",
-                    delivery_id=str(row["id"]),
-                    error=str(exc),
-                    **_ids(recovery),
-                )
-                continue
-            jobs.append(
-                DeliveryJob.for_recovery(
-                    str(row["id"]),
-                    str(recovery["webhook_id"]),
-                    recovery["tenant_id"],
-                    event,
-                    row["triggered_at"],
-                    row["attempts"],
-                )
-            )
-        return jobs
 
     async def _publish(self, webhook_id: str, jobs: list[DeliveryJob]) -> None:
         """Send every job and wait for every ack; a timeout rolls the page back."""

@@ -1,8 +1,12 @@
 """The read-only health fields of webhooks (a Hookstream extension), for a page at a time.
 
-The last attempt, its status and the run of failures are kept by the store-outcome step
-(`hookstream_common.history.record_outcomes`) in `webhook_health`; the success rates and the
-pending retries are counted here with one grouped statement for the whole page.
+Everything is kept by the store-outcome step (`hookstream_common.history.record_outcomes`): the
+last attempt, its status and the run of failures in `webhook_health`, and the counts behind the
+success rates and pending retries as minute and hour rollups in `webhook_health_counts`
+(`hookstream_common.health_counts`). A page reads at most a few hundred rollup rows per webhook,
+however many deliveries it had. A window counts whole minutes and hours only, from its first
+whole minute: it never shows an attempt older than the window, and leaves out at most the
+minute it starts in.
 """
 
 import uuid
@@ -12,33 +16,46 @@ from typing import Any
 
 import asyncpg
 
-from hookstream_common.history import PENDING_ATTEMPT_SQL
+from hookstream_common.history import PENDING_GRACE
 
+# Each window is read as the minute rows from its start to its first whole hour, then the hour
+# rows from there on (pending retries are due ahead, so they have no end).
 _HEALTH_SQL = f"""
-WITH page AS (SELECT unnest($1::uuid[]) AS webhook_id),
-attempts AS (
-    SELECT webhook_id,
-        count(*) FILTER (WHERE started_at >= now() - interval '1 hour') AS tried_1h,
-        count(*) FILTER (WHERE started_at >= now() - interval '1 hour'
-            AND status_code BETWEEN 200 AND 299) AS ok_1h,
-        count(*) AS tried_24h,
-        count(*) FILTER (WHERE status_code BETWEEN 200 AND 299) AS ok_24h
-    FROM delivery_attempts
-    WHERE webhook_id = ANY($1::uuid[]) AND started_at >= now() - interval '24 hours'
-    GROUP BY webhook_id
+WITH windows (name, since) AS (VALUES
+    ('1h', now() - interval '1 hour'),
+    ('24h', now() - interval '24 hours'),
+    ('due', now() - interval '{PENDING_GRACE}')
 ),
-pending AS (
-    SELECT webhook_id, count(*) AS retries FROM deliveries
-    WHERE webhook_id = ANY($1::uuid[]) AND status = 'fail' AND {PENDING_ATTEMPT_SQL}
-    GROUP BY webhook_id
+edges AS (
+    SELECT name, since, CASE WHEN date_trunc('hour', since, 'UTC') = since THEN since
+        ELSE date_trunc('hour', since, 'UTC') + interval '1 hour' END AS whole_hours
+    FROM windows
+),
+counted AS (
+    SELECT e.name, c.webhook_id, c.attempts, c.succeeded, c.retries_due
+    FROM edges e JOIN webhook_health_counts c ON c.webhook_id = ANY($1::uuid[])
+        AND c.span = 'minute' AND c.bucket >= e.since AND c.bucket < e.whole_hours
+    UNION ALL
+    SELECT e.name, c.webhook_id, c.attempts, c.succeeded, c.retries_due
+    FROM edges e JOIN webhook_health_counts c ON c.webhook_id = ANY($1::uuid[])
+        AND c.span = 'hour' AND c.bucket >= e.whole_hours
+        AND c.bucket >= now() - interval '24 hours'  -- a bound the index and partitions use
+),
+sums AS (
+    SELECT webhook_id,
+        sum(attempts) FILTER (WHERE name = '1h') AS tried_1h,
+        sum(succeeded) FILTER (WHERE name = '1h') AS ok_1h,
+        sum(attempts) FILTER (WHERE name = '24h') AS tried_24h,
+        sum(succeeded) FILTER (WHERE name = '24h') AS ok_24h,
+        sum(retries_due) FILTER (WHERE name = 'due') AS retries
+    FROM counted GROUP BY webhook_id
 )
 SELECT page.webhook_id, h.last_delivery_at, h.last_status,
     coalesce(h.consecutive_failures, 0) AS consecutive_failures,
-    a.tried_1h, a.ok_1h, a.tried_24h, a.ok_24h, coalesce(p.retries, 0) AS pending_retries
-FROM page
+    s.tried_1h, s.ok_1h, s.tried_24h, s.ok_24h, coalesce(s.retries, 0) AS pending_retries
+FROM unnest($1::uuid[]) AS page (webhook_id)
 LEFT JOIN webhook_health h ON h.webhook_id = page.webhook_id
-LEFT JOIN attempts a ON a.webhook_id = page.webhook_id
-LEFT JOIN pending p ON p.webhook_id = page.webhook_id
+LEFT JOIN sums s ON s.webhook_id = page.webhook_id
 """
 
 

@@ -1,27 +1,34 @@
-"""One job, one attempt: send it, judge the answer, schedule a retry, submit the outcome.
+"""One job, one attempt, in named steps: prepare → send → judge → schedule retry → record →
+side effects (issue 21; the way Svix's worker reads).
 
-Errors never escape to the lane: an outage (Postgres or Kafka unreachable) holds the job until
-it passes, and a job that can never be processed is parked on the dead-letter topic.
+Each step handles its own failures, and where it stands decides how:
+- before the send (prepare), nothing has been sent: an outage (Postgres or Kafka unreachable)
+  holds the job until it passes, and a job that can never be processed is parked on the
+  dead-letter topic;
+- from the send on, the job is never parked and never sent again: sending and judging do not
+  raise (an unexpected error is a failed attempt, retried like a lost connection), scheduling a
+  retry waits out outages (a retry that still cannot be queued makes the delivery fail for
+  good, and says so), and a failure to record or of a side effect (metrics, the log line,
+  disabling a gone webhook) is logged and counted, never raised.
 """
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
-import aiohttp
-import asyncpg
 import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.delivery import Attempt, build_request, send
+from hookstream_common.delivery import Attempt, OutboundRequest, build_request
 from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_model import DeliveryTarget, RateLimit
-from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.policy import (
     Retry,
     RetryPolicy,
@@ -52,6 +59,34 @@ END_TO_END_SECONDS = prometheus_client.Histogram(
 IN_FLIGHT = prometheus_client.Gauge(
     "hookstream_dispatcher_in_flight", "Delivery requests waiting for an answer."
 )
+STEP_FAILURES = prometheus_client.Counter(
+    "hookstream_dispatcher_step_failures_total",
+    "Errors in a step after the send (the job is neither parked nor sent again), by step.",
+    ["step"],
+)
+
+Sender = Callable[[OutboundRequest], Awaitable[Attempt]]
+"""POSTs one request (`hookstream_common.delivery.send` on the dispatcher's session)."""
+Disabler = Callable[[str, str, str], Awaitable[bool]]
+"""Disables a webhook with a code and reason (`webhook_store.disable` on the pool)."""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A job ready to send: the webhook's target and the request built for it."""
+
+    job: DeliveryJob
+    target: DeliveryTarget
+    request: OutboundRequest
+    log: structlog.BoundLogger
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What the send produced, and what it means."""
+
+    attempt: Attempt
+    verdict: Verdict
 
 
 class Attempts:
@@ -60,19 +95,19 @@ class Attempts:
     def __init__(
         self,
         settings: DispatcherSettings,
-        pool: asyncpg.Pool,
         targets: TargetCache,
         writer: HistoryWriter,
-        session: aiohttp.ClientSession,
         producer: AIOKafkaProducer,
+        send: Sender,
+        disable: Disabler,
     ) -> None:
         self._settings = settings
         self._policy: RetryPolicy = settings.retry_policy
-        self._pool = pool
         self._targets = targets
         self._writer = writer
-        self._session = session
         self._producer = producer
+        self._send = send
+        self._disable = disable
         self._slots = asyncio.Semaphore(settings.max_in_flight)
 
     async def rate_limit(self, webhook_id: str) -> RateLimit | None:
@@ -82,15 +117,20 @@ class Attempts:
         return own or self._settings.default_rate_limit
 
     async def run(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
-        """Deliver one job; the future resolves when its outcome is stored.
+        """Deliver one job; the future resolves when its outcome is stored (None: nothing
+        was sent, the job was dropped or parked)."""
+        prepared = await self.prepare(record)
+        return await self.deliver(prepared) if prepared is not None else None
 
-        An outage (Postgres or Kafka unreachable) holds the job until it passes; a job that can
-        never be processed is parked on the dead-letter topic and the lane moves on.
-        """
+    # --- before the send --------------------------------------------------------------------
+
+    async def prepare(self, record: ConsumerRecord) -> Prepared | None:
+        """The job and its request; None when it was dropped (its webhook is deleted or
+        disabled) or parked. An outage holds the job until it passes."""
         backoff = Backoff()
         while True:
             try:
-                return await self._process(record)
+                return await self._prepare(record)
             except TRANSIENT as exc:
                 log.warning(
                     "job waits: a dependency is unavailable",
@@ -102,16 +142,14 @@ class Attempts:
                 await backoff.wait()
             except Exception as exc:
                 log.exception("job parked: it cannot be processed", topic=record.topic)
-                await park(
-                    self._producer, self._settings.topics.dispatch_dlq, record, exc, "delivery"
-                )
+                await self._park(record, exc)
                 return None
 
-    async def _process(self, record: ConsumerRecord) -> asyncio.Future[None] | None:
+    async def _prepare(self, record: ConsumerRecord) -> Prepared | None:
         try:
             job = DeliveryJob.loads(record.value)
         except (ValueError, KeyError, TypeError) as exc:
-            await park(self._producer, self._settings.topics.dispatch_dlq, record, exc, "delivery")
+            await self._park(record, exc)
             return None
         target = await self._targets.get(job.webhook_id)
         bound = log.bind(
@@ -124,88 +162,163 @@ class Attempts:
         if target is None or not target.enabled:
             bound.info("job dropped: the webhook is deleted or disabled")
             return None
-        return await self.deliver(job, target, bound)
-
-    async def deliver(
-        self, job: DeliveryJob, target: DeliveryTarget, bound: structlog.BoundLogger
-    ) -> asyncio.Future[None]:
-        """One attempt: send, schedule a retry if due, submit the outcome, apply 410."""
         request = build_request(target, job.event, job.delivery_id, self._settings.user_agent)
+        return Prepared(job, target, request, bound)
+
+    async def _park(self, record: ConsumerRecord, error: BaseException) -> None:
+        await park(self._producer, self._settings.topics.dispatch_dlq, record, error, "delivery")
+
+    # --- from the send on: never parked, never sent again ----------------------------------
+
+    async def deliver(self, prepared: Prepared) -> asyncio.Future[None]:
+        """Send, judge, schedule a retry, record, then the side effects."""
+        judged = await self.send(prepared)
+        retry = await self.schedule_retry(prepared, judged)
+        stored = self.record(prepared, judged, retry)
+        await self.side_effects(prepared, judged, retry)
+        return stored
+
+    async def send(self, prepared: Prepared) -> Judged:
+        """POST once and judge the answer; an unexpected error is a failed attempt."""
         async with self._slots:
             IN_FLIGHT.inc()
             try:
-                attempt = await send(self._session, request)
+                attempt = await self._send(prepared.request)
+            except Exception as exc:
+                prepared.log.exception("the send failed unexpectedly; the job will be retried")
+                STEP_FAILURES.labels("send").inc()
+                attempt = Attempt(
+                    started_at=utcnow(),
+                    duration_ms=0.0,
+                    error=f"Internal error ({type(exc).__name__})",
+                    error_class="internal",
+                )
             finally:
                 IN_FLIGHT.dec()
-        verdict = judge(attempt)
-        retry = None
-        if verdict is Verdict.RETRY:
-            retry = self._policy.next(
-                job.attempt - job.retry_base, utcnow(), retry_after_seconds(attempt, utcnow())
-            )
-            if retry is not None:
-                await keep_trying(
-                    lambda: self._producer.send_and_wait(
-                        self._settings.topics.retry(retry.tier.name),
-                        DeliveryJob.for_retry(job, retry.due_at).dumps(),
-                        key=job.webhook_id.encode(),
-                    ),
-                    "Kafka (scheduling a retry)",
-                )
-        self._observe(job, attempt, verdict)
-        stored = self._writer.submit(
-            Outcome(
-                delivery_id=job.delivery_id,
-                tenant_id=job.tenant_id,
-                webhook_id=job.webhook_id,
-                event=job.event,
-                cloud_event=target.cloud_event,
-                status="success" if verdict is Verdict.SUCCESS else "fail",
-                status_message=self._message(job, attempt, verdict, retry),
-                triggered_at=job.triggered_at,
-                request=request.as_history(),
-                attempt_number=job.attempt,
-                attempt=attempt,
-                next_attempt_at=retry.due_at if retry else None,
-            )
-        )
-        bound.info(
-            "delivery attempted",
-            verdict=verdict.value,
-            status_code=attempt.status_code,
-            error_class=attempt.error_class,
-            duration_ms=round(attempt.duration_ms, 1),
-            retry_tier=retry.tier.name if retry else None,
-        )
-        if verdict is Verdict.GONE:
-            reason = f"The endpoint answered 410 Gone on {utcnow():%Y-%m-%d %H:%M} UTC."
-            gone = await keep_trying(
-                lambda: disable(self._pool, job.webhook_id, "ENDPOINT_GONE", reason),
-                "Postgres (disabling a gone webhook)",
-            )
-            if gone:
-                DISABLED.labels("ENDPOINT_GONE").inc()
-                bound.warning("webhook disabled", code="ENDPOINT_GONE")
-        return stored
+        return Judged(attempt, judge(attempt))
 
-    def _message(
-        self, job: DeliveryJob, attempt: Attempt, verdict: Verdict, retry: Retry | None
-    ) -> str:
-        message = attempt.status_message()
-        if verdict is Verdict.GONE:
-            return f"{message} The webhook was disabled: the endpoint is gone."
-        if retry is not None:
-            total = self._policy.max_attempts + job.retry_base
-            return f"{message} Attempt {job.attempt} of {total}; next in about {retry.tier.name}."
-        if verdict is Verdict.RETRY:
-            return f"{message} Failed for good after {job.attempt} attempts."
-        return message
+    async def schedule_retry(self, prepared: Prepared, judged: Judged) -> Retry | None:
+        """The retry a retryable failure is due, queued on its tier's topic; None when none is
+        due, or when it cannot be queued for another reason than an outage (which is waited
+        out): the delivery then fails for good."""
+        if judged.verdict is not Verdict.RETRY:
+            return None
+        job = prepared.job
+        now = utcnow()
+        retry = self._policy.next(
+            job.attempt - job.retry_base, now, retry_after_seconds(judged.attempt, now)
+        )
+        if retry is None:
+            return None
+        try:
+            await keep_trying(
+                lambda: self._producer.send_and_wait(
+                    self._settings.topics.retry(retry.tier.name),
+                    DeliveryJob.for_retry(job, retry.due_at).dumps(),
+                    key=job.webhook_id.encode(),
+                ),
+                "Kafka (scheduling a retry)",
+            )
+        except Exception:
+            prepared.log.exception("retry not scheduled: the delivery fails for good")
+            STEP_FAILURES.labels("schedule_retry").inc()
+            return None
+        return retry
 
-    @staticmethod
-    def _observe(job: DeliveryJob, attempt: Attempt, verdict: Verdict) -> None:
-        ATTEMPTS.labels(verdict.value).inc()
-        ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
-        if job.attempt == 1 and attempt.status_code is not None:
-            with contextlib.suppress(ValueError):
-                event_time = datetime.fromisoformat(job.event.time)
-                END_TO_END_SECONDS.observe((utcnow() - event_time).total_seconds())
+    def record(
+        self, prepared: Prepared, judged: Judged, retry: Retry | None
+    ) -> asyncio.Future[None]:
+        """Submit the outcome to the history writer; the future resolves once it is stored.
+        If it cannot even be submitted, the delivery stands unrecorded (logged and counted)."""
+        try:
+            return self._writer.submit(outcome(prepared, judged, retry, self._policy))
+        except Exception:
+            prepared.log.exception("outcome not recorded")
+            STEP_FAILURES.labels("record").inc()
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+
+    async def side_effects(self, prepared: Prepared, judged: Judged, retry: Retry | None) -> None:
+        """Metrics, the log line, and disabling a webhook whose endpoint is gone."""
+        attempt, verdict = judged.attempt, judged.verdict
+        with _contained("metrics", prepared.log):
+            _observe(prepared.job, attempt, verdict)
+        with _contained("log", prepared.log):
+            prepared.log.info(
+                "delivery attempted",
+                verdict=verdict.value,
+                status_code=attempt.status_code,
+                error_class=attempt.error_class,
+                duration_ms=round(attempt.duration_ms, 1),
+                retry_tier=retry.tier.name if retry else None,
+            )
+        if verdict is Verdict.GONE:
+            with _contained("disable", prepared.log):
+                await self._disable_gone(prepared)
+
+    async def _disable_gone(self, prepared: Prepared) -> None:
+        reason = f"The endpoint answered 410 Gone on {utcnow():%Y-%m-%d %H:%M} UTC."
+        webhook_id = prepared.job.webhook_id
+        gone = await keep_trying(
+            lambda: self._disable(webhook_id, "ENDPOINT_GONE", reason),
+            "Postgres (disabling a gone webhook)",
+        )
+        if gone:
+            DISABLED.labels("ENDPOINT_GONE").inc()
+            prepared.log.warning("webhook disabled", code="ENDPOINT_GONE")
+
+
+def outcome(
+    prepared: Prepared, judged: Judged, retry: Retry | None, policy: RetryPolicy
+) -> Outcome:
+    """The outcome of an attempt, as the history stores it."""
+    job, attempt, verdict = prepared.job, judged.attempt, judged.verdict
+    return Outcome(
+        delivery_id=job.delivery_id,
+        tenant_id=job.tenant_id,
+        webhook_id=job.webhook_id,
+        event=job.event,
+        cloud_event=prepared.target.cloud_event,
+        status="success" if verdict is Verdict.SUCCESS else "fail",
+        status_message=status_message(job, attempt, verdict, retry, policy),
+        triggered_at=job.triggered_at,
+        request=prepared.request.as_history(),
+        attempt_number=job.attempt,
+        attempt=attempt,
+        next_attempt_at=retry.due_at if retry else None,
+    )
+
+
+def status_message(
+    job: DeliveryJob, attempt: Attempt, verdict: Verdict, retry: Retry | None, policy: RetryPolicy
+) -> str:
+    """The delivery's `statusMessage`: what happened, and what comes next."""
+    message = attempt.status_message()
+    if verdict is Verdict.GONE:
+        return f"{message} The webhook was disabled: the endpoint is gone."
+    if retry is not None:
+        total = policy.max_attempts + job.retry_base
+        return f"{message} Attempt {job.attempt} of {total}; next in about {retry.tier.name}."
+    if verdict is Verdict.RETRY:
+        return f"{message} Failed for good after {job.attempt} attempts."
+    return message
+
+
+@contextlib.contextmanager
+def _contained(step: str, bound: structlog.BoundLogger) -> Iterator[None]:
+    """Log and count an error of a step after the send, instead of raising it."""
+    try:
+        yield
+    except Exception:
+        bound.exception("a step after the send failed", step=step)
+        STEP_FAILURES.labels(step).inc()
+
+
+def _observe(job: DeliveryJob, attempt: Attempt, verdict: Verdict) -> None:
+    ATTEMPTS.labels(verdict.value).inc()
+    ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
+    if job.attempt == 1 and attempt.status_code is not None:
+        with contextlib.suppress(ValueError):
+            event_time = datetime.fromisoformat(job.event.time)
+            END_TO_END_SECONDS.observe((utcnow() - event_time).total_seconds())

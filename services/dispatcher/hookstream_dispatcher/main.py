@@ -6,6 +6,7 @@ first second, `/readyz` with 503 until both are reachable and the consumers have
 
 import asyncio
 import contextlib
+import functools
 import signal
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,11 +19,13 @@ from aiokafka import AIOKafkaProducer
 
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
+from hookstream_common.delivery import send
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
+from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.retries import RetryScheduler, dispatcher_topics
 from hookstream_dispatcher.settings import DispatcherSettings
@@ -85,7 +88,14 @@ async def _work(
         settings.auto_disable_min_failures,
         (clients.kafka, settings.topics.dispatch_dlq),
     )
-    attempts = Attempts(settings, clients.pool, clients.targets, writer, session, clients.kafka)
+    attempts = Attempts(
+        settings,
+        clients.targets,
+        writer,
+        clients.kafka,
+        send=functools.partial(send, session),
+        disable=functools.partial(disable, clients.pool),
+    )
     dispatcher = await keep_trying(
         lambda: _started(Dispatcher(settings, attempts)), "Kafka (delivery consumers)"
     )

@@ -23,10 +23,11 @@ from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
 
-HISTORY_TABLES = ("deliveries", "delivery_attempts", "event_bodies")
+# The health rollups (migration 0008) are kept and dropped by day with the history they count.
+HISTORY_TABLES = ("deliveries", "delivery_attempts", "event_bodies", "webhook_health_counts")
 _PARTITION_NAME = re.compile(r"^(?P<parent>[a-z_]+)_p(?P<day>\d{8})$")
 # In the order the store-outcome step writes them, so locking them never deadlocks with it.
-_LOCK_ORDER = "event_bodies, deliveries, delivery_attempts"
+_LOCK_ORDER = "event_bodies, deliveries, delivery_attempts, webhook_health_counts"
 _LOCK_TIMEOUT = "5s"
 _IN_FLIGHT_SQL = f"""
 SELECT EXISTS (
