@@ -26,7 +26,7 @@ def shard_of(webhook_id: str, shards: int) -> int:
     return int.from_bytes(digest, "big") % shards
 
 
-async def wake_owners(
+async def _wake_owners(
     producer: AIOKafkaProducer, topics: Topics, shards: int, webhook_ids: Iterable[str]
 ) -> list[asyncio.Future[Any]]:
     """Write one wake-up per webhook to its shard; the futures resolve on the broker's ack.
@@ -42,3 +42,37 @@ async def wake_owners(
         )
         for webhook_id in set(webhook_ids)
     ]
+
+
+class JobQueue:
+    """The one way a delivery job is queued (decision 11), by the matcher, the retry tiers and
+    recoveries alike: produced to its webhook's topic, and, once acknowledged, announced to the
+    owner of the webhook's shard with a wake-up.
+
+    Make one per batch: `send` produces a job and returns its ack; `wake` waits for every ack,
+    then writes the wake-ups of their webhooks and waits for those. A batch that fails before
+    `wake` leaves nothing behind for the next one.
+    """
+
+    def __init__(self, producer: AIOKafkaProducer, topics: Topics, shards: int) -> None:
+        self._producer = producer
+        self._topics = topics
+        self._shards = shards
+        self._acks: list[asyncio.Future[Any]] = []
+        self._webhooks: set[str] = set()
+
+    async def send(self, webhook_id: str, job: bytes) -> asyncio.Future[Any]:
+        """Produce one job to its webhook's topic (its only partition: naming it skips the
+        key's hash)."""
+        ack = await self._producer.send(
+            self._topics.deliveries(webhook_id), job, key=webhook_id.encode(), partition=0
+        )
+        self._acks.append(ack)
+        self._webhooks.add(webhook_id)
+        return ack
+
+    async def wake(self) -> None:
+        """Wait for the jobs sent, then wake their shards' owners."""
+        await asyncio.gather(*self._acks)
+        wakes = await _wake_owners(self._producer, self._topics, self._shards, self._webhooks)
+        await asyncio.gather(*wakes)

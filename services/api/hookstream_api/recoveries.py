@@ -31,7 +31,7 @@ from hookstream_common.health_counts import add_counts, due_changes
 from hookstream_common.history import PENDING_ATTEMPT_SQL
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.resilience import TRANSIENT, Backoff
-from hookstream_common.shards import wake_owners
+from hookstream_common.shards import JobQueue
 from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -259,14 +259,12 @@ class RecoveryWorker:
 
     async def _publish(self, webhook_id: str, jobs: list[DeliveryJob]) -> None:
         """Send every job and wait for every ack; a timeout rolls the page back."""
-        topic, key = self._topics.deliveries(webhook_id), webhook_id.encode()
 
         async def send_all() -> None:
-            acks = [await self._kafka.send(topic, job.dumps(), key=key) for job in jobs]
-            await asyncio.gather(*acks)
-            await asyncio.gather(
-                *await wake_owners(self._kafka, self._topics, self._shards, [webhook_id])
-            )
+            queue = JobQueue(self._kafka, self._topics, self._shards)
+            for job in jobs:
+                await queue.send(webhook_id, job.dumps())
+            await queue.wake()
 
         await asyncio.wait_for(send_all(), self._ack_timeout)
 

@@ -20,7 +20,7 @@ from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import client_options, new_topic
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
-from hookstream_common.shards import wake_owners
+from hookstream_common.shards import JobQueue
 from hookstream_dispatcher.policy import RetryPolicy, utcnow
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -52,11 +52,11 @@ class RetryScheduler:
     ) -> None:
         policy: RetryPolicy = settings.retry_policy
         self._topics = settings.topics
-        self._shards = settings.dispatch_shards
         self._tier_of = {settings.topics.retry(t.name): t.name for t in policy.tiers}
         self._longest_wait = max(t.seconds for t in policy.tiers) * (1 + policy.jitter) + 60
         """No retry the dispatcher wrote waits longer; one that does would hold its partition."""
         self._producer = producer
+        self._shards = settings.dispatch_shards
         self._targets = targets
         self._stopping = asyncio.Event()
         self._timers: dict[TopicPartition, asyncio.TimerHandle] = {}
@@ -115,7 +115,7 @@ class RetryScheduler:
     async def _release_due(self, partition: TopicPartition, records: list[ConsumerRecord]) -> None:
         """Queue the due head of the partition, commit it, and sleep until the next is due."""
         committed = None
-        queued: set[str] = set()
+        jobs = JobQueue(self._producer, self._topics, self._shards)
         for record in records:
             try:
                 job = DeliveryJob.loads(record.value)
@@ -130,15 +130,9 @@ class RetryScheduler:
                 self._sleep(partition, record.offset, wait)
                 break
             if await self._targets.get(job.webhook_id) is not None:
-                await self._producer.send_and_wait(
-                    self._topics.deliveries(job.webhook_id),
-                    record.value,
-                    key=record.key,
-                    partition=0,
-                )
-                queued.add(job.webhook_id)
+                await jobs.send(job.webhook_id, record.value)
             committed = record.offset + 1
-        await asyncio.gather(*await wake_owners(self._producer, self._topics, self._shards, queued))
+        await jobs.wake()
         if committed is not None:
             try:
                 await self.consumer.commit({partition: committed})

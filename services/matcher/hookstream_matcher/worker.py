@@ -27,7 +27,7 @@ from aiokafka.structs import ConsumerRecord
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, dead_letter, reason_of
 from hookstream_common.resilience import Backoff
-from hookstream_common.shards import wake_owners
+from hookstream_common.shards import JobQueue
 from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
 from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
@@ -221,7 +221,7 @@ class Matcher:
             return
         started = time.monotonic()
         acks: list[asyncio.Future[Any]] = []
-        queued: set[str] = set()
+        jobs = JobQueue(self._producer, self._topics, self._settings.dispatch_shards)
         routed = [(r, self._decide(r)) for records in batch.values() for r in records]
         await self._learn_partitions(
             self._topics.deliveries(job.webhook_id)
@@ -230,11 +230,9 @@ class Matcher:
             for job in decision.jobs
         )
         for record, decision in routed:
-            acks.extend(await self._act(record, decision, queued))
+            acks.extend(await self._act(record, decision, jobs))
         await asyncio.gather(*acks)
-        await asyncio.gather(
-            *await wake_owners(self._producer, self._topics, self._settings.dispatch_shards, queued)
-        )
+        await jobs.wake()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await self.events.commit(offsets)
@@ -271,19 +269,19 @@ class Matcher:
         await self._producer.client.set_topics([*self._recent_topics, *self._always_written])
 
     async def _act(
-        self, record: ConsumerRecord, decision: Deliver | Rekey | DeadLetter, queued: set[str]
+        self, record: ConsumerRecord, decision: Deliver | Rekey | DeadLetter, jobs: JobQueue
     ) -> list[asyncio.Future[Any]]:
-        """Produce what one event asks for; add the webhooks it queued jobs for to `queued`."""
+        """Produce what one event asks for; its delivery jobs go through `jobs`."""
         if isinstance(decision, DeadLetter):
             return [await self._dead_letter(record, decision.reason)]
         if isinstance(decision, Rekey):
             EVENTS.labels("rekeyed").inc()
             key = decision.tenant_id.encode()
             return [await self._producer.send(self._topics.events, record.value, key=key)]
-        return await self._deliver(record, decision, queued)
+        return await self._deliver(record, decision, jobs)
 
     async def _deliver(
-        self, record: ConsumerRecord, decision: Deliver, queued: set[str]
+        self, record: ConsumerRecord, decision: Deliver, jobs: JobQueue
     ) -> list[asyncio.Future[Any]]:
         acks = []
         for job in decision.jobs:
@@ -293,15 +291,9 @@ class Matcher:
                 acks.append(await self._dead_letter(record, reason))
                 continue
             try:
-                acks.append(
-                    # One partition per delivery topic: naming it skips the key's hash.
-                    await self._producer.send(
-                        topic, job.dumps(), key=job.webhook_id.encode(), partition=0
-                    )
-                )
+                acks.append(await jobs.send(job.webhook_id, job.dumps()))
             except MessageSizeTooLargeError:
                 return [await self._dead_letter(record, "the delivery job is over the size limit")]
-            queued.add(job.webhook_id)
         JOBS.inc(len(decision.jobs))
         EVENTS.labels("matched" if decision.jobs else "unmatched").inc()
         log.debug(
