@@ -63,6 +63,7 @@ from hookstream_dev.bench_stack import (
     rss_bytes,
     say,
     wait_for,
+    with_children,
 )
 from hookstream_dev.receiver import ensure_tls
 from hookstream_dev.stack import free_port
@@ -669,13 +670,17 @@ async def webhook_list(bench: Bench) -> None:
         if any(w["successRate24h"] is None for w in first.json()["data"]):
             raise RuntimeError("(h): the busy tenant's list shows no success rate")
         reads: dict[str, dict[str, Any]] = {}
+        postgres = infra.local_postgres_pid()
         for tenant in ("empty", "busy"):
             say(f"(h) {sizes.list_clients} clients list {tenant}'s webhooks")
-            meter = CpuMeter([stack.pid("api")])
-            reads[tenant] = await bench_list.read_list(
+            api = CpuMeter([stack.pid("api")])
+            database = CpuMeter(with_children(postgres) if postgres else [])
+            read = await bench_list.read_list(
                 url, stack.auth(tenant), sizes.list_clients, sizes.list_seconds
             )
-            reads[tenant]["per_cpu_s"] = reads[tenant]["requests"] / max(meter.read(), 0.01)
+            read["per_cpu_s"] = read["requests"] / max(api.read(), 0.01)
+            read["postgres_cpu_ms"] = 1000 * database.read() / max(read["requests"], 1)
+            reads[tenant] = read
         busy, empty = reads["busy"], reads["empty"]
         slower = empty["rate"] / max(busy["rate"], 0.01)
         bench.add(
@@ -693,7 +698,9 @@ async def webhook_list(bench: Bench) -> None:
                 and slower <= 1.5
                 and not busy["failures"],
                 {"busy": busy, "empty": empty, "seed_s": seeded},
-                f"{busy['per_cpu_s']:,.0f} req/CPU-s of the API, empty {empty['per_cpu_s']:,.0f}",
+                f"{busy['per_cpu_s']:,.0f} req/CPU-s of the API, empty {empty['per_cpu_s']:,.0f};"
+                f" Postgres CPU {busy['postgres_cpu_ms']:.2f} ms a request,"
+                f" empty {empty['postgres_cpu_ms']:.2f}",
             )
         )
     finally:

@@ -66,6 +66,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime (fields 14, 15)
 
 
+def with_children(pid: int) -> list[int]:
+    """A process and its children now, from /proc (a server and its workers)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
 class CpuMeter:
     """CPU seconds some processes spent since the meter was made, from /proc. A process that
     ended keeps what was last read of it, so read the meter just before killing one."""

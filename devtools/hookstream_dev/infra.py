@@ -721,6 +721,11 @@ def _default_postgres() -> PostgresServer:
     return PostgresServer(PGDATA, _pg_port(), LOGS / "postgres.log")
 
 
+def local_postgres_pid() -> int | None:
+    """The postmaster of this checkout's local Postgres, if it runs (benchmarks read its CPU)."""
+    return _default_postgres().pid
+
+
 def ensure_postgres() -> str:
     """Return a DSN for database ``hookstream``, first starting (or reusing) the local server."""
     if given := _given("DATABASE_URL", _local_dsn()):
