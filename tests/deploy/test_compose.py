@@ -10,8 +10,9 @@ import jsonschema
 import pytest
 import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
-from deploy_tools import COMPOSE, REPO, run
+from deploy_tools import COMPOSE, NEEDS_COMPOSE, REPO, run
 
+pytestmark = NEEDS_COMPOSE
 SERVICES = ("api", "matcher", "dispatcher", "janitor")
 SECRETS = ("POSTGRES_PASSWORD", "HOOKSTREAM_ENCRYPTION_KEYS", "HOOKSTREAM_JWT_KEY")
 

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from deploy_tools import COMPOSE, REPO
+from deploy_tools import COMPOSE, NEEDS_COMPOSE, REPO
 
 from hookstream_dev.containers import (
     build_product,
@@ -37,10 +37,13 @@ from hookstream_dev.containers import (
 from hookstream_dev.stack import free_port
 from support import wait_until
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("HOOKSTREAM_DEPLOY_TEST"),
-    reason="`make deploy-test` runs this (podman as root, minutes)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not os.environ.get("HOOKSTREAM_DEPLOY_TEST"),
+        reason="`make deploy-test` runs this (podman as root, minutes)",
+    ),
+    NEEDS_COMPOSE,
+]
 
 PROJECT = "hookstream-deploy-test"
 SERVICES = ("api", "matcher", "dispatcher", "janitor")
@@ -142,8 +145,9 @@ def _cli(program: str, *args: str, env: dict[str, str]) -> str:
     return result.stdout
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack(docker_host: str, env_file: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The compose stack of one test, removed with its volumes after it (ports are reused)."""
     yield {"docker_host": docker_host, **env_file}
     compose(docker_host, env_file, "down", "--volumes")
 
