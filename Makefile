@@ -6,11 +6,12 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
-.PHONY: install test-tools run down test unit lint fmt bench bench-history chaos deploy-test
+.PHONY: install test-tools run down test unit lint fmt bench bench-history chaos deploy-test fresh-machine-test
 
 # What running needs: Java and Maven (the local Kafka), Python's venv module, and every Python
 # package exactly as uv.lock pins it (hookstream editable with the dev extra, and hookstream-dev
-# from devtools/). `uv sync --locked` stops when pyproject.toml changed without `uv lock`.
+# from devtools/). `uv sync --locked` stops when pyproject.toml changed without `uv lock`;
+# --system-certs trusts the system's CAs (a company proxy's included), as apt and pip do.
 $(STAMP): pyproject.toml devtools/pyproject.toml uv.lock
 	@command -v java >/dev/null && command -v mvn >/dev/null && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
 	  echo "==> installing Java (17 or 21, the distribution's default), Maven and python3-venv with apt-get"; \
@@ -18,7 +19,7 @@ $(STAMP): pyproject.toml devtools/pyproject.toml uv.lock
 	@echo "==> installing Python packages from uv.lock into $(VENV): hookstream, and hookstream-dev (devtools/) with the dev extra"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --upgrade pip uv==$(UV_VERSION)
-	@$(BIN)/uv sync -q --locked --extra dev
+	@$(BIN)/uv sync -q --locked --extra dev --system-certs
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
@@ -83,3 +84,12 @@ deploy-test: install
 	  echo "==> installing podman, runc and debootstrap with apt-get"; \
 	  apt-get update -q && apt-get install -y -q podman runc debootstrap; }
 	@HOOKSTREAM_DEPLOY_TEST=1 $(BIN)/pytest -ra -p no:cacheprovider tests/deploy/test_containers.py
+
+## make fresh-machine-test: the README's `make run` and three-step example in a podman container
+## made from a bare Debian 13 (debootstrap trixie: Python 3.13, OpenJDK 21); root, about ten
+## minutes of downloads. docs/operations.md records its runs.
+fresh-machine-test: install
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo "==> installing podman, runc and debootstrap with apt-get"; \
+	  apt-get update -q && apt-get install -y -q podman runc debootstrap; }
+	@HOOKSTREAM_FRESH_MACHINE_TEST=1 $(BIN)/pytest -ra -s -p no:cacheprovider tests/deploy/test_fresh_machine.py
