@@ -141,6 +141,18 @@ def test_keda_counts_only_its_own_namespace(built: Path) -> None:
         assert f'namespace="{namespace}"' in trigger["metadata"]["query"]
 
 
+def _policy_ports(allowed: str) -> list[dict[str, object]]:
+    """HOOKSTREAM_ALLOWED_PORTS (`443,8443` or `1024-65535`) as NetworkPolicy ports."""
+    ports: list[dict[str, object]] = []
+    for item in allowed.split(","):
+        first, _, last = item.strip().partition("-")
+        port: dict[str, object] = {"protocol": "TCP", "port": int(first)}
+        if last:
+            port["endPort"] = int(last)
+        ports.append(port)
+    return ports
+
+
 def test_network_policies_deny_by_default_and_open_only_https_to_public_addresses(
     built: Path,
 ) -> None:
@@ -150,8 +162,7 @@ def test_network_policies_deny_by_default_and_open_only_https_to_public_addresse
     assert "ingress" not in deny and "egress" not in deny
     [rule] = policies["hookstream-public-https"]["egress"]
     [config] = _kinds(built)["ConfigMap"]
-    allowed = [int(port) for port in config["data"]["HOOKSTREAM_ALLOWED_PORTS"].split(",")]
-    assert rule["ports"] == [{"protocol": "TCP", "port": port} for port in allowed]
+    assert rule["ports"] == _policy_ports(config["data"]["HOOKSTREAM_ALLOWED_PORTS"])
     excepted = {cidr for block in rule["to"] for cidr in block["ipBlock"]["except"]}
     assert {
         "10.0.0.0/8",
