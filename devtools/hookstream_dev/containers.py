@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hookstream_dev.infra import REPO_ROOT, STATE_DIR, InfraError, _alive, _say
@@ -94,14 +93,6 @@ def build(context: Path, tag: str, *extra: str) -> None:
     secret = ["--secret", f"id=ca-bundle,src={CA_BUNDLE}"] if CA_BUNDLE.is_file() else []
     _say(f"containers: building {tag}")
     podman("build", "--format", "docker", *secret, *extra, "--tag", tag, str(context))
-
-
-@dataclass(frozen=True)
-class StandIn:
-    """A stand-in image: its Containerfile folder and the official name it is tagged with."""
-
-    folder: str
-    official: str
 
 
 def official_names() -> dict[str, str]:

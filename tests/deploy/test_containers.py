@@ -114,6 +114,7 @@ def compose(
 
 
 def _states(docker_host: str, env_file: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each service's container state; compose prints a JSON array or one object a line."""
     output = compose(docker_host, env_file, "ps", "--all", "--format", "json").stdout
     rows = (
         json.loads(output)
