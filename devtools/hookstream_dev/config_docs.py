@@ -94,15 +94,34 @@ def _own_fields(settings: type[BaseSettings]) -> dict[str, FieldInfo]:
     return own
 
 
+def _nested(field: FieldInfo) -> type[BaseSettings] | None:
+    """The settings class of a field that is a block of settings of its own (Kafka security)."""
+    kind = field.annotation
+    return kind if isinstance(kind, type) and issubclass(kind, BaseSettings) else None
+
+
+def _table(title: str, settings: type[BaseSettings], used_by: str) -> list[str]:
+    prefix = settings.model_config.get("env_prefix", "")
+    rows = [f"\n## {title}\n\nRead by: {used_by}.\n"]
+    if settings.__doc__:
+        rows.append(f"\n{settings.__doc__.strip().splitlines()[0]}\n")
+    rows.append("\n| variable | default | what it does |\n|---|---|---|\n")
+    for name, field in _own_fields(settings).items():
+        if _nested(field) is None:
+            about = (field.description or "").replace("|", "\\|").replace("\n", " ")
+            rows.append(f"| `{variable(name, field, prefix)}` | {default(field)} | {about} |\n")
+    return rows
+
+
 def render() -> str:
     parts = [HEADER]
     for section in SECTIONS:
-        prefix = section.settings.model_config.get("env_prefix", "")
-        parts.append(f"\n## {section.title}\n\nRead by: {section.used_by}.\n")
-        parts.append("\n| variable | default | what it does |\n|---|---|---|\n")
-        for name, field in _own_fields(section.settings).items():
-            about = (field.description or "").replace("|", "\\|").replace("\n", " ")
-            parts.append(f"| `{variable(name, field, prefix)}` | {default(field)} | {about} |\n")
+        parts += _table(section.title, section.settings, section.used_by)
+        for field in _own_fields(section.settings).values():
+            block = _nested(field)
+            if block is not None:
+                title = (field.description or block.__name__).split(":")[0].rstrip(".")
+                parts += _table(title, block, section.used_by)
     return "".join(parts)
 
 
