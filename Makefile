@@ -1,22 +1,35 @@
 # Hookstream: the two commands a newcomer needs are `make run` and `make test`.
+# apt-get steps need root (Debian 12 or 13, Ubuntu 24.04); Python packages come from uv.lock.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml | sha1sum | cut -c1-12)
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
-.PHONY: install run down test unit lint fmt bench bench-history chaos
+.PHONY: install test-tools run down test unit lint fmt bench bench-history chaos deploy-test fresh-machine-test
 
-$(STAMP): pyproject.toml devtools/pyproject.toml
-	@command -v java >/dev/null && command -v mvn >/dev/null && command -v npm >/dev/null || { \
-	  echo "==> installing Java 17, Maven and Node.js with apt-get"; \
-	  apt-get update -q && apt-get install -y -q openjdk-17-jre-headless maven nodejs npm; }
-	@echo "==> installing Python packages into $(VENV): hookstream, and hookstream-dev (devtools/) with the dev extra"
+# What running needs: Java and Maven (the local Kafka), Python's venv module, and every Python
+# package exactly as uv.lock pins it (hookstream editable with the dev extra, and hookstream-dev
+# from devtools/). `uv sync --locked` stops when pyproject.toml changed without `uv lock`;
+# --system-certs trusts the system's CAs (a company proxy's included), as apt and pip do.
+$(STAMP): pyproject.toml devtools/pyproject.toml uv.lock
+	@command -v java >/dev/null && command -v mvn >/dev/null && $(PYTHON) -c 'import ensurepip' 2>/dev/null || { \
+	  echo "==> installing Java (17 or 21, the distribution's default), Maven and python3-venv with apt-get"; \
+	  apt-get update -q && apt-get install -y -q default-jre-headless maven python3-venv; }
+	@echo "==> installing Python packages from uv.lock into $(VENV): hookstream, and hookstream-dev (devtools/) with the dev extra"
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --upgrade pip uv
-	@$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'
+	@$(BIN)/python -m pip install -q --upgrade pip uv==$(UV_VERSION)
+	@$(BIN)/uv sync -q --locked --extra dev --system-certs
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+# What only the tests use: Node.js (the Qlik client compatibility test), Prometheus and promtool
+# (deploy/prometheus), Chromium (the console's browser tests).
+test-tools:
+	@command -v npm >/dev/null || { \
+	  echo "==> installing Node.js (the Qlik client compatibility test) with apt-get"; \
+	  apt-get update -q && apt-get install -y -q nodejs npm; }
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
 	  echo "==> installing Prometheus and promtool (deploy/prometheus tests) with apt-get"; \
 	  apt-get update -q && apt-get install -y -q prometheus; }
@@ -36,7 +49,7 @@ down:
 	@$(BIN)/python -m hookstream_dev.stack down
 
 ## make test: lint, then the whole suite against real Kafka, Postgres and HTTPS receivers.
-test: install lint
+test: install test-tools lint
 	@$(BIN)/pytest -ra
 
 ## make chaos: the full fault suite (kills, broker and Postgres outages under load); writes docs/reliability.md.
@@ -62,3 +75,21 @@ lint: install
 fmt: install
 	@$(BIN)/ruff check --fix .
 	@$(BIN)/ruff format .
+
+## make deploy-test: build the image and stand-ins with podman, run docker-compose.yml end to end
+## and the Kubernetes dev overlay with `podman kube play` (needs root: apt-get, podman). Slow
+## (minutes), so not part of `make test`; docs/operations.md records its runs.
+deploy-test: install
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo "==> installing podman, runc and debootstrap with apt-get"; \
+	  apt-get update -q && apt-get install -y -q podman runc debootstrap; }
+	@HOOKSTREAM_DEPLOY_TEST=1 $(BIN)/pytest -ra -p no:cacheprovider tests/deploy/test_containers.py
+
+## make fresh-machine-test: the README's `make run` and three-step example in a podman container
+## made from a bare Debian 13 (debootstrap trixie: Python 3.13, OpenJDK 21); root, about ten
+## minutes of downloads. docs/operations.md records its runs.
+fresh-machine-test: install
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo "==> installing podman, runc and debootstrap with apt-get"; \
+	  apt-get update -q && apt-get install -y -q podman runc debootstrap; }
+	@HOOKSTREAM_FRESH_MACHINE_TEST=1 $(BIN)/pytest -ra -s -p no:cacheprovider tests/deploy/test_fresh_machine.py

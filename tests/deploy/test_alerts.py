@@ -37,6 +37,7 @@ def test_every_alert_is_tested_firing_and_quiet() -> None:
 def test_every_alert_has_a_runbook_entry() -> None:
     operations = (REPO / "docs" / "operations.md").read_text()
     for alert in _alerts():
-        anchor = alert["annotations"]["runbook_url"].partition("#")[2]
+        url, _, anchor = alert["annotations"]["runbook_url"].partition("#")
+        assert url.startswith("https://") and url.endswith("/docs/operations.md"), url
         assert anchor == str(alert["alert"]).lower()
         assert f"### {alert['alert']}" in operations, f"no runbook entry for {alert['alert']}"

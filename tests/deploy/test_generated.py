@@ -32,3 +32,7 @@ def test_dashboard_has_the_rows_the_operators_need() -> None:
     for panel in board["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${datasource}" and panel["targets"]
+            for target in panel["targets"]:
+                assert 'namespace=~"$namespace"' in target["expr"], target["expr"]
+    variables = [variable["name"] for variable in board["templating"]["list"]]
+    assert variables == ["datasource", "namespace"]

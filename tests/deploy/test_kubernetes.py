@@ -106,6 +106,53 @@ def test_what_the_overlays_hold(built: Path) -> None:
     assert "Secret" not in kinds, "secrets are created by the operator, never committed"
 
 
+def test_ops_ports_are_scraped_and_probed_and_the_config_rolls_the_pods(built: Path) -> None:
+    """Probes and ServiceMonitors use the `ops` port (the API's public port serves no
+    /metrics); kube-prometheus-stack finds the monitors and rules by `release`; the ConfigMap's
+    name carries its hash, so a change rolls every pod that reads it; a rollout's spread counts
+    only the new pods and schedulable nodes."""
+    kinds = _kinds(built)
+    for monitor in kinds["ServiceMonitor"] + kinds["PrometheusRule"]:
+        assert monitor["metadata"]["labels"]["release"]
+    for monitor in kinds["ServiceMonitor"]:
+        assert [endpoint["port"] for endpoint in monitor["spec"]["endpoints"]] == ["ops"]
+    for service in kinds["Service"]:
+        assert "ops" in [port["name"] for port in service["spec"]["ports"]]
+    [config] = kinds["ConfigMap"]
+    assert config["metadata"]["name"].startswith("hookstream-config-")
+    for deployment in kinds["Deployment"]:
+        spec = deployment["spec"]["template"]["spec"]
+        [container] = spec["containers"]
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            assert container[probe]["httpGet"]["port"] == "ops"
+        [source] = container["envFrom"]
+        assert source["configMapRef"]["name"] == config["metadata"]["name"]
+        for spread in spec["topologySpreadConstraints"]:
+            assert spread["matchLabelKeys"] == ["pod-template-hash"]
+            if spread["whenUnsatisfiable"] == "DoNotSchedule":
+                assert spread["nodeTaintsPolicy"] == "Honor"
+
+
+def test_keda_counts_only_its_own_namespace(built: Path) -> None:
+    kinds = _kinds(built)
+    for scaled in kinds.get("ScaledObject", []):
+        [trigger] = scaled["spec"]["triggers"]
+        namespace = scaled["metadata"]["namespace"]
+        assert f'namespace="{namespace}"' in trigger["metadata"]["query"]
+
+
+def _policy_ports(allowed: str) -> list[dict[str, object]]:
+    """HOOKSTREAM_ALLOWED_PORTS (`443,8443` or `1024-65535`) as NetworkPolicy ports."""
+    ports: list[dict[str, object]] = []
+    for item in allowed.split(","):
+        first, _, last = item.strip().partition("-")
+        port: dict[str, object] = {"protocol": "TCP", "port": int(first)}
+        if last:
+            port["endPort"] = int(last)
+        ports.append(port)
+    return ports
+
+
 def test_network_policies_deny_by_default_and_open_only_https_to_public_addresses(
     built: Path,
 ) -> None:
@@ -114,7 +161,8 @@ def test_network_policies_deny_by_default_and_open_only_https_to_public_addresse
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
     assert "ingress" not in deny and "egress" not in deny
     [rule] = policies["hookstream-public-https"]["egress"]
-    assert rule["ports"] == [{"protocol": "TCP", "port": 443}]
+    [config] = _kinds(built)["ConfigMap"]
+    assert rule["ports"] == _policy_ports(config["data"]["HOOKSTREAM_ALLOWED_PORTS"])
     excepted = {cidr for block in rule["to"] for cidr in block["ipBlock"]["except"]}
     assert {
         "10.0.0.0/8",

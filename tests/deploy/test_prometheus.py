@@ -214,6 +214,9 @@ async def test_prometheus_scrapes_the_stack_and_every_query_evaluates(
         for panel in panels:
             for query in panel.queries:
                 await _query(client, query.expr.replace("$__rate_interval", RATE_INTERVAL))
+                # as the dashboard sends it, with the Namespace variable at All
+                scoped = generator.scoped(query.expr).replace("$namespace", ".*")
+                await _query(client, scoped.replace("$__rate_interval", RATE_INTERVAL))
         for alert in alerts:
             await _query(client, alert["expr"])
 

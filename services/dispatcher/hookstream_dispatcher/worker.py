@@ -46,6 +46,11 @@ log = structlog.get_logger(__name__)
 SHARDS_OWNED = prometheus_client.Gauge(
     "hookstream_dispatcher_shards_owned", "Shards this dispatcher owns."
 )
+SHARDS = prometheus_client.Gauge(
+    "hookstream_dispatcher_shards",
+    "Shards of the cluster (HOOKSTREAM_DISPATCH_SHARDS): what the dispatchers together should own,"
+    " which the HookstreamShardsUnowned alert compares with.",
+)
 TOPICS_READ = prometheus_client.Gauge(
     "hookstream_dispatcher_topics_read",
     "Delivery topics being read: webhooks of owned shards with work in the last few seconds.",
@@ -88,6 +93,7 @@ class Dispatcher:
         self._settings = settings
         self._topics = settings.topics
         self._attempts = attempts
+        SHARDS.set(settings.dispatch_shards)
         self._lanes: dict[TopicPartition, Lane] = {}
         self._shards: set[int] = set()
         self._busy: dict[TopicPartition, float] = {}
