@@ -49,7 +49,7 @@ MIN_CASES = 1000
 RUN_TIMEOUT = 150.0
 APP_CREATED = "com.qlik.v1.app.created"
 CANARIES = Canaries()
-MIN_OPERATIONS = 21  # 10 webhook operations under each of /api/v1 and /api/core, product-info
+MIN_OPERATIONS = 27  # 13 webhook operations under each of /api/v1 and /api/core, product-info
 
 WRITABLE_POINTERS = [
     "/name",
