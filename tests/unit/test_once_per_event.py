@@ -32,7 +32,7 @@ def test_event_jobs_and_retries_are_checked_recoveries_and_non_jobs_are_not() ->
     assert delivery_to_check(DeliveryJob.for_retry(first, NOW).dumps()) == first.delivery_id
     recovery = DeliveryJob.for_recovery(first.delivery_id, WEBHOOK, "t", first.event, NOW, 3)
     assert delivery_to_check(recovery.dumps()) is None
-    for raw in (b"not json", b"[]", b'{"deliveryId": 7}', b"{}"):
+    for raw in (b"not json", b"[]", b'{"deliveryId": 7}', b'{"deliveryId": "d-1"}', b"{}"):
         assert delivery_to_check(raw) is None
 
 

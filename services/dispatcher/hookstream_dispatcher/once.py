@@ -15,6 +15,7 @@ copy arriving after the first was stored.
 """
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -90,15 +91,15 @@ class BatchedLookup:
 
 def delivery_to_check(raw: bytes) -> str | None:
     """The delivery id of a job that must not be sent twice, or None: a recovery, or a record
-    that is no job (left to `Attempts.run`, which parks it)."""
+    that is no job (left to `Attempts.run`, which parks it; a bad id in a lookup's batch would
+    leave the whole batch unchecked)."""
     try:
         doc = orjson.loads(raw)
         if doc.get("retryBase", 0):
             return None
-        delivery_id = doc["deliveryId"]
+        return str(uuid.UUID(doc["deliveryId"]))
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return delivery_id if isinstance(delivery_id, str) else None
 
 
 class OncePerEvent:
