@@ -7,7 +7,9 @@ times, on the same data:
 - dropping the oldest day's partitions (what the janitor does) against a DELETE of the same
   rows (done in a transaction that is rolled back, so both see the same table);
 - the first page and a deep page (keyset cursor after 90 % of one webhook's rows) of one
-  webhook's deliveries, with the API's own query.
+  webhook's deliveries, with the API's own query;
+- the dispatcher's one-delivery-per-event check (hookstream_dispatcher.once) for batches of 1,
+  100 and 1,000 delivery ids, half of them stored: its cost per job.
 Works on a database of its own, dropped at the end.
 """
 
@@ -29,6 +31,7 @@ from hookstream_api.repository import DeliveryRepository
 from hookstream_api.schemas import DeliveryQuery
 from hookstream_common.db import create_pool, ensure_partitions, migrate
 from hookstream_dev import infra
+from hookstream_dispatcher.once import succeeded_in
 
 _FILL = """
 INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)
@@ -137,6 +140,31 @@ async def _time_pages(dsn: str, webhook: uuid.UUID) -> dict[str, float]:
         await pool.close()
 
 
+async def _time_once(dsn: str, total: int) -> dict[str, float]:
+    """Median of 20 lookups per batch size; half the ids are stored deliveries, half unknown."""
+    pool = await create_pool(dsn, max_size=2)
+    try:
+        lookup = succeeded_in(pool, timedelta(days=7))
+        timings: dict[str, float] = {}
+        for size in (1, 100, 1000):
+            samples = []
+            for run_number in range(20):
+                stored = await pool.fetch(
+                    "SELECT md5('d' || n)::text AS id FROM generate_series($1::bigint, $2) n",
+                    run_number * size % total,
+                    run_number * size % total + size // 2,
+                )
+                ids = [str(uuid.UUID(r["id"])) for r in stored][: max(1, size // 2)]
+                ids += [str(uuid.uuid4()) for _ in range(size - len(ids))]
+                started = time.perf_counter()
+                await lookup(ids)
+                samples.append((time.perf_counter() - started) * 1000)
+            timings[f"once_{size}_ms"] = statistics.median(samples)
+        return timings
+    finally:
+        await pool.close()
+
+
 async def run(total: int, webhook_count: int) -> dict[str, float]:
     """Fill, then time; always drop the database."""
     server = infra.ensure_postgres()
@@ -158,6 +186,8 @@ async def run(total: int, webhook_count: int) -> dict[str, float]:
         results: dict[str, float] = {"fill_seconds": time.perf_counter() - started}
         _say("timing the deliveries list (first page, deep page)")
         results.update(await _time_pages(dsn, webhooks[0]))
+        _say("timing the one-delivery-per-event check")
+        results.update(await _time_once(dsn, total))
         _say("timing the pruning of the oldest day: DELETE against DROP PARTITION")
         results.update(await _time_prune(dsn, start))
         return results
@@ -179,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         f"prune one day          DROP PARTITION {r['drop_seconds'] * 1000:.1f} ms;"
         f" DELETE {r['delete_seconds'] * 1000:.0f} ms ({r['day_rows']:,} deliveries)\n"
         f"deliveries list        first page {r['first_page_ms']:.2f} ms;"
-        f" deep page {r['deep_page_ms']:.2f} ms ({r['webhook_rows']:,} rows of one webhook)"
+        f" deep page {r['deep_page_ms']:.2f} ms ({r['webhook_rows']:,} rows of one webhook)\n"
+        f"once-per-event check   1 id {r['once_1_ms']:.2f} ms; 100 ids {r['once_100_ms']:.2f} ms;"
+        f" 1,000 ids {r['once_1000_ms']:.2f} ms ({r['once_1000_ms']:.3f} µs a job in a full batch)"
     )
     return 0
 

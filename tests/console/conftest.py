@@ -39,16 +39,17 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def open_console(browser: Browser, stack: ServiceSet) -> AsyncIterator[OpenConsole]:
-    """`await open_console(token, locale="en-US")`: a fresh browser context on /console.
+    """`await open_console(token, locale="en-US", width=1440)`: a fresh browser context on
+    /console, `width` pixels wide.
 
     With a token the page opens through the sign-in link `make run` prints, and accepts it
     (a link never signs in without asking); without one it shows the sign-in form.
     """
     contexts = []
 
-    async def open_page(token: str | None = None, locale: str = "en-US") -> Page:
+    async def open_page(token: str | None = None, locale: str = "en-US", width: int = 1440) -> Page:
         context = await browser.new_context(
-            locale=locale, viewport={"width": 1440, "height": 900}, base_url=stack.url("api")
+            locale=locale, viewport={"width": width, "height": 900}, base_url=stack.url("api")
         )
         contexts.append(context)
         page = await context.new_page()

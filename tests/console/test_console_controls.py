@@ -30,7 +30,10 @@ async def test_rate_limit_saved_shown_refused_and_cleared(
     await panel.get_by_label("Deliveries per second").fill("0")
     await panel.get_by_role("button", name="Save").click()
     error = panel.locator("#edit-error-rateLimit")
-    await expect(error).to_contain_text("perSecond")
+    await expect(error).to_have_text(
+        "The rate limit needs deliveries per second above 0 and at most 10,000, and a burst"
+        " from 1 to 10,000, or neither."
+    )
     await expect(panel.get_by_label("Deliveries per second")).to_have_attribute(
         "aria-invalid", "true"
     )

@@ -59,6 +59,8 @@ async def test_create_a_webhook_with_every_field(
     await assert_accessible(page, "create dialog")
     await dialog.get_by_role("button", name="Create", exact=True).click()
 
+    await expect(dialog).to_contain_text("Webhook orders created.")
+    await dialog.get_by_role("button", name="Close").click()
     await expect(dialog).to_be_hidden()
     row = page.locator("#webhooks-body tr[data-id]")
     await expect(row).to_have_count(1)
@@ -127,7 +129,7 @@ async def test_the_webhook_limit_is_shown_plainly(
     await dialog.get_by_role("button", name="Create", exact=True).click()
     alert = dialog.get_by_role("alert").filter(has_text="webhooks")
     await expect(alert).to_have_text(
-        f"The tenant already has {limit} webhooks, the most allowed; delete one first."
+        "The tenant already has as many webhooks as it may; delete one first."
     )
 
 

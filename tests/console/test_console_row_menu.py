@@ -86,11 +86,13 @@ async def test_enable_and_disable_from_the_row_menu_with_the_keyboard(
     menu = page.get_by_role("menu", name="Actions for switchable")
     await expect(menu).to_be_visible()
     await expect(menu.get_by_role("menuitem")).to_have_text(
-        ["Edit", "Rotate secret", "Disable webhook", "Delete"]
+        ["Edit", "Rotate secret", "Send test event", "Disable webhook", "Delete"]
     )
     await assert_accessible(page, "row menu")
     await page.keyboard.press("ArrowDown")
     await expect(menu.get_by_role("menuitem", name="Rotate secret")).to_be_focused()
+    await page.keyboard.press("ArrowDown")
+    await expect(menu.get_by_role("menuitem", name="Send test event")).to_be_focused()
     await page.keyboard.press("ArrowDown")
     await expect(menu.get_by_role("menuitem", name="Disable webhook")).to_be_focused()
     await page.keyboard.press("Enter")

@@ -49,7 +49,7 @@ MIN_CASES = 1000
 RUN_TIMEOUT = 150.0
 APP_CREATED = "com.qlik.v1.app.created"
 CANARIES = Canaries()
-MIN_OPERATIONS = 21  # 10 webhook operations under each of /api/v1 and /api/core, product-info
+MIN_OPERATIONS = 27  # 13 webhook operations under each of /api/v1 and /api/core, product-info
 
 WRITABLE_POINTERS = [
     "/name",
@@ -111,8 +111,8 @@ class Seeds:
 
     The fuzzed tenant has one webhook and gets everything the run creates, changes and deletes.
     The history tenant has a webhook with real deliveries, used only by the deliveries operations
-    (list, get, resend), so no PUT, PATCH or DELETE of the run can change or remove it, and no
-    resend can ever go anywhere but the local receiver.
+    (list, get, resend) and the test event, so no PUT, PATCH or DELETE of the run can change or
+    remove it, and no resend or test event can ever go anywhere but the local receiver.
     """
 
     fuzz_token: str
@@ -171,6 +171,15 @@ def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
                 "parameters": {
                     "path.id": {"dictionary": "history_webhook_ids", "probability": 1.0},
                     "path.deliveryId": {"dictionary": "delivery_ids", "probability": 0.9},
+                },
+            },
+            {
+                # A test event is sent at once: to the history tenant's webhook, whose URL is
+                # the local receiver and which no PUT or PATCH of the run can point elsewhere.
+                "include-path-regex": r"/actions/test$",
+                "headers": history_auth,
+                "parameters": {
+                    "path.id": {"dictionary": "history_webhook_ids", "probability": 1.0}
                 },
             },
             {

@@ -160,8 +160,9 @@ async def test_reads_resends_logs_metrics_and_history_carry_no_canary(
     database_url: str,
 ) -> None:
     """A real delivery, which the receiver gets with the encrypted header's value (that is its
-    purpose), then every read of it and a resend: no answer shows a canary, and neither does
-    anything an operator reads: the services' logs and metrics, and the history tables."""
+    purpose), then every read of it, a resend and a test event: no answer shows a canary, and
+    neither does anything an operator reads: the services' logs and metrics, and the history
+    tables."""
     await wait_routed(stack, caller.tenant, {canary_webhook})
     await publisher.publish(sample_event(CREATED, caller.tenant, "u1"))
     delivered = await receiver.wait_for(1, timeout=60, path="/hooks/canary")
@@ -179,6 +180,7 @@ async def test_reads_resends_logs_metrics_and_history_carry_no_canary(
             await api.get(V1),
             await api.get(f"{deliveries}/{delivery_id}"),
             await api.post(f"{deliveries}/{delivery_id}/actions/resend"),
+            await api.post(f"{V1}/{canary_webhook}/actions/test"),
             await api.put(f"{V1}/{canary_webhook}", json={"name": "no url"}),
             await api.put(
                 f"{V1}/{canary_webhook}",

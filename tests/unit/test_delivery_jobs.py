@@ -1,4 +1,4 @@
-"""`DeliveryJob`'s constructors, one per cause: event, retry, resend, recover."""
+"""`DeliveryJob`'s constructors, one per cause: event, retry, resend, recover, test."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -43,6 +43,21 @@ def test_a_recovery_restarts_the_schedule_after_the_attempts_made() -> None:
     assert (job.attempt, job.retry_base) == (8, 7)
     assert job.attempt - job.retry_base == 1  # the policy sees a first attempt
     assert DeliveryJob.loads(job.dumps()) == job
+
+
+def test_a_test_is_a_new_event_marked_as_a_test_that_parses_back() -> None:
+    one = DeliveryJob.for_test(WEBHOOK, "t-1", "com.qlik.v1.app.created", "u-1", NOW)
+    other = DeliveryJob.for_test(WEBHOOK, "t-1", "com.qlik.v1.app.created", "u-1", NOW)
+    assert one.event.id != other.event.id and one.delivery_id != other.delivery_id
+    assert one.event.data["test"] is True
+    assert (one.event.type, one.event.tenant_id, one.event.user_ids) == (
+        "com.qlik.v1.app.created",
+        "t-1",
+        {"u-1"},
+    )
+    assert one.event.time == "2026-11-28T08:00:00.000Z"
+    assert Event.parse(one.event.legacy_json) == one.event
+    assert (one.attempt, one.retry_base, one.triggered_at) == (1, 0, NOW)
 
 
 @pytest.mark.parametrize("webhook_id", ["w-1", "", 42, None])

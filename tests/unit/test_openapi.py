@@ -24,6 +24,7 @@ WEBHOOK_OPERATIONS = {
     ("post", "/webhooks/{id}/deliveries/{deliveryId}/actions/resend"): ("201", "Delivery"),
     ("post", "/webhooks/{id}/actions/recover"): ("202", "Recovery"),
     ("get", "/webhooks/{id}/actions/recover/{recoveryId}"): ("200", "Recovery"),
+    ("post", "/webhooks/{id}/actions/test"): ("201", "Delivery"),
 }
 ERROR_STATUSES = ("400", "401", "403", "404")
 REF = "#/components/schemas/"

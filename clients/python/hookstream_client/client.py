@@ -132,6 +132,11 @@ class Client(_Api[httpx.Client]):
         """Queue again the failed deliveries triggered in [since, until)."""
         return self._send(ops.recover_deliveries(webhook_id, since, until))
 
+    def send_test_event(self, webhook_id: str, event_type: str | None = None) -> Delivery:
+        """Send a signed test event now (a Hookstream extension): a sample of `event_type`, one
+        of the webhook's (default its first), recorded in its history."""
+        return self._send(ops.send_test_event(webhook_id, event_type))
+
     def get_recovery(self, webhook_id: str, recovery_id: str) -> Recovery:
         """How far a recovery has got."""
         return self._send(ops.get_recovery(webhook_id, recovery_id))
@@ -230,6 +235,11 @@ class AsyncClient(_Api[httpx.AsyncClient]):
     ) -> Recovery:
         """Queue again the failed deliveries triggered in [since, until)."""
         return await self._send(ops.recover_deliveries(webhook_id, since, until))
+
+    async def send_test_event(self, webhook_id: str, event_type: str | None = None) -> Delivery:
+        """Send a signed test event now (a Hookstream extension): a sample of `event_type`, one
+        of the webhook's (default its first), recorded in its history."""
+        return await self._send(ops.send_test_event(webhook_id, event_type))
 
     async def get_recovery(self, webhook_id: str, recovery_id: str) -> Recovery:
         """How far a recovery has got."""

@@ -175,6 +175,12 @@ def recover_deliveries(webhook_id: str, since: Time, until: Time | None) -> Call
     return Call("POST", f"/webhooks/{webhook_id}/actions/recover", _model(Recovery), json=body)
 
 
+@operation("POST", "/webhooks/{id}/actions/test")
+def send_test_event(webhook_id: str, event_type: str | None) -> Call[Delivery]:
+    body = {"eventType": event_type} if event_type is not None else {}
+    return Call("POST", f"/webhooks/{webhook_id}/actions/test", _model(Delivery), json=body)
+
+
 @operation("GET", "/webhooks/{id}/actions/recover/{recoveryId}")
 def get_recovery(webhook_id: str, recovery_id: str) -> Call[Recovery]:
     return Call("GET", f"/webhooks/{webhook_id}/actions/recover/{recovery_id}", _model(Recovery))

@@ -9,6 +9,8 @@ import orjson
 from hookstream_common.events import Event
 from hookstream_common.topics import is_webhook_id
 
+TEST_EVENT_SOURCE = "com.hookstream.test"
+TEST_EVENT_DESCRIPTION = "A test event sent on request from Hookstream; nothing happened."
 _DELIVERY_NAMESPACE = uuid.UUID("5b6c4f4e-9d0a-4c55-9a43-7f3d1e0c2b11")
 
 
@@ -22,7 +24,8 @@ class DeliveryJob:
     """Deliver `event` to webhook `webhook_id`.
 
     Built by one constructor per cause: `for_event` (the matcher), `for_retry` (the dispatcher's
-    retry path), `for_resend` (the API's resend) and `for_recovery` (the API's recover worker).
+    retry path), `for_resend` (the API's resend), `for_recovery` (the API's recover worker) and
+    `for_test` (the API's test event).
     """
 
     delivery_id: str
@@ -63,6 +66,23 @@ class DeliveryJob:
             event=event,
             triggered_at=triggered_at,
         )
+
+    @classmethod
+    def for_test(
+        cls, webhook_id: str, tenant_id: str, event_type: str, owner_id: str, triggered_at: datetime
+    ) -> "DeliveryJob":
+        """A test event: a sample of `event_type` that no producer published, a new delivery of a
+        new event, a single attempt. Its data says it is a test, so a receiver can ignore it; its
+        owner is the webhook's, so a `level=user` receiver sees the shape it will get."""
+        event = Event(
+            id=str(uuid.uuid4()),
+            type=event_type,
+            time=triggered_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            source=TEST_EVENT_SOURCE,
+            extensions={"tenantId": tenant_id, "ownerId": owner_id, "userId": owner_id},
+            data={"test": True, "description": TEST_EVENT_DESCRIPTION},
+        )
+        return cls.for_resend(webhook_id, tenant_id, event, triggered_at)
 
     @classmethod
     def for_recovery(

@@ -87,7 +87,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 RATE_LIMITED: dict[int | str, dict[str, Any]] = {
     429: {
         "model": ErrorEnvelope,
-        "description": "The tenant, or this user, goes too fast (writes, resends, recoveries);"
+        "description": "The tenant, or this user, goes too fast (writes, resends, recoveries,"
+        " tests), or has too many resends and tests waiting on receivers;"
         " try again after `Retry-After`.",
         "headers": {
             "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}

@@ -22,7 +22,7 @@ from hookstream_api.rate_limits import InFlight
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.request_context import RequestContext
-from hookstream_api.routers import deliveries, product_info, recovery, webhooks
+from hookstream_api.routers import deliveries, product_info, recovery, test_events, webhooks
 from hookstream_api.settings import ApiSettings
 from hookstream_common import catalogue
 from hookstream_common.crypto import SecretBox, parse_keys
@@ -153,6 +153,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
         app.include_router(recovery.router, prefix=prefix)
+        app.include_router(test_events.router, prefix=prefix)
     app.include_router(product_info.router)
     mount_console(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

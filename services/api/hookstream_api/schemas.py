@@ -428,6 +428,16 @@ class RecoverRequest(_Model):
     _iso_text_only = field_validator("since", "until", mode="before")(rfc3339_only)
 
 
+class TestEventRequest(_Model):
+    """The body of `POST /webhooks/{id}/actions/test` (a Hookstream extension); optional."""
+
+    event_type: EventTypeName | None = Field(
+        None,
+        alias="eventType",
+        description="One of the webhook's event types to send a sample of; default its first.",
+    )
+
+
 class Recovery(_Model):
     """A recover request and how far it has got."""
 

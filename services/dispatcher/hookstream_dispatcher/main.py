@@ -27,6 +27,7 @@ from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.attempts import Attempts
+from hookstream_dispatcher.once import BatchedLookup, OncePerEvent, succeeded_in
 from hookstream_dispatcher.retries import RetryScheduler, dispatcher_topics
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -96,8 +97,10 @@ async def _work(
         send=functools.partial(send, session),
         disable=functools.partial(disable, clients.pool),
     )
+    retention = timedelta(days=settings.retention_days)
+    once = OncePerEvent(attempts.run, BatchedLookup(succeeded_in(clients.pool, retention)))
     dispatcher = await keep_trying(
-        lambda: _started(Dispatcher(settings, attempts)), "Kafka (delivery consumers)"
+        lambda: _started(Dispatcher(settings, attempts, once.run)), "Kafka (delivery consumers)"
     )
     scheduler = RetryScheduler(settings, clients.kafka, clients.targets)
     await keep_trying(scheduler.start, "Kafka (retry consumer)")

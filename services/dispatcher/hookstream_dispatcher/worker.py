@@ -37,6 +37,7 @@ from hookstream_common.shards import shard_of
 from hookstream_common.topics import is_webhook_id
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.lanes import Lane
+from hookstream_dispatcher.once import Run
 from hookstream_dispatcher.rate_limits import Throttle
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.topic_offsets import TopicOffsets
@@ -89,11 +90,13 @@ class _ShardRebalance(ConsumerRebalanceListener):
 class Dispatcher:
     """Owns shards, reads their busy webhooks' topics, and hands each job to the webhook's lane."""
 
-    def __init__(self, settings: DispatcherSettings, attempts: Attempts) -> None:
+    def __init__(self, settings: DispatcherSettings, attempts: Attempts, run: Run) -> None:
+        """`run` is what each lane calls with a record: `attempts.run`, or it wrapped."""
         self._settings = settings
         self._topics = settings.topics
         self._attempts = attempts
         SHARDS.set(settings.dispatch_shards)
+        self._run = run
         self._lanes: dict[TopicPartition, Lane] = {}
         self._shards: set[int] = set()
         self._busy: dict[TopicPartition, float] = {}
@@ -308,7 +311,7 @@ class Dispatcher:
             webhook_id = self._topics.webhook_id_of(partition.topic) or ""
             self._lanes[partition] = Lane(
                 partition,
-                self._attempts.run,
+                self._run,
                 self._resume_if_drained,
                 self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,

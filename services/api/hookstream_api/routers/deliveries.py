@@ -27,9 +27,9 @@ from hookstream_api.schemas import (
     Delivery,
     DeliveryList,
 )
-from hookstream_common.delivery import build_request, send
+from hookstream_api.sending import send_now
 from hookstream_common.events import Event, InvalidEvent
-from hookstream_common.history import Outcome, delivery_body, record_outcomes
+from hookstream_common.history import delivery_body
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_store import load_target
 
@@ -119,22 +119,6 @@ async def resend_delivery(
     except InvalidEvent as exc:
         raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
     job = DeliveryJob.for_resend(str(webhook_id), principal.tenant_id, event, datetime.now(UTC))
-    outbound = build_request(target, job.event, job.delivery_id, settings.user_agent)
-    attempt = await send(client, outbound)
-    outcome = Outcome(
-        delivery_id=job.delivery_id,
-        tenant_id=job.tenant_id,
-        webhook_id=job.webhook_id,
-        event=job.event,
-        cloud_event=target.cloud_event,
-        status="success" if attempt.succeeded else "fail",
-        status_message=attempt.status_message(),
-        triggered_at=job.triggered_at,
-        request=outbound.as_history(),
-        attempt_number=job.attempt,
-        attempt=attempt,
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        await record_outcomes(conn, [outcome])
+    await send_now(job, target, client, settings.user_agent, pool)
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

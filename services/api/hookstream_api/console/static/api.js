@@ -1,10 +1,16 @@
 // The public REST API, with the bearer token; a 401 anywhere signs the user out.
+import { describeError } from "./errors.js";
 
 export class ApiError extends Error {
   constructor(status, errors) {
-    super(errors.map((error) => error.detail || error.title).join(" ") || `HTTP ${status}`);
+    super();
     this.status = status;
     this.errors = errors;
+  }
+
+  /** The errors in the reader's current language (errors.js), never the API's English. */
+  get message() {
+    return this.errors.map(describeError).join(" ");
   }
 }
 

@@ -1,6 +1,7 @@
 // The console: sign-in, the webhooks page, and the create, edit and delete dialogs.
 import { Api } from "./api.js";
 import { el } from "./dom.js";
+import { describeError, errorField } from "./errors.js";
 import { History } from "./history.js";
 import { formatDuration, formatPercent, formatTime, initI18n, setLanguage, t, translate } from "./i18n.js";
 import { lastStatusBadge, WebhooksTable } from "./table.js";
@@ -40,6 +41,7 @@ class Console {
       dialog.querySelector(".cancel").addEventListener("click", () => dialog.close());
     }
     $("create-form").addEventListener("submit", (event) => this.submitCreate(event));
+    $("create-test").addEventListener("click", () => this.testFromCreate());
     $("edit-form").addEventListener("submit", (event) => this.submitEdit(event));
     $("rotate-form").addEventListener("submit", (event) => this.submitRotate(event));
     $("rotate-end-window").addEventListener("click", () => this.endWindow("rotate"));
@@ -137,6 +139,7 @@ class Console {
   /** Run an API call; an error goes to the page's alert (a 401 has signed out already). */
   async call(action) {
     $("page-error").hidden = true;
+    $("page-notice").hidden = true;
     try {
       return await action();
     } catch (error) {
@@ -153,6 +156,7 @@ class Console {
 
   openCreate() {
     this.createForm.fill({ eventTypes: [], headers: {}, encryptedHeaders: [] });
+    this.showCreated(null);
     $("create-dialog").showModal();
     this.createForm.input("name").focus();
   }
@@ -162,12 +166,76 @@ class Console {
     const { body } = this.createForm.values();
     try {
       const created = await this.api.request("POST", "", { ...body, origin: "management-console" });
-      $("create-dialog").close();
+      this.showCreated(created);
       this.announce(t("webhooks.created", { name: created.name }));
       await this.table.reload(true);
+      $("create-test").focus();
     } catch (error) {
       if (error.status !== 401) this.createForm.showErrors(error);
     }
+  }
+
+  /** The create dialog as a form (`webhook` null), or as the result of creating `webhook`:
+   * what was created and a button to send it a test event. */
+  showCreated(webhook) {
+    const dialog = $("create-dialog");
+    this.created = webhook;
+    dialog.querySelector(".form-body").hidden = Boolean(webhook);
+    dialog.querySelector(".create-done").hidden = !webhook;
+    dialog.querySelector("button[type=submit]").hidden = Boolean(webhook);
+    dialog.querySelector(".form-error").hidden = true;
+    $("create-test").hidden = !webhook;
+    $("create-test-result").hidden = true;
+    dialog.querySelector(".cancel").textContent = t(webhook ? "common.close" : "common.cancel");
+    $("create-result").textContent = webhook ? t("test.created", { name: webhook.name }) : "";
+  }
+
+  /** Send a test event to `webhook` now; the delivery, or null after showing the error
+   * in `errorBox` (a 401 has signed out already). */
+  async sendTest(webhook, errorBox) {
+    try {
+      return await this.api.request("POST", `/${webhook.id}/actions/test`, {});
+    } catch (error) {
+      if (error.status === 401) return null;
+      errorBox.textContent = error.status === 0 ? t("error.network") : error.message;
+      errorBox.hidden = false;
+      return null;
+    }
+  }
+
+  /** How a test delivery went, in words, into `box`. */
+  showTestOutcome(box, webhook, delivery) {
+    const code = delivery.response?.statusCode;
+    box.dataset.status = delivery.status;
+    box.textContent =
+      delivery.status === "success"
+        ? t("test.success", { name: webhook.name, code })
+        : t("test.fail", {
+            name: webhook.name,
+            message: code ? t("test.answered", { code }) : t("test.noAnswer"),
+          });
+    box.hidden = false;
+  }
+
+  async testFromMenu(webhook) {
+    $("page-error").hidden = $("page-notice").hidden = true;
+    const sent = await this.sendTest(webhook, $("page-error"));
+    if (!sent) return;
+    this.showTestOutcome($("page-notice"), webhook, sent);
+    await this.table.reload();
+    document.querySelector(`tr[data-id="${webhook.id}"] .row-menu-button`)?.focus();
+  }
+
+  async testFromCreate() {
+    const dialog = $("create-dialog");
+    const button = $("create-test");
+    dialog.querySelector(".form-error").hidden = $("create-test-result").hidden = true;
+    button.disabled = true;
+    const sent = await this.sendTest(this.created, dialog.querySelector(".form-error"));
+    button.disabled = false;
+    if (!sent) return;
+    this.showTestOutcome($("create-test-result"), this.created, sent);
+    await this.table.reload();
   }
 
   async openEdit(id) {
@@ -308,18 +376,17 @@ class Console {
     input.removeAttribute("aria-invalid");
     input.setAttribute("aria-describedby", "rotate-hint");
     if (!error) return;
-    const details = error.errors.map((item) => item.detail || item.title || t("error.generic"));
-    const mine = details.filter((detail) => /^secret[:.\s]/.test(detail));
-    const rest = details.filter((detail) => !mine.includes(detail));
+    const mine = error.errors.filter((item) => errorField(item.detail) === "secret");
+    const rest = error.errors.filter((item) => !mine.includes(item));
     if (mine.length) {
-      slot.textContent = mine.join(" ");
+      slot.textContent = mine.map(describeError).join(" ");
       slot.hidden = false;
       input.setAttribute("aria-invalid", "true");
       input.setAttribute("aria-describedby", "rotate-hint rotate-error-secret");
       input.focus();
     }
     if (rest.length || error.status === 0) {
-      general.textContent = error.status === 0 ? t("error.network") : rest.join(" ");
+      general.textContent = error.status === 0 ? t("error.network") : rest.map(describeError).join(" ");
       general.hidden = false;
       if (!mine.length) general.focus();
     }

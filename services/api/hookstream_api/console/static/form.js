@@ -1,4 +1,5 @@
 // The webhook form, shared by the create dialog and the edit panel.
+import { describeError, errorField } from "./errors.js";
 import { formatTime, t, translate } from "./i18n.js";
 
 const GROUPS = ["apps", "users"];
@@ -207,16 +208,16 @@ export class WebhookForm {
     let first = null;
     const general = [];
     for (const item of error.errors) {
-      const detail = item.detail || item.title || t("error.generic");
-      const field = FIELD_NAMES.find((name) => new RegExp(`^${name}[:.\\s]`).test(detail));
+      const named = errorField(item.detail);
+      const field = FIELD_NAMES.find((name) => named?.split(/[.[]/)[0] === name);
       const slot = field && this.form.querySelector(`#${this.prefix}-error-${field}`);
       if (!slot) {
-        general.push(detail);
+        general.push(describeError(item));
         continue;
       }
-      slot.textContent = detail;
+      slot.textContent = describeError(item);
       slot.hidden = false;
-      const target = this.fieldInput(field, detail);
+      const target = this.fieldInput(field, named);
       if (target) {
         target.setAttribute("aria-invalid", "true");
         const hint = target.getAttribute("aria-describedby");
@@ -233,9 +234,9 @@ export class WebhookForm {
     if (first?.focus) first.focus();
   }
 
-  fieldInput(field, detail = "") {
+  fieldInput(field, named = "") {
     if (field === "rateLimit") {
-      return this.input(/^rateLimit\.burst/.test(detail) ? "rateBurst" : "ratePerSecond");
+      return this.input(/^rateLimit\.burst/.test(named) ? "rateBurst" : "ratePerSecond");
     }
     const ids = {
       secretRotationGraceSeconds: "grace",

@@ -39,6 +39,11 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (match, name) => (name in all ? String(all[name]) : match));
 }
 
+/** Whether the catalogues have a message `key`. */
+export function has(key) {
+  return key in (catalogues[language] ?? {}) || key in (catalogues.en ?? {});
+}
+
 /** Fill every element of `root` marked with data-i18n (text) or data-i18n-<attribute>. */
 export function translate(root) {
   for (const element of root.querySelectorAll("[data-i18n]")) {

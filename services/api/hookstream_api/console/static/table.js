@@ -264,6 +264,7 @@ export class WebhooksTable {
     const items = [
       ["edit", t("menu.edit"), () => this.app.openEdit(webhook.id)],
       ["rotate", t("menu.rotate"), () => this.app.openRotate(webhook)],
+      ["test", t("menu.test"), () => this.app.testFromMenu(webhook)],
       webhook.enabled
         ? ["disable", t("menu.disable"), () => this.app.setEnabled(webhook, false)]
         : ["enable", t("menu.enable"), () => this.app.setEnabled(webhook, true)],
