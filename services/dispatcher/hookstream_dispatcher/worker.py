@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
-from hookstream_common.parking import PARKED
+from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
 from hookstream_common.topics import is_webhook_id
@@ -365,7 +365,7 @@ class Dispatcher:
                         log.error(
                             "unreadable wake-up ignored",
                             key=webhook_id[:100],
-                            source=f"{record.topic}/{record.partition}/{record.offset}",
+                            source=source_of(record),
                         )
 
     async def _scan_regularly(self) -> None:

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyEx
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
-from hookstream_common.parking import PARKED, dead_letter, reason_of
+from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff
 from hookstream_common.shards import JobQueue
 from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
@@ -208,7 +208,7 @@ class Matcher:
                 "unreadable webhook set ignored",
                 tenant_id=tenant_id,
                 reason=reason_of(exc),
-                source=f"{record.topic}/{record.partition}/{record.offset}",
+                source=source_of(record),
             )
             return
         log.info("webhook set updated", tenant_id=tenant_id, present=record.value is not None)
@@ -337,11 +337,11 @@ class Matcher:
         """Park the record with why and where from, so a person can find and replay it."""
         EVENTS.labels("dead_letter").inc()
         PARKED.labels("events").inc()
-        value, headers = dead_letter(record, reason)
+        value, headers = dead_letter(record.value, source_of(record), "events", reason)
         log.warning(
             "event sent to the dead-letter topic",
             reason=reason,
-            source=f"{record.topic}/{record.partition}/{record.offset}",
+            source=source_of(record),
         )
         return await self._producer.send(
             self._topics.events_dlq, value, key=record.key, headers=headers
