@@ -143,7 +143,7 @@ async def _run_lane(limit: RateLimit | None, jobs: int, concurrency: int = 8) ->
 
     lane = Lane(
         TopicPartition("t", 0), deliver, lambda _: None, concurrency, 1000, Throttle(limit_of)
-    )
+    ).start()
     lane.add([_record(i) for i in range(jobs)])
     await asyncio.wait_for(finished.wait(), 10)
     lane.close()

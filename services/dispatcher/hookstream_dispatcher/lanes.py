@@ -57,7 +57,20 @@ class Lane:
         self._closing = False
         self._closed = asyncio.Event()
         self._throttle = throttle
-        self.task = asyncio.create_task(self._work(), name=f"lane {partition.topic}")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "Lane":
+        """Start taking jobs (apart from construction, so making a lane starts nothing)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._work(), name=f"lane {self.partition.topic}")
+        return self
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        """The lane's work, which ends once it is closed and its jobs in flight are done."""
+        if self._task is None:
+            raise RuntimeError("the lane was never started")
+        return self._task
 
     @property
     def held(self) -> int:

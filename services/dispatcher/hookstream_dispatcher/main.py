@@ -27,6 +27,7 @@ from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.attempts import Attempts
+from hookstream_dispatcher.metrics import HISTORY_QUEUE
 from hookstream_dispatcher.retries import RetryScheduler, dispatcher_topics
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.targets import TargetCache
@@ -88,6 +89,7 @@ async def _work(
         settings.auto_disable_min_failures,
         (clients.kafka, settings.topics.dispatch_dlq),
     )
+    HISTORY_QUEUE.set_function(lambda: writer.waiting)
     attempts = Attempts(
         settings,
         clients.targets,

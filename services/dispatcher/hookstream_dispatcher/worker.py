@@ -307,7 +307,7 @@ class Dispatcher:
                 self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,
                 Throttle(lambda: self._attempts.rate_limit(webhook_id)),
-            )
+            ).start()
         return self._lanes[partition]
 
     def _pause_if_full(self, lane: Lane) -> None:

@@ -22,7 +22,6 @@ from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.metrics import (
     HISTORY_BATCH_SECONDS,
-    HISTORY_QUEUE,
     HISTORY_WRITE_FAILURES,
 )
 from hookstream_dispatcher.policy import utcnow
@@ -59,7 +58,11 @@ class HistoryWriter:
         self._disable_after = disable_after
         self._min_failures = min_failures
         self._queue: asyncio.Queue[tuple[Outcome, asyncio.Future[None]]] = asyncio.Queue()
-        HISTORY_QUEUE.set_function(self._queue.qsize)
+
+    @property
+    def waiting(self) -> int:
+        """Outcomes submitted and not yet being stored."""
+        return self._queue.qsize()
 
     def submit(self, outcome: Outcome) -> asyncio.Future[None]:
         """Queue the outcome; the future resolves once it is committed."""
