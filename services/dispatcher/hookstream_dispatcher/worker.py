@@ -103,7 +103,6 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._scan_now = asyncio.Event()
-        self.started = False
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
         self.shard_consumer = AIOKafkaConsumer(
             **connection,
@@ -137,7 +136,6 @@ class Dispatcher:
             [self._topics.dispatch_shards], listener=_ShardRebalance(self)
         )
         await self.shard_consumer.start()
-        self.started = True
 
     async def close(self) -> None:
         """Leave the shard group and disconnect."""

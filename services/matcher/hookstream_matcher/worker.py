@@ -29,7 +29,7 @@ from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff
 from hookstream_common.shards import JobQueue
 from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
-from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
+from hookstream_matcher.router import DeadLetter, Matched, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
 
 log = structlog.get_logger(__name__)
@@ -226,7 +226,7 @@ class Matcher:
         await self._learn_partitions(
             self._topics.deliveries(job.webhook_id)
             for _, decision in routed
-            if isinstance(decision, Deliver)
+            if isinstance(decision, Matched)
             for job in decision.jobs
         )
         for record, decision in routed:
@@ -241,7 +241,7 @@ class Matcher:
             log.warning("commit failed; the batch may be routed twice", error=str(exc))
         BATCH_SECONDS.observe(time.monotonic() - started)
 
-    def _decide(self, record: ConsumerRecord) -> Deliver | Rekey | DeadLetter:
+    def _decide(self, record: ConsumerRecord) -> Matched | Rekey | DeadLetter:
         now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         return route(self.table, record.key, record.value, now, self._settings.max_event_bytes)
 
@@ -269,7 +269,7 @@ class Matcher:
         await self._producer.client.set_topics([*self._recent_topics, *self._always_written])
 
     async def _act(
-        self, record: ConsumerRecord, decision: Deliver | Rekey | DeadLetter, jobs: JobQueue
+        self, record: ConsumerRecord, decision: Matched | Rekey | DeadLetter, jobs: JobQueue
     ) -> list[asyncio.Future[Any]]:
         """Produce what one event asks for; its delivery jobs go through `jobs`."""
         if isinstance(decision, DeadLetter):
@@ -281,7 +281,7 @@ class Matcher:
         return await self._deliver(record, decision, jobs)
 
     async def _deliver(
-        self, record: ConsumerRecord, decision: Deliver, jobs: JobQueue
+        self, record: ConsumerRecord, decision: Matched, jobs: JobQueue
     ) -> list[asyncio.Future[Any]]:
         acks = []
         for job in decision.jobs:
