@@ -106,12 +106,25 @@ async def test_an_unstored_outcome_holds_the_commit() -> None:
     async def deliver(record: ConsumerRecord) -> asyncio.Future[None] | None:
         return never if record.offset == 2 else None
 
-    lane = Lane(TopicPartition("t", 0), deliver, lambda _: None, 4, capacity=100).start()
+    ended = 0
+    progress = asyncio.Event()
+
+    def on_progress(_: Lane) -> None:
+        nonlocal ended
+        ended += 1
+        progress.set()
+
+    async def jobs_ended(count: int) -> None:
+        while ended < count:
+            progress.clear()
+            await progress.wait()
+
+    lane = Lane(TopicPartition("t", 0), deliver, on_progress, 4, capacity=100).start()
     lane.add([_record(o) for o in range(6)])
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(jobs_ended(5), 5)  # every job but offset 2 is stored
     assert lane.tracker.committable == 2
     never.cancel()
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(jobs_ended(6), 5)  # offset 2's write ended without being stored
     assert lane.tracker.committable == 2
     lane.close()
     await lane.task
