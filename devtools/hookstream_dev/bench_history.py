@@ -2,8 +2,8 @@
 
     python -m hookstream_dev.bench_history [--deliveries 1000000] [--webhooks 100]
 
-Fills seven days with deliveries (one event body per event, one attempt per delivery), then
-times, on the same data:
+Fills seven days with deliveries (one event body per event, one attempt per delivery, written
+by the store-outcome step the dispatcher uses), then times, on the same data:
 - dropping the oldest day's partitions (what the janitor does) against a DELETE of the same
   rows (done in a transaction that is rolled back, so both see the same table);
 - the first page and a deep page (keyset cursor after 90 % of one webhook's rows) of one
@@ -15,7 +15,7 @@ Works on a database of its own, dropped at the end.
 
 import argparse
 import asyncio
-import re
+import hashlib
 import secrets
 import statistics
 import sys
@@ -29,57 +29,58 @@ from hookstream_api.dependencies import DELIVERY_SORTS
 from hookstream_api.paging import Cursor, PageRequest
 from hookstream_api.repository import DeliveryRepository
 from hookstream_api.schemas import DeliveryQuery
-from hookstream_common.db import create_pool, ensure_partitions, migrate
+from hookstream_common.db import create_pool, ensure_partitions, json_codecs, migrate
+from hookstream_common.delivery import Attempt
+from hookstream_common.events import Event
+from hookstream_common.history import Outcome, record_outcomes
 from hookstream_dev import infra
+from hookstream_dev.events import sample_event
 from hookstream_dispatcher.once import succeeded_in
 
-_FILL = """
-INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)
-SELECT 'bench', 'e' || n, $1::timestamptz + (n * $2::double precision) * interval '1 second',
-       json_build_object('eventId', 'e' || n, 'eventType', 'com.qlik.v1.app.created',
-                          'cloudEventsVersion', '0.1', 'source', 'bench',
-                          'extensions', json_build_object('tenantId', 'bench'),
-                          'data', json_build_object('id', n))
-FROM generate_series($3::bigint, $4::bigint - 1) n;
+CREATED = "com.qlik.v1.app.created"
 
-INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,
-                        status_message, triggered_at, request, response)
-SELECT md5('d' || n)::uuid, 'bench', ($5::uuid[])[1 + n % array_length($5::uuid[], 1)],
-       'e' || n, 'com.qlik.v1.app.created', CASE WHEN n % 10 = 0 THEN 'fail' ELSE 'success' END,
-       'Delivered: the endpoint answered 200.',
-       $1::timestamptz + (n * $2::double precision) * interval '1 second',
-       '{"url": "https://hooks.example.com/x", "headers": {"User-Agent": "Qlik Webhook"}}',
-       '{"statusCode": 200, "headers": {}, "body": "{\\"ok\\":true}"}'
-FROM generate_series($3::bigint, $4::bigint - 1) n;
-
-INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at, tenant_id, webhook_id,
-                               started_at, duration_ms, status_code)
-SELECT md5('d' || n)::uuid, 1, $1::timestamptz + (n * $2::double precision) * interval '1 second',
-       'bench', ($5::uuid[])[1 + n % array_length($5::uuid[], 1)],
-       $1::timestamptz + (n * $2::double precision) * interval '1 second', 3.5, 200
-FROM generate_series($3::bigint, $4::bigint - 1) n;
-"""
+_CHUNK = 5_000
+"""Outcomes per `record_outcomes` transaction while filling."""
 
 
 def _say(message: str) -> None:
     print(f"bench-history: {message}", file=sys.stderr, flush=True)
 
 
+def _outcome(n: int, webhooks: list[uuid.UUID], at: datetime) -> Outcome:
+    """Delivery `n`: one attempt at `at`, every tenth failed."""
+    doc = sample_event(CREATED, "bench", "bench-user", {"id": n})
+    doc["eventId"] = f"e{n}"
+    attempt = Attempt(started_at=at, duration_ms=3.5, status_code=500 if n % 10 == 0 else 200)
+    return Outcome(
+        delivery_id=str(uuid.UUID(bytes=hashlib.md5(f"d{n}".encode()).digest())),
+        tenant_id="bench",
+        webhook_id=str(webhooks[n % len(webhooks)]),
+        event=Event.from_legacy(doc),
+        cloud_event=False,
+        status="success" if attempt.succeeded else "fail",
+        status_message=attempt.status_message(),
+        triggered_at=at,
+        request={"url": "https://hooks.example.com/x", "headers": {"User-Agent": "Qlik Webhook"}},
+        attempt_number=1,
+        attempt=attempt,
+    )
+
+
 async def _fill(dsn: str, total: int, webhooks: list[uuid.UUID], start: datetime) -> None:
-    """`total` deliveries spread evenly over seven days from `start`, in chunks, with progress."""
-    spacing = 7 * 86400 / total
+    """`total` deliveries spread evenly over seven days from `start`, stored as the dispatcher
+    stores them (`record_outcomes`, bodies, attempts and health included), with progress."""
+    spacing = timedelta(seconds=7 * 86400 / total)
     connection = await asyncpg.connect(dsn)
+    await json_codecs(connection)
     try:
-        chunk = 50_000
-        statements = _FILL.split(";\n\n")
-        for first in range(0, total, chunk):
-            last = min(total, first + chunk)
-            args = (start, spacing, first, last, webhooks)
+        for first in range(0, total, _CHUNK):
+            last = min(total, first + _CHUNK)
+            outcomes = [_outcome(n, webhooks, start + n * spacing) for n in range(first, last)]
             async with connection.transaction():
-                for statement in statements:
-                    used = max(int(n) for n in re.findall(r"\$(\d+)", statement))
-                    await connection.execute(statement, *args[:used])
-            _say(f"  filled {last:,} of {total:,}")
+                await record_outcomes(connection, outcomes)
+            if last % 50_000 == 0 or last == total:
+                _say(f"  filled {last:,} of {total:,}")
         await connection.execute("ANALYZE deliveries; ANALYZE event_bodies")
     finally:
         await connection.close()

@@ -1,16 +1,15 @@
 """Item 1: signing in with a bearer token, the sign-in link, signing out, bad tokens."""
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from console_support import assert_accessible, create_webhook
+from console_support import V1, assert_accessible, create_webhook
 from playwright.async_api import Page, expect
 
 from hookstream_dev.stack import ServiceSet
 from hookstream_dev.tokens import mint_token
-from support import new_tenant
+from support import bearer, new_tenant, wait_until
 
 
 async def sign_in_form(page: Page) -> None:
@@ -97,7 +96,11 @@ async def test_a_token_that_expires_during_the_session_leads_back_to_sign_in(
         settings_env["HOOKSTREAM_JWT_KEY"], tenant, "u1", [], ttl=timedelta(seconds=3)
     )
     page = await open_console(short)
-    await asyncio.sleep(4)
+
+    async def expired() -> bool:
+        return (await api.get(V1, headers=bearer(short))).status_code == 401
+
+    await wait_until(expired, timeout=30)
     await page.get_by_role("button", name="Name", exact=True).click()  # any call to the API
     await sign_in_form(page)
     await expect(page.locator("#sign-in-message")).to_contain_text("invalid or has expired")

@@ -1,4 +1,5 @@
-"""Rows of the delivery history written straight to Postgres, and databases of a test's own."""
+"""Rows of the delivery history, written by the one store-outcome step (`record_outcomes`),
+and databases of a test's own."""
 
 import contextlib
 import secrets
@@ -7,12 +8,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
-import orjson
 
-from hookstream_common.db import ensure_partitions, migrate
+from hookstream_common.db import json_codecs, migrate
 from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
-from hookstream_common.history import Outcome
+from hookstream_common.history import Outcome, record_outcomes
 from hookstream_dev.events import sample_event
 
 CREATED = "com.qlik.v1.app.created"
@@ -56,35 +56,22 @@ async def insert_delivery(
     status: str,
     next_attempt_at: datetime | None = None,
 ) -> str:
-    """A delivery and its event body, as the dispatcher would have stored them, in its day's
-    partition (made here as the writer makes it: just after midnight, "an hour ago" is
-    yesterday, which a database migrated today has no partition for)."""
-    await ensure_partitions(db, 0, today=triggered_at.astimezone(UTC).date())
-    delivery_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
-    event = sample_event(CREATED, tenant, "u1")
-    event["eventId"] = event_id
-    await db.execute(
-        "INSERT INTO event_bodies VALUES ($1, $2, $3, $4::text::json)",
-        tenant,
-        event_id,
-        triggered_at,
-        orjson.dumps(event).decode(),
+    """A delivery of one attempt (answered 200 for "success", else 500), stored by the
+    store-outcome step every path uses (`record_outcomes`), so it is a row the dispatcher could
+    have written; returns its id."""
+    event = new_event(tenant)
+    code = 200 if status == "success" else 500
+    stored = outcome(
+        str(uuid.uuid4()), webhook_id, event, triggered_at, 1, code, next_attempt_at, triggered_at
     )
-    await db.execute(
-        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,"
-        " triggered_at, request, next_attempt_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9)",
-        uuid.UUID(delivery_id),
-        tenant,
-        uuid.UUID(webhook_id),
-        event_id,
-        CREATED,
-        status,
-        triggered_at,
-        '{"url": "https://x.example.com", "headers": {}}',
-        next_attempt_at,
-    )
-    return delivery_id
+    await json_codecs(db)  # the caller's connection reads json as text again after
+    try:
+        async with db.transaction():
+            await record_outcomes(db, [stored])
+    finally:
+        for name in ("json", "jsonb"):
+            await db.reset_type_codec(name, schema="pg_catalog")
+    return stored.delivery_id
 
 
 def outcome(
@@ -95,9 +82,12 @@ def outcome(
     attempt: int,
     status_code: int,
     next_attempt_at: datetime | None = None,
+    started_at: datetime | None = None,
 ) -> Outcome:
-    """The outcome of attempt `attempt`, answered with `status_code`."""
-    answered = Attempt(started_at=datetime.now(UTC), duration_ms=1.0, status_code=status_code)
+    """The outcome of attempt `attempt`, answered with `status_code` (at `started_at`, or now)."""
+    answered = Attempt(
+        started_at=started_at or datetime.now(UTC), duration_ms=1.0, status_code=status_code
+    )
     return Outcome(
         delivery_id=delivery_id,
         tenant_id=event.tenant_id,

@@ -4,7 +4,6 @@ The session's dispatcher runs with a compressed retry schedule (1s, 2s, 4s: four
 all) and auto-disable after 4 failures over 2 seconds; see conftest.py.
 """
 
-import asyncio
 import base64
 import itertools
 import socket
@@ -24,11 +23,14 @@ from hookstream_dev.receiver import Receiver
 from support import (
     jobs_routed_to,
     matcher_routes,
+    metric,
     receiver_url,
+    scrape,
     wait_until,
 )
 
 SECRET = "e" * 40
+HEARD = "hookstream_dispatcher_webhook_changes_heard_total"
 
 
 async def next_attempt_at(database_url: str, delivery_id: str) -> datetime | None:
@@ -245,8 +247,14 @@ async def test_changes_reach_the_dispatcher_within_a_second(
         {"op": "replace", "path": "/url", "value": receiver_url(receiver, new)},
         {"op": "add", "path": "/headers/X-Version", "value": "2"},
     ]
+    dispatcher = scenario.stack.url("dispatcher")
+    heard = metric(await scrape(dispatcher), HEARD)
     await scenario.client.patch_webhook(webhook.id, change)
-    await asyncio.sleep(1.0)
+
+    async def change_heard() -> bool:
+        return metric(await scrape(dispatcher), HEARD) > heard
+
+    await wait_until(change_heard, timeout=1.0, interval=0.05)
     await scenario.publish()
     [request] = await receiver.wait_for(1, timeout=30, path=new)
     assert request.headers["x-version"] == "2"

@@ -12,11 +12,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-from history_rows import insert_delivery, insert_webhook, new_event, own_database
+from history_rows import CREATED, insert_webhook, new_event, own_database
 
 from hookstream_api.recoveries import take_page
 from hookstream_api.webhook_health import load_health
-from hookstream_common.db import create_pool, migrate
+from hookstream_common.db import create_pool, ensure_partitions, migrate
 from hookstream_common.delivery import Attempt
 from hookstream_common.history import Outcome, record_outcomes
 
@@ -193,6 +193,42 @@ async def _recover_failed(pool: asyncpg.Pool, webhook_id: str) -> None:
             assert await take_page(conn, recovery, keys), "some deliveries are recovered"
 
 
+async def _stored_before_0008(
+    conn: asyncpg.Connection,
+    webhook_id: str,
+    at: datetime,
+    status: str,
+    code: int | None,
+    due: datetime | None,
+) -> None:
+    """A delivery and its one attempt as a version before migration 0008 stored them. The
+    only history rows not written by `record_outcomes`: that step keeps the rollups, whose
+    tables a database before 0008 does not have."""
+    await ensure_partitions(conn, 0, today=at.date())
+    delivery = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO deliveries (id, tenant_id, webhook_id, event_id, event_type, status,"
+        " triggered_at, request, next_attempt_at)"
+        " VALUES ($1, 't', $2, $3, $4, $5, $6, '{}'::jsonb, $7)",
+        delivery,
+        uuid.UUID(webhook_id),
+        str(uuid.uuid4()),
+        CREATED,
+        status,
+        at,
+        due,
+    )
+    await conn.execute(
+        "INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at,"
+        " tenant_id, webhook_id, started_at, duration_ms, status_code)"
+        " VALUES ($1, 1, $2, 't', $3, $2, 1, $4)",
+        delivery,
+        at,
+        uuid.UUID(webhook_id),
+        code,
+    )
+
+
 async def test_an_upgraded_database_shows_the_health_counted_before(
     servers: dict[str, str],
 ) -> None:
@@ -205,16 +241,7 @@ async def test_an_upgraded_database_shows_the_health_counted_before(
                 at = now - timedelta(minutes=minutes)
                 due = now + timedelta(hours=2) if code == 503 else None
                 status = "success" if code == 200 else "fail"
-                delivery = await insert_delivery(conn, "t", webhook_id, at, status, due)
-                await conn.execute(
-                    "INSERT INTO delivery_attempts (delivery_id, attempt, triggered_at,"
-                    " tenant_id, webhook_id, started_at, duration_ms, status_code)"
-                    " VALUES ($1, 1, $2, 't', $3, $2, 1, $4)",
-                    uuid.UUID(delivery),
-                    at,
-                    uuid.UUID(webhook_id),
-                    code,
-                )
+                await _stored_before_0008(conn, webhook_id, at, status, code, due)
         finally:
             await conn.close()
         assert "0008_health_counts" in await migrate(dsn)

@@ -57,7 +57,11 @@ async def test_a_rejected_row_is_parked_and_its_batch_stored(servers: dict[str, 
                 await consumer.stop()
             parked = orjson.loads(record.value)
             assert parked["deliveryId"] == bad.delivery_id
-            assert "CharacterNotInRepertoire" in parked["reason"] or "0x00" in parked["reason"]
+            headers = {name: value.decode() for name, value in record.headers}
+            assert headers["hookstream-stage"] == "history"
+            assert headers["hookstream-source"] == f"history/{bad.delivery_id}/1"
+            reason = headers["hookstream-dlq-reason"]
+            assert "CharacterNotInRepertoire" in reason or "0x00" in reason
         finally:
             await kafka.stop()
             await pool.close()

@@ -22,6 +22,11 @@ from support import new_tenant, receiver_url, scrape, wait_routed, wait_until
 APP_CREATED = "com.qlik.v1.app.created"
 LIMIT = {"perSecond": 5, "burst": 5}
 EVENTS = 100
+LOAD_ALLOWANCE = 10.0
+"""Seconds a loaded machine (a CI runner, other suites on the same cores) may add to a run."""
+MIN_RATE = 3.5
+"""The slowest a 5/s limit may look on a loaded machine (faster is `_within_limit`'s concern)."""
+ARRIVAL_JITTER = 1.0
 
 
 async def _webhook(client: AsyncClient, receiver: Receiver, path: str, **extra: Any) -> str:
@@ -43,6 +48,17 @@ def _arrivals(receiver: Receiver, path: str) -> list[float]:
 def _rate(arrivals: list[float], burst: int) -> float:
     """Deliveries a second after the first burst (which a full bucket lets through at once)."""
     return (len(arrivals) - burst) / (arrivals[-1] - arrivals[burst - 1])
+
+
+def _within_limit(arrivals: list[float]) -> bool:
+    """No stretch of arrivals holds more than the bucket lets through in it: `burst` plus
+    `perSecond` a second. The receiver stamps arrivals in the test's own process, which a loaded
+    machine delays unevenly, so each stretch is granted `ARRIVAL_JITTER` seconds more."""
+    return all(
+        j - i + 1 <= LIMIT["burst"] + LIMIT["perSecond"] * (last - first + ARRIVAL_JITTER)
+        for i, first in enumerate(arrivals)
+        for j, last in enumerate(arrivals[i:], start=i)
+    )
 
 
 def _unique(receiver: Receiver, path: str) -> int:
@@ -81,10 +97,12 @@ async def test_a_limited_webhook_keeps_to_its_rate_and_another_goes_at_full_spee
         f" {span:.2f} s from first to last, {rate:.2f}/s after the burst"
     )
     print(f"unlimited: {EVENTS} in {fast[-1] - fast[0]:.2f} s")
-    assert 19 <= took <= 21
-    assert 18.8 <= span <= 21
-    assert 4.5 <= rate <= 5.5
-    assert fast[-1] - fast[0] < 5
+    # Never faster than the bucket allows (holds however loaded the machine is); slower only by
+    # what a loaded machine adds (idle: 19.5 s, 5.0/s; the free webhook's 100 take ~1 s).
+    assert 19 <= took <= 19 + LOAD_ALLOWANCE
+    assert 19 - ARRIVAL_JITTER <= span <= 19 + LOAD_ALLOWANCE
+    assert rate >= MIN_RATE and _within_limit(slow)
+    assert fast[-1] - fast[0] < span / 2, "the unlimited webhook was held to a limit"
     assert _unique(receiver, limited_path) == EVENTS
     # Waiting is not failing: every delivery succeeded at its first attempt.
     webhook = await client.get_webhook(limited)
@@ -153,5 +171,5 @@ async def test_the_rate_holds_after_a_dispatcher_is_killed_mid_run(
         f" all {EVENTS} within {moved_after:.1f} s of the kill"
     )
     assert max(gaps) > 2, "the webhook was not delivered by the killed dispatcher"
-    for rate in (rate_before, rate_after):
-        assert 4.5 <= rate <= 5.5
+    for rate, stretch in ((rate_before, before), (rate_after, after)):
+        assert rate >= MIN_RATE and _within_limit(stretch)

@@ -12,6 +12,7 @@ from poison_harness import (
     MATCHER_EVENTS,
     MAX_EVENT_BYTES,
     Poison,
+    headers_of,
     legacy_event,
 )
 
@@ -105,6 +106,7 @@ async def test_a_bad_event_is_parked_and_the_next_is_delivered(
 
         parked, why = await poison.parked_from(where)
         assert reason in why, why
+        assert headers_of(parked)["hookstream-stage"] == b"events"
         if value is None:
             assert parked.value in (None, b"")
         else:

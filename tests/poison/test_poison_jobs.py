@@ -88,8 +88,9 @@ async def test_a_garbage_job_is_parked_and_the_lane_goes_on(
         # The good event's job lands behind the garbage on the same (single) partition.
         await poison.next_good_event_delivered(case)
 
-        _, reason = await poison.parked_from(where)
+        parked, reason = await poison.parked_from(where)
         assert reason, "a dead letter carries its reason"
+        assert headers_of(parked)["hookstream-stage"] == b"delivery"
         case.parked = True
         await poison.counted("dispatcher", before, DEAD_LETTERS, stage="delivery")
         case.counted = True
@@ -112,8 +113,9 @@ async def test_a_garbage_retry_is_parked_and_the_tier_goes_on(
         await poison.delivered(good["event"]["eventId"])
         await poison.next_good_event_delivered(case)
 
-        _, reason = await poison.parked_from(where)
+        parked, reason = await poison.parked_from(where)
         assert reason
+        assert headers_of(parked)["hookstream-stage"] == b"retry"
         case.parked = True
         await poison.counted("dispatcher", before, DEAD_LETTERS, stage="retry")
         case.counted = True
@@ -165,12 +167,13 @@ async def test_an_outcome_postgres_rejects_is_parked_and_history_goes_on(
         good_id = await poison.next_good_event_delivered(case)
 
         def is_ours(record: Any) -> bool:
-            if headers_of(record).get("hookstream-source"):
-                return False
-            return orjson.loads(record.value).get("deliveryId") == marker
+            return headers_of(record).get("hookstream-stage") == b"history" and (
+                orjson.loads(record.value).get("deliveryId") == marker
+            )
 
-        parked = orjson.loads((await poison.parked(is_ours)).value)
-        assert parked["reason"], parked
+        parked = await poison.parked(is_ours)
+        assert headers_of(parked)["hookstream-dlq-reason"], "a dead letter carries its reason"
+        assert headers_of(parked)["hookstream-source"].startswith(f"history/{marker}/".encode())
         case.parked = True
         await poison.counted("dispatcher", before, DEAD_LETTERS, stage="history")
         case.counted = True

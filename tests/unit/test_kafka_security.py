@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed
 from pydantic import ValidationError
 
 from hookstream_common.kafka import client_options, core_topics, delivery_topic
-from hookstream_common.resilience import Readiness, failure_reason
+from hookstream_common.resilience import Readiness, error_summary, failure_reason
 from hookstream_common.settings import CommonSettings, KafkaSecurity
 from hookstream_matcher.main import co_partitioning_problem
 
@@ -196,3 +196,19 @@ def test_the_matcher_refuses_topics_it_cannot_join() -> None:
     assert "e has 8 partitions and w has 4" in (
         co_partitioning_problem({"e": 8, "w": 4}, "e", "w") or ""
     )
+
+
+def test_a_probe_error_is_summarised_without_its_text() -> None:
+    secret = "postgresql://hookstream:s3cret@db/hookstream"
+    try:
+        try:
+            raise ssl.SSLError(1, f"handshake with {secret}")
+        except ssl.SSLError as tls:
+            tls.reason = "TLSV1_ALERT_UNKNOWN_CA"
+            raise ConnectionError(111, "Connection refused") from tls
+    except ConnectionError as exc:
+        summary = error_summary(exc)
+    assert summary == (
+        "ConnectionError (111, Connection refused) <- SSLError (TLSV1_ALERT_UNKNOWN_CA)"
+    )
+    assert "s3cret" not in error_summary(ValueError(secret))

@@ -9,7 +9,7 @@ from hookstream_common.routing import Route, TenantRoutes
 from hookstream_dev.events import sample_event
 from hookstream_matcher.router import (
     DeadLetter,
-    Deliver,
+    Matched,
     Rekey,
     RouteTable,
     route,
@@ -39,7 +39,7 @@ def test_jobs_for_every_matching_webhook_with_deterministic_ids() -> None:
     table.learn(0, "t-1", _routes("t-1", "w-1", "w-2"))
     raw = _event()
     decision = route(table, b"t-1", raw, NOW, LIMIT)
-    assert isinstance(decision, Deliver)
+    assert isinstance(decision, Matched)
     event_id = orjson.loads(raw)["eventId"]
     assert [j.delivery_id for j in decision.jobs] == [
         delivery_id_for("w-1", event_id),
@@ -53,18 +53,18 @@ def test_the_same_record_routed_twice_gives_the_same_jobs() -> None:
     raw = _event(time="2026-11-28T11:59:59.000Z")
     first = route(table, b"t-1", raw, NOW, LIMIT)
     again = route(table, b"t-1", raw, NOW, LIMIT)
-    assert isinstance(first, Deliver) and isinstance(again, Deliver)
+    assert isinstance(first, Matched) and isinstance(again, Matched)
     assert first.jobs[0].dumps() == again.jobs[0].dumps()
 
 
 def test_unknown_tenant_and_tombstone_route_nowhere() -> None:
     table = RouteTable()
     unknown = route(table, b"t-1", _event(), NOW, LIMIT)
-    assert isinstance(unknown, Deliver) and unknown.jobs == []
+    assert isinstance(unknown, Matched) and unknown.jobs == []
     table.learn(1, "t-1", _routes("t-1", "w-1"))
     table.learn(1, "t-1", None)
     removed = route(table, b"t-1", _event(), NOW, LIMIT)
-    assert isinstance(removed, Deliver) and removed.jobs == []
+    assert isinstance(removed, Matched) and removed.jobs == []
 
 
 def test_forgetting_a_partition_drops_its_tenants_only() -> None:
@@ -92,13 +92,13 @@ def test_bad_records_are_dead_letters_with_a_reason() -> None:
 
 def test_trigger_time_is_the_events_own_time_near_the_clock() -> None:
     event = route(RouteTable(), b"t-1", _event(time="2026-11-28T11:30:00Z"), NOW, LIMIT)
-    assert isinstance(event, Deliver)
+    assert isinstance(event, Matched)
     assert trigger_time(event.event, NOW) == NOW - timedelta(minutes=30)
 
 
 def test_trigger_time_falls_back_to_the_clock_far_from_now() -> None:
     decision = route(RouteTable(), b"t-1", _event(time="2020-01-01T00:00:00Z"), NOW, LIMIT)
-    assert isinstance(decision, Deliver)
+    assert isinstance(decision, Matched)
     assert trigger_time(decision.event, NOW) == NOW
 
 

@@ -143,7 +143,7 @@ async def _run_lane(limit: RateLimit | None, jobs: int, concurrency: int = 8) ->
 
     lane = Lane(
         TopicPartition("t", 0), deliver, lambda _: None, concurrency, 1000, Throttle(limit_of)
-    )
+    ).start()
     lane.add([_record(i) for i in range(jobs)])
     await asyncio.wait_for(finished.wait(), 10)
     lane.close()
@@ -183,7 +183,8 @@ async def test_closing_the_lane_ends_a_wait_for_a_token() -> None:
     closed = asyncio.Event()
     assert await throttle.wait(closed)
     waiting = asyncio.create_task(throttle.wait(closed))
-    await asyncio.sleep(0.05)
+    done, _ = await asyncio.wait({waiting}, timeout=0.05)
+    assert not done, "the second token is 100 s away: the task waits for it"
     closed.set()
     assert await asyncio.wait_for(waiting, 1) is False
 

@@ -3,6 +3,7 @@
 import asyncio
 import random
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
@@ -78,7 +79,7 @@ async def _run_lane(concurrency: int, count: int) -> tuple[list[int], int, Lane]
         if lane.tracker.committable == count:
             done.set()
 
-    lane = Lane(TopicPartition("t", 0), deliver, on_progress, concurrency, capacity=1000)
+    lane = Lane(TopicPartition("t", 0), deliver, on_progress, concurrency, capacity=1000).start()
     lane.add([_record(o) for o in range(count)])
     await asyncio.wait_for(done.wait(), 10)
     lane.close()
@@ -105,12 +106,43 @@ async def test_an_unstored_outcome_holds_the_commit() -> None:
     async def deliver(record: ConsumerRecord) -> asyncio.Future[None] | None:
         return never if record.offset == 2 else None
 
-    lane = Lane(TopicPartition("t", 0), deliver, lambda _: None, 4, capacity=100)
+    ended = 0
+    progress = asyncio.Event()
+
+    def on_progress(_: Lane) -> None:
+        nonlocal ended
+        ended += 1
+        progress.set()
+
+    async def jobs_ended(count: int) -> None:
+        while ended < count:
+            progress.clear()
+            await progress.wait()
+
+    lane = Lane(TopicPartition("t", 0), deliver, on_progress, 4, capacity=100).start()
     lane.add([_record(o) for o in range(6)])
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(jobs_ended(5), 5)  # every job but offset 2 is stored
     assert lane.tracker.committable == 2
     never.cancel()
-    await asyncio.sleep(0.01)
+    await asyncio.wait_for(jobs_ended(6), 5)  # offset 2's write ended without being stored
     assert lane.tracker.committable == 2
+    lane.close()
+    await lane.task
+
+
+async def test_a_lane_takes_no_job_until_started() -> None:
+    delivered: list[int] = []
+
+    async def deliver(record: ConsumerRecord) -> asyncio.Future[None] | None:
+        delivered.append(record.offset)
+        return None
+
+    lane = Lane(TopicPartition("t", 0), deliver, lambda _: None, 1, capacity=10)
+    lane.add([_record(0)])
+    await asyncio.sleep(0.01)
+    assert delivered == []
+    with pytest.raises(RuntimeError):
+        _ = lane.task
+    lane.start()
     lane.close()
     await lane.task

@@ -22,7 +22,7 @@ def advisory_lock_key(name: str) -> int:
 _MIGRATION_LOCK = advisory_lock_key("hookstream.migrations")
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def json_codecs(conn: asyncpg.Connection) -> None:
     """Make json and jsonb columns read and write Python objects, through orjson (which keeps
     the key order of json's text)."""
     for name in ("json", "jsonb"):
@@ -36,9 +36,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A connection pool with the project's type codecs."""
-    return await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection
-    )
+    return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=json_codecs)
 
 
 DAYS_AHEAD = 3

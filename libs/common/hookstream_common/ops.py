@@ -2,12 +2,16 @@
 
 What each answers is written once here, as an `Answer`; the workers serve them with aiohttp
 (`start_ops_server`), the API with its own FastAPI routes, each only translating the answer.
+The workers stop on SIGTERM and SIGINT the same way (`stop_on_signals`).
 prometheus-client's `_created` series are turned off for every service (each imports this
 module): they double the series of every counter and histogram and no query here uses them.
 """
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 import prometheus_client
@@ -95,3 +99,25 @@ async def start_ops_server(
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+class Stoppable(Protocol):
+    """A running part of a worker that finishes its in-flight work once told to stop."""
+
+    def stop(self) -> None: ...
+
+
+def stop_on_signals(startup: "asyncio.Task[Any]", running: Sequence[Stoppable]) -> None:
+    """On SIGTERM or SIGINT stop every part in `running` (read when the signal comes), or
+    cancel `startup` while nothing runs yet."""
+
+    def on_signal() -> None:
+        if running:
+            for part in running:
+                part.stop()
+        else:
+            startup.cancel()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)

@@ -1,7 +1,11 @@
 """Dead letters: a record that can never be processed is parked with its reason, not retried.
 
 Decision 10: the record goes to a dead-letter topic with why and where from (so a person can
-find, fix and replay it), is counted and logged, and everything behind it moves on.
+find, fix and replay it), is counted and logged, and everything behind it moves on. Every dead
+letter has one shape, whichever stage parked it (docs/operations.md, "Dead letters"): the value
+is what could not be processed (cut to `SAMPLE_BYTES`), and the headers say why
+(`hookstream-dlq-reason`), where from (`hookstream-source`) and which stage parked it
+(`hookstream-stage`).
 """
 
 import prometheus_client
@@ -24,12 +28,20 @@ SAMPLE_BYTES = 64 * 1024
 Header = tuple[str, bytes]
 
 
-def dead_letter(record: ConsumerRecord, reason: str) -> tuple[bytes, list[Header]]:
-    """The value and headers of the dead letter for `record`."""
-    value = record.value or b""
+def source_of(record: ConsumerRecord) -> str:
+    """Where a record came from: `<topic>/<partition>/<offset>`."""
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def dead_letter(
+    value: bytes | None, source: str, stage: str, reason: str
+) -> tuple[bytes, list[Header]]:
+    """The value and headers of the dead letter for `value`, read at `source` by `stage`."""
+    value = value or b""
     headers = [
         ("hookstream-dlq-reason", reason.encode()[:1024]),
-        ("hookstream-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ("hookstream-source", source.encode()),
+        ("hookstream-stage", stage.encode()),
     ]
     if len(value) > SAMPLE_BYTES:
         headers.append(("hookstream-truncated", str(len(value)).encode()))
@@ -49,18 +61,31 @@ async def park(
     error: BaseException | str,
     stage: str,
 ) -> None:
-    """Put the record on `topic` and wait for the broker to have it (through any outage)."""
+    """Park a record read from Kafka (see `park_value`)."""
+    await park_value(producer, topic, record.value, record.key, source_of(record), error, stage)
+
+
+async def park_value(
+    producer: AIOKafkaProducer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    source: str,
+    error: BaseException | str,
+    stage: str,
+) -> None:
+    """Put the dead letter on `topic` and wait for the broker to have it (through any outage)."""
     reason = reason_of(error)
-    value, headers = dead_letter(record, reason)
+    letter, headers = dead_letter(value, source, stage, reason)
     PARKED.labels(stage).inc()
     log.warning(
         "record parked on the dead-letter topic",
         reason=reason,
         stage=stage,
-        source=f"{record.topic}/{record.partition}/{record.offset}",
+        source=source,
         dead_letter_topic=topic,
     )
     await keep_trying(
-        lambda: producer.send_and_wait(topic, value, key=record.key, headers=headers),
+        lambda: producer.send_and_wait(topic, letter, key=key, headers=headers),
         "Kafka (parking a record)",
     )

@@ -193,6 +193,31 @@ def failure_reason(error: BaseException) -> str:
     return "unreachable"
 
 
+def _safe(error: BaseException) -> str:
+    """The part of one error that carries no secret, or ''."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return str(error.verify_message or error.reason or "")
+    if isinstance(error, ssl.SSLError):
+        return str(error.reason or "")
+    if isinstance(error, OSError):
+        return ", ".join(str(part) for part in (error.errno, error.strerror) if part)
+    if isinstance(error, asyncpg.PostgresError):
+        return f"SQLSTATE {error.sqlstate}"
+    return ""
+
+
+def error_summary(error: BaseException) -> str:
+    """What an error was, without its text (which could carry a connection string or a
+    password): each class along the chain of causes, with the parts that are safe to log, an
+    OS error's errno and message, a TLS error's reason and a Postgres error's SQLSTATE."""
+    parts: list[str] = []
+    seen: BaseException | None = error
+    while seen is not None and len(parts) < 5:
+        parts.append(type(seen).__name__ + (f" ({detail})" if (detail := _safe(seen)) else ""))
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(parts)
+
+
 class Readiness:
     """The service's own readiness (`is_started`) and its dependencies', probed in a loop."""
 
@@ -247,7 +272,7 @@ class Readiness:
 
     def _down(self, name: str, reason: str, error: Exception) -> None:
         """Record a failed probe; log when the state or its reason changes, with what to fix
-        and the error's class only."""
+        and what the error was (`error_summary`, never its text)."""
         if self.dependencies[name] or self.reasons.get(name) != reason:
             log.warning(
                 "dependency state changed",
@@ -256,6 +281,7 @@ class Readiness:
                 reason=reason,
                 fix=FIXES[reason],
                 error_class=type(error).__name__,
+                error=error_summary(error),
             )
         self.dependencies[name] = False
         self.reasons[name] = reason

@@ -20,7 +20,7 @@ from hookstream_dispatcher.rate_limits import Throttle
 
 log = structlog.get_logger(__name__)
 
-Deliver = Callable[[ConsumerRecord], Awaitable[asyncio.Future[None] | None]]
+RunJob = Callable[[ConsumerRecord], Awaitable[asyncio.Future[None] | None]]
 """Runs one job's attempt; the future it returns resolves when the outcome is stored."""
 
 
@@ -37,7 +37,7 @@ class Lane:
     def __init__(
         self,
         partition: TopicPartition,
-        deliver: Deliver,
+        run_job: RunJob,
         on_progress: Callable[["Lane"], None],
         concurrency: int,
         capacity: int,
@@ -48,7 +48,7 @@ class Lane:
         self.tracker = OffsetTracker()
         self.committed: int | None = None
         self.paused = False
-        self._deliver = deliver
+        self._run_job = run_job
         self._on_progress = on_progress
         self._capacity = capacity
         self._sending = asyncio.Semaphore(concurrency)
@@ -57,7 +57,20 @@ class Lane:
         self._closing = False
         self._closed = asyncio.Event()
         self._throttle = throttle
-        self.task = asyncio.create_task(self._work(), name=f"lane {partition.topic}")
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> "Lane":
+        """Start taking jobs (apart from construction, so making a lane starts nothing)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._work(), name=f"lane {self.partition.topic}")
+        return self
+
+    @property
+    def task(self) -> asyncio.Task[None]:
+        """The lane's work, which ends once it is closed and its jobs in flight are done."""
+        if self._task is None:
+            raise RuntimeError("the lane was never started")
+        return self._task
 
     @property
     def held(self) -> int:
@@ -103,7 +116,7 @@ class Lane:
     async def _one(self, record: ConsumerRecord) -> None:
         """Send (holding a slot), then wait for the outcome to be stored (not holding it)."""
         try:
-            outcome = await self._deliver(record)
+            outcome = await self._run_job(record)
         finally:
             self._sending.release()
         if outcome is not None:

@@ -7,7 +7,6 @@ first second, `/readyz` with 503 until both are reachable and the consumers have
 import asyncio
 import contextlib
 import functools
-import signal
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,10 +22,11 @@ from hookstream_common.delivery import send
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
-from hookstream_common.ops import start_ops_server
+from hookstream_common.ops import start_ops_server, stop_on_signals
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.attempts import Attempts
+from hookstream_dispatcher.metrics import HISTORY_QUEUE
 from hookstream_dispatcher.once import BatchedLookup, OncePerEvent, succeeded_in
 from hookstream_dispatcher.retries import RetryScheduler, dispatcher_topics
 from hookstream_dispatcher.settings import DispatcherSettings
@@ -89,6 +89,7 @@ async def _work(
         settings.auto_disable_min_failures,
         (clients.kafka, settings.topics.dispatch_dlq),
     )
+    HISTORY_QUEUE.set_function(lambda: writer.waiting)
     attempts = Attempts(
         settings,
         clients.targets,
@@ -137,16 +138,7 @@ async def serve(settings: DispatcherSettings) -> None:
 
     startup = asyncio.create_task(start())
 
-    def on_signal() -> None:
-        if parts:
-            for part in parts:
-                part.stop()
-        else:
-            startup.cancel()
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
+    stop_on_signals(startup, parts)
     try:
         try:
             clients, dispatcher, scheduler, writer = await startup

@@ -7,7 +7,6 @@ attempts, so a retry never holds up other deliveries, and its shard's owner is w
 """
 
 import asyncio
-import contextlib
 
 import prometheus_client
 import structlog
@@ -30,6 +29,13 @@ log = structlog.get_logger(__name__)
 RETRY_DEPTH = prometheus_client.Gauge(
     "hookstream_dispatcher_retry_depth", "Retries waiting in each delay tier.", ["tier"]
 )
+RETRY_DEPTH_FAILURES = prometheus_client.Counter(
+    "hookstream_dispatcher_retry_depth_failures_total",
+    "Failed reads of the retry depth (the gauge keeps its last value), by reason: outage or error.",
+    ["reason"],
+)
+for _reason in ("outage", "error"):
+    RETRY_DEPTH_FAILURES.labels(_reason)
 TIER_PARTITIONS = 4
 
 
@@ -152,15 +158,29 @@ class RetryScheduler:
             self.consumer.resume(partition)
 
     async def _report_depth(self) -> None:
-        """Retries waiting per tier: end offsets minus committed, every few seconds."""
+        """Retries waiting per tier, every few seconds. A failed read leaves the gauge at its
+        last value, so it is logged and counted (`..._retry_depth_failures_total`)."""
         while True:
             await asyncio.sleep(5)
-            with contextlib.suppress(Exception):
-                assigned = list(self.consumer.assignment())
-                ends = await self.consumer.end_offsets(assigned)
-                waiting: dict[str, int] = dict.fromkeys(self._tier_of.values(), 0)
-                for partition in assigned:
-                    done = await self.consumer.committed(partition) or 0
-                    waiting[self._tier_of[partition.topic]] += ends[partition] - done
-                for tier, count in waiting.items():
-                    RETRY_DEPTH.labels(tier).set(count)
+            try:
+                depths = await self._depths()
+            except TRANSIENT as exc:
+                RETRY_DEPTH_FAILURES.labels("outage").inc()
+                log.warning("retry depth not read", error_class=type(exc).__name__, error=str(exc))
+                continue
+            except Exception:
+                RETRY_DEPTH_FAILURES.labels("error").inc()
+                log.exception("retry depth not read")
+                continue
+            for tier, count in depths.items():
+                RETRY_DEPTH.labels(tier).set(count)
+
+    async def _depths(self) -> dict[str, int]:
+        """Per tier: end offsets minus committed offsets of the assigned partitions."""
+        assigned = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(assigned)
+        waiting: dict[str, int] = dict.fromkeys(self._tier_of.values(), 0)
+        for partition in assigned:
+            done = await self.consumer.committed(partition) or 0
+            waiting[self._tier_of[partition.topic]] += ends[partition] - done
+        return waiting

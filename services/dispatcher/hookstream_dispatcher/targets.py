@@ -10,6 +10,7 @@ import asyncio
 import time
 
 import asyncpg
+import prometheus_client
 import structlog
 
 from hookstream_common.crypto import SecretBox
@@ -20,6 +21,11 @@ from hookstream_common.webhook_store import OUTBOX_CHANNEL, load_target
 log = structlog.get_logger(__name__)
 
 _MISSING = object()
+CHANGES_HEARD = prometheus_client.Counter(
+    "hookstream_dispatcher_webhook_changes_heard_total",
+    "Webhook changes the dispatcher was notified of (each drops that webhook's cached delivery"
+    " settings).",
+)
 
 
 class TargetCache:
@@ -49,6 +55,7 @@ class TargetCache:
     def _changed(self, _conn: object, _pid: int, _channel: str, webhook_id: str) -> None:
         self._changes += 1
         self._entries.pop(webhook_id, None)
+        CHANGES_HEARD.inc()
 
     def _lost(self, _conn: object) -> None:
         log.warning("change listener lost; cache cleared, reconnecting")

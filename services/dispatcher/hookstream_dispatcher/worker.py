@@ -31,7 +31,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
-from hookstream_common.parking import PARKED
+from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
 from hookstream_common.topics import is_webhook_id
@@ -112,7 +112,6 @@ class Dispatcher:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._scan_now = asyncio.Event()
-        self.started = False
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
         self.shard_consumer = AIOKafkaConsumer(
             **connection,
@@ -146,7 +145,6 @@ class Dispatcher:
             [self._topics.dispatch_shards], listener=_ShardRebalance(self)
         )
         await self.shard_consumer.start()
-        self.started = True
 
     async def close(self) -> None:
         """Leave the shard group and disconnect."""
@@ -316,7 +314,7 @@ class Dispatcher:
                 self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,
                 Throttle(lambda: self._attempts.rate_limit(webhook_id)),
-            )
+            ).start()
         return self._lanes[partition]
 
     def _pause_if_full(self, lane: Lane) -> None:
@@ -374,7 +372,7 @@ class Dispatcher:
                         log.error(
                             "unreadable wake-up ignored",
                             key=webhook_id[:100],
-                            source=f"{record.topic}/{record.partition}/{record.offset}",
+                            source=source_of(record),
                         )
 
     async def _scan_regularly(self) -> None:

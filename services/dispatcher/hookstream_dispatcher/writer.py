@@ -17,12 +17,11 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from hookstream_common.history import FailureRun, Outcome, record_outcomes
-from hookstream_common.parking import PARKED
+from hookstream_common.parking import PARKED, park_value, reason_of
 from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.metrics import (
     HISTORY_BATCH_SECONDS,
-    HISTORY_QUEUE,
     HISTORY_WRITE_FAILURES,
 )
 from hookstream_dispatcher.policy import utcnow
@@ -59,7 +58,11 @@ class HistoryWriter:
         self._disable_after = disable_after
         self._min_failures = min_failures
         self._queue: asyncio.Queue[tuple[Outcome, asyncio.Future[None]]] = asyncio.Queue()
-        HISTORY_QUEUE.set_function(self._queue.qsize)
+
+    @property
+    def waiting(self) -> int:
+        """Outcomes submitted and not yet being stored."""
+        return self._queue.qsize()
 
     def submit(self, outcome: Outcome) -> asyncio.Future[None]:
         """Queue the outcome; the future resolves once it is committed."""
@@ -124,8 +127,8 @@ class HistoryWriter:
             await backoff.wait()
 
     async def _park(self, outcome: Outcome, error: asyncpg.PostgresError) -> None:
-        """What could not be stored goes to the dead-letter topic, with the reason."""
-        PARKED.labels("history").inc()
+        """What could not be stored goes to the dead-letter topic, with the reason: a dead
+        letter like any other, whose value is the outcome's summary as JSON."""
         summary = {
             "deliveryId": outcome.delivery_id,
             "webhookId": outcome.webhook_id,
@@ -135,23 +138,24 @@ class HistoryWriter:
             "status": outcome.status,
             "statusMessage": outcome.status_message,
             "triggeredAt": outcome.triggered_at,
-            "reason": f"{type(error).__name__}: {error}",
         }
-        log.error(
-            "outcome parked: Postgres rejects it",
-            delivery_id=outcome.delivery_id,
-            webhook_id=outcome.webhook_id,
-            tenant_id=outcome.tenant_id,
-            reason=summary["reason"],
-        )
-        if self._dead_letters is not None:
-            producer, topic = self._dead_letters
-            await keep_trying(
-                lambda: producer.send_and_wait(
-                    topic, orjson.dumps(summary), key=outcome.webhook_id.encode()
-                ),
-                "Kafka (parking an outcome)",
+        source = f"history/{outcome.delivery_id}/{outcome.attempt_number}"
+        if self._dead_letters is None:
+            PARKED.labels("history").inc()
+            log.error(
+                "outcome dropped: Postgres rejects it", source=source, reason=reason_of(error)
             )
+            return
+        producer, topic = self._dead_letters
+        await park_value(
+            producer,
+            topic,
+            orjson.dumps(summary),
+            outcome.webhook_id.encode(),
+            source,
+            error,
+            "history",
+        )
 
     async def _flush(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
         async with self._pool.acquire() as conn, conn.transaction():

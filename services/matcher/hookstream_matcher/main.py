@@ -5,7 +5,6 @@ Start-up waits for Kafka (decision 10): the operations endpoints answer from the
 """
 
 import asyncio
-import signal
 import sys
 
 import structlog
@@ -20,7 +19,7 @@ from hookstream_common.kafka import (
     producer,
 )
 from hookstream_common.logging import configure_logging
-from hookstream_common.ops import start_ops_server
+from hookstream_common.ops import start_ops_server, stop_on_signals
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying
 from hookstream_matcher.settings import MatcherSettings
 from hookstream_matcher.worker import Matcher
@@ -122,15 +121,7 @@ async def serve(settings: MatcherSettings) -> None:
     readiness.start()
     startup = asyncio.create_task(_start(settings))
 
-    def on_signal() -> None:
-        if current:
-            current[0].stop()
-        else:
-            startup.cancel()
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, on_signal)
+    stop_on_signals(startup, current)
     try:
         try:
             matcher = await startup

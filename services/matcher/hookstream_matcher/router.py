@@ -66,14 +66,14 @@ class Rekey:
 
 
 @dataclass(frozen=True)
-class Deliver:
+class Matched:
     """One job per webhook that wants the event (possibly none)."""
 
     event: Event
     jobs: list[DeliveryJob]
 
 
-Decision = DeadLetter | Rekey | Deliver
+Decision = DeadLetter | Rekey | Matched
 
 
 def trigger_time(event: Event, now: datetime) -> datetime:
@@ -101,9 +101,9 @@ def route(
         return Rekey(event.tenant_id)
     routes = table.routes_of(event.tenant_id)
     if routes is None:
-        return Deliver(event, [])
+        return Matched(event, [])
     triggered_at = trigger_time(event, now)
-    return Deliver(
+    return Matched(
         event,
         [DeliveryJob.for_event(r.id, event, triggered_at) for r in routes.matching(event)],
     )

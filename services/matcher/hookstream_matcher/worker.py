@@ -25,11 +25,11 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyEx
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
-from hookstream_common.parking import PARKED, dead_letter, reason_of
+from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff
 from hookstream_common.shards import JobQueue
 from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
-from hookstream_matcher.router import DeadLetter, Deliver, Rekey, RouteTable, route
+from hookstream_matcher.router import DeadLetter, Matched, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
 
 log = structlog.get_logger(__name__)
@@ -208,7 +208,7 @@ class Matcher:
                 "unreadable webhook set ignored",
                 tenant_id=tenant_id,
                 reason=reason_of(exc),
-                source=f"{record.topic}/{record.partition}/{record.offset}",
+                source=source_of(record),
             )
             return
         log.info("webhook set updated", tenant_id=tenant_id, present=record.value is not None)
@@ -226,7 +226,7 @@ class Matcher:
         await self._learn_partitions(
             self._topics.deliveries(job.webhook_id)
             for _, decision in routed
-            if isinstance(decision, Deliver)
+            if isinstance(decision, Matched)
             for job in decision.jobs
         )
         for record, decision in routed:
@@ -241,7 +241,7 @@ class Matcher:
             log.warning("commit failed; the batch may be routed twice", error=str(exc))
         BATCH_SECONDS.observe(time.monotonic() - started)
 
-    def _decide(self, record: ConsumerRecord) -> Deliver | Rekey | DeadLetter:
+    def _decide(self, record: ConsumerRecord) -> Matched | Rekey | DeadLetter:
         now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         return route(self.table, record.key, record.value, now, self._settings.max_event_bytes)
 
@@ -269,7 +269,7 @@ class Matcher:
         await self._producer.client.set_topics([*self._recent_topics, *self._always_written])
 
     async def _act(
-        self, record: ConsumerRecord, decision: Deliver | Rekey | DeadLetter, jobs: JobQueue
+        self, record: ConsumerRecord, decision: Matched | Rekey | DeadLetter, jobs: JobQueue
     ) -> list[asyncio.Future[Any]]:
         """Produce what one event asks for; its delivery jobs go through `jobs`."""
         if isinstance(decision, DeadLetter):
@@ -281,7 +281,7 @@ class Matcher:
         return await self._deliver(record, decision, jobs)
 
     async def _deliver(
-        self, record: ConsumerRecord, decision: Deliver, jobs: JobQueue
+        self, record: ConsumerRecord, decision: Matched, jobs: JobQueue
     ) -> list[asyncio.Future[Any]]:
         acks = []
         for job in decision.jobs:
@@ -337,11 +337,11 @@ class Matcher:
         """Park the record with why and where from, so a person can find and replay it."""
         EVENTS.labels("dead_letter").inc()
         PARKED.labels("events").inc()
-        value, headers = dead_letter(record, reason)
+        value, headers = dead_letter(record.value, source_of(record), "events", reason)
         log.warning(
             "event sent to the dead-letter topic",
             reason=reason,
-            source=f"{record.topic}/{record.partition}/{record.offset}",
+            source=source_of(record),
         )
         return await self._producer.send(
             self._topics.events_dlq, value, key=record.key, headers=headers
