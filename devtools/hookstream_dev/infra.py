@@ -195,8 +195,12 @@ def _fetch_kafka_jars() -> None:
 
 def _cluster_id() -> str:
     """A new KRaft cluster id: 16 random bytes in URL-safe base64, as `StorageTool random-uuid`
-    prints (without starting a JVM for it)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    prints (without starting a JVM for it). Like Kafka's own, never one starting with `-`, which
+    the storage tool's argument parser takes for an option (1 in 64 test brokers failed so)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def free_port() -> int:
