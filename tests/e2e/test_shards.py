@@ -143,7 +143,7 @@ async def test_shards_move_to_a_second_dispatcher_and_back_without_loss(
         second.stop_all()
     events = await load
     for path in paths:
-        await receiver.wait_for(len(events), timeout=60, path=path)
+        await receiver.wait_for(len(events), timeout=120, path=path)
     await _markers_delivered(scenario, receiver, paths)
     delivered = [_ids(receiver, path) for path in paths]
     assert all(len(set(ids)) == len(events) + 1 for ids in delivered), "a delivery was lost"

@@ -109,6 +109,8 @@ async def test_a_readable_but_poisonous_route_set_costs_only_its_tenant(
         await poison.good_event(tenant=decoy)
 
         await poison.next_good_event_delivered(case)
-        await poison.counted("matcher", matcher, DEAD_LETTERS, stage=stage)
+        # The matcher asks the broker again before it parks a job for a missing topic (its
+        # metadata can lag a topic just made), which under a full suite takes more than 10 s.
+        await poison.counted("matcher", matcher, DEAD_LETTERS, within=30.0, stage=stage)
         case.counted = True
         poison.services_alive()
