@@ -178,13 +178,13 @@ async def test_concurrency_one_delivers_in_publish_order(
         ports={"dispatcher": stack.ports["dispatcher"]},
         log_dir=stack.log_dir,
     )
-    stack.stop("dispatcher", sig=signal.SIGTERM)
+    await asyncio.to_thread(stack.stop, "dispatcher", sig=signal.SIGTERM)
     try:
         await asyncio.to_thread(ordered.start, "dispatcher")
         events = await scenario.publish(60)
         arrived = await receiver.wait_for(60, timeout=60, path=path)
     finally:
-        ordered.stop_all()
+        await asyncio.to_thread(ordered.stop_all)
         await asyncio.to_thread(stack.start, "dispatcher")
     sent = [e["eventId"] for e in events]
     assert [orjson.loads(r.body)["eventId"] for r in arrived] == sent
