@@ -52,7 +52,7 @@ def secret_box(request: Request) -> SecretBox:
 
 
 def recovery_worker(request: Request) -> RecoveryWorker:
-    """The app's recovery worker, to wake when a recovery is requested."""
+    """The app's recovery worker, told to start at once when a recovery is requested."""
     return request.app.state.recovery_worker
 
 

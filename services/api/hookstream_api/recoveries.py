@@ -181,17 +181,17 @@ class RecoveryWorker:
         self._page_size = page_size
         self._idle_seconds = idle_seconds
         self._ack_timeout = ack_timeout
-        self._wake = asyncio.Event()
+        self._requested = asyncio.Event()
 
-    def wake(self) -> None:
+    def run_soon(self) -> None:
         """A recovery was requested here: start on it now rather than at the next poll."""
-        self._wake.set()
+        self._requested.set()
 
     async def run(self) -> None:
         """Work until cancelled; an outage or a failing recovery only delays the rest."""
         backoff = Backoff()
         while True:
-            self._wake.clear()  # before the step: a wake during it is not lost
+            self._requested.clear()  # before the step: a request during it is not lost
             try:
                 busy = await self.step()
                 backoff.reset()
@@ -206,7 +206,7 @@ class RecoveryWorker:
                 continue
             if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_seconds)
+                    await asyncio.wait_for(self._requested.wait(), self._idle_seconds)
 
     async def step(self) -> bool:
         """Queue one page of one running recovery; False when none is waiting.

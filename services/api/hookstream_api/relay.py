@@ -68,7 +68,7 @@ class OutboxRelay:
         self._settings = settings
         self._topics = settings.topics
         self._interval = interval
-        self._wake = asyncio.Event()
+        self._pending = asyncio.Event()
 
     async def run(self) -> None:
         """Publish forever; errors are logged and retried, never fatal."""
@@ -97,14 +97,14 @@ class OutboxRelay:
                     except Exception as exc:
                         log.warning("outbox relay failed; retrying", error=str(exc))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._interval)
-                    self._wake.clear()
+                        await asyncio.wait_for(self._pending.wait(), self._interval)
+                    self._pending.clear()
             finally:
                 if not listener.is_closed():
                     await listener.remove_listener(OUTBOX_CHANNEL, self._notified)
 
     def _notified(self, *_: object) -> None:
-        self._wake.set()
+        self._pending.set()
 
     async def publish_pending(self) -> int:
         """Publish one batch of pending rows; return how many rows it handled.

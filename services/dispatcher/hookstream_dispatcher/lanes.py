@@ -46,8 +46,6 @@ class Lane:
         self.partition = partition
         self.backlog: deque[ConsumerRecord] = deque()
         self.tracker = OffsetTracker()
-        self.committed: int | None = None
-        self.paused = False
         self._run_job = run_job
         self._on_progress = on_progress
         self._capacity = capacity
@@ -76,6 +74,11 @@ class Lane:
     def held(self) -> int:
         """Jobs in this lane: waiting, being sent, or waiting for their outcome to be stored."""
         return len(self.backlog) + len(self.tracker)
+
+    @property
+    def committable(self) -> int | None:
+        """The offset after the last of the contiguous run of jobs whose outcomes are stored."""
+        return self.tracker.committable
 
     @property
     def full(self) -> bool:

@@ -150,9 +150,10 @@ class RetryScheduler:
         self.consumer.seek(partition, offset)
         self.consumer.pause(partition)
         loop = asyncio.get_running_loop()
-        self._timers[partition] = loop.call_later(seconds, self._wake, partition)
+        self._timers[partition] = loop.call_later(seconds, self._due, partition)
 
-    def _wake(self, partition: TopicPartition) -> None:
+    def _due(self, partition: TopicPartition) -> None:
+        """The partition's head is due: read it again."""
         self._timers.pop(partition, None)
         if partition in self.consumer.assignment():
             self.consumer.resume(partition)

@@ -17,28 +17,33 @@ topic all the time delivered nothing). Work is found two ways:
 - a scan, when shards are taken and every `shard_scan_seconds`: every delivery topic of an
   owned shard whose end is past its committed offset is read. It also measures the shard lag.
 A topic with no new job for `topic_idle_seconds`, its jobs all stored and committed, is let go.
+
+The parts: the busy-topic book (`book`: one record per topic read, from which the assignment is
+derived), the shard lease (`lease`: shards owned, a scan's arithmetic), the thin Kafka reader
+(`reader`), and a lane per topic (`lanes`). This module only wires them to the broker's events.
 """
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import prometheus_client
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
-from hookstream_common.shards import shard_of
 from hookstream_common.topics import is_webhook_id
 from hookstream_dispatcher.attempts import Attempts
+from hookstream_dispatcher.book import BusyTopic, TopicBook
 from hookstream_dispatcher.lanes import Lane
+from hookstream_dispatcher.lease import ShardLease, never_committed, waiting
 from hookstream_dispatcher.once import Run
 from hookstream_dispatcher.rate_limits import Throttle
+from hookstream_dispatcher.reader import TopicReader
 from hookstream_dispatcher.settings import DispatcherSettings
 from hookstream_dispatcher.topic_offsets import TopicOffsets
 
@@ -70,7 +75,6 @@ TOPICS_FOUND = prometheus_client.Counter(
 TOPICS_FOUND.labels("wake-up")
 TOPICS_FOUND.labels("scan")
 _COMMIT_INTERVAL = 0.5
-_NEVER_FETCHED_SECONDS = 30.0
 _TOPIC_LIST_MAX_AGE = 120.0
 _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
@@ -90,26 +94,29 @@ class _ShardRebalance(ConsumerRebalanceListener):
 class Dispatcher:
     """Owns shards, reads their busy webhooks' topics, and hands each job to the webhook's lane."""
 
-    def __init__(self, settings: DispatcherSettings, attempts: Attempts, run: Run) -> None:
+    def __init__(
+        self,
+        settings: DispatcherSettings,
+        attempts: Attempts,
+        run: Run,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """`run` is what each lane calls with a record: `attempts.run`, or it wrapped."""
         self._settings = settings
         self._topics = settings.topics
         self._attempts = attempts
         SHARDS.set(settings.dispatch_shards)
         self._run = run
-        self._lanes: dict[TopicPartition, Lane] = {}
-        self._shards: set[int] = set()
-        self._busy: dict[TopicPartition, float] = {}
-        """The topics to read, each with the (monotonic) time work was last seen there."""
-        self._woken_topics: set[str] = set()
-        """Topics taken up since the last scan: one the scan's topic list lacks refreshes it."""
-        self._positions: dict[TopicPartition, int] = {}
-        """Where reading each assigned topic goes on: after the last job handed to its lane."""
-        self._assigned: set[TopicPartition] = set()
-        self._assigned_at = 0.0
-        self._pruned_at = 0.0
-        self._last_commit = 0.0
+        self._clock = clock
+        self._book = TopicBook(settings.topic_idle_seconds, clock)
+        self._lease = ShardLease(settings.topics, settings.dispatch_shards)
+        self._found_since_scan: set[str] = set()
+        """Topics found since the last scan: one the scan's topic list lacks refreshes it."""
+        self._assigned_at = float("-inf")
+        self._pruned_at = float("-inf")
+        self._last_commit = float("-inf")
         self._lock = asyncio.Lock()
+        """Held by whatever changes the assignment: a turn, or shards moving."""
         self._stopping = asyncio.Event()
         self._scan_now = asyncio.Event()
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
@@ -121,16 +128,8 @@ class Dispatcher:
             max_poll_interval_ms=600_000,
             **GROUP_TIMEOUTS,
         )
-        self.consumer = AIOKafkaConsumer(
-            **connection,
-            group_id=settings.dispatcher_group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
-            fetch_max_wait_ms=100,  # a topic taken up waits for the fetch in flight to end
-        )
+        self._reader = TopicReader(connection, settings.dispatcher_group_id)
         self._offsets = TopicOffsets(connection)
-        self._admin = AIOKafkaAdminClient(**connection)
 
     def stop(self) -> None:
         """Stop fetching; in-flight requests get the grace period to finish."""
@@ -138,9 +137,8 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Connect and join the shard group."""
-        await self.consumer.start()
+        await self._reader.start()
         await self._offsets.start()
-        await self._admin.start()
         self.shard_consumer.subscribe(
             [self._topics.dispatch_shards], listener=_ShardRebalance(self)
         )
@@ -149,31 +147,26 @@ class Dispatcher:
     async def close(self) -> None:
         """Leave the shard group and disconnect."""
         await self.shard_consumer.stop()
-        await self.consumer.stop()
+        await self._reader.close()
         await self._offsets.close()
-        await self._admin.close()
 
     async def take_shards(self, assigned: set[TopicPartition]) -> None:
         """The group gave this dispatcher `assigned` (its whole assignment): read their
         wake-ups from the end, then scan their topics for work queued before that end."""
         if assigned:
             await self.shard_consumer.seek_to_end(*assigned)
-        self._shards = {tp.partition for tp in assigned}
-        SHARDS_OWNED.set(len(self._shards))
+        self._lease.take({tp.partition for tp in assigned})
+        SHARDS_OWNED.set(len(self._lease.owned))
         self._scan_now.set()
-        log.info("shards assigned", shards=len(self._shards))
+        log.info("shards assigned", shards=len(self._lease.owned))
 
     async def release_shards(self, shards: set[int]) -> None:
         """Before shards move: stop taking their jobs, store what is in flight, commit."""
         async with self._lock:
-            self._shards -= shards
-            known = self._assigned | self._busy.keys() | self._lanes.keys()
-            leaving = {tp for tp in known if self._shard(tp) in shards}
-            await self._retire(leaving)
-            for partition in leaving:
-                self._busy.pop(partition, None)
-                self._positions.pop(partition, None)
-            await self._assign(self._assigned - leaving)
+            self._lease.release(shards)
+            leaving = self._lease.in_shards({t.partition for t in self._book.topics()}, shards)
+            await self._let_go(self._book.remove(leaving))
+            self._assign()
         log.info("shards released", shards=len(shards), topics=len(leaving))
 
     async def run(self) -> None:
@@ -192,164 +185,125 @@ class Dispatcher:
                     log.warning("fetching jobs failed; retrying", error=str(exc))
                     await backoff.wait()
             async with self._lock:
-                await self._retire(set(self._lanes))
+                await self._let_go(self._book.remove(self._reader.assigned))
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _turn(self) -> None:
-        """One round: follow the busy topics, fetch, hand out, commit."""
+        """One round: follow the book, fetch, hand out, commit."""
         async with self._lock:
-            await self._follow_busy_topics()
-            if not self._assigned:
-                fetched: dict[TopicPartition, list[ConsumerRecord]] = {}
-            else:
-                fetched = await self.consumer.getmany(timeout_ms=50, max_records=2000)
-            now = time.monotonic()
+            await self._follow_book()
+            fetched = await self._reader.fetch()
             for partition, records in fetched.items():
-                if partition in self._assigned:
-                    self._busy[partition] = now
-                    self._positions[partition] = records[-1].offset + 1
-                    lane = self._lane(partition)
+                topic = self._book.fetched(partition, records[-1].offset + 1)
+                if topic is not None:
+                    lane = self._lane(topic)
                     lane.add(records)
-                    self._pause_if_full(lane)
+                    self._pause_if_full(topic, lane)
+            for partition in self._book.placed():
+                if self._reader.has_fetched(partition):
+                    self._book.reached(partition)
             await self._commit(force=False)
-        if not self._assigned:
+        if not self._reader.assigned:
             await asyncio.sleep(0.05)
 
-    async def _follow_busy_topics(self) -> None:
-        """Let idle topics go (every second) and make the assignment the busy topics."""
-        now = time.monotonic()
+    async def _follow_book(self) -> None:
+        """Let idle topics go (every second); place the topics found, and assign what the book
+        holds (at most every `_REASSIGN_INTERVAL`, so wake-ups that arrive together change the
+        assignment once)."""
+        now = self._clock()
         if now - self._pruned_at >= 1.0:
             self._pruned_at = now
-            for partition in [p for p, seen in self._busy.items() if self._idle(p, seen, now)]:
-                del self._busy[partition]
-        if self._busy.keys() == self._assigned or now - self._assigned_at < _REASSIGN_INTERVAL:
+            await self._let_go(self._book.idle())
+        wanted = self._book.assignment()
+        unplaced = self._book.unplaced()
+        if (not unplaced and wanted == self._reader.assigned) or (
+            now - self._assigned_at < _REASSIGN_INTERVAL
+        ):
             return
-        wanted = set(self._busy)
-        await self._retire({tp for tp in self._lanes if tp not in wanted})
-        await self._place(wanted)
-        await self._assign(wanted)
+        if unplaced:
+            committed = await self._reader.committed(unplaced)
+            for partition in unplaced:
+                # no commit yet: 0, which the consumer resets to the earliest offset kept
+                self._book.place(partition, committed.get(partition, 0))
+        self._assign()
 
-    async def _place(self, partitions: set[TopicPartition]) -> None:
-        """Know where reading each topic starts before it is assigned: its committed offset,
-        or 0 (the consumer resets an offset retention removed to the earliest kept). aiokafka
-        would fetch the committed offsets of the whole assignment at every change, and with a
-        change every tenth of a second a new topic could wait for ever."""
-        self._positions = {tp: at for tp, at in self._positions.items() if tp in partitions}
-        new = [tp for tp in partitions if tp not in self._positions]
-        if not new:
-            return
-        committed = await self._admin.list_consumer_group_offsets(
-            self._settings.dispatcher_group_id, partitions=new
-        )
-        for partition in new:
-            meta = committed.get(partition)
-            self._positions[partition] = meta.offset if meta and meta.offset >= 0 else 0
-
-    def _idle(self, partition: TopicPartition, seen: float, now: float) -> bool:
-        """No job for `topic_idle_seconds`, every job taken stored and committed, and fetched
-        at least once (a topic still waiting for its first fetch is not given up)."""
-        if now - seen < self._settings.topic_idle_seconds:
-            return False
-        lane = self._lanes.get(partition)
-        if lane is None:
-            fetched = self.consumer.highwater(partition) is not None
-            # A topic never fetched this long is gone (a deleted webhook's); a scan finds work.
-            return fetched or now - seen > _NEVER_FETCHED_SECONDS
-        return lane.held == 0 and lane.committed == lane.tracker.committable
-
-    def _wake(self, webhook_id: str, now: float, by: str) -> None:
+    def _found(self, webhook_id: str, by: str) -> None:
         """Work is waiting in the webhook's topic: read it, if its shard is owned here."""
-        if shard_of(webhook_id, self._settings.dispatch_shards) not in self._shards:
+        if not self._lease.owns(webhook_id):
             return
         partition = TopicPartition(self._topics.deliveries(webhook_id), 0)
-        if partition not in self._busy:
+        if self._book.found(partition):
             TOPICS_FOUND.labels(by).inc()
-            self._woken_topics.add(partition.topic)
-        self._busy[partition] = now
+            self._found_since_scan.add(partition.topic)
 
-    def _shard(self, partition: TopicPartition) -> int:
-        webhook_id = self._topics.webhook_id_of(partition.topic) or ""
-        return shard_of(webhook_id, self._settings.dispatch_shards)
+    def _assign(self) -> None:
+        """Make the consumer's assignment what the book holds."""
+        wanted = self._book.assignment()
+        self._reader.assign(t for t in self._book.topics() if t.partition in wanted)
+        self._assigned_at = self._clock()
+        TOPICS_READ.set(len(wanted))
 
-    async def _assign(self, partitions: set[TopicPartition]) -> None:
-        """Replace the assignment; kept lanes continue where they were, paused ones stay so."""
-        self.consumer.assign(sorted(partitions))
-        self._assigned = partitions
-        self._assigned_at = time.monotonic()
-        TOPICS_READ.set(len(partitions))
-        for partition in partitions:
-            if partition in self._positions:
-                self.consumer.seek(partition, self._positions[partition])
-        for partition, lane in self._lanes.items():
-            if lane.paused:
-                self.consumer.pause(partition)
-
-    async def _retire(self, partitions: set[TopicPartition]) -> None:
-        """Close these lanes, let their jobs in flight finish (within the grace), commit."""
-        lanes = [self._lanes[p] for p in partitions if p in self._lanes]
-        if not lanes:
+    async def _let_go(self, topics: list[BusyTopic]) -> None:
+        """Close the lanes of topics taken out of the book, let their jobs in flight finish
+        (within the grace), and commit what they stored while they are still assigned."""
+        closing = [(t, t.lane) for t in topics if isinstance(t.lane, Lane)]
+        if not closing:
             return
-        for lane in lanes:
+        for _, lane in closing:
             lane.close()
         _, late = await asyncio.wait(
-            [lane.task for lane in lanes], timeout=self._settings.shutdown_grace_seconds
+            [lane.task for _, lane in closing], timeout=self._settings.shutdown_grace_seconds
         )
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
+        await self._reader.commit(
+            {
+                lane.partition: lane.committable
+                for topic, lane in closing
+                if lane.committable is not None and lane.committable != topic.committed
+            }
+        )
         await self._commit(force=True)
-        for lane in lanes:
-            del self._lanes[lane.partition]
 
-    def _lane(self, partition: TopicPartition) -> Lane:
-        if partition not in self._lanes:
-            webhook_id = self._topics.webhook_id_of(partition.topic) or ""
-            self._lanes[partition] = Lane(
-                partition,
+    def _lane(self, topic: BusyTopic) -> Lane:
+        if not isinstance(topic.lane, Lane):
+            webhook_id = self._topics.webhook_id_of(topic.partition.topic) or ""
+            topic.lane = Lane(
+                topic.partition,
                 self._run,
                 self._resume_if_drained,
                 self._settings.webhook_concurrency,
                 self._settings.webhook_buffer,
                 Throttle(lambda: self._attempts.rate_limit(webhook_id)),
             ).start()
-        return self._lanes[partition]
+        return topic.lane
 
-    def _pause_if_full(self, lane: Lane) -> None:
-        if not lane.paused and lane.full:
-            self.consumer.pause(lane.partition)
-            lane.paused = True
+    def _pause_if_full(self, topic: BusyTopic, lane: Lane) -> None:
+        if not topic.paused and lane.full:
+            self._reader.pause(topic.partition)
+            topic.paused = True
 
     def _resume_if_drained(self, lane: Lane) -> None:
-        if lane.paused and lane.held <= self._settings.webhook_buffer // 2:
-            if lane.partition in self._assigned:
-                self.consumer.resume(lane.partition)
-            lane.paused = False
+        topic = self._book.get(lane.partition)
+        if topic is not None and topic.paused and lane.held <= self._settings.webhook_buffer // 2:
+            self._reader.resume(lane.partition)
+            topic.paused = False
 
     async def _commit(self, force: bool) -> None:
         """Commit what every lane has stored, at most every `_COMMIT_INTERVAL` seconds."""
-        now = time.monotonic()
+        now = self._clock()
         if not force and now - self._last_commit < _COMMIT_INTERVAL:
             return
         self._last_commit = now
         offsets = {
-            lane.partition: lane.tracker.committable
-            for lane in self._lanes.values()
-            if lane.partition in self._assigned
-            and lane.tracker.committable is not None
-            and lane.tracker.committable != lane.committed
+            tp: at for tp, at in self._book.to_commit().items() if tp in self._reader.assigned
         }
-        if not offsets:
-            return
-        try:
-            await self.consumer.commit(offsets)
-        except KafkaError as exc:
-            log.warning("commit failed; will retry", error=str(exc))
-            return
-        for partition, offset in offsets.items():
-            self._lanes[partition].committed = offset
+        if await self._reader.commit(offsets):
+            self._book.committed(offsets)
 
     async def _read_wake_ups(self) -> None:
         """Read the owned shards' wake-ups (polling also keeps this member in the group)."""
@@ -360,12 +314,11 @@ class Dispatcher:
                 log.warning("reading wake-ups failed", error=str(exc))
                 await asyncio.sleep(1)
                 continue
-            now = time.monotonic()
             for records in batch.values():
                 for record in records:
                     webhook_id = (record.key or b"").decode(errors="replace")
                     if is_webhook_id(webhook_id):
-                        self._wake(webhook_id, now, "wake-up")
+                        self._found(webhook_id, "wake-up")
                     else:
                         # Not parked: it asks for nothing; the next scan finds any real work.
                         PARKED.labels("wake-ups").inc()
@@ -391,37 +344,20 @@ class Dispatcher:
         """Read every owned topic with jobs past its committed offset; export the lag. Taking
         shards asks for the current topic list; the regular scans, a safety net behind the
         wake-ups, may use one up to `_TOPIC_LIST_MAX_AGE` old."""
-        shards = set(self._shards)
-        topics = await self._offsets.topics(topics_max_age, self._woken_topics)
-        self._woken_topics.clear()
-        partitions = [
-            TopicPartition(topic, 0)
-            for topic in topics
-            if (webhook_id := self._topics.webhook_id_of(topic)) is not None
-            and shard_of(webhook_id, self._settings.dispatch_shards) in shards
-        ]
-        waiting = await self._waiting(partitions) if partitions else {}
-        lag = dict.fromkeys(shards, 0)
-        now = time.monotonic()
-        for partition, jobs in waiting.items():
-            lag[self._shard(partition)] += jobs
-            self._wake(self._topics.webhook_id_of(partition.topic) or "", now, "scan")
+        topics = await self._offsets.topics(topics_max_age, self._found_since_scan)
+        self._found_since_scan.clear()
+        partitions = self._lease.owned_topics(topics)
+        jobs = await self._waiting(partitions) if partitions else {}
+        for partition in jobs:
+            self._found(self._topics.webhook_id_of(partition.topic) or "", "scan")
         SHARD_LAG.clear()
-        for shard, jobs in lag.items():
-            SHARD_LAG.labels(str(shard)).set(jobs)
+        for shard, count in self._lease.lag(jobs).items():
+            SHARD_LAG.labels(str(shard)).set(count)
 
     async def _waiting(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         """Jobs past the committed offset (or the first offset kept), where there are any."""
         ends = await self._offsets.ends(partitions)
-        committed = await self._admin.list_consumer_group_offsets(
-            self._settings.dispatcher_group_id, partitions=partitions
-        )
-        done = {
-            tp: meta.offset
-            for tp, meta in committed.items()
-            if meta is not None and meta.offset >= 0
-        }
-        never = [tp for tp, end in ends.items() if tp not in done and end > 0]
-        if never:
-            done.update(await self._offsets.firsts(never))
-        return {tp: end - done.get(tp, 0) for tp, end in ends.items() if end > done.get(tp, 0)}
+        committed = await self._reader.committed(partitions)
+        never = never_committed(ends, committed)
+        firsts = await self._offsets.firsts(never) if never else {}
+        return waiting(ends, committed, firsts)

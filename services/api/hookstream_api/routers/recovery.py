@@ -87,7 +87,7 @@ async def recover_deliveries(
             "Too many requests",
             headers={"Retry-After": "10"},
         )
-    worker.wake()
+    worker.run_soon()
     log.info(
         "recovery requested",
         tenant_id=principal.tenant_id,

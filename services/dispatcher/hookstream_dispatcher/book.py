@@ -1,0 +1,157 @@
+"""The busy-topic book: one record per delivery topic being read, the dispatcher's only view.
+
+A topic enters the book when work is found there (a wake-up or a scan), and goes through
+phases: **found** (where reading starts is not known yet) → **placed** (its committed offset
+is known, so it can be assigned) → **reading** (fetched at least once). It leaves when it is
+idle (no job for `idle_seconds`, every job taken stored and committed), when its shard moves
+away, or when the dispatcher stops. The consumer's assignment is derived from the book: the
+placed and reading topics. Pure logic with an injected clock, so it is tested without Kafka.
+"""
+
+import enum
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from aiokafka import TopicPartition
+
+NEVER_FETCHED_SECONDS = 30.0
+"""A topic placed this long ago and never fetched is gone (a deleted webhook's)."""
+
+
+class Phase(enum.Enum):
+    FOUND = "found"
+    PLACED = "placed"
+    READING = "reading"
+
+
+class LaneState(Protocol):
+    """What the book needs to know of a topic's lane (`hookstream_dispatcher.lanes.Lane`)."""
+
+    @property
+    def held(self) -> int: ...
+
+    @property
+    def committable(self) -> int | None: ...
+
+
+@dataclass
+class BusyTopic:
+    """One delivery topic being read, and everything the dispatcher knows about it."""
+
+    partition: TopicPartition
+    seen: float
+    """When work was last found or fetched here (the book's clock)."""
+    phase: Phase = Phase.FOUND
+    position: int | None = None
+    """Where reading goes on: after the last job handed to the lane (None: not placed yet)."""
+    lane: LaneState | None = None
+    paused: bool = False
+    """Its lane is full: the consumer does not fetch it until the lane drains."""
+    committed: int | None = None
+    """The offset last committed for it by this dispatcher."""
+
+    def idle(self, now: float, idle_seconds: float) -> bool:
+        """No job for `idle_seconds` and every job taken stored and committed; a topic not
+        fetched yet is kept, unless it never is (`NEVER_FETCHED_SECONDS`)."""
+        if now - self.seen < idle_seconds:
+            return False
+        if self.phase is not Phase.READING:
+            return now - self.seen > NEVER_FETCHED_SECONDS
+        if self.lane is None:
+            return True
+        return self.lane.held == 0 and self.committed == self.lane.committable
+
+
+class TopicBook:
+    """The busy topics, by partition."""
+
+    def __init__(self, idle_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._idle_seconds = idle_seconds
+        self._clock = clock
+        self._topics: dict[TopicPartition, BusyTopic] = {}
+
+    def __contains__(self, partition: TopicPartition) -> bool:
+        return partition in self._topics
+
+    def __len__(self) -> int:
+        return len(self._topics)
+
+    def get(self, partition: TopicPartition) -> BusyTopic | None:
+        return self._topics.get(partition)
+
+    def topics(self) -> list[BusyTopic]:
+        return list(self._topics.values())
+
+    def found(self, partition: TopicPartition) -> bool:
+        """Work is waiting in this topic; True if the book did not hold it yet."""
+        topic = self._topics.get(partition)
+        if topic is not None:
+            topic.seen = self._clock()
+            return False
+        self._topics[partition] = BusyTopic(partition, self._clock())
+        return True
+
+    def unplaced(self) -> list[TopicPartition]:
+        """Topics whose starting offset must be looked up before they are assigned."""
+        return [p for p, t in self._topics.items() if t.phase is Phase.FOUND]
+
+    def place(self, partition: TopicPartition, offset: int) -> None:
+        """Reading this topic starts at `offset` (its committed offset, or 0)."""
+        topic = self._topics.get(partition)
+        if topic is not None and topic.phase is Phase.FOUND:
+            topic.position = offset
+            topic.phase = Phase.PLACED
+
+    def assignment(self) -> set[TopicPartition]:
+        """What the consumer should read: every placed topic."""
+        return {p for p, t in self._topics.items() if t.phase is not Phase.FOUND}
+
+    def placed(self) -> list[TopicPartition]:
+        """Topics assigned and not fetched yet."""
+        return [p for p, t in self._topics.items() if t.phase is Phase.PLACED]
+
+    def reached(self, partition: TopicPartition) -> None:
+        """A fetch of this topic completed with no record: it is being read all the same."""
+        topic = self._topics.get(partition)
+        if topic is not None and topic.phase is Phase.PLACED:
+            topic.phase = Phase.READING
+
+    def fetched(self, partition: TopicPartition, next_offset: int) -> BusyTopic | None:
+        """Records up to `next_offset` were fetched from this topic (None if it left the book)."""
+        topic = self._topics.get(partition)
+        if topic is None or topic.phase is Phase.FOUND:
+            return None
+        topic.seen = self._clock()
+        topic.position = next_offset
+        topic.phase = Phase.READING
+        return topic
+
+    def idle(self) -> list[BusyTopic]:
+        """Take out and return the topics that are idle."""
+        now = self._clock()
+        gone = [t for t in self._topics.values() if t.idle(now, self._idle_seconds)]
+        for topic in gone:
+            del self._topics[topic.partition]
+        return gone
+
+    def remove(self, partitions: Iterable[TopicPartition]) -> list[BusyTopic]:
+        """Take these topics out (their shard moved, or the dispatcher stops)."""
+        return [t for p in partitions if (t := self._topics.pop(p, None)) is not None]
+
+    def to_commit(self) -> dict[TopicPartition, int]:
+        """The offsets stored since the last commit, per topic."""
+        return {
+            p: t.lane.committable
+            for p, t in self._topics.items()
+            if t.lane is not None
+            and t.lane.committable is not None
+            and t.lane.committable != t.committed
+        }
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        """These offsets were committed."""
+        for partition, offset in offsets.items():
+            if (topic := self._topics.get(partition)) is not None:
+                topic.committed = offset

@@ -1,0 +1,95 @@
+"""The thin Kafka side of reading delivery topics: assign, seek, pause, fetch, commit.
+
+Manual assignment, no group membership (decision 4); offsets are committed under the dispatcher
+group id, which the janitor reads to know a topic is drained. Everything it decides comes from
+the busy-topic book; this module only talks to the broker.
+"""
+
+from collections.abc import Iterable
+
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from hookstream_dispatcher.book import BusyTopic
+
+log = structlog.get_logger(__name__)
+
+
+class TopicReader:
+    """Reads the assigned delivery topics and commits what the lanes stored."""
+
+    def __init__(self, connection: dict[str, object], group_id: str) -> None:
+        """`connection`: `hookstream_common.kafka.client_options`."""
+        self._group_id = group_id
+        self.consumer = AIOKafkaConsumer(
+            **connection,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=5000,
+            fetch_max_wait_ms=100,  # a topic taken up waits for the fetch in flight to end
+        )
+        self.admin = AIOKafkaAdminClient(**connection)
+        self.assigned: frozenset[TopicPartition] = frozenset()
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        await self.admin.start()
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def committed(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """The committed offsets of those that have one. Asked of the group coordinator
+        directly: the consumer would ask again for the whole assignment at each change, and
+        with a change every tenth of a second a new topic could wait for ever."""
+        offsets = await self.admin.list_consumer_group_offsets(
+            self._group_id, partitions=partitions
+        )
+        return {
+            tp: meta.offset for tp, meta in offsets.items() if meta is not None and meta.offset >= 0
+        }
+
+    def assign(self, topics: Iterable[BusyTopic]) -> None:
+        """Read exactly these topics, each from its position; paused ones stay paused (a new
+        assignment resets the consumer's pause flags)."""
+        topics = list(topics)
+        self.assigned = frozenset(t.partition for t in topics)
+        self.consumer.assign(sorted(self.assigned))
+        for topic in topics:
+            if topic.position is not None:
+                self.consumer.seek(topic.partition, topic.position)
+            if topic.paused:
+                self.consumer.pause(topic.partition)
+
+    async def fetch(self) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """What the assigned topics have, waiting at most 50 ms."""
+        if not self.assigned:
+            return {}
+        return await self.consumer.getmany(timeout_ms=50, max_records=2000)
+
+    def has_fetched(self, partition: TopicPartition) -> bool:
+        """A fetch of this topic completed (perhaps with no record)."""
+        return self.consumer.highwater(partition) is not None
+
+    def pause(self, partition: TopicPartition) -> None:
+        self.consumer.pause(partition)
+
+    def resume(self, partition: TopicPartition) -> None:
+        if partition in self.assigned:
+            self.consumer.resume(partition)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> bool:
+        """Commit these offsets; False (and a warning) if the broker did not take them."""
+        if not offsets:
+            return True
+        try:
+            await self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("commit failed; will retry", error=str(exc))
+            return False
+        return True

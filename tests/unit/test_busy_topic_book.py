@@ -1,0 +1,153 @@
+"""The dispatcher's busy-topic book and shard lease, without Kafka (clock injected)."""
+
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+
+from hookstream_common.shards import shard_of
+from hookstream_common.topics import Topics
+from hookstream_dispatcher.book import NEVER_FETCHED_SECONDS, Phase, TopicBook
+from hookstream_dispatcher.lease import ShardLease, never_committed, waiting
+
+IDLE = 5.0
+TOPICS = Topics("hs")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class FakeLane:
+    held: int = 0
+    committable: int | None = None
+
+
+def _partition(name: str) -> TopicPartition:
+    return TopicPartition(f"hs.deliveries.{name}", 0)
+
+
+def test_a_topic_goes_found_placed_reading_and_only_placed_ones_are_assigned() -> None:
+    book = TopicBook(IDLE, Clock())
+    a, b = _partition("a"), _partition("b")
+    assert book.found(a) and book.found(b)
+    assert not book.found(a), "found again: already held"
+    assert book.assignment() == set()
+    assert set(book.unplaced()) == {a, b}
+
+    book.place(a, 7)
+    assert book.assignment() == {a}
+    assert book.get(a).phase is Phase.PLACED and book.get(a).position == 7
+    assert book.unplaced() == [b]
+
+    topic = book.fetched(a, 12)
+    assert topic is not None and topic.phase is Phase.READING and topic.position == 12
+    assert book.fetched(b, 3) is None, "records of an unplaced topic are not taken"
+
+
+def test_placing_again_keeps_the_position_read_so_far() -> None:
+    book = TopicBook(IDLE, Clock())
+    a = _partition("a")
+    book.found(a)
+    book.place(a, 0)
+    book.fetched(a, 40)
+    book.place(a, 0)
+    assert book.get(a).position == 40
+
+
+def test_idle_needs_quiet_time_an_empty_lane_and_everything_committed() -> None:
+    clock = Clock()
+    book = TopicBook(IDLE, clock)
+    a = _partition("a")
+    book.found(a)
+    book.place(a, 0)
+    topic = book.fetched(a, 10)
+    topic.lane = lane = FakeLane(held=2, committable=8)
+    clock.now += IDLE + 1
+    assert book.idle() == [], "jobs still held"
+    lane.held = 0
+    lane.committable = 10
+    assert book.idle() == [], "stored but not committed yet"
+    assert book.to_commit() == {a: 10}
+    book.committed({a: 10})
+    assert book.to_commit() == {}
+    assert book.idle() == [topic]
+    assert a not in book
+
+
+def test_new_work_keeps_a_topic() -> None:
+    clock = Clock()
+    book = TopicBook(IDLE, clock)
+    a = _partition("a")
+    book.found(a)
+    book.place(a, 0)
+    book.reached(a)
+    clock.now += IDLE - 1
+    book.found(a)
+    clock.now += 2
+    assert book.idle() == []
+    clock.now += IDLE
+    assert [t.partition for t in book.idle()] == [a]
+
+
+def test_a_topic_never_fetched_is_kept_until_it_is_surely_gone() -> None:
+    clock = Clock()
+    book = TopicBook(IDLE, clock)
+    a = _partition("a")
+    book.found(a)
+    book.place(a, 0)
+    clock.now += IDLE + 1
+    assert book.idle() == [], "waiting for its first fetch"
+    clock.now += NEVER_FETCHED_SECONDS
+    assert [t.partition for t in book.idle()] == [a]
+
+
+def test_removed_topics_are_returned_with_their_lanes() -> None:
+    book = TopicBook(IDLE, Clock())
+    a, b = _partition("a"), _partition("b")
+    for p in (a, b):
+        book.found(p)
+        book.place(p, 0)
+    book.get(a).lane = FakeLane(held=1)
+    removed = book.remove([a, _partition("unknown")])
+    assert [t.partition for t in removed] == [a] and removed[0].lane.held == 1
+    assert book.assignment() == {b}
+
+
+def test_the_lease_owns_the_webhooks_of_its_shards() -> None:
+    lease = ShardLease(TOPICS, 8)
+    ids = [f"0b4b8f57-5a4c-4a8e-9a39-5b0d8e1f2a{i:02d}" for i in range(40)]
+    lease.take({0, 1, 2, 3})
+    owned = [i for i in ids if lease.owns(i)]
+    assert owned == [i for i in ids if shard_of(i, 8) < 4]
+    topics = {TOPICS.deliveries(i) for i in ids} | {"hs.events", "other"}
+    assert {tp.topic for tp in lease.owned_topics(topics)} == {TOPICS.deliveries(i) for i in owned}
+
+    lease.release({0, 1})
+    assert lease.owned == {2, 3}
+    partitions = {TopicPartition(TOPICS.deliveries(i), 0) for i in ids}
+    leaving = lease.in_shards(partitions, {0, 1})
+    assert {tp.topic for tp in leaving} == {
+        TOPICS.deliveries(i) for i in ids if shard_of(i, 8) in {0, 1}
+    }
+
+
+def test_a_scan_counts_jobs_past_the_committed_or_first_kept_offset() -> None:
+    a, b, c, d = (_partition(x) for x in "abcd")
+    ends = {a: 10, b: 10, c: 0, d: 5}
+    committed = {a: 10, b: 4}
+    assert never_committed(ends, committed) == [d], "c is empty"
+    assert waiting(ends, committed, {d: 2}) == {b: 6, d: 3}
+
+
+def test_lag_is_per_owned_shard() -> None:
+    lease = ShardLease(TOPICS, 4)
+    webhook = "0b4b8f57-5a4c-4a8e-9a39-5b0d8e1f2a3c"
+    shard = shard_of(webhook, 4)
+    lease.take({shard, (shard + 1) % 4})
+    lag = lease.lag({TopicPartition(TOPICS.deliveries(webhook), 0): 7})
+    assert lag == {shard: 7, (shard + 1) % 4: 0}
