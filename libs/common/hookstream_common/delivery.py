@@ -216,12 +216,14 @@ def _error_class(exc: BaseException) -> str:
         return "blocked"
     if isinstance(exc, EgressProxyError):
         return "proxy"
+    # Before ValueError: a certificate error is one too (ssl.CertificateError), yet it is the
+    # receiver's to fix (renew, complete the chain), so it is retried like other TLS failures.
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
+        return "tls"
     if isinstance(exc, ValueError):  # UnicodeError and InvalidURL: an unusable URL or header
         return "config"
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorDNSError | UnresolvableHost):
         return "dns"
-    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
-        return "tls"
     return "connection"
