@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 from e2e.scenario import CREATED, unique_path
 
 from hookstream_client import AsyncClient, Delivery
@@ -117,6 +118,41 @@ async def test_a_delivery_tunnels_to_the_checked_address_with_tls_for_the_name(
     assert [(d["proxy_type"], d["requested_host"], d["allow"]) for d in decisions] == [
         ("connect", f"127.0.0.1:{receiver.port}", True)
     ] * 2
+
+
+class _Addresses(AbstractResolver):
+    """DNS answering every name with these addresses, in this order."""
+
+    def __init__(self, *addresses: str) -> None:
+        self._addresses = addresses
+
+    async def resolve(self, host: str, port: int = 0, family: int = 0) -> list[ResolveResult]:
+        return [
+            {"hostname": host, "host": a, "port": port, "family": 2, "proto": 0, "flags": 0}
+            for a in self._addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_the_next_address_is_tried_when_the_proxy_cannot_reach_one(
+    receiver: Receiver, tls_files: TlsFiles, start_proxy: StartProxy
+) -> None:
+    """A name with two addresses, the first one closed to the proxy: as aiohttp tries every
+    address of a direct connection, the tunnel goes to the second."""
+    proxy = start_proxy()
+    async with client_session(
+        allow=parse_networks("127.0.0.0/8"),
+        ports=ANY_PORT,
+        extra_ca_file=str(tls_files.ca),
+        resolver=_Addresses("127.0.0.3", "127.0.0.1"),
+        proxy=EgressProxy.parse(proxy.url),
+    ) as client:
+        attempt = await post(client, receiver_url(receiver, unique_path("second-address")))
+    assert attempt.succeeded, attempt.status_message()
+    tried = [(d["requested_host"], d["allow"]) for d in proxy.decisions()]
+    assert tried == [(f"127.0.0.3:{receiver.port}", False), (f"127.0.0.1:{receiver.port}", True)]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import contextlib
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
 from typing import Any
@@ -170,7 +170,7 @@ class DeliveryClient:
 
     @contextlib.asynccontextmanager
     async def _post_through(
-        self, proxy: EgressProxy, url: URL, headers: dict[str, str], **kwargs: Any
+        self, proxy: EgressProxy, url: URL, headers: Mapping[str, str] | None = None, **kwargs: Any
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         host = url.raw_host or ""
         addresses = await self._checked_addresses(url)
@@ -178,7 +178,7 @@ class DeliveryClient:
             try:
                 response = await self._session.post(
                     url.with_host(address),
-                    headers={**headers, "Host": url.host_port_subcomponent or host},
+                    headers={**(headers or {}), "Host": url.host_port_subcomponent or host},
                     server_hostname=host.rstrip("."),
                     proxy=proxy.url,
                     proxy_headers=proxy.headers,
@@ -217,7 +217,7 @@ class DeliveryClient:
             raise UnresolvableHost(
                 f"cannot connect to {host}:{url.port} (the host name could not be resolved)"
             ) from None
-        return [result["host"] for result in results]
+        return list(dict.fromkeys(result["host"] for result in results))
 
     async def close(self) -> None:
         """Close the session, its connections and the resolver of receivers."""
