@@ -15,6 +15,7 @@ import contextlib
 import os
 import socket
 import ssl
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import SimpleNamespace
@@ -32,6 +33,12 @@ from hookstream_common.settings import DeliverySettings
 from hookstream_common.ssrf import IPNetwork, is_allowed, parse_networks
 
 log = structlog.get_logger(__name__)
+
+CHECKED_ADDRESSES_SECONDS = 10.0
+"""How long a name's checked addresses serve requests through the proxy before the name is
+resolved again (aiohttp's own DNS cache keeps answers as long): without a proxy a pooled
+connection asks no resolver, through it every request needs the address to pick its tunnel."""
+MAX_CHECKED_NAMES = 4096
 
 
 class BlockedAddress(aiohttp.ClientConnectionError):
@@ -161,6 +168,8 @@ class DeliveryClient:
         self._session = session
         self._receivers = receivers
         self._proxy = proxy
+        self._checked: dict[tuple[str, int], tuple[float, list[str]]] = {}
+        """(host, port) → (until when, the allowed addresses); refusals are not kept."""
 
     def post(self, url: str, **kwargs: Any) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
         """`aiohttp.ClientSession.post`, through the proxy when one is set."""
@@ -185,6 +194,7 @@ class DeliveryClient:
                     **kwargs,
                 )
             except aiohttp.ClientHttpProxyError as exc:
+                self._unreachable(url, address)
                 if index + 1 < len(addresses):
                     continue
                 raise EgressProxyError(
@@ -207,17 +217,34 @@ class DeliveryClient:
     async def _checked_addresses(self, url: URL) -> list[str]:
         """The addresses the proxy may connect to: an IP-literal host's own (the request guard
         judges it, as it does without a proxy), or the allowed ones the name resolves to."""
-        host = url.raw_host or ""
+        host, port = url.raw_host or "", url.port or 0
         literal = ip_literal(host)
         if literal is not None:
             return [str(literal)]
+        now = time.monotonic()
+        until, addresses = self._checked.get((host, port), (0.0, []))
+        if until > now and addresses:
+            return addresses
         try:
-            results = await self._receivers.resolve(host, url.port or 0, socket.AF_UNSPEC)
+            results = await self._receivers.resolve(host, port, socket.AF_UNSPEC)
         except OSError:
             raise UnresolvableHost(
-                f"cannot connect to {host}:{url.port} (the host name could not be resolved)"
+                f"cannot connect to {host}:{port} (the host name could not be resolved)"
             ) from None
-        return list(dict.fromkeys(result["host"] for result in results))
+        addresses = list(dict.fromkeys(result["host"] for result in results))
+        self._checked.pop((host, port), None)
+        if len(self._checked) >= MAX_CHECKED_NAMES:
+            del self._checked[next(iter(self._checked))]  # the oldest
+        self._checked[(host, port)] = (now + CHECKED_ADDRESSES_SECONDS, addresses)
+        return addresses
+
+    def _unreachable(self, url: URL, address: str) -> None:
+        """Try no more tunnels to an address the proxy could not reach, until the name is
+        resolved again."""
+        key = (url.raw_host or "", url.port or 0)
+        until, addresses = self._checked.get(key, (0.0, []))
+        if address in addresses:
+            self._checked[key] = (until, [a for a in addresses if a != address])
 
     async def close(self) -> None:
         """Close the session, its connections and the resolver of receivers."""
