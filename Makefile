@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
+SMOKESCREEN_VERSION := v0.1.0
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
 .PHONY: install test-tools run down test unit lint fmt bench bench-history chaos deploy-test fresh-machine-test
@@ -25,7 +26,8 @@ $(STAMP): pyproject.toml devtools/pyproject.toml uv.lock
 install: $(STAMP)
 
 # What only the tests use: Node.js (the Qlik client compatibility test), Prometheus and promtool
-# (deploy/prometheus), Chromium (the console's browser tests).
+# (deploy/prometheus), Chromium (the console's browser tests), Smokescreen (the egress proxy
+# tests; built with Go 1.21 or later, which fetches the toolchain Smokescreen asks for).
 test-tools:
 	@command -v npm >/dev/null || { \
 	  echo "==> installing Node.js (the Qlik client compatibility test) with apt-get"; \
@@ -39,6 +41,11 @@ test-tools:
 	@command -v chromium >/dev/null || { \
 	  echo "==> installing Chromium (the console's browser tests) with apt-get"; \
 	  apt-get update -q && apt-get install -y -q chromium; }
+	@test -x .hookstream/go/bin/smokescreen || { \
+	  command -v go >/dev/null || { \
+	    echo "==> installing Go with apt-get"; apt-get update -q && apt-get install -y -q golang-go; }; \
+	  echo "==> installing Smokescreen $(SMOKESCREEN_VERSION) (the egress proxy tests) into .hookstream/go/bin"; \
+	  GOBIN="$(CURDIR)/.hookstream/go/bin" go install github.com/stripe/smokescreen@$(SMOKESCREEN_VERSION); }
 
 ## make run: Kafka, Postgres, the four services and a demo HTTPS receiver on this machine.
 run: install

@@ -12,9 +12,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from hookstream_common.events import Event
-from hookstream_common.http_client import BlockedAddress
+from hookstream_common.http_client import (
+    BlockedAddress,
+    DeliveryClient,
+    EgressProxyError,
+    UnresolvableHost,
+)
 from hookstream_common.request_rules import is_reserved_header
 from hookstream_common.signing import qlik_signature, standard_webhooks_signatures
 from hookstream_common.webhook_model import DeliveryTarget
@@ -56,8 +62,9 @@ class Attempt:
     error: str | None = None
     error_class: str | None = None
     """`timeout`, `dns`, `tls`, `connection`, `blocked` (an address webhooks may not reach),
-    `config` (a URL or secret that cannot be used: retrying will not help until it is changed) or
-    `internal` (the dispatcher failed unexpectedly while sending; retried)."""
+    `config` (a URL or secret that cannot be used: retrying will not help until it is changed),
+    `proxy` (the egress proxy could not be reached or opened no tunnel; retried) or `internal`
+    (the dispatcher failed unexpectedly while sending; retried)."""
 
     @property
     def succeeded(self) -> bool:
@@ -144,7 +151,7 @@ def build_request(
     return OutboundRequest(target.url, headers, body, recorded)
 
 
-async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Attempt:
+async def send(client: DeliveryClient, request: OutboundRequest) -> Attempt:
     """POST once, without following redirects; never raises for network, HTTP or data errors."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -153,7 +160,7 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
             started_at=started, duration_ms=0.0, error=request.problem, error_class="config"
         )
     try:
-        async with session.post(
+        async with client.post(
             request.url, data=request.body, headers=request.headers, allow_redirects=False
         ) as response:
             raw = await response.content.read(MAX_STORED_BODY + 1)
@@ -169,22 +176,24 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
         return Attempt(
             started_at=started,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            error=_error_message(exc),
+            error=_error_message(exc, request.url),
             error_class=_error_class(exc),
         )
 
 
-def _error_message(exc: BaseException) -> str:
+def _error_message(exc: BaseException, url: str) -> str:
     """What went wrong, in words; aiohttp does not wrap the IDNA error of an unusable host name.
 
     aiohttp's connection errors quote the socket's own error, which names the address a host
     resolved to ("Connect call failed ('10.0.0.1', 8000)"): that goes to the tenant, so those
-    are reworded to the URL's host and the kind of failure only.
+    are reworded to the URL's host (not the error's: through the egress proxy it is the
+    address) and the kind of failure only.
     """
     if isinstance(exc, UnicodeError):
         return f"the URL's host name cannot be used ({exc})"
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return f"cannot connect to {exc.host}:{exc.port} ({_connect_failure(exc)})"
+        target = URL(url)
+        return f"cannot connect to {target.raw_host}:{target.port} ({_connect_failure(exc)})"
     return str(exc) or "no answer within the timeout"
 
 
@@ -205,12 +214,16 @@ def _error_class(exc: BaseException) -> str:
     """Coarse kinds a person and the retry policy can act on."""
     if isinstance(exc, BlockedAddress):
         return "blocked"
+    if isinstance(exc, EgressProxyError):
+        return "proxy"
+    # Before ValueError: a certificate error is one too (ssl.CertificateError), yet it is the
+    # receiver's to fix (renew, complete the chain), so it is retried like other TLS failures.
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
+        return "tls"
     if isinstance(exc, ValueError):  # UnicodeError and InvalidURL: an unusable URL or header
         return "config"
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+    if isinstance(exc, aiohttp.ClientConnectorDNSError | UnresolvableHost):
         return "dns"
-    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
-        return "tls"
     return "connection"

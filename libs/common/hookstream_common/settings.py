@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hookstream_common.egress import EgressProxy
 from hookstream_common.request_rules import PortSet
 from hookstream_common.topics import Topics
 
@@ -232,6 +233,14 @@ class DeliverySettings(CommonSettings):
         description="`name=address` pairs, comma separated, resolved without DNS; for "
         "development receivers only. The address still passes the network check.",
     )
+    egress_proxy: SecretStr | None = Field(
+        None,
+        description="`http://host:port` of an HTTP CONNECT proxy (e.g. Smokescreen) that every "
+        "delivery leaves through, for fixed egress addresses; `http://user:password@host:port` "
+        "when it asks for credentials (never logged). The sender still resolves and checks the "
+        "receiver's address itself and asks the proxy for a tunnel to that address; TLS runs "
+        "end to end with the receiver. Unset: deliveries connect directly.",
+    )
 
     @field_validator("allowed_ports")
     @classmethod
@@ -239,6 +248,23 @@ class DeliverySettings(CommonSettings):
         """A bad port list is a configuration error at start, not a failure per delivery."""
         PortSet.parse(value)
         return value
+
+    @field_validator("egress_proxy")
+    @classmethod
+    def _proxy_parses(cls, value: SecretStr | None) -> SecretStr | None:
+        """A proxy URL that cannot be used is a configuration error at start; an empty
+        one (a variable set to nothing, as compose files do) means none."""
+        if value is None or not value.get_secret_value().strip():
+            return None
+        EgressProxy.parse(value.get_secret_value())
+        return value
+
+    @cached_property
+    def egress(self) -> EgressProxy | None:
+        """`egress_proxy`, parsed; None when deliveries connect directly."""
+        if self.egress_proxy is None:
+            return None
+        return EgressProxy.parse(self.egress_proxy.get_secret_value())
 
     @cached_property
     def port_set(self) -> PortSet:

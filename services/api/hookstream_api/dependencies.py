@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated
 
-import aiohttp
 import asyncpg
 from fastapi import Depends, Query, Request
 
@@ -21,6 +20,7 @@ from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
+from hookstream_common import http_client
 from hookstream_common.catalogue import EventType
 from hookstream_common.crypto import SecretBox
 
@@ -106,7 +106,7 @@ def catalogue(request: Request) -> tuple[EventType, ...]:
     return request.app.state.event_types
 
 
-def delivery_client(request: Request) -> aiohttp.ClientSession:
+def delivery_client(request: Request) -> http_client.DeliveryClient:
     """The SSRF-safe client the synchronous resend sends with."""
     return request.app.state.http
 
@@ -144,7 +144,7 @@ ActionAllowed = Depends(action_allowed)
 """Add to `dependencies=` of every route that sends or queues deliveries on request."""
 SendingSlot = Depends(sending_slot)
 """Add to `dependencies=` of every route that sends a request while its caller waits."""
-DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
+DeliveryClient = Annotated[http_client.DeliveryClient, Depends(delivery_client)]
 
 
 def parse_id(value: str, what: str = "webhook") -> uuid.UUID:

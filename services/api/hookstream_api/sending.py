@@ -5,11 +5,11 @@ webhook's current target, send it once, and store the outcome like every other a
 in the history and counts towards the webhook's health.
 """
 
-import aiohttp
 import asyncpg
 
 from hookstream_common.delivery import build_request, send
 from hookstream_common.history import Outcome, record_outcomes
+from hookstream_common.http_client import DeliveryClient
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_model import DeliveryTarget
 
@@ -17,7 +17,7 @@ from hookstream_common.webhook_model import DeliveryTarget
 async def send_now(
     job: DeliveryJob,
     target: DeliveryTarget,
-    client: aiohttp.ClientSession,
+    client: DeliveryClient,
     user_agent: str,
     pool: asyncpg.Pool,
 ) -> None:

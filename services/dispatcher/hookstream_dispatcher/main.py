@@ -10,7 +10,6 @@ import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
-import aiohttp
 import asyncpg
 import structlog
 import uvloop
@@ -19,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.delivery import send
-from hookstream_common.http_client import delivery_session
+from hookstream_common.http_client import DeliveryClient, delivery_session
 from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server, stop_on_signals
@@ -81,7 +80,7 @@ async def _connect(settings: DispatcherSettings) -> _Clients:
 
 
 async def _work(
-    settings: DispatcherSettings, clients: _Clients, session: aiohttp.ClientSession
+    settings: DispatcherSettings, clients: _Clients, session: DeliveryClient
 ) -> tuple[Dispatcher, RetryScheduler, HistoryWriter]:
     writer = HistoryWriter(
         clients.pool,
