@@ -169,3 +169,23 @@ async def test_recovered_reaches_others_never_itself_and_respects_owners(
     assert set(await routed_types(scenario.stack, flaky.id)) == {CREATED}, "never its own"
     assert await jobs_routed_to(scenario.stack, others.id) == 0, "a user-level webhook of u2"
     assert await jobs_routed_to(scenario.stack, mine.id) == 1
+
+
+async def test_a_test_event_that_succeeds_after_failures_recovers_the_webhook(
+    scenario: Scenario, receiver: Receiver
+) -> None:
+    """The API's single attempts (test events, resends) keep the same run of failures."""
+    flaky_path, watcher_path = unique_path("tried"), unique_path("told")
+    receiver.respond(flaky_path, status=500)
+    flaky = await scenario.webhook(receiver_url(receiver, flaky_path), name="tried")
+    await scenario.webhook(receiver_url(receiver, watcher_path), eventTypes=[WEBHOOK_RECOVERED])
+    for _ in range(2):
+        assert (await scenario.client.send_test_event(flaky.id)).status == "fail"
+    receiver.respond(flaky_path, status=200)
+    sent = await scenario.client.send_test_event(flaky.id)
+    assert sent.status == "success"
+
+    await wait_until(lambda: notices(receiver, watcher_path, WEBHOOK_RECOVERED, flaky), 30)
+    [recovered] = notices(receiver, watcher_path, WEBHOOK_RECOVERED, flaky)
+    assert recovered["data"]["deliveryId"] == sent.id
+    assert recovered["data"]["failedAttemptsBefore"] == 2
