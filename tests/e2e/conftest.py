@@ -84,6 +84,8 @@ def settings_env(servers: dict[str, str], database_url: str, tls_files: Any) -> 
             "HOOKSTREAM_SHARD_SCAN_SECONDS": "5",
             "HOOKSTREAM_AUTO_DISABLE_AFTER_SECONDS": "2",
             "HOOKSTREAM_AUTO_DISABLE_MIN_FAILURES": "4",
+            # A webhook recovers (an operational event) after 2 failures, before it is disabled.
+            "HOOKSTREAM_RECOVERED_AFTER_FAILURES": "2",
         },
     )
 

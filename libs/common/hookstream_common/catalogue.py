@@ -1,4 +1,5 @@
-"""The event types webhooks can subscribe to: Qlik's, plus any a deployment adds.
+"""The event types webhooks can subscribe to: Qlik's, Hookstream's operational events (category
+`webhooks`, see hookstream_common.operational), plus any a deployment adds.
 
 A platform that publishes events of its own lists them in a JSON file named by
 `HOOKSTREAM_EVENT_TYPES_FILE`: an array of `{"name", "title", "description", "category",
@@ -15,6 +16,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from hookstream_common.operational import (
+    CATEGORY,
+    DELIVERY_EXHAUSTED,
+    WEBHOOK_DISABLED,
+    WEBHOOK_RECOVERED,
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,26 @@ DEFAULT_EVENT_TYPES: tuple[EventType, ...] = (
         "api-keys",
         ("tenant",),
     ),
+    EventType(
+        WEBHOOK_DISABLED,
+        "Webhook disabled",
+        "Hookstream disabled a webhook: its deliveries kept failing, or its endpoint answered"
+        " 410 Gone. The data holds the reason and its code. Hookstream extension.",
+        CATEGORY,
+    ),
+    EventType(
+        DELIVERY_EXHAUSTED,
+        "Delivery failed for good",
+        "A delivery failed after all its retries; no further attempt is made. Hookstream"
+        " extension.",
+        CATEGORY,
+    ),
+    EventType(
+        WEBHOOK_RECOVERED,
+        "Webhook recovered",
+        "A webhook delivered successfully after a run of failed attempts. Hookstream extension.",
+        CATEGORY,
+    ),
 )
 
 
@@ -93,7 +121,7 @@ class _Entry(BaseModel):
 
 
 def read_event_types(path: Path) -> tuple[EventType, ...]:
-    """Qlik's event types, then those of the file; a name already known is an error."""
+    """The built-in event types, then those of the file; a name already known is an error."""
     try:
         entries = [_Entry.model_validate(item) for item in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError, ValidationError) as exc:
@@ -109,7 +137,7 @@ def read_event_types(path: Path) -> tuple[EventType, ...]:
 
 
 def load(path: Path | None) -> tuple[EventType, ...]:
-    """Qlik's event types and, when `path` is set, the file's."""
+    """The built-in event types and, when `path` is set, the file's."""
     return read_event_types(path) if path else DEFAULT_EVENT_TYPES
 
 

@@ -19,6 +19,11 @@ from hookstream_common.db import write_with_partitions
 from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
 from hookstream_common.health_counts import Change, add_counts, attempt_changes, due_changes
+from hookstream_common.operational import (
+    DEFAULT_RECOVERED_AFTER,
+    outcome_notices,
+    raise_notices,
+)
 
 PENDING_GRACE = "15 minutes"
 PENDING_ATTEMPT_SQL = f"next_attempt_at > now() - interval '{PENDING_GRACE}'"
@@ -48,6 +53,8 @@ class Outcome:
     attempt: Attempt
     next_attempt_at: datetime | None = None
     """When the retry this attempt scheduled is due; None when it scheduled none."""
+    exhausted: bool = False
+    """The attempt failed, would have been retried, and no retry is left: failed for good."""
 
 
 @dataclass(frozen=True)
@@ -68,20 +75,29 @@ class _Run:
     failing_since: datetime | None
     last_at: datetime | None = None
     last_status: str | None = None
+    failures_before_success: int = 0
+    """Of a reset run: the failed attempts of the batch before its first success."""
 
 
 # One statement for every webhook of a batch: a reset run replaces the count, others add to it;
-# the last attempt is the latest one started (a late write never replaces a newer outcome).
+# the last attempt is the latest one started (a late write never replaces a newer outcome). A
+# reset run also notes the run its first success ended: the stored count (read under the row's
+# lock, as SET sees the row before the update) plus the batch's failures before that success.
 _HEALTH_SQL = """
 WITH batch AS (
     SELECT * FROM unnest(
-        $1::uuid[], $2::int[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::text[]
-    ) AS b(webhook_id, failures, failing_since, reset, last_at, last_status)
+        $1::uuid[], $2::int[], $3::timestamptz[], $4::bool[], $5::timestamptz[], $6::text[],
+        $7::int[]
+    ) AS b(webhook_id, failures, failing_since, reset, last_at, last_status, ended)
 )
 INSERT INTO webhook_health AS h
-    (webhook_id, consecutive_failures, failing_since, last_delivery_at, last_status)
-SELECT webhook_id, failures, failing_since, last_at, last_status FROM batch
+    (webhook_id, consecutive_failures, failing_since, last_delivery_at, last_status, run_ended)
+SELECT webhook_id, failures, failing_since, last_at, last_status,
+    CASE WHEN reset THEN ended ELSE 0 END FROM batch
 ON CONFLICT (webhook_id) DO UPDATE SET
+    run_ended = CASE
+        WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
+        THEN h.consecutive_failures + EXCLUDED.run_ended ELSE 0 END,
     last_status = CASE
         WHEN h.last_delivery_at IS NULL OR EXCLUDED.last_delivery_at >= h.last_delivery_at
         THEN EXCLUDED.last_status ELSE h.last_status END,
@@ -94,7 +110,7 @@ ON CONFLICT (webhook_id) DO UPDATE SET
         WHEN (SELECT reset FROM batch WHERE batch.webhook_id = h.webhook_id)
         THEN EXCLUDED.failing_since
         ELSE COALESCE(h.failing_since, EXCLUDED.failing_since) END
-RETURNING h.webhook_id, h.consecutive_failures, h.failing_since
+RETURNING h.webhook_id, h.consecutive_failures, h.failing_since, h.run_ended
 """
 
 # Monotonic: an earlier attempt (late, or delivered again) never replaces a later attempt's
@@ -160,9 +176,14 @@ FROM written w LEFT JOIN before b ON b.delivery_id = w.delivery_id AND b.attempt
 """
 
 
-async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> list[FailureRun]:
-    """The one store-outcome step: history rows, the health counts, then each webhook's run of
-    failed attempts.
+async def record_outcomes(
+    conn: asyncpg.Connection,
+    outcomes: list[Outcome],
+    recovered_after: int = DEFAULT_RECOVERED_AFTER,
+) -> list[FailureRun]:
+    """The one store-outcome step: history rows, the health counts, each webhook's run of
+    failed attempts, then the operational events the batch raises (`delivery.exhausted`, and
+    `webhook.recovered` for a success that ended a run of at least `recovered_after` failures).
 
     Call inside a transaction. Returns the runs as they stand after the batch; whether one
     disables its webhook is the dispatcher's decision (it owns auto-disable), so a failed
@@ -179,7 +200,10 @@ async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> 
         [run.reset for run in ordered],
         [run.last_at for run in ordered],
         [run.last_status for run in ordered],
+        [run.failures_before_success for run in ordered],
     )
+    ended = {str(row["webhook_id"]): row["run_ended"] for row in rows if row["run_ended"]}
+    await raise_notices(conn, outcome_notices(outcomes, ended, recovered_after))
     return [
         FailureRun(str(row["webhook_id"]), row["consecutive_failures"], row["failing_since"])
         for row in rows
@@ -188,7 +212,7 @@ async def record_outcomes(conn: asyncpg.Connection, outcomes: list[Outcome]) -> 
 
 def summarise(outcomes: list[Outcome]) -> dict[str, _Run]:
     """Per webhook: failures since its last success in the batch (or all, if none succeeded),
-    and the status of its latest attempt."""
+    those before its first success, and the status of its latest attempt."""
     runs: dict[str, _Run] = {}
     for outcome in outcomes:
         previous = runs.get(outcome.webhook_id, _Run(False, 0, None))
@@ -198,7 +222,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, _Run]:
         else:
             last_at, last_status = previous.last_at, previous.last_status
         if outcome.attempt.succeeded:
-            runs[outcome.webhook_id] = _Run(True, 0, None, last_at, last_status)
+            before = previous.failures_before_success if previous.reset else previous.failures
+            runs[outcome.webhook_id] = _Run(True, 0, None, last_at, last_status, before)
         else:
             runs[outcome.webhook_id] = _Run(
                 previous.reset,
@@ -206,6 +231,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, _Run]:
                 previous.failing_since or started,
                 last_at,
                 last_status,
+                previous.failures_before_success,
             )
     return runs
 

@@ -12,6 +12,7 @@ import orjson
 
 from hookstream_common.events import Event
 from hookstream_common.filters import Filter, parse_filter
+from hookstream_common.operational import subject_of
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,15 @@ class Route:
     cloud_event: bool = False
 
     def accepts(self, event: Event) -> bool:
-        """Whether this webhook wants the event: type, owner for `level=user`, then the filter."""
+        """Whether this webhook wants the event: type, not about itself, owner for
+        `level=user`, then the filter.
+
+        A webhook never receives an operational event about itself: a failing endpoint must not
+        be sent news of its own failures, which would fail and raise more.
+        """
         if not self.enabled or event.type not in self.event_types:
+            return False
+        if subject_of(event) == self.id:
             return False
         if self.level == "user" and self.owner_id not in event.user_ids:
             return False

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, FilePath, SecretStr, field_validator, 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hookstream_common.egress import EgressProxy
+from hookstream_common.operational import DEFAULT_RECOVERED_AFTER
 from hookstream_common.request_rules import PortSet
 from hookstream_common.topics import Topics
 
@@ -214,6 +215,12 @@ class DeliverySettings(CommonSettings):
     user_agent: str = Field("Qlik Webhook", description="User-Agent of every delivery request.")
     request_timeout_seconds: float = Field(10.0, description="Whole-request timeout.")
     connect_timeout_seconds: float = Field(5.0, description="Connect timeout, within the above.")
+    recovered_after_failures: int = Field(
+        DEFAULT_RECOVERED_AFTER,
+        ge=1,
+        description="A successful attempt after at least this many failed attempts in a row"
+        " raises the operational event `com.hookstream.v1.webhook.recovered`.",
+    )
     extra_ca_file: str | None = Field(
         None, description="PEM file of an extra CA to trust, for development receivers."
     )

@@ -9,6 +9,7 @@ import uuid
 import asyncpg
 
 from hookstream_common.crypto import SecretBox
+from hookstream_common.operational import Subject, announce, webhook_disabled
 from hookstream_common.routing import TenantRoutes
 from hookstream_common.webhook_model import (
     ROUTE_COLUMNS,
@@ -55,16 +56,20 @@ async def record_change(
 
 
 async def disable(pool: asyncpg.Pool, webhook_id: str, code: str, reason: str) -> bool:
-    """Disable an enabled webhook with a reason, as the API would; False if it was not enabled."""
+    """Disable an enabled webhook with a reason, as the API would, and raise the operational
+    event `webhook.disabled` in the same transaction; False if it was not enabled."""
     async with pool.acquire() as conn, conn.transaction():
-        tenant_id = await conn.fetchval(
+        row = await conn.fetchrow(
             "UPDATE webhooks SET enabled = false, disabled_reason = $2, disabled_reason_code = $3,"
-            " updated_at = now() WHERE id = $1 AND enabled RETURNING tenant_id",
+            " updated_at = now() WHERE id = $1 AND enabled"
+            " RETURNING tenant_id, name, owner_id, updated_at",
             uuid.UUID(webhook_id),
             reason,
             code,
         )
-        if tenant_id is None:
+        if row is None:
             return False
-        await record_change(conn, tenant_id, webhook_id, "disabled")
+        await record_change(conn, row["tenant_id"], webhook_id, "disabled")
+        subject = Subject(webhook_id, row["tenant_id"], row["name"], row["owner_id"])
+        await announce(conn, [webhook_disabled(subject, code, reason, row["updated_at"])])
     return True

@@ -1,4 +1,6 @@
-"""The outbox relay: turns committed webhook changes into records on the compacted topic.
+"""The outbox relay: turns committed webhook changes into records on the compacted topic, and
+publishes the operational events written with them (hookstream_common.operational) to the events
+topic, keyed by tenant like every event.
 
 It wakes on `NOTIFY hookstream_outbox` and also polls, so a lost notification only delays. One
 relay works at a time (an advisory lock), so a tenant's webhook sets reach Kafka in commit order;
@@ -32,6 +34,7 @@ from aiokafka.errors import (
 
 from hookstream_common.db import advisory_lock_key
 from hookstream_common.kafka import delivery_topic, ensure_topics
+from hookstream_common.operational import EVENT_KIND, EVENTS_CHANNEL
 from hookstream_common.parking import reason_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.settings import CommonSettings
@@ -88,6 +91,7 @@ class OutboxRelay:
         """Publish on every notification (and every interval) while the listener lives."""
         async with self._pool.acquire() as listener:
             await listener.add_listener(OUTBOX_CHANNEL, self._notified)
+            await listener.add_listener(EVENTS_CHANNEL, self._notified)
             try:
                 while not listener.is_closed():
                     try:
@@ -102,6 +106,7 @@ class OutboxRelay:
             finally:
                 if not listener.is_closed():
                     await listener.remove_listener(OUTBOX_CHANNEL, self._notified)
+                    await listener.remove_listener(EVENTS_CHANNEL, self._notified)
 
     def _notified(self, *_: object) -> None:
         self._pending.set()
@@ -115,7 +120,7 @@ class OutboxRelay:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _RELAY_LOCK)
             rows = await conn.fetch(
-                "SELECT id, tenant_id, webhook_id, kind FROM outbox"
+                "SELECT id, tenant_id, webhook_id, kind, event::text AS event FROM outbox"
                 " WHERE published_at IS NULL AND failed_at IS NULL"
                 f" ORDER BY id LIMIT {_BATCH}"
             )
@@ -127,14 +132,18 @@ class OutboxRelay:
                     self._admin,
                     [delivery_topic(self._settings, wid) for wid in created],
                 )
+            changes = [r for r in rows if r["kind"] != EVENT_KIND]
             published: list[int] = []
-            for tenant_id in dict.fromkeys(r["tenant_id"] for r in rows):
-                ids = [r["id"] for r in rows if r["tenant_id"] == tenant_id]
+            for tenant_id in dict.fromkeys(r["tenant_id"] for r in changes):
+                ids = [r["id"] for r in changes if r["tenant_id"] == tenant_id]
                 error = await self._publish_tenant(conn, tenant_id)
                 if error is None:
                     published += ids
                 else:
                     await _mark_failed(conn, tenant_id, ids, error)
+            published += await self._publish_events(
+                conn, [r for r in rows if r["kind"] == EVENT_KIND]
+            )
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published
             )
@@ -159,6 +168,31 @@ class OutboxRelay:
         log.info("webhook set published", tenant_id=tenant_id, webhooks=len(routes.routes))
         return None
 
+    async def _publish_events(
+        self, conn: asyncpg.Connection, rows: list[asyncpg.Record]
+    ) -> list[int]:
+        """Publish the event rows together (after the batch's webhook sets); return the ids of
+        those published. One that can never be published is marked failed; an outage raises."""
+
+        async def publish(row: asyncpg.Record) -> Exception | None:
+            try:
+                await self._producer.send_and_wait(
+                    self._topics.events, row["event"].encode(), key=row["tenant_id"].encode()
+                )
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                return exc
+            return None
+
+        errors = await asyncio.gather(*(publish(row) for row in rows))
+        for row, error in zip(rows, errors, strict=True):
+            if error is not None:
+                await _mark_failed(conn, row["tenant_id"], [row["id"]], error)
+        if rows:
+            log.info("operational events published", events=errors.count(None))
+        return [row["id"] for row, error in zip(rows, errors, strict=True) if error is None]
+
 
 def is_transient(error: Exception) -> bool:
     """An outage to wait out, as opposed to a set that will fail the same way every time."""
@@ -177,7 +211,7 @@ async def _mark_failed(
     )
     FAILED_ROWS.labels(type(error).__name__).inc(len(ids))
     log.error(
-        "webhook set cannot be published; outbox rows marked failed",
+        "outbox rows cannot be published; marked failed",
         tenant_id=tenant_id,
         outbox_ids=ids,
         reason=reason,

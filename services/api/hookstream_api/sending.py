@@ -20,8 +20,10 @@ async def send_now(
     client: DeliveryClient,
     user_agent: str,
     pool: asyncpg.Pool,
+    recovered_after: int,
 ) -> None:
-    """Make `job`'s single attempt and store it; a failed attempt is stored, never raised."""
+    """Make `job`'s single attempt and store it; a failed attempt is stored, never raised.
+    A success that ends a run of `recovered_after` failures raises `webhook.recovered`."""
     outbound = build_request(target, job.event, job.delivery_id, user_agent)
     attempt = await send(client, outbound)
     outcome = Outcome(
@@ -38,4 +40,4 @@ async def send_now(
         attempt=attempt,
     )
     async with pool.acquire() as conn, conn.transaction():
-        await record_outcomes(conn, [outcome])
+        await record_outcomes(conn, [outcome], recovered_after)

@@ -287,6 +287,7 @@ def outcome(
         attempt_number=job.attempt,
         attempt=attempt,
         next_attempt_at=retry.due_at if retry else None,
+        exhausted=verdict is Verdict.RETRY and retry is None,
     )
 
 

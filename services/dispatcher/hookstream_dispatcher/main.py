@@ -87,6 +87,7 @@ async def _work(
         timedelta(seconds=settings.auto_disable_after_seconds),
         settings.auto_disable_min_failures,
         (clients.kafka, settings.topics.dispatch_dlq),
+        settings.recovered_after_failures,
     )
     HISTORY_QUEUE.set_function(lambda: writer.waiting)
     attempts = Attempts(

@@ -17,6 +17,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from hookstream_common.history import FailureRun, Outcome, record_outcomes
+from hookstream_common.operational import DEFAULT_RECOVERED_AFTER
 from hookstream_common.parking import PARKED, park_value, reason_of
 from hookstream_common.resilience import TRANSIENT, Backoff, keep_trying
 from hookstream_common.webhook_store import disable
@@ -52,8 +53,10 @@ class HistoryWriter:
         disable_after: timedelta,
         min_failures: int,
         dead_letters: tuple[AIOKafkaProducer, str] | None = None,
+        recovered_after: int = DEFAULT_RECOVERED_AFTER,
     ) -> None:
         self._pool = pool
+        self._recovered_after = recovered_after
         self._dead_letters = dead_letters
         self._disable_after = disable_after
         self._min_failures = min_failures
@@ -159,7 +162,7 @@ class HistoryWriter:
 
     async def _flush(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
         async with self._pool.acquire() as conn, conn.transaction():
-            runs = await record_outcomes(conn, outcomes)
+            runs = await record_outcomes(conn, outcomes, self._recovered_after)
         return [(run.webhook_id, run.failures) for run in runs if self._should_disable(run)]
 
     def _should_disable(self, run: FailureRun) -> bool:

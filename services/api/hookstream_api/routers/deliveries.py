@@ -119,6 +119,8 @@ async def resend_delivery(
     except InvalidEvent as exc:
         raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
     job = DeliveryJob.for_resend(str(webhook_id), principal.tenant_id, event, datetime.now(UTC))
-    await send_now(job, target, client, settings.user_agent, pool)
+    await send_now(
+        job, target, client, settings.user_agent, pool, settings.recovered_after_failures
+    )
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

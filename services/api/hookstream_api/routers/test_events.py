@@ -71,6 +71,8 @@ async def send_test_event(
     job = DeliveryJob.for_test(
         str(webhook_id), principal.tenant_id, event_type, webhook["owner_id"], datetime.now(UTC)
     )
-    await send_now(job, target, client, settings.user_agent, pool)
+    await send_now(
+        job, target, client, settings.user_agent, pool, settings.recovered_after_failures
+    )
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

@@ -158,7 +158,12 @@ async def create_webhook(
 
 @router.get("/event-types", response_model=EventTypeList)
 async def list_event_types(_: CurrentPrincipal, known: Catalogue) -> dict[str, Any]:
-    """The event types a webhook can subscribe to."""
+    """The event types a webhook can subscribe to.
+
+    Besides Qlik's, the category `webhooks` holds Hookstream's operational events (a Hookstream
+    extension): `com.hookstream.v1.webhook.disabled`, `com.hookstream.v1.delivery.exhausted`
+    and `com.hookstream.v1.webhook.recovered`, sent about the tenant's other webhooks.
+    """
     return {"data": [t.as_json() for t in known]}
 
 
