@@ -119,7 +119,7 @@ Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
 Catalogue = Annotated[tuple[EventType, ...], Depends(catalogue)]
 WriteAllowed = Depends(write_allowed)
-"""Add to `dependencies=` of every route that writes a webhook."""
+"""Every route that writes a webhook depends on it (`hookstream_api.routers.WRITE`)."""
 
 
 async def sending_slot(request: Request, principal: CurrentPrincipal) -> AsyncIterator[None]:
@@ -141,9 +141,9 @@ async def sending_slot(request: Request, principal: CurrentPrincipal) -> AsyncIt
 
 
 ActionAllowed = Depends(action_allowed)
-"""Add to `dependencies=` of every route that sends or queues deliveries on request."""
+"""Every route that sends or queues deliveries on request depends on it (`routers.ACTION`)."""
 SendingSlot = Depends(sending_slot)
-"""Add to `dependencies=` of every route that sends a request while its caller waits."""
+"""Every route that sends a request while its caller waits depends on it (`routers.SEND_NOW`)."""
 DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
 
 
