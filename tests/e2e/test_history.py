@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -161,12 +160,7 @@ async def test_janitor_deletes_topics_of_deleted_webhooks_only(
 
 
 async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[str, str]) -> None:
-    name = f"hookstream_upgrade_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(servers["database"])
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{servers['database'].rpartition('/')[0]}/{name}"
-    try:
-        await migrate(dsn, upto="0002_attempts_and_health")
+    async with own_database(servers["database"], upto="0002_attempts_and_health") as dsn:
         old = await asyncpg.connect(dsn)
         event = sample_event(CREATED, "t-old")
         delivery_id = uuid.uuid4()
@@ -213,9 +207,6 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
         assert orjson.loads(body) == event
         assert await new.fetchval("SELECT count(*) FROM delivery_attempts") == 2
         await new.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture

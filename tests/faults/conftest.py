@@ -31,27 +31,26 @@ def chaos_seed() -> int:
     return chaos.seed()
 
 
-@pytest.fixture(scope="session")
-def private_infra() -> Iterator[PrivateInfra]:
-    """This session's own broker and Postgres server, stopped and dropped at the end."""
-    private = PrivateInfra.create()
-    try:
-        private.ensure_running()
-        yield private
-    finally:
-        private.close()
+def _infra_fixture(brokers: int, doc: str) -> Callable[[], Iterator[PrivateInfra]]:
+    """A session fixture: a private infrastructure of `brokers` brokers (and a Postgres of its
+    own), running for the session, stopped and dropped at the end."""
+
+    def infra_fixture() -> Iterator[PrivateInfra]:
+        private = PrivateInfra.create(brokers=brokers)
+        try:
+            private.ensure_running()
+            yield private
+        finally:
+            private.close()
+
+    infra_fixture.__doc__ = doc
+    return pytest.fixture(scope="session")(infra_fixture)
 
 
-@pytest.fixture(scope="session")
-def cluster_infra() -> Iterator[PrivateInfra]:
-    """This session's own three-broker KRaft cluster (and Postgres), for the replicated
-    scenarios; stopped and dropped at the end."""
-    private = PrivateInfra.create(brokers=3)
-    try:
-        private.ensure_running()
-        yield private
-    finally:
-        private.close()
+private_infra = _infra_fixture(1, "This session's own broker and Postgres server.")
+cluster_infra = _infra_fixture(
+    3, "This session's own three-broker KRaft cluster (and Postgres), for the replicated scenarios."
+)
 
 
 @pytest.fixture(scope="session")
@@ -87,36 +86,38 @@ async def fault_receiver(tls_files: TlsFiles) -> AsyncIterator[Receiver]:
     await receiver.stop()
 
 
-@pytest.fixture
-def run_scenario(
-    private_infra: PrivateInfra,
-    tls_files: TlsFiles,
-    fault_receiver: Receiver,
-    chaos_profile: Profile,
-    chaos_seed: int,
-    fault_report: list[dict[str, Any]],
-) -> Callable[..., Awaitable[Scenario]]:
-    """`await run_scenario(name, faults, instances)`: a fresh installation, load, the faults,
-    the account; the result goes to the report, the scenario (with its diagnosis) is returned.
-    """
-    return _runner(
-        private_infra, tls_files, fault_receiver, chaos_profile, chaos_seed, fault_report
-    )
+def _runner_fixture(infra_name: str, doc: str) -> Callable[..., Callable[..., Awaitable[Scenario]]]:
+    """A fixture: the scenario runner (`_runner`) on the session fixture `infra_name`."""
+
+    def runner_fixture(
+        request: pytest.FixtureRequest,
+        tls_files: TlsFiles,
+        fault_receiver: Receiver,
+        chaos_profile: Profile,
+        chaos_seed: int,
+        fault_report: list[dict[str, Any]],
+    ) -> Callable[..., Awaitable[Scenario]]:
+        return _runner(
+            request.getfixturevalue(infra_name),
+            tls_files,
+            fault_receiver,
+            chaos_profile,
+            chaos_seed,
+            fault_report,
+        )
+
+    runner_fixture.__doc__ = doc
+    return pytest.fixture(runner_fixture)
 
 
-@pytest.fixture
-def run_cluster_scenario(
-    cluster_infra: PrivateInfra,
-    tls_files: TlsFiles,
-    fault_receiver: Receiver,
-    chaos_profile: Profile,
-    chaos_seed: int,
-    fault_report: list[dict[str, Any]],
-) -> Callable[..., Awaitable[Scenario]]:
-    """`run_scenario` on the three-broker cluster, topics replicated three times."""
-    return _runner(
-        cluster_infra, tls_files, fault_receiver, chaos_profile, chaos_seed, fault_report
-    )
+run_scenario = _runner_fixture(
+    "private_infra",
+    "`await run_scenario(name, faults, instances)`: a fresh installation, load, the faults, the"
+    " account; the result goes to the report, the scenario (with its diagnosis) is returned.",
+)
+run_cluster_scenario = _runner_fixture(
+    "cluster_infra", "`run_scenario` on the three-broker cluster, topics replicated three times."
+)
 
 
 def _runner(
