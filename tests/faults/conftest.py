@@ -87,7 +87,8 @@ async def fault_receiver(tls_files: TlsFiles) -> AsyncIterator[Receiver]:
 
 
 def _runner_fixture(infra_name: str, doc: str) -> Callable[..., Callable[..., Awaitable[Scenario]]]:
-    """A fixture: the scenario runner (`_runner`) on the session fixture `infra_name`."""
+    """A fixture: the scenario runner on the private infrastructure of the session fixture
+    `infra_name` (a broker, or the cluster)."""
 
     def runner_fixture(
         request: pytest.FixtureRequest,
@@ -97,14 +98,40 @@ def _runner_fixture(infra_name: str, doc: str) -> Callable[..., Callable[..., Aw
         chaos_seed: int,
         fault_report: list[dict[str, Any]],
     ) -> Callable[..., Awaitable[Scenario]]:
-        return _runner(
-            request.getfixturevalue(infra_name),
-            tls_files,
-            fault_receiver,
-            chaos_profile,
-            chaos_seed,
-            fault_report,
-        )
+        private_infra: PrivateInfra = request.getfixturevalue(infra_name)
+
+        def record(entry: dict[str, Any]) -> None:
+            """Keep the result for the report, and on disk at once in case the session dies."""
+            fault_report.append(entry)
+            with (private_infra.root / "results.jsonl").open("a") as lines:
+                lines.write(json.dumps(entry) + "\n")
+
+        async def run(name: str, faults: Faults, instances: list[str] = chaos.SINGLE) -> Scenario:
+            rng = random.Random(f"{chaos_seed}/{name}")
+            started = time.monotonic()
+            try:
+                stack = await chaos.start_stack(private_infra, tls_files, name, instances)
+            except Exception as exc:
+                record({"scenario": name, "error": f"no installation: {exc}"})
+                raise
+            try:
+                async with Scenario(
+                    name, stack, private_infra, fault_receiver, chaos_profile, rng
+                ) as scenario:
+                    try:
+                        result = await scenario.run(faults)
+                    except Exception as exc:
+                        record({"scenario": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                        raise
+                    setting_up = time.monotonic() - started - result.duration_s
+                    result.phases_s["start"] = round(setting_up, 1)
+                    record(asdict(result))
+                    scenario.failure = "" if scenario.sound else await scenario.diagnosis()
+                return scenario
+            finally:
+                await asyncio.to_thread(stack.stop_all)
+
+        return run
 
     runner_fixture.__doc__ = doc
     return pytest.fixture(runner_fixture)
@@ -118,46 +145,3 @@ run_scenario = _runner_fixture(
 run_cluster_scenario = _runner_fixture(
     "cluster_infra", "`run_scenario` on the three-broker cluster, topics replicated three times."
 )
-
-
-def _runner(
-    private_infra: PrivateInfra,
-    tls_files: TlsFiles,
-    fault_receiver: Receiver,
-    chaos_profile: Profile,
-    chaos_seed: int,
-    fault_report: list[dict[str, Any]],
-) -> Callable[..., Awaitable[Scenario]]:
-    """The scenario runner on one private infrastructure (a broker, or the cluster)."""
-
-    def record(entry: dict[str, Any]) -> None:
-        """Keep the result for the report, and on disk at once in case the session dies."""
-        fault_report.append(entry)
-        with (private_infra.root / "results.jsonl").open("a") as lines:
-            lines.write(json.dumps(entry) + "\n")
-
-    async def run(name: str, faults: Faults, instances: list[str] = chaos.SINGLE) -> Scenario:
-        rng = random.Random(f"{chaos_seed}/{name}")
-        started = time.monotonic()
-        try:
-            stack = await chaos.start_stack(private_infra, tls_files, name, instances)
-        except Exception as exc:
-            record({"scenario": name, "error": f"no installation: {exc}"})
-            raise
-        try:
-            async with Scenario(
-                name, stack, private_infra, fault_receiver, chaos_profile, rng
-            ) as scenario:
-                try:
-                    result = await scenario.run(faults)
-                except Exception as exc:
-                    record({"scenario": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-                    raise
-                result.phases_s["start"] = round(time.monotonic() - started - result.duration_s, 1)
-                record(asdict(result))
-                scenario.failure = "" if scenario.sound else await scenario.diagnosis()
-            return scenario
-        finally:
-            await asyncio.to_thread(stack.stop_all)
-
-    return run
