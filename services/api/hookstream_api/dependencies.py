@@ -119,7 +119,7 @@ Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
 Catalogue = Annotated[tuple[EventType, ...], Depends(catalogue)]
 WriteAllowed = Depends(write_allowed)
-"""Every route that writes a webhook depends on it (`hookstream_api.routers.WRITE`)."""
+"""Add to `dependencies=` of every route that writes a webhook."""
 
 
 async def sending_slot(request: Request, principal: CurrentPrincipal) -> AsyncIterator[None]:
@@ -141,9 +141,9 @@ async def sending_slot(request: Request, principal: CurrentPrincipal) -> AsyncIt
 
 
 ActionAllowed = Depends(action_allowed)
-"""Every route that sends or queues deliveries on request depends on it (`routers.ACTION`)."""
+"""Add to `dependencies=` of every route that sends or queues deliveries on request."""
 SendingSlot = Depends(sending_slot)
-"""Every route that sends a request while its caller waits depends on it (`routers.SEND_NOW`)."""
+"""Add to `dependencies=` of every route that sends a request while its caller waits."""
 DeliveryClient = Annotated[aiohttp.ClientSession, Depends(delivery_client)]
 
 
