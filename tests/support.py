@@ -148,6 +148,25 @@ def database_url(dsn: str, database: str) -> str:
 
 
 @contextlib.asynccontextmanager
+async def fresh_database(server_dsn: str, name: str) -> AsyncIterator[str]:
+    """A new empty database `name` on the server of `server_dsn`; yields its DSN and drops it
+    (whoever is still connected) after."""
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield database_url(server_dsn, name)
+    finally:
+        admin = await asyncpg.connect(server_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+@contextlib.asynccontextmanager
 async def installation(
     env: dict[str, str], instances: Iterable[str], name: str = "own"
 ) -> AsyncIterator[ServiceSet]:
@@ -155,25 +174,18 @@ async def installation(
     same servers, with `env`'s keys and settings. For tests that kill and restart services, so
     that a restart gone wrong fails only them, never every later test of the shared stack."""
     prefix = f"hst-{name}-{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(env["DATABASE_URL"])
-    await admin.execute(f'CREATE DATABASE "{prefix}"')
-    await admin.close()
-    services = ServiceSet(
-        env={
-            **env,
-            "HOOKSTREAM_TOPIC_PREFIX": prefix,
-            "DATABASE_URL": database_url(env["DATABASE_URL"], prefix),
-        },
-        ports={instance: free_port() for instance in instances},
-        log_dir=infra.STATE_DIR / "test-logs" / prefix,
-    )
-    try:
-        for instance in services.ports:
-            await asyncio.to_thread(services.start, instance)
-        yield services
-    finally:
-        services.stop_all()
-        await delete_topics_under(env["KAFKA_BOOTSTRAP_SERVERS"], prefix, kafka_security_of(env))
-        admin = await asyncpg.connect(env["DATABASE_URL"])
-        await admin.execute(f'DROP DATABASE IF EXISTS "{prefix}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(env["DATABASE_URL"], prefix) as dsn:
+        services = ServiceSet(
+            env={**env, "HOOKSTREAM_TOPIC_PREFIX": prefix, "DATABASE_URL": dsn},
+            ports={instance: free_port() for instance in instances},
+            log_dir=infra.STATE_DIR / "test-logs" / prefix,
+        )
+        try:
+            for instance in services.ports:
+                await asyncio.to_thread(services.start, instance)
+            yield services
+        finally:
+            services.stop_all()
+            await delete_topics_under(
+                env["KAFKA_BOOTSTRAP_SERVERS"], prefix, kafka_security_of(env)
+            )

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import yaml
@@ -28,7 +27,15 @@ from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, ensure_tls
 from hookstream_dev.stack import ServiceSet, free_port, service_environment
 from hookstream_dev.tokens import mint_token
-from support import STATIC_HOSTS, bearer, new_tenant, receiver_url, wait_routed, wait_until
+from support import (
+    STATIC_HOSTS,
+    bearer,
+    fresh_database,
+    new_tenant,
+    receiver_url,
+    wait_routed,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -48,15 +55,9 @@ def _generator() -> ModuleType:
 
 @pytest.fixture(scope="module")
 async def database_url() -> AsyncIterator[str]:
-    server = infra.ensure_postgres()
     name = f"hookstream_prom_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield f"{server.rpartition('/')[0]}/{name}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with fresh_database(infra.ensure_postgres(), name) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

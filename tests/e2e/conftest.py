@@ -22,7 +22,7 @@ from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver, ensure_tls
 from hookstream_dev.stack import ServiceSet, delete_topics_under, free_port, service_environment
 from hookstream_dev.tokens import mint_token
-from support import STATIC_HOSTS
+from support import STATIC_HOSTS, fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +35,8 @@ def servers() -> dict[str, str]:
 async def database_url(servers: dict[str, str]) -> AsyncIterator[str]:
     """A database of this session's own, dropped at the end."""
     name = f"hookstream_test_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(servers["database"])
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    base, _, _ = servers["database"].rpartition("/")
-    yield f"{base}/{name}"
-    admin = await asyncpg.connect(servers["database"])
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with fresh_database(servers["database"], name) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_dev.events import sample_event
+from support import fresh_database
 
 CREATED = "com.qlik.v1.app.created"
 
@@ -22,16 +23,9 @@ CREATED = "com.qlik.v1.app.created"
 async def own_database(server_dsn: str, upto: str | None = None) -> AsyncIterator[str]:
     """A database migrated (through `upto`) that no service uses (no janitor, no recovery
     worker), dropped after."""
-    name = f"hookstream_own_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{server_dsn.rpartition('/')[0]}/{name}"
-    try:
+    async with fresh_database(server_dsn, f"hookstream_own_{secrets.token_hex(4)}") as dsn:
         await migrate(dsn, upto)
         yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def insert_webhook(db: asyncpg.Connection, tenant: str) -> str:

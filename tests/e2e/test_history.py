@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from history_rows import insert_delivery, insert_webhook, new_event, outcome, own_database
 
 from hookstream_client import ApiError, AsyncClient
-from hookstream_common.db import create_pool, ensure_partitions, migrate
+from hookstream_common.db import HISTORY_TABLES, create_pool, ensure_partitions, migrate
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_common.kafka import client_options
 from hookstream_dev.events import sample_event
@@ -51,8 +50,12 @@ async def partitions(db: asyncpg.Connection, parent: str) -> list[str]:
 
 
 async def test_partitions_across_month_and_year_boundaries(db: asyncpg.Connection) -> None:
+    partitioned = await db.fetch(
+        "SELECT c.relname FROM pg_partitioned_table t JOIN pg_class c ON c.oid = t.partrelid"
+    )
+    assert {row["relname"] for row in partitioned} == set(HISTORY_TABLES)
     await ensure_partitions(db, 3, today=date(2026, 12, 30))
-    for parent in ("deliveries", "delivery_attempts", "event_bodies"):
+    for parent in HISTORY_TABLES:
         names = await partitions(db, parent)
         for day in ("20261230", "20261231", "20270101", "20270102"):
             assert f"{parent}_p{day}" in names
@@ -112,7 +115,7 @@ async def test_janitor_drops_whole_days_past_retention_and_two_can_run_at_once(
     )
     assert code_a == code_b == 0, out_a + out_b
     assert "Traceback" not in out_a + out_b
-    for parent in ("deliveries", "delivery_attempts", "event_bodies"):
+    for parent in HISTORY_TABLES:
         names = await partitions(db, parent)
         assert f"{parent}_p{old_day}" not in names
         assert f"{parent}_p{kept_day}" in names
@@ -157,12 +160,7 @@ async def test_janitor_deletes_topics_of_deleted_webhooks_only(
 
 
 async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[str, str]) -> None:
-    name = f"hookstream_upgrade_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(servers["database"])
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = f"{servers['database'].rpartition('/')[0]}/{name}"
-    try:
-        await migrate(dsn, upto="0002_attempts_and_health")
+    async with own_database(servers["database"], upto="0002_attempts_and_health") as dsn:
         old = await asyncpg.connect(dsn)
         event = sample_event(CREATED, "t-old")
         delivery_id = uuid.uuid4()
@@ -210,9 +208,6 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
         assert orjson.loads(body) == event
         assert await new.fetchval("SELECT count(*) FROM delivery_attempts") == 2
         await new.close()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.fixture

@@ -283,7 +283,7 @@ async def test_the_worker_pages_resumes_and_shares_no_work_with_other_replicas(
         assert queued == 5
         jobs = await b.jobs(5)
         assert sorted(job["deliveryId"] for job in jobs) == sorted(b.failed)
-        assert {(job["attempt"], job["retryBase"]) for job in jobs} == {(2, 1)}
+        assert {(job["attemptNumber"], job["retryBase"]) for job in jobs} == {(2, 1)}
         # The webhook's shard owner was told (it reads only topics it is told of, or finds).
         assert await b.woken() == {(shard_of(b.webhook_id, SHARDS), b.webhook_id.encode())}
 
@@ -328,7 +328,7 @@ async def test_a_window_is_sent_again_only_when_asked_after_its_attempts_finishe
         await b.run_until_done(b.worker())
         jobs = await b.jobs(10)
         assert len(jobs) == 10
-        assert {(job["attempt"], job["retryBase"]) for job in jobs[5:]} == {(3, 2)}
+        assert {(job["attemptNumber"], job["retryBase"]) for job in jobs[5:]} == {(3, 2)}
 
 
 async def read_all(bootstrap: str, topic: str, at_least: int) -> list[dict[str, Any]]:

@@ -31,27 +31,26 @@ def chaos_seed() -> int:
     return chaos.seed()
 
 
-@pytest.fixture(scope="session")
-def private_infra() -> Iterator[PrivateInfra]:
-    """This session's own broker and Postgres server, stopped and dropped at the end."""
-    private = PrivateInfra.create()
-    try:
-        private.ensure_running()
-        yield private
-    finally:
-        private.close()
+def _infra_fixture(brokers: int, doc: str) -> Callable[[], Iterator[PrivateInfra]]:
+    """A session fixture: a private infrastructure of `brokers` brokers (and a Postgres of its
+    own), running for the session, stopped and dropped at the end."""
+
+    def infra_fixture() -> Iterator[PrivateInfra]:
+        private = PrivateInfra.create(brokers=brokers)
+        try:
+            private.ensure_running()
+            yield private
+        finally:
+            private.close()
+
+    infra_fixture.__doc__ = doc
+    return pytest.fixture(scope="session")(infra_fixture)
 
 
-@pytest.fixture(scope="session")
-def cluster_infra() -> Iterator[PrivateInfra]:
-    """This session's own three-broker KRaft cluster (and Postgres), for the replicated
-    scenarios; stopped and dropped at the end."""
-    private = PrivateInfra.create(brokers=3)
-    try:
-        private.ensure_running()
-        yield private
-    finally:
-        private.close()
+private_infra = _infra_fixture(1, "This session's own broker and Postgres server.")
+cluster_infra = _infra_fixture(
+    3, "This session's own three-broker KRaft cluster (and Postgres), for the replicated scenarios."
+)
 
 
 @pytest.fixture(scope="session")
@@ -87,76 +86,62 @@ async def fault_receiver(tls_files: TlsFiles) -> AsyncIterator[Receiver]:
     await receiver.stop()
 
 
-@pytest.fixture
-def run_scenario(
-    private_infra: PrivateInfra,
-    tls_files: TlsFiles,
-    fault_receiver: Receiver,
-    chaos_profile: Profile,
-    chaos_seed: int,
-    fault_report: list[dict[str, Any]],
-) -> Callable[..., Awaitable[Scenario]]:
-    """`await run_scenario(name, faults, instances)`: a fresh installation, load, the faults,
-    the account; the result goes to the report, the scenario (with its diagnosis) is returned.
-    """
-    return _runner(
-        private_infra, tls_files, fault_receiver, chaos_profile, chaos_seed, fault_report
-    )
+def _runner_fixture(infra_name: str, doc: str) -> Callable[..., Callable[..., Awaitable[Scenario]]]:
+    """A fixture: the scenario runner on the private infrastructure of the session fixture
+    `infra_name` (a broker, or the cluster)."""
+
+    def runner_fixture(
+        request: pytest.FixtureRequest,
+        tls_files: TlsFiles,
+        fault_receiver: Receiver,
+        chaos_profile: Profile,
+        chaos_seed: int,
+        fault_report: list[dict[str, Any]],
+    ) -> Callable[..., Awaitable[Scenario]]:
+        private_infra: PrivateInfra = request.getfixturevalue(infra_name)
+
+        def record(entry: dict[str, Any]) -> None:
+            """Keep the result for the report, and on disk at once in case the session dies."""
+            fault_report.append(entry)
+            with (private_infra.root / "results.jsonl").open("a") as lines:
+                lines.write(json.dumps(entry) + "\n")
+
+        async def run(name: str, faults: Faults, instances: list[str] = chaos.SINGLE) -> Scenario:
+            rng = random.Random(f"{chaos_seed}/{name}")
+            started = time.monotonic()
+            try:
+                stack = await chaos.start_stack(private_infra, tls_files, name, instances)
+            except Exception as exc:
+                record({"scenario": name, "error": f"no installation: {exc}"})
+                raise
+            try:
+                async with Scenario(
+                    name, stack, private_infra, fault_receiver, chaos_profile, rng
+                ) as scenario:
+                    try:
+                        result = await scenario.run(faults)
+                    except Exception as exc:
+                        record({"scenario": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                        raise
+                    setting_up = time.monotonic() - started - result.duration_s
+                    result.phases_s["start"] = round(setting_up, 1)
+                    record(asdict(result))
+                    scenario.failure = "" if scenario.sound else await scenario.diagnosis()
+                return scenario
+            finally:
+                await asyncio.to_thread(stack.stop_all)
+
+        return run
+
+    runner_fixture.__doc__ = doc
+    return pytest.fixture(runner_fixture)
 
 
-@pytest.fixture
-def run_cluster_scenario(
-    cluster_infra: PrivateInfra,
-    tls_files: TlsFiles,
-    fault_receiver: Receiver,
-    chaos_profile: Profile,
-    chaos_seed: int,
-    fault_report: list[dict[str, Any]],
-) -> Callable[..., Awaitable[Scenario]]:
-    """`run_scenario` on the three-broker cluster, topics replicated three times."""
-    return _runner(
-        cluster_infra, tls_files, fault_receiver, chaos_profile, chaos_seed, fault_report
-    )
-
-
-def _runner(
-    private_infra: PrivateInfra,
-    tls_files: TlsFiles,
-    fault_receiver: Receiver,
-    chaos_profile: Profile,
-    chaos_seed: int,
-    fault_report: list[dict[str, Any]],
-) -> Callable[..., Awaitable[Scenario]]:
-    """The scenario runner on one private infrastructure (a broker, or the cluster)."""
-
-    def record(entry: dict[str, Any]) -> None:
-        """Keep the result for the report, and on disk at once in case the session dies."""
-        fault_report.append(entry)
-        with (private_infra.root / "results.jsonl").open("a") as lines:
-            lines.write(json.dumps(entry) + "\n")
-
-    async def run(name: str, faults: Faults, instances: list[str] = chaos.SINGLE) -> Scenario:
-        rng = random.Random(f"{chaos_seed}/{name}")
-        started = time.monotonic()
-        try:
-            stack = await chaos.start_stack(private_infra, tls_files, name, instances)
-        except Exception as exc:
-            record({"scenario": name, "error": f"no installation: {exc}"})
-            raise
-        try:
-            async with Scenario(
-                name, stack, private_infra, fault_receiver, chaos_profile, rng
-            ) as scenario:
-                try:
-                    result = await scenario.run(faults)
-                except Exception as exc:
-                    record({"scenario": name, "error": f"{type(exc).__name__}: {exc}"[:300]})
-                    raise
-                result.phases_s["start"] = round(time.monotonic() - started - result.duration_s, 1)
-                record(asdict(result))
-                scenario.failure = "" if scenario.sound else await scenario.diagnosis()
-            return scenario
-        finally:
-            await asyncio.to_thread(stack.stop_all)
-
-    return run
+run_scenario = _runner_fixture(
+    "private_infra",
+    "`await run_scenario(name, faults, instances)`: a fresh installation, load, the faults, the"
+    " account; the result goes to the report, the scenario (with its diagnosis) is returned.",
+)
+run_cluster_scenario = _runner_fixture(
+    "cluster_infra", "`run_scenario` on the three-broker cluster, topics replicated three times."
+)

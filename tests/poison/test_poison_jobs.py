@@ -107,7 +107,7 @@ async def test_a_garbage_retry_is_parked_and_the_tier_goes_on(
         key = poison.webhook_id.encode()
         where = await poison.produce(topic, _value(poison, garbage), key)
         # A good retry behind it, on the same partition (same key), due now.
-        good = job_doc(poison.webhook_id, poison.tenant, attempt=2)
+        good = job_doc(poison.webhook_id, poison.tenant, attemptNumber=2)
         good["dueAt"] = datetime.now(UTC).isoformat()
         await poison.produce(topic, orjson.dumps(good), key, partition=where.partition)
         await poison.delivered(good["event"]["eventId"])
@@ -127,10 +127,10 @@ async def test_a_retry_due_in_a_century_does_not_hold_its_tier(poison: Poison) -
     async with poison.case("retries", "due in a century") as case:
         topic = poison.topics.retry(RETRY_TIER)
         key = poison.webhook_id.encode()
-        late = job_doc(poison.webhook_id, poison.tenant, attempt=2)
+        late = job_doc(poison.webhook_id, poison.tenant, attemptNumber=2)
         late["dueAt"] = (datetime.now(UTC) + timedelta(days=36500)).isoformat()
         where = await poison.produce(topic, orjson.dumps(late), key)
-        good = job_doc(poison.webhook_id, poison.tenant, attempt=2)
+        good = job_doc(poison.webhook_id, poison.tenant, attemptNumber=2)
         good["dueAt"] = datetime.now(UTC).isoformat()
         await poison.produce(topic, orjson.dumps(good), key, partition=where.partition)
         await poison.delivered(good["event"]["eventId"])
@@ -144,8 +144,8 @@ async def test_a_retry_due_in_a_century_does_not_hold_its_tier(poison: Poison) -
 UNSTORABLE: list[tuple[str, dict[str, Any]]] = [
     ("NUL in the event type", {"eventType": "com.qlik.v1.app.created\x00"}),
     ("deliveryId not a UUID", {"deliveryId": "not-a-uuid"}),
-    ("attempt beyond int4", {"attempt": 2**40}),
-    ("attempt a string", {"attempt": "second"}),
+    ("attempt number beyond int4", {"attemptNumber": 2**40}),
+    ("attempt number a string", {"attemptNumber": "second"}),
 ]
 
 

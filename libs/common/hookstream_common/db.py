@@ -43,14 +43,44 @@ DAYS_AHEAD = 3
 """History partitions exist from today to this many days ahead, made by migrate and janitor."""
 
 
+HISTORY_TABLES = ("event_bodies", "deliveries", "delivery_attempts", "webhook_health_counts")
+"""The tables partitioned by day (decision 7; the health rollups of migration 0008 go with the
+history they count), in the order the store-outcome step writes them, so locking them in this
+order never deadlocks with it. The one list: partitions are made here and dropped by the janitor
+for these tables. (The SQL function `hookstream_ensure_partitions` holds a copy only for the
+migrations that call it.)"""
+
+
+def partition_name(table: str, day: date) -> str:
+    """The name of `table`'s partition for a UTC day, like `deliveries_p20261128`."""
+    return f"{table}_p{day:%Y%m%d}"
+
+
 async def ensure_partitions(
     conn: asyncpg.Connection | asyncpg.Pool, ahead: int, today: date | None = None
 ) -> int:
     """Create the missing daily history partitions from `today` (UTC) to `ahead` days later."""
     first = today or datetime.now(UTC).date()
-    return await conn.fetchval(
-        "SELECT hookstream_ensure_partitions($1, $2)", first, first + timedelta(days=ahead)
+    return await create_partitions(conn, [first + timedelta(days=n) for n in range(ahead + 1)])
+
+
+async def create_partitions(conn: asyncpg.Connection | asyncpg.Pool, days: list[date]) -> int:
+    """Create the missing partitions for `days` of every history table the schema has (one
+    migrated only part of the way has fewer); return how many were made."""
+    wanted = [(partition_name(table, day), table, day) for table in HISTORY_TABLES for day in days]
+    missing = await conn.fetch(
+        "SELECT i FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS w(name, parent, i)"
+        " WHERE to_regclass(parent) IS NOT NULL AND to_regclass(name) IS NULL",
+        [name for name, _, _ in wanted],
+        [table for _, table, _ in wanted],
     )
+    for row in missing:
+        name, table, day = wanted[row["i"] - 1]
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF {table}'
+            f" FOR VALUES FROM ('{day} 00:00:00+00') TO ('{day + timedelta(days=1)} 00:00:00+00')"
+        )
+    return len(missing)
 
 
 _PARTITION_TRIES = 3
@@ -80,7 +110,7 @@ async def write_with_partitions(
         for day in days:  # losing a race to another creator is as good as winning it
             with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
                 async with conn.transaction():
-                    await conn.execute("SELECT hookstream_ensure_partitions($1, $1)", day)
+                    await create_partitions(conn, [day])
 
 
 def _migration_files() -> list[tuple[str, str]]:

@@ -11,6 +11,11 @@ from hookstream_common.topics import is_webhook_id
 
 TEST_EVENT_SOURCE = "com.hookstream.test"
 TEST_EVENT_DESCRIPTION = "A test event sent on request from Hookstream; nothing happened."
+LEGACY_ATTEMPT_KEY = "attempt"
+"""The attempt number's key before the rename to `attemptNumber`. Read when a job has no
+`attemptNumber` (one queued by the previous release and still in a topic), and written beside it
+so a service of the previous release reads the right number during a rolling upgrade; stop
+writing it once no such service runs."""
 _DELIVERY_NAMESPACE = uuid.UUID("5b6c4f4e-9d0a-4c55-9a43-7f3d1e0c2b11")
 
 
@@ -33,7 +38,8 @@ class DeliveryJob:
     tenant_id: str
     event: Event
     triggered_at: datetime
-    attempt: int = 1
+    attempt_number: int = 1
+    """Which attempt of the delivery this job makes, from 1 (an `Attempt` is its result)."""
     due_at: datetime | None = None
     retry_base: int = 0
     """Attempts made before a recovery re-queued the delivery; the schedule restarts after them."""
@@ -52,7 +58,7 @@ class DeliveryJob:
     @classmethod
     def for_retry(cls, failed: "DeliveryJob", due_at: datetime) -> "DeliveryJob":
         """The same delivery (same id) as its next attempt, due at `due_at`."""
-        return replace(failed, attempt=failed.attempt + 1, due_at=due_at)
+        return replace(failed, attempt_number=failed.attempt_number + 1, due_at=due_at)
 
     @classmethod
     def for_resend(
@@ -102,7 +108,7 @@ class DeliveryJob:
             tenant_id=tenant_id,
             event=event,
             triggered_at=triggered_at,
-            attempt=attempts + 1,
+            attempt_number=attempts + 1,
             retry_base=attempts,
         )
 
@@ -114,7 +120,8 @@ class DeliveryJob:
                 "webhookId": self.webhook_id,
                 "tenantId": self.tenant_id,
                 "triggeredAt": self.triggered_at,
-                "attempt": self.attempt,
+                "attemptNumber": self.attempt_number,
+                LEGACY_ATTEMPT_KEY: self.attempt_number,
                 "dueAt": self.due_at,
                 "retryBase": self.retry_base,
                 "event": orjson.Fragment(self.event.legacy_json),
@@ -133,7 +140,7 @@ class DeliveryJob:
             tenant_id=doc["tenantId"],
             event=Event.from_legacy(doc["event"]),
             triggered_at=datetime.fromisoformat(doc["triggeredAt"]),
-            attempt=doc.get("attempt", 1),
+            attempt_number=doc.get("attemptNumber", doc.get(LEGACY_ATTEMPT_KEY, 1)),
             due_at=datetime.fromisoformat(doc["dueAt"]) if doc.get("dueAt") else None,
             retry_base=doc.get("retryBase", 0),
         )

@@ -10,7 +10,6 @@ shard's topics for uncommitted jobs misses neither.
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -24,24 +23,6 @@ def shard_of(webhook_id: str, shards: int) -> int:
     """The webhook's shard: the same on every machine and every Python run (unlike `hash`)."""
     digest = hashlib.blake2b(webhook_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % shards
-
-
-async def _wake_owners(
-    producer: AIOKafkaProducer, topics: Topics, shards: int, webhook_ids: Iterable[str]
-) -> list[asyncio.Future[Any]]:
-    """Write one wake-up per webhook to its shard; the futures resolve on the broker's ack.
-
-    Call it only after the jobs themselves are acknowledged (see the module's docstring).
-    """
-    return [
-        await producer.send(
-            topics.dispatch_shards,
-            b"",
-            key=webhook_id.encode(),
-            partition=shard_of(webhook_id, shards),
-        )
-        for webhook_id in set(webhook_ids)
-    ]
 
 
 class JobQueue:
@@ -72,7 +53,16 @@ class JobQueue:
         return ack
 
     async def wake(self) -> None:
-        """Wait for the jobs sent, then wake their shards' owners."""
+        """Wait for the jobs sent, then write one wake-up per webhook to its shard's partition
+        and wait for those: a wake-up never goes out before its job is acknowledged."""
         await asyncio.gather(*self._acks)
-        wakes = await _wake_owners(self._producer, self._topics, self._shards, self._webhooks)
+        wakes = [
+            await self._producer.send(
+                self._topics.dispatch_shards,
+                b"",
+                key=webhook_id.encode(),
+                partition=shard_of(webhook_id, self._shards),
+            )
+            for webhook_id in self._webhooks
+        ]
         await asyncio.gather(*wakes)

@@ -5,17 +5,25 @@ never by the raw path (a path no route matches is `unmatched`), and by method on
 methods HTTP defines (anything else is `other`), whatever clients send.
 
 The outbox backlog is read from Postgres by a background task every few seconds, never by a
-scrape: scrapes cost no query, and every API replica reports the same cluster-wide value.
+scrape, so scrapes cost no query. It is a cluster-wide value, so one API replica reads and
+exports it: the one holding a Postgres advisory lock, on a connection it keeps while it reports.
+The others export no outbox series (not a stale or zero one), and take over within an interval
+when the holder's connection ends. While Postgres is unreachable no replica holds the lock, the
+series are absent, and `hookstream_dependency_up{dependency="postgres"}` says why.
 """
 
 import asyncio
 import time
+from collections.abc import Iterator
 
 import asyncpg
 import prometheus_client
 import structlog
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hookstream_common.db import advisory_lock_key
 from hookstream_common.resilience import TRANSIENT
 
 log = structlog.get_logger(__name__)
@@ -31,20 +39,13 @@ REQUEST_SECONDS = prometheus_client.Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-OUTBOX_BACKLOG = prometheus_client.Gauge(
-    "hookstream_outbox_backlog",
-    "Outbox rows neither published nor marked failed (webhook changes not yet on Kafka).",
-)
-OUTBOX_OLDEST_AGE = prometheus_client.Gauge(
-    "hookstream_outbox_oldest_age_seconds",
-    "Age of the oldest outbox row still to publish; 0 when there is none.",
-)
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 _BACKLOG_QUERY = """
     SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
     FROM outbox WHERE published_at IS NULL AND failed_at IS NULL
 """
 _QUERY_TIMEOUT = 2.0
+_GAUGE_LOCK = advisory_lock_key("hookstream.outbox-gauge")
 
 
 def method_label(method: str) -> str:
@@ -81,15 +82,60 @@ class RequestMetrics:
             REQUEST_SECONDS.labels(method, template).observe(time.perf_counter() - started)
 
 
-async def watch_outbox(pool: asyncpg.Pool, interval: float) -> None:
-    """Keep the outbox gauges current; while Postgres is unreachable they keep their last
-    value and `hookstream_dependency_up{dependency="postgres"}` says why."""
+class OutboxGauges(Collector):
+    """The outbox gauges, exported only while this replica has a reading of its own."""
+
+    def __init__(self) -> None:
+        self.reading: tuple[int, float] | None = None
+        """The backlog's row count and oldest age, or None while another replica reports."""
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self._families(0, 0.0)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.reading is not None:
+            yield from self._families(*self.reading)
+
+    @staticmethod
+    def _families(count: int, age: float) -> Iterator[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "hookstream_outbox_backlog",
+            "Outbox rows neither published nor marked failed (webhook changes not yet on Kafka);"
+            " exported by one API replica.",
+            value=count,
+        )
+        yield GaugeMetricFamily(
+            "hookstream_outbox_oldest_age_seconds",
+            "Age of the oldest outbox row still to publish, 0 when there is none;"
+            " exported by one API replica.",
+            value=age,
+        )
+
+
+OUTBOX = OutboxGauges()
+prometheus_client.REGISTRY.register(OUTBOX)
+
+
+async def watch_outbox(pool: asyncpg.Pool, interval: float, gauges: OutboxGauges = OUTBOX) -> None:
+    """Keep `gauges` current while this replica holds the gauge lock; try for it every
+    `interval` while another replica holds it or Postgres is unreachable."""
     while True:
         try:
-            count, age = await asyncio.wait_for(pool.fetchrow(_BACKLOG_QUERY), _QUERY_TIMEOUT)
+            async with pool.acquire() as conn:
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _GAUGE_LOCK):
+                    await _report(conn, interval, gauges)
         except TRANSIENT as exc:
             log.info("outbox backlog not read", error_class=type(exc).__name__)
-        else:
-            OUTBOX_BACKLOG.set(count)
-            OUTBOX_OLDEST_AGE.set(float(age))
         await asyncio.sleep(interval)
+
+
+async def _report(conn: asyncpg.Connection, interval: float, gauges: OutboxGauges) -> None:
+    """Read the backlog every `interval` until the connection fails; the session lock goes with
+    the connection (the pool's reset unlocks it too), and the reading with the lock."""
+    try:
+        while True:
+            count, age = await asyncio.wait_for(conn.fetchrow(_BACKLOG_QUERY), _QUERY_TIMEOUT)
+            gauges.reading = (count, float(age))
+            await asyncio.sleep(interval)
+    finally:
+        gauges.reading = None

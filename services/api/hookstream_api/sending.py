@@ -36,7 +36,7 @@ async def send_now(
         status_message=attempt.status_message(),
         triggered_at=job.triggered_at,
         request=outbound.as_history(),
-        attempt_number=job.attempt,
+        attempt_number=job.attempt_number,
         attempt=attempt,
     )
     async with pool.acquire() as conn, conn.transaction():

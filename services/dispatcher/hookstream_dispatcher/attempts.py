@@ -157,7 +157,7 @@ class Attempts:
             webhook_id=job.webhook_id,
             delivery_id=job.delivery_id,
             event_id=job.event.id,
-            attempt=job.attempt,
+            attempt=job.attempt_number,
         )
         if target is None or not target.enabled:
             bound.info("job dropped: the webhook is deleted or disabled")
@@ -206,7 +206,7 @@ class Attempts:
         job = prepared.job
         now = utcnow()
         retry = self._policy.next(
-            job.attempt - job.retry_base, now, retry_after_seconds(judged.attempt, now)
+            job.attempt_number - job.retry_base, now, retry_after_seconds(judged.attempt, now)
         )
         if retry is None:
             return None
@@ -284,7 +284,7 @@ def outcome(
         status_message=status_message(job, attempt, verdict, retry, policy),
         triggered_at=job.triggered_at,
         request=prepared.request.as_history(),
-        attempt_number=job.attempt,
+        attempt_number=job.attempt_number,
         attempt=attempt,
         next_attempt_at=retry.due_at if retry else None,
         exhausted=verdict is Verdict.RETRY and retry is None,
@@ -300,9 +300,10 @@ def status_message(
         return f"{message} The webhook was disabled: the endpoint is gone."
     if retry is not None:
         total = policy.max_attempts + job.retry_base
-        return f"{message} Attempt {job.attempt} of {total}; next in about {retry.tier.name}."
+        next_in = retry.tier.name
+        return f"{message} Attempt {job.attempt_number} of {total}; next in about {next_in}."
     if verdict is Verdict.RETRY:
-        return f"{message} Failed for good after {job.attempt} attempts."
+        return f"{message} Failed for good after {job.attempt_number} attempts."
     return message
 
 
@@ -319,7 +320,7 @@ def _contained(step: str, bound: structlog.BoundLogger) -> Iterator[None]:
 def _observe(job: DeliveryJob, attempt: Attempt, verdict: Verdict) -> None:
     ATTEMPTS.labels(verdict.value).inc()
     ATTEMPT_SECONDS.observe(attempt.duration_ms / 1000)
-    if job.attempt == 1 and attempt.status_code is not None:
+    if job.attempt_number == 1 and attempt.status_code is not None:
         with contextlib.suppress(ValueError):
             event_time = datetime.fromisoformat(job.event.time)
             END_TO_END_SECONDS.observe((utcnow() - event_time).total_seconds())

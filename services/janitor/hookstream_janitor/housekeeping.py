@@ -16,18 +16,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from hookstream_common.db import ensure_partitions
+from hookstream_common.db import HISTORY_TABLES, ensure_partitions
 from hookstream_common.history import PENDING_ATTEMPT_SQL
 from hookstream_common.kafka import delete_topics
 from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
 
-# The health rollups (migration 0008) are kept and dropped by day with the history they count.
-HISTORY_TABLES = ("deliveries", "delivery_attempts", "event_bodies", "webhook_health_counts")
 _PARTITION_NAME = re.compile(r"^(?P<parent>[a-z_]+)_p(?P<day>\d{8})$")
-# In the order the store-outcome step writes them, so locking them never deadlocks with it.
-_LOCK_ORDER = "event_bodies, deliveries, delivery_attempts, webhook_health_counts"
 _LOCK_TIMEOUT = "5s"
 _IN_FLIGHT_SQL = f"""
 SELECT EXISTS (
@@ -105,7 +101,7 @@ async def drop_day(conn: asyncpg.Connection, day: date, names: list[str]) -> boo
     try:
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
-            await conn.execute(f"LOCK TABLE {_LOCK_ORDER} IN ACCESS EXCLUSIVE MODE")
+            await conn.execute(f"LOCK TABLE {', '.join(HISTORY_TABLES)} IN ACCESS EXCLUSIVE MODE")
             if await conn.fetchval(_IN_FLIGHT_SQL, start, start + timedelta(days=1)):
                 log.info("day kept: work on it is in flight", day=day.isoformat())
                 return False

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
-    ActionAllowed,
     Box,
     Deliveries,
     DeliveryClient,
@@ -17,12 +16,12 @@ from hookstream_api.dependencies import (
     DeliveryId,
     DeliveryPage,
     Pool,
-    SendingSlot,
     Settings,
     VisibleWebhookId,
 )
-from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, invalid, not_found
+from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
 from hookstream_api.paging import links
+from hookstream_api.routers import SEND_NOW
 from hookstream_api.schemas import (
     Delivery,
     DeliveryList,
@@ -83,14 +82,7 @@ async def get_delivery(
     return delivery_json(row)
 
 
-@router.post(
-    "/{deliveryId}/actions/resend",
-    status_code=201,
-    response_model=Delivery,
-    response_model_exclude_none=True,
-    dependencies=[ActionAllowed, SendingSlot],
-    responses=RATE_LIMITED,
-)
+@router.post("/{deliveryId}/actions/resend", **SEND_NOW)
 async def resend_delivery(
     webhook_id: VisibleWebhookId,
     delivery_id: DeliveryId,

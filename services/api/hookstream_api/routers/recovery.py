@@ -15,15 +15,15 @@ from fastapi import APIRouter, Request, Response
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
-    ActionAllowed,
     Pool,
     Recoveries,
     RecoveryId,
     Settings,
     VisibleWebhookId,
 )
-from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, ApiError, invalid, not_found
+from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.recoveries import create_recovery, read_recovery
+from hookstream_api.routers import ACTION
 from hookstream_api.schemas import RecoverRequest, Recovery
 
 log = structlog.get_logger(__name__)
@@ -46,13 +46,7 @@ def recovery_json(row: asyncpg.Record) -> dict[str, Any]:
     ).model_dump(by_alias=True, mode="json")
 
 
-@router.post(
-    "/{id}/actions/recover",
-    status_code=202,
-    response_model=Recovery,
-    dependencies=[ActionAllowed],
-    responses=RATE_LIMITED,
-)
+@router.post("/{id}/actions/recover", status_code=202, response_model=Recovery, **ACTION)
 async def recover_deliveries(
     webhook_id: VisibleWebhookId,
     body: RecoverRequest,

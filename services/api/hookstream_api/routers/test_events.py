@@ -13,19 +13,18 @@ from fastapi import APIRouter, Body
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
-    ActionAllowed,
     Box,
     Deliveries,
     DeliveryClient,
     Pool,
-    SendingSlot,
     Settings,
     VisibleWebhookId,
     Webhooks,
 )
-from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, invalid, not_found
+from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
+from hookstream_api.routers import SEND_NOW
 from hookstream_api.routers.deliveries import delivery_json
-from hookstream_api.schemas import Delivery, TestEventRequest
+from hookstream_api.schemas import TestEventRequest
 from hookstream_api.sending import send_now
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_store import load_target
@@ -33,14 +32,7 @@ from hookstream_common.webhook_store import load_target
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
 
-@router.post(
-    "/{id}/actions/test",
-    status_code=201,
-    response_model=Delivery,
-    response_model_exclude_none=True,
-    dependencies=[ActionAllowed, SendingSlot],
-    responses=RATE_LIMITED,
-)
+@router.post("/{id}/actions/test", **SEND_NOW)
 async def send_test_event(
     webhook_id: VisibleWebhookId,
     principal: CurrentPrincipal,

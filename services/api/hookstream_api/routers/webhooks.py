@@ -14,12 +14,12 @@ from hookstream_api.dependencies import (
     WebhookFilters,
     WebhookPage,
     Webhooks,
-    WriteAllowed,
     parse_id,
 )
-from hookstream_api.errors import ERROR_RESPONSES, RATE_LIMITED, ApiError, invalid, not_found
+from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import links
 from hookstream_api.repository import WebhookRepository
+from hookstream_api.routers import NO_CONTENT, WRITE
 from hookstream_api.schemas import (
     MAX_PATCH_OPERATIONS,
     READ_ONLY_FIELDS,
@@ -134,13 +134,7 @@ async def list_webhooks(
     }
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=Webhook,
-    dependencies=[WriteAllowed],
-    responses=RATE_LIMITED,
-)
+@router.post("", status_code=201, response_model=Webhook, **WRITE)
 async def create_webhook(
     body: WebhookCreate,
     principal: CurrentPrincipal,
@@ -186,13 +180,7 @@ async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> d
     return (await webhooks_json(repo, [row]))[0]
 
 
-@router.patch(
-    "/{id}",
-    status_code=204,
-    response_class=Response,
-    dependencies=[WriteAllowed],
-    responses=RATE_LIMITED,
-)
+@router.patch("/{id}", **NO_CONTENT, **WRITE)
 async def patch_webhook(
     id: str,
     operations: Annotated[
@@ -224,7 +212,7 @@ async def patch_webhook(
     return Response(status_code=204)
 
 
-@router.put("/{id}", response_model=Webhook, dependencies=[WriteAllowed], responses=RATE_LIMITED)
+@router.put("/{id}", response_model=Webhook, **WRITE)
 async def replace_webhook(
     id: str,
     body: WebhookReplace,
@@ -243,13 +231,7 @@ async def replace_webhook(
     return (await webhooks_json(repo, [row]))[0]
 
 
-@router.delete(
-    "/{id}",
-    status_code=204,
-    response_class=Response,
-    dependencies=[WriteAllowed],
-    responses=RATE_LIMITED,
-)
+@router.delete("/{id}", **NO_CONTENT, **WRITE)
 async def delete_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> Response:
     """Delete a webhook; its history goes with the retention, its topic with the janitor."""
     if not await repo.delete(principal, parse_id(id)):
