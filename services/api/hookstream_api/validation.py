@@ -2,13 +2,13 @@
 
 import re
 
-from hookstream_api.schemas import MAX_OWNER_ID, SINGLE_LINE
 from hookstream_common.request_rules import (
     PortSet,
     UrlRuleError,
     check_webhook_url,
     is_reserved_header,
 )
+from hookstream_common.webhook_fields import MAX_OWNER_ID, SINGLE_LINE
 
 MAX_HEADER_BYTES = 2048
 
