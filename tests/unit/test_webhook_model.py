@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import trustme
 from cryptography.fernet import Fernet
 
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
@@ -17,6 +18,7 @@ from hookstream_common.webhook_model import (
     writable_form,
 )
 
+CLIENT = trustme.CA().issue_cert("client.example.com")
 BOX = SecretBox([Fernet.generate_key().decode()])
 FIELDS = WebhookFields(
     {
@@ -35,6 +37,10 @@ FIELDS = WebhookFields(
         "checkCertificateRevocation": False,
         "rateLimit": {"perSecond": 5.0, "burst": 10},
         "secretRotationGraceSeconds": 600,
+        "clientCertificate": {
+            "certificate": CLIENT.cert_chain_pems[0].bytes().decode(),
+            "key": CLIENT.private_key_pem.bytes().decode(),
+        },
     }
 )
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -64,13 +70,17 @@ def test_written_columns_read_back_as_the_same_writable_fields() -> None:
 
 
 def test_unset_optional_fields_are_left_out_of_the_writable_form() -> None:
-    bare = WebhookFields(FIELDS.values | {"secret": None, "rateLimit": None})
-    assert {"secret", "rateLimit"}.isdisjoint(writable_form(stored(bare), BOX))
+    bare = WebhookFields(
+        FIELDS.values | {"secret": None, "rateLimit": None, "clientCertificate": None}
+    )
+    assert {"secret", "rateLimit", "clientCertificate"}.isdisjoint(writable_form(stored(bare), BOX))
 
 
 def test_secrets_are_sealed_in_columns_and_absent_from_the_api_form() -> None:
     row = stored(FIELDS)
     assert b"s3cret" not in row["secret"] and b"s3cret" not in row["encrypted_headers"]
+    key = FIELDS["clientCertificate"]["key"]
+    assert key.encode() not in row["client_key"] and key.splitlines()[1] not in repr(api_form(row))
     shown = api_form(row)
     assert "s3cret" not in repr(shown)
     assert shown["encryptedHeaders"] == ["Authorization"]

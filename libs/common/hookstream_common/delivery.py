@@ -3,16 +3,19 @@
 Shared by the dispatcher and the API's synchronous resend, so both send byte-identical requests.
 """
 
+import functools
 import os
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from errno import ECONNRESET
 from typing import Any
 
 import aiohttp
 
+from hookstream_common.client_certs import ClientCertificate, TlsContexts
 from hookstream_common.events import Event
 from hookstream_common.http_client import BlockedAddress
 from hookstream_common.request_rules import is_reserved_header
@@ -37,6 +40,8 @@ class OutboundRequest:
     recorded_headers: dict[str, str]
     problem: str | None = None
     """Why it must not be sent (the webhook's configuration is unusable); `send` records it."""
+    client_certificate: ClientCertificate | None = field(default=None, repr=False)
+    """Presented in the TLS handshake (client_certs)."""
 
     def as_history(self) -> dict[str, Any]:
         """`request` of a Delivery without its body, which is stored once per event."""
@@ -141,20 +146,34 @@ def build_request(
     hidden = {n: v for n, v in target.encrypted_headers.items() if not is_reserved_header(n)}
     headers = {**plain, **hidden, **service}
     recorded = {**plain, **dict.fromkeys(hidden, OMITTED), **service}
-    return OutboundRequest(target.url, headers, body, recorded)
+    return OutboundRequest(
+        target.url, headers, body, recorded, client_certificate=target.client_certificate
+    )
 
 
-async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Attempt:
-    """POST once, without following redirects; never raises for network, HTTP or data errors."""
+async def send(
+    session: aiohttp.ClientSession, request: OutboundRequest, tls: TlsContexts
+) -> Attempt:
+    """POST once, without following redirects; never raises for network, HTTP or data errors.
+    A request with a client certificate uses its SSL context from `tls`."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    if request.problem is not None:
-        return Attempt(
-            started_at=started, duration_ms=0.0, error=request.problem, error_class="config"
-        )
+    problem = request.problem
+    context: ssl.SSLContext | bool = True  # aiohttp: the session's own
+    if problem is None and request.client_certificate is not None:
+        try:
+            context = tls.context(request.client_certificate)
+        except (ssl.SSLError, ValueError, TypeError):
+            problem = "the webhook's client certificate and key cannot be loaded; replace them"
+    if problem is not None:
+        return Attempt(started_at=started, duration_ms=0.0, error=problem, error_class="config")
     try:
         async with session.post(
-            request.url, data=request.body, headers=request.headers, allow_redirects=False
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            allow_redirects=False,
+            ssl=context,
         ) as response:
             raw = await response.content.read(MAX_STORED_BODY + 1)
             return Attempt(
@@ -166,12 +185,41 @@ async def send(session: aiohttp.ClientSession, request: OutboundRequest) -> Atte
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        error = _error_message(exc)
+        if request.client_certificate is None and _cut_off(exc):
+            error += NO_CLIENT_CERTIFICATE
         return Attempt(
             started_at=started,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            error=_error_message(exc),
+            error=error,
             error_class=_error_class(exc),
         )
+
+
+Sender = Callable[[OutboundRequest], Awaitable[Attempt]]
+"""POSTs one request: `send` bound to a session and its TlsContexts (`sender`)."""
+
+
+def sender(session: aiohttp.ClientSession, tls: TlsContexts) -> Sender:
+    """`send` on `session`, presenting client certificates with contexts from `tls`."""
+    return functools.partial(send, session, tls=tls)
+
+
+NO_CLIENT_CERTIFICATE = (
+    "; a receiver that requires a client certificate (mutual TLS) ends the connection like"
+    " this, and this webhook has none"
+)
+
+
+def _cut_off(exc: BaseException) -> bool:
+    """Whether the receiver ended the connection before answering, as one that requires a
+    client certificate does when none comes: with TLS 1.3 its alert arrives after the request
+    was sent, and usually shows as a reset or a disconnect rather than a TLS error."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno == ECONNRESET
 
 
 def _error_message(exc: BaseException) -> str:

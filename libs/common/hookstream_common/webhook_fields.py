@@ -17,6 +17,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticUndefined
 
+from hookstream_common.client_certs import MAX_PEM, describe
 from hookstream_common.crypto import SecretBox
 from hookstream_common.secret_rotation import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
 
@@ -104,6 +105,33 @@ class RateLimit(BaseModel):
     )
 
 
+class ClientCertificateInput(BaseModel):
+    """Hookstream extension: a client certificate and its key, as a request writes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    certificate: str = Field(
+        min_length=1,
+        max_length=MAX_PEM,
+        description="PEM: the client certificate, then any intermediates it needs.",
+    )
+    key: str = Field(
+        min_length=1,
+        max_length=MAX_PEM,
+        json_schema_extra={"writeOnly": True},
+        description="PEM: its private key, not password-protected. Stored encrypted, never shown.",
+    )
+
+
+class ClientCertificateInfo(BaseModel):
+    """Hookstream extension: what the API shows of a webhook's client certificate."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    subject: str = Field(description="The certificate's subject (RFC 4514).")
+    not_after: datetime = Field(alias="notAfter", description="When the certificate expires.")
+
+
 Row = asyncpg.Record | dict[str, Any]
 Read = Callable[[Row], Any]
 Write = Callable[[Any, SecretBox], dict[str, Any]]
@@ -173,6 +201,34 @@ def opened_headers(row: Row, box: SecretBox) -> dict[str, str]:
     """The encrypted headers in plain text; UndecryptableSecret when no key opens them."""
     sealed = row["encrypted_headers"]
     return orjson.loads(box.open(sealed)) if sealed else {}
+
+
+def _client_certificate(row: Row) -> dict[str, Any] | None:
+    not_after = row["client_certificate_not_after"]
+    return (
+        None
+        if not_after is None
+        else {"subject": row["client_certificate_subject"], "notAfter": not_after}
+    )
+
+
+def _client_certificate_columns(value: dict[str, str] | None, box: SecretBox) -> dict[str, Any]:
+    info = describe(value["certificate"]) if value else None
+    return {
+        "client_certificate": value["certificate"] if value else None,
+        "client_key": box.seal(value["key"]) if value else None,
+        "client_certificate_subject": info.subject if info else None,
+        "client_certificate_not_after": info.not_after if info else None,
+    }
+
+
+def _opened_client_certificate(row: Row, box: SecretBox) -> dict[str, str] | None:
+    certificate = row["client_certificate"]
+    return (
+        None
+        if certificate is None
+        else {"certificate": certificate, "key": box.open(row["client_key"])}
+    )
 
 
 def _rate_limit(row: Row) -> dict[str, Any] | None:
@@ -328,6 +384,27 @@ FIELDS: tuple[WebhookField, ...] = (
         default=DEFAULT_GRACE_SECONDS,
         description="Hookstream extension: after the secret changes, how long the previous one"
         " still signs (webhook-signature carries both); 0 keeps none and ends a running window.",
+    ),
+    WebhookField(
+        "clientCertificate",
+        shown=ClientCertificateInfo | None,
+        written=ClientCertificateInput | None,
+        default=None,
+        description="Hookstream extension: a client certificate every request to this webhook"
+        " presents, for receivers that require mutual TLS. Requests write `{certificate, key}`"
+        " (PEM); responses show `{subject, notAfter}`, never the key.",
+        stored=(
+            "client_certificate",
+            "client_key",
+            "client_certificate_subject",
+            "client_certificate_not_after",
+        ),
+        select="client_certificate_subject, client_certificate_not_after",
+        read=_client_certificate,
+        write=_client_certificate_columns,
+        open=_opened_client_certificate,
+        left_out_unset=True,
+        target=True,
     ),
     WebhookField(
         "previousSecretExpiresAt",

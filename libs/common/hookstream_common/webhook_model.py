@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from hookstream_common.client_certs import ClientCertificate
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.routing import Route
 from hookstream_common.secret_rotation import PreviousSecret
@@ -111,6 +112,8 @@ class DeliveryTarget:
     """The secret a rotation replaced, signing too until it expires (secret_rotation)."""
     rate_limit: RateLimit | None = None
     """The webhook's own limit; None leaves it to the dispatcher's default."""
+    client_certificate: ClientCertificate | None = None
+    """Presented to the receiver on every request (client_certs)."""
 
     def signing_secrets(self, now: datetime) -> list[str]:
         """The secrets that sign a request sent at `now`: the current one, then the previous."""
@@ -137,10 +140,14 @@ def target(row: asyncpg.Record, box: SecretBox) -> DeliveryTarget:
     try:
         encrypted_headers = opened_headers(row, box)
         secret = box.open(row["secret"]) if row["secret"] else None
+        certificate = row["client_certificate"]
+        client_certificate = (
+            ClientCertificate(certificate, box.open(row["client_key"])) if certificate else None
+        )
         problem = None
     except UndecryptableSecret as exc:
-        encrypted_headers, secret = {}, None
-        problem = f"the webhook's secret or encrypted headers cannot be read: {exc}"
+        encrypted_headers, secret, client_certificate = {}, None, None
+        problem = f"the webhook's secret, encrypted headers or client key cannot be read: {exc}"
     per_second = row["rate_limit_per_second"]
     return DeliveryTarget(
         webhook_id=str(row["id"]),
@@ -154,6 +161,7 @@ def target(row: asyncpg.Record, box: SecretBox) -> DeliveryTarget:
         problem=problem,
         previous_secret=previous_secret(row, box),
         rate_limit=RateLimit(per_second, row["rate_limit_burst"]) if per_second else None,
+        client_certificate=client_certificate,
     )
 
 

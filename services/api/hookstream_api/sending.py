@@ -5,10 +5,9 @@ webhook's current target, send it once, and store the outcome like every other a
 in the history and counts towards the webhook's health.
 """
 
-import aiohttp
 import asyncpg
 
-from hookstream_common.delivery import build_request, send
+from hookstream_common.delivery import Sender, build_request
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_model import DeliveryTarget
@@ -17,13 +16,13 @@ from hookstream_common.webhook_model import DeliveryTarget
 async def send_now(
     job: DeliveryJob,
     target: DeliveryTarget,
-    client: aiohttp.ClientSession,
+    client: Sender,
     user_agent: str,
     pool: asyncpg.Pool,
 ) -> None:
     """Make `job`'s single attempt and store it; a failed attempt is stored, never raised."""
     outbound = build_request(target, job.event, job.delivery_id, user_agent)
-    attempt = await send(client, outbound)
+    attempt = await client(outbound)
     outcome = Outcome(
         delivery_id=job.delivery_id,
         tenant_id=job.tenant_id,

@@ -34,6 +34,7 @@ from hookstream_api.schemas import (
 from hookstream_api.validation import (
     InvalidInput,
     check_certificate_revocation,
+    check_client_certificate,
     check_event_types,
     check_headers,
     check_owner_id,
@@ -74,6 +75,7 @@ def checked_fields(
     try:
         check_url(body.url, ports)
         check_certificate_revocation(body.check_certificate_revocation)
+        check_client_certificate(body.client_certificate)
         check_event_types(body.event_types, event_type_names(event_types))
         check_headers("headers", body.headers)
         check_headers("encryptedHeaders", body.encrypted_headers)
