@@ -41,9 +41,14 @@ class TlsFiles:
     cert: Path
     key: Path
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, client_ca: Path | None = None) -> ssl.SSLContext:
+        """The server's; with `client_ca`, it also requires a client certificate that CA
+        issued (mutual TLS)."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(self.cert, self.key)
+        if client_ca is not None:
+            context.load_verify_locations(cafile=client_ca)
+            context.verify_mode = ssl.CERT_REQUIRED
         return context
 
     def client_context(self) -> ssl.SSLContext:
@@ -109,9 +114,14 @@ class Receiver:
 
     @classmethod
     async def start(
-        cls, host: str = "127.0.0.1", port: int = 0, tls: TlsFiles | None = None
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: TlsFiles | None = None,
+        client_ca: Path | None = None,
     ) -> "Receiver":
-        """Listen on host:port (0 picks a free port), over HTTPS when `tls` is given."""
+        """Listen on host:port (0 picks a free port), over HTTPS when `tls` is given; with
+        `client_ca` too, only clients presenting a certificate that CA issued get an answer."""
         receiver = cls()
         app = web.Application()
         app.router.add_get("/", receiver._about)
@@ -122,7 +132,8 @@ class Receiver:
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, ssl_context=tls.server_context() if tls else None)
+        context = tls.server_context(client_ca) if tls else None
+        site = web.TCPSite(runner, host, port, ssl_context=context)
         await site.start()
         receiver._runner = runner
         receiver.port = runner.addresses[0][1]

@@ -1,33 +1,48 @@
 """Canaries: stored values no response, log line, metric or history row may ever carry.
 
-A webhook is created whose signing secret and encrypted header value are unique, searchable
-strings; whatever the suite then does to it, finding either string anywhere an attacker or an
-operator could read is a leak (DESIGN decision 12: never echo what you store).
+A webhook is created whose signing secret, encrypted header value and client key are unique,
+searchable strings; whatever the suite then does to it, finding any of them anywhere an attacker
+or an operator could read is a leak (DESIGN decision 12: never echo what you store).
 """
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import trustme
 
 ENCRYPTED_HEADER = "X-Canary-Key"
+_CLIENT = trustme.CA().issue_cert("canary-client.example.com")
 
 
 @dataclass(frozen=True)
 class Canaries:
-    """One secret and one encrypted header value, both unique to a test session."""
+    """One secret, one encrypted header value and one client key, all unique to a test
+    session."""
 
     secret: str = f"canary-secret-{secrets.token_hex(16)}"
     header_value: str = f"canary-header-{secrets.token_hex(12)}"
+    client_certificate: str = _CLIENT.cert_chain_pems[0].bytes().decode()
+    client_key: str = field(default=_CLIENT.private_key_pem.bytes().decode(), repr=False)
+
+    @property
+    def key_line(self) -> str:
+        """The first line of the client key's base64 body, which carries the private scalar
+        (the next one holds the public key, which the certificate shows anyway)."""
+        return self.client_key.splitlines()[1]
 
     @property
     def values(self) -> tuple[str, ...]:
-        return (self.secret, self.header_value)
+        return (self.secret, self.header_value, self.key_line)
 
     def webhook_fields(self) -> dict[str, object]:
-        """What a webhook body needs to carry both canaries."""
-        return {"secret": self.secret, "encryptedHeaders": {ENCRYPTED_HEADER: self.header_value}}
+        """What a webhook body needs to carry every canary."""
+        return {
+            "secret": self.secret,
+            "encryptedHeaders": {ENCRYPTED_HEADER: self.header_value},
+            "clientCertificate": {"certificate": self.client_certificate, "key": self.client_key},
+        }
 
     def found_in(self, text: str) -> list[str]:
         """The canaries present in `text` (empty when it leaks nothing)."""

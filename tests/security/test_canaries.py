@@ -1,4 +1,5 @@
-"""No response, log line, metric or history row carries a webhook's secret or encrypted header.
+"""No response, log line, metric or history row carries a webhook's secret, encrypted header or
+client key.
 
 Issue 18 item 1: a failing JSON Patch answered 400 with jsonpointer's message, which printed the
 whole document being patched: the decrypted secret and encrypted header values included.
@@ -37,6 +38,7 @@ FIELDS = [
     "secret",
     "enableCloudEventDelivery",
     "checkCertificateRevocation",
+    "clientCertificate",
 ]
 FAILING_PATCHES = [
     [{"op": "remove", "path": "/x/y"}],
@@ -46,6 +48,8 @@ FAILING_PATCHES = [
     [{"op": "replace", "path": "/encryptedHeaders/nope", "value": "v"}],
     [{"op": "add", "path": "/eventTypes/99", "value": CREATED}],
     [{"op": "remove", "path": "secret"}],
+    [{"op": "replace", "path": "/clientCertificate/key/x", "value": "v"}],
+    [{"op": "remove", "path": "/clientCertificate/chain"}],
     [{"op": "replace", "path": "/headers/a/b", "value": "v"}],
     [{"op": "replace", "path": "/name", "value": "ok"}, {"op": "remove", "path": "/x"}],
 ]

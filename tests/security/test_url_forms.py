@@ -23,6 +23,7 @@ from e2e.scenario import Scenario, unique_path
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from hookstream_common.client_certs import TlsContexts
 from hookstream_common.delivery import OutboundRequest, send
 from hookstream_common.http_client import client_session
 from hookstream_common.request_rules import (
@@ -273,7 +274,7 @@ class Trap:
 async def _post(url: str, **session: Any) -> str | None:
     """POST through the delivery client; the attempt's error class."""
     async with client_session(**session) as client:
-        attempt = await send(client, OutboundRequest(url, {}, b"{}", {}))
+        attempt = await send(client, OutboundRequest(url, {}, b"{}", {}), TlsContexts())
     return attempt.error_class
 
 
@@ -334,7 +335,7 @@ async def test_a_failed_connection_names_no_address(
             static_hosts={"receiver.internal.test": "127.0.0.1"},
         ) as client:
             request = OutboundRequest(f"https://receiver.internal.test:{port}/", {}, b"{}", {})
-            attempt = await send(client, request)
+            attempt = await send(client, request, TlsContexts())
     finally:
         server.close()
     assert attempt.error_class == error_class

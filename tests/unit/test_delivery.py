@@ -6,6 +6,7 @@ import orjson
 import pytest
 from cryptography.fernet import Fernet
 
+from hookstream_common.client_certs import TlsContexts
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.delivery import build_request, send
 from hookstream_common.events import Event
@@ -55,6 +56,8 @@ def stored_row(box: SecretBox) -> dict[str, Any]:
         "rate_limit_burst": None,
         "previous_secret": None,
         "previous_secret_expires_at": None,
+        "client_certificate": None,
+        "client_key": None,
     }
 
 
@@ -75,7 +78,7 @@ async def test_a_secret_no_key_decrypts_becomes_a_failed_attempt() -> None:
     assert request.headers == {} and request.body == b""
     session = client_session()
     await session.close()  # a closed session fails any request: an answer proves none was sent
-    attempt = await send(session, request)
+    attempt = await send(session, request, TlsContexts())
     assert attempt.error_class == "config" and attempt.status_code is None
     assert "set it again" in attempt.status_message()
     rotated = await load_target(_Row(row), SecretBox([new_key, old_key]), "w-1")
@@ -94,7 +97,9 @@ async def test_a_secret_no_key_decrypts_becomes_a_failed_attempt() -> None:
 async def test_an_unusable_url_becomes_a_failed_attempt(url: str, reason: str) -> None:
     """IDNA fails before any DNS query, so this runs offline."""
     async with client_session() as session:
-        attempt = await send(session, build_request(target(url), EVENT, "d-1", "Qlik Webhook"))
+        attempt = await send(
+            session, build_request(target(url), EVENT, "d-1", "Qlik Webhook"), TlsContexts()
+        )
     assert attempt.error_class == "config"
     assert attempt.status_code is None
     assert reason in attempt.status_message()

@@ -5,7 +5,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hookstream_api.schemas import (
+from hookstream_api.schemas import PatchOperation, WebhookCreate, WebhookReplace
+from hookstream_api.settings import ApiSettings
+from hookstream_api.validation import InvalidInput, check_owner_id
+from hookstream_common.webhook_fields import (
     MAX_DESCRIPTION,
     MAX_EVENT_TYPE,
     MAX_EVENT_TYPES,
@@ -16,12 +19,7 @@ from hookstream_api.schemas import (
     MAX_NAME,
     MAX_OWNER_ID,
     MAX_URL,
-    PatchOperation,
-    WebhookCreate,
-    WebhookReplace,
 )
-from hookstream_api.settings import ApiSettings
-from hookstream_api.validation import InvalidInput, check_owner_id
 from hookstream_dev import openapi
 
 REF = "#/components/schemas/"

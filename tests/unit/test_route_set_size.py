@@ -12,7 +12,9 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hookstream_api.schemas import (
+from hookstream_api.settings import ApiSettings
+from hookstream_common.routing import Route, TenantRoutes
+from hookstream_common.webhook_fields import (
     MAX_EVENT_TYPE,
     MAX_EVENT_TYPES,
     MAX_FILTER,
@@ -20,8 +22,6 @@ from hookstream_api.schemas import (
     MULTI_LINE,
     SINGLE_LINE,
 )
-from hookstream_api.settings import ApiSettings
-from hookstream_common.routing import Route, TenantRoutes
 
 KAFKA_MAX_REQUEST = 1024 * 1024
 """aiokafka's `max_request_size` and, within a few bytes, the broker's `message.max.bytes`."""

@@ -4,6 +4,7 @@ import socket
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from hookstream_common.client_certs import TlsContexts
 from hookstream_common.http_client import BlockedAddress, GuardedResolver
 from hookstream_common.request_rules import PortSet
 from hookstream_common.ssrf import is_allowed, parse_networks
@@ -167,7 +168,7 @@ async def test_refused_names_never_open_a_connection(address: str) -> None:
     session = client_session(resolver=_FixedResolver(address), ports=PortSet.parse("1-65535"))
     try:
         request = OutboundRequest(f"https://evil.example.com:{port}/", {}, b"{}", {})
-        attempt = await send(session, request)
+        attempt = await send(session, request, TlsContexts())
     finally:
         await session.close()
         server.close()
@@ -187,7 +188,7 @@ async def test_a_blocked_delivery_names_no_internal_address_to_the_tenant() -> N
     try:
         with capture_logs() as logs:
             request = OutboundRequest("https://internal.example.com/", {}, b"{}", {})
-            attempt = await send(session, request)
+            attempt = await send(session, request, TlsContexts())
     finally:
         await session.close()
     message = attempt.status_message()

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import trustme
 from cryptography.fernet import Fernet
 
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
@@ -17,23 +18,30 @@ from hookstream_common.webhook_model import (
     writable_form,
 )
 
+CLIENT = trustme.CA().issue_cert("client.example.com")
 BOX = SecretBox([Fernet.generate_key().decode()])
 FIELDS = WebhookFields(
-    name="orders",
-    description="",
-    url="https://hooks.example.com/in",
-    event_types=["com.qlik.v1.app.created"],
-    level="user",
-    owner_id="u1",
-    filter=None,
-    enabled=True,
-    headers={"X-Team": "data"},
-    encrypted_headers={"Authorization": "Bearer s3cret-header"},
-    secret="s3cret-signing-key",
-    enable_cloud_event_delivery=True,
-    check_certificate_revocation=False,
-    rate_limit=RateLimit(5.0, 10),
-    secret_rotation_grace_seconds=600,
+    {
+        "name": "orders",
+        "description": "",
+        "url": "https://hooks.example.com/in",
+        "eventTypes": ["com.qlik.v1.app.created"],
+        "level": "user",
+        "ownerId": "u1",
+        "filter": None,
+        "enabled": True,
+        "headers": {"X-Team": "data"},
+        "encryptedHeaders": {"Authorization": "Bearer s3cret-header"},
+        "secret": "s3cret-signing-key",
+        "enableCloudEventDelivery": True,
+        "checkCertificateRevocation": False,
+        "rateLimit": {"perSecond": 5.0, "burst": 10},
+        "secretRotationGraceSeconds": 600,
+        "clientCertificate": {
+            "certificate": CLIENT.cert_chain_pems[0].bytes().decode(),
+            "key": CLIENT.private_key_pem.bytes().decode(),
+        },
+    }
 )
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -50,7 +58,7 @@ def stored(fields: WebhookFields) -> dict[str, Any]:
         "updated_by_user_id": "u1",
         "disabled_reason": None,
         "disabled_reason_code": None,
-        "secret_key_added": fields.secret is not None,
+        "secret_key_added": fields["secret"] is not None,
         "previous_secret": None,
         "previous_secret_expires_at": None,
     }
@@ -58,20 +66,21 @@ def stored(fields: WebhookFields) -> dict[str, Any]:
 
 def test_written_columns_read_back_as_the_same_writable_fields() -> None:
     document = writable_form(stored(FIELDS), BOX)
-    assert document["encryptedHeaders"] == FIELDS.encrypted_headers
-    assert document["secret"] == FIELDS.secret
-    assert document["rateLimit"] == {"perSecond": 5.0, "burst": 10}
-    assert document["eventTypes"] == FIELDS.event_types
+    assert document == FIELDS.values
 
 
 def test_unset_optional_fields_are_left_out_of_the_writable_form() -> None:
-    bare = WebhookFields(**{**FIELDS.__dict__, "secret": None, "rate_limit": None})
-    assert {"secret", "rateLimit"}.isdisjoint(writable_form(stored(bare), BOX))
+    bare = WebhookFields(
+        FIELDS.values | {"secret": None, "rateLimit": None, "clientCertificate": None}
+    )
+    assert {"secret", "rateLimit", "clientCertificate"}.isdisjoint(writable_form(stored(bare), BOX))
 
 
 def test_secrets_are_sealed_in_columns_and_absent_from_the_api_form() -> None:
     row = stored(FIELDS)
     assert b"s3cret" not in row["secret"] and b"s3cret" not in row["encrypted_headers"]
+    key = FIELDS["clientCertificate"]["key"]
+    assert key.encode() not in row["client_key"] and key.splitlines()[1] not in repr(api_form(row))
     shown = api_form(row)
     assert "s3cret" not in repr(shown)
     assert shown["encryptedHeaders"] == ["Authorization"]

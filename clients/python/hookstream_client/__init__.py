@@ -15,6 +15,8 @@ Errors of the API raise `ApiError`, carrying its `status`, `code` and `detail`.
 from hookstream_client.client import AsyncClient, Client
 from hookstream_client.errors import ApiError
 from hookstream_client.models import (
+    ClientCertificate,
+    ClientCertificateInfo,
     Delivery,
     DeliveryRequest,
     DeliveryResponse,
@@ -32,6 +34,8 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "Client",
+    "ClientCertificate",
+    "ClientCertificateInfo",
     "Delivery",
     "DeliveryRequest",
     "DeliveryResponse",

@@ -29,6 +29,20 @@ class RateLimit(_Model):
     burst: int = 1
 
 
+class ClientCertificate(_Model):
+    """Hookstream extension: a client certificate chain and its private key (PEM), as written."""
+
+    certificate: str
+    key: str = Field(repr=False)
+
+
+class ClientCertificateInfo(_Model):
+    """Hookstream extension: what the API shows of a webhook's client certificate."""
+
+    subject: str
+    not_after: datetime
+
+
 class Webhook(_Model):
     """A webhook as the API shows it: no secret, only the names of encrypted headers."""
 
@@ -57,6 +71,7 @@ class Webhook(_Model):
     rate_limit: RateLimit | None = None
     secret_rotation_grace_seconds: int = 86400
     previous_secret_expires_at: datetime | None = None
+    client_certificate: ClientCertificateInfo | None = None
     last_delivery_at: datetime | None = None
     last_status: Literal["success", "fail"] | None = None
     consecutive_failures: int = 0
@@ -84,6 +99,7 @@ class WebhookInput(_Model):
     origin: Origin | None = None
     rate_limit: RateLimit | None = None
     secret_rotation_grace_seconds: int | None = None
+    client_certificate: ClientCertificate | None = None
 
 
 class PatchOperation(_Model):

@@ -3,17 +3,20 @@
 Shared by the dispatcher and the API's synchronous resend, so both send byte-identical requests.
 """
 
+import functools
 import os
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from errno import ECONNRESET
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
+from hookstream_common.client_certs import ClientCertificate, TlsContexts
 from hookstream_common.events import Event
 from hookstream_common.http_client import (
     BlockedAddress,
@@ -43,6 +46,8 @@ class OutboundRequest:
     recorded_headers: dict[str, str]
     problem: str | None = None
     """Why it must not be sent (the webhook's configuration is unusable); `send` records it."""
+    client_certificate: ClientCertificate | None = field(default=None, repr=False)
+    """Presented in the TLS handshake (client_certs)."""
 
     def as_history(self) -> dict[str, Any]:
         """`request` of a Delivery without its body, which is stored once per event."""
@@ -148,20 +153,32 @@ def build_request(
     hidden = {n: v for n, v in target.encrypted_headers.items() if not is_reserved_header(n)}
     headers = {**plain, **hidden, **service}
     recorded = {**plain, **dict.fromkeys(hidden, OMITTED), **service}
-    return OutboundRequest(target.url, headers, body, recorded)
+    return OutboundRequest(
+        target.url, headers, body, recorded, client_certificate=target.client_certificate
+    )
 
 
-async def send(client: DeliveryClient, request: OutboundRequest) -> Attempt:
-    """POST once, without following redirects; never raises for network, HTTP or data errors."""
+async def send(client: DeliveryClient, request: OutboundRequest, tls: TlsContexts) -> Attempt:
+    """POST once, without following redirects; never raises for network, HTTP or data errors.
+    A request with a client certificate uses its SSL context from `tls`."""
     started = datetime.now(UTC)
     clock = time.perf_counter()
-    if request.problem is not None:
-        return Attempt(
-            started_at=started, duration_ms=0.0, error=request.problem, error_class="config"
-        )
+    problem = request.problem
+    context: ssl.SSLContext | bool = True  # aiohttp: the session's own
+    if problem is None and request.client_certificate is not None:
+        try:
+            context = tls.context(request.client_certificate)
+        except (ssl.SSLError, ValueError, TypeError):
+            problem = "the webhook's client certificate and key cannot be loaded; replace them"
+    if problem is not None:
+        return Attempt(started_at=started, duration_ms=0.0, error=problem, error_class="config")
     try:
         async with client.post(
-            request.url, data=request.body, headers=request.headers, allow_redirects=False
+            request.url,
+            data=request.body,
+            headers=request.headers,
+            allow_redirects=False,
+            ssl=context,
         ) as response:
             raw = await response.content.read(MAX_STORED_BODY + 1)
             return Attempt(
@@ -173,12 +190,41 @@ async def send(client: DeliveryClient, request: OutboundRequest) -> Attempt:
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+        error = _error_message(exc, request.url)
+        if request.client_certificate is None and _cut_off(exc):
+            error += NO_CLIENT_CERTIFICATE
         return Attempt(
             started_at=started,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            error=_error_message(exc, request.url),
+            error=error,
             error_class=_error_class(exc),
         )
+
+
+Sender = Callable[[OutboundRequest], Awaitable[Attempt]]
+"""POSTs one request: `send` bound to a client and its TlsContexts (`sender`)."""
+
+
+def sender(client: DeliveryClient, tls: TlsContexts) -> Sender:
+    """`send` on `client`, presenting client certificates with contexts from `tls`."""
+    return functools.partial(send, client, tls=tls)
+
+
+NO_CLIENT_CERTIFICATE = (
+    "; a receiver that requires a client certificate (mutual TLS) ends the connection like"
+    " this, and this webhook has none"
+)
+
+
+def _cut_off(exc: BaseException) -> bool:
+    """Whether the receiver ended the connection before answering, as one that requires a
+    client certificate does when none comes: with TLS 1.3 its alert arrives after the request
+    was sent, and usually shows as a reset or a disconnect rather than a TLS error."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno == ECONNRESET
 
 
 def _error_message(exc: BaseException, url: str) -> str:

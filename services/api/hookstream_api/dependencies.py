@@ -20,9 +20,9 @@ from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import DeliveryRepository, WebhookRepository
 from hookstream_api.schemas import DeliveryQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
-from hookstream_common import http_client
 from hookstream_common.catalogue import EventType
 from hookstream_common.crypto import SecretBox
+from hookstream_common.delivery import Sender
 
 
 def app_settings(request: Request) -> ApiSettings:
@@ -106,9 +106,10 @@ def catalogue(request: Request) -> tuple[EventType, ...]:
     return request.app.state.event_types
 
 
-def delivery_client(request: Request) -> http_client.DeliveryClient:
-    """The SSRF-safe client the synchronous resend sends with."""
-    return request.app.state.http
+def delivery_client(request: Request) -> Sender:
+    """Sends with the SSRF-safe client (through the egress proxy, if one is set), as resend
+    and the test event do."""
+    return request.app.state.send
 
 
 Settings = Annotated[ApiSettings, Depends(app_settings)]
@@ -144,7 +145,7 @@ ActionAllowed = Depends(action_allowed)
 """Add to `dependencies=` of every route that sends or queues deliveries on request."""
 SendingSlot = Depends(sending_slot)
 """Add to `dependencies=` of every route that sends a request while its caller waits."""
-DeliveryClient = Annotated[http_client.DeliveryClient, Depends(delivery_client)]
+DeliveryClient = Annotated[Sender, Depends(delivery_client)]
 
 
 def parse_id(value: str, what: str = "webhook") -> uuid.UUID:

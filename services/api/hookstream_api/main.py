@@ -25,8 +25,10 @@ from hookstream_api.request_context import RequestContext
 from hookstream_api.routers import deliveries, product_info, recovery, test_events, webhooks
 from hookstream_api.settings import ApiSettings
 from hookstream_common import catalogue
+from hookstream_common.client_certs import TlsContexts
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
+from hookstream_common.delivery import sender
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import client_options, core_topics, ensure_topics, producer
 from hookstream_common.logging import configure_logging
@@ -98,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.pool = await create_pool(settings.database_url, min_size=0)
     app.state.box = SecretBox(parse_keys(settings.encryption_keys))
     app.state.http = delivery_session(settings)
+    app.state.send = sender(app.state.http, TlsContexts(settings.extra_ca_file))
     app.state.kafka = producer(settings.kafka_bootstrap_servers, settings.kafka_security)
     recovering = start_recovery_worker(app)
     app.state.readiness = Readiness(

@@ -245,7 +245,7 @@ class WebhookRepository:
                 "previous_secret_expires_at": previous.expires_at if previous else None,
                 "updated_by_user_id": principal.user_id,
             }
-            if fields.enabled:
+            if fields["enabled"]:
                 columns |= {"disabled_reason": None, "disabled_reason_code": None}
             assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=2))
             updated = await conn.fetchrow(
@@ -261,7 +261,7 @@ class WebhookRepository:
                     webhook_id=str(webhook_id),
                     previous_secret_expires_at=previous.expires_at.isoformat(),
                 )
-            if fields.enabled and not row["enabled"]:
+            if fields["enabled"] and not row["enabled"]:
                 # The run of failures starts again; the last delivery stays on show.
                 await conn.execute(
                     "UPDATE webhook_health SET consecutive_failures = 0, failing_since = NULL"
@@ -298,9 +298,9 @@ class WebhookRepository:
         """
         return after_change(
             opened_or_none(row["secret"], self._box),
-            fields.secret,
+            fields["secret"],
             previous_secret(row, self._box),
-            fields.secret_rotation_grace_seconds,
+            fields["secretRotationGraceSeconds"],
             datetime.now(UTC),
         )
 

@@ -1,4 +1,5 @@
-"""Request and response bodies of the Qlik webhooks API."""
+"""Request and response bodies of the Qlik webhooks API; the webhook's own are built from its
+field declarations (hookstream_common.webhook_fields)."""
 
 import re
 from datetime import datetime
@@ -10,33 +11,25 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
-    WithJsonSchema,
+    create_model,
     field_validator,
     model_validator,
 )
 
-from hookstream_common.secret_rotation import DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS
+from hookstream_common.webhook_fields import (
+    FIELDS,
+    MAX_EVENT_TYPE,
+    MAX_NAME,
+    ONLY_AT_CREATION,
+    READ_ONLY,
+    SINGLE_LINE,
+    WRITTEN,
+    EventTypeName,
+    Level,
+    Origin,
+    WebhookField,
+)
 
-Level = Literal["tenant", "user"]
-Origin = Literal["api", "automations", "management-console"]
-
-# Every string a client writes has a maximum (decision 10), in characters as JSON Schema counts
-# them. The fields that go into a tenant's route set (ownerId, filter, eventTypes) are the tight
-# ones: with at most 100 webhooks, its worst case must stay under the broker's 1 MiB message
-# limit (see hookstream_api.relay). A longer value is a 400; a stored one that no longer fits
-# (written before these limits) makes a PATCH answer 400 for that field until it is replaced.
-MAX_NAME = 256
-MAX_DESCRIPTION = 4096
-MAX_URL = 2048
-MAX_EVENT_TYPES = 32
-MAX_EVENT_TYPE = 128
-MAX_OWNER_ID = 256
-MAX_FILTER = 1024
-MAX_HEADERS = 64
-MAX_HEADER_NAME = 256
-MAX_HEADER_VALUE = 2048
-MAX_SECRET = 64
 MAX_PATCH_OPERATIONS = 100
 MAX_POINTER = 512
 MAX_USER_ID = 256
@@ -49,96 +42,53 @@ MAX_EVENT_TYPES_QUERY = 512
 MAX_ORIGINS_QUERY = 64
 MAX_SORT_QUERY = 16
 
-# No control characters (so no NUL, which Postgres text refuses) and no lone surrogates (which
-# no encoder takes): each allowed character is at most 4 bytes in UTF-8 JSON.
-SINGLE_LINE = r"^[^\x00-\x1f\x7f]*$"
-MULTI_LINE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
-"""Also tab, LF and CR."""
-NO_SPACE = r"^[^\x00-\x20\x7f]*$"
-
-EventTypeName = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_EVENT_TYPE, pattern=r"^[A-Za-z0-9._-]+$")
-]
-HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
-"""An HTTP token (RFC 9110)."""
-HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
-"""Visible characters, spaces and tabs (RFC 9110); no line breaks."""
-HeaderName = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_HEADER_NAME, pattern=HEADER_NAME)
-]
-HeaderValue = Annotated[str, StringConstraints(max_length=MAX_HEADER_VALUE, pattern=HEADER_VALUE)]
-Headers = Annotated[
-    dict[HeaderName, HeaderValue],
-    Field(max_length=MAX_HEADERS),
-    # pydantic would document the name pattern as patternProperties, leaving other names open.
-    WithJsonSchema(
-        {
-            "type": "object",
-            "maxProperties": MAX_HEADERS,
-            "propertyNames": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": MAX_HEADER_NAME,
-                "pattern": HEADER_NAME,
-            },
-            "additionalProperties": {
-                "type": "string",
-                "maxLength": MAX_HEADER_VALUE,
-                "pattern": HEADER_VALUE,
-            },
-        }
-    ),
-]
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
 
-READ_ONLY_FIELDS = frozenset(
-    {
-        "id",
-        "createdAt",
-        "updatedAt",
-        "createdByUserId",
-        "updatedByUserId",
-        "disabledReason",
-        "disabledReasonCode",
-        "secretKeyAdded",
-        # Hookstream extensions the service sets (see `Webhook`).
-        "previousSecretExpiresAt",
-        "lastDeliveryAt",
-        "lastStatus",
-        "consecutiveFailures",
-        "successRate1h",
-        "successRate24h",
-        "pendingRetries",
-    }
-)
-
-MAX_RATE_PER_SECOND = 10_000
-MAX_BURST = 10_000
 LastStatus = Literal["success", "fail"]
 
+HEALTH: dict[str, Any] = {
+    "last_delivery_at": (
+        datetime | None,
+        Field(alias="lastDeliveryAt", description="When the latest delivery attempt started."),
+    ),
+    "last_status": (
+        LastStatus | None,
+        Field(alias="lastStatus", description="The outcome of the latest delivery attempt."),
+    ),
+    "consecutive_failures": (
+        int,
+        Field(alias="consecutiveFailures", description="Failed attempts since the last success."),
+    ),
+    "success_rate_1h": (
+        float | None,
+        Field(
+            alias="successRate1h",
+            ge=0,
+            le=1,
+            description="Share of the attempts of the last hour that succeeded; null without any.",
+        ),
+    ),
+    "success_rate_24h": (
+        float | None,
+        Field(
+            alias="successRate24h",
+            ge=0,
+            le=1,
+            description="Share of the attempts of the last 24 hours that succeeded; null without"
+            " any.",
+        ),
+    ),
+    "pending_retries": (
+        int,
+        Field(alias="pendingRetries", description="Deliveries whose next attempt is scheduled."),
+    ),
+}
+"""Hookstream extensions: each webhook's health, from the rollups (webhook_health)."""
 
-class RateLimit(_Model):
-    """Hookstream extension: how fast this webhook's deliveries may start (a token bucket)."""
-
-    model_config = ConfigDict(strict=True)
-
-    per_second: float = Field(
-        alias="perSecond",
-        gt=0,
-        le=MAX_RATE_PER_SECOND,
-        examples=[5],
-        description="Deliveries a second on average, retries included (fractions allowed).",
-    )
-    burst: int = Field(
-        1,
-        ge=1,
-        le=MAX_BURST,
-        description="How many may start at once after a quiet spell; default 1.",
-    )
+READ_ONLY_FIELDS = READ_ONLY | {info.alias for _, info in HEALTH.values()}
 
 
 class ReadOnlyField(Exception):
@@ -149,79 +99,25 @@ class ReadOnlyField(Exception):
         self.names = names
 
 
-class WebhookInput(_Model):
-    """The writable fields, shared by create and replace."""
+def _written(spec: WebhookField) -> tuple[Any, Any]:
+    """A request body's field, from its declaration."""
+    default: dict[str, Any] = (
+        {"default_factory": spec.default_factory}
+        if spec.default_factory
+        else {"default": spec.default}
+    )
+    return spec.written, Field(
+        **default,
+        alias=spec.api,
+        description=spec.description,
+        examples=spec.examples,
+        json_schema_extra={"writeOnly": True} if spec.shown is None else None,
+    )
 
+
+class _WebhookBody(_Model):
     # JSON types as the schema says: no `"enabled": 0` or `"enabled": "yes"` taken for a boolean.
     model_config = ConfigDict(strict=True)
-
-    name: str = Field(
-        min_length=1, max_length=MAX_NAME, pattern=SINGLE_LINE, examples=["Reload alerts"]
-    )
-    description: str = Field("", max_length=MAX_DESCRIPTION, pattern=MULTI_LINE)
-    url: str = Field(
-        max_length=MAX_URL,
-        pattern=NO_SPACE,
-        examples=["https://hooks.example.com/qlik"],
-        description="https only, to a fully qualified domain name, never an IP address.",
-    )
-    event_types: list[EventTypeName] = Field(
-        alias="eventTypes",
-        min_length=1,
-        max_length=MAX_EVENT_TYPES,
-        examples=[["com.qlik.v1.app.reload.finished"]],
-        description="Names from `GET /webhooks/event-types`.",
-    )
-    level: Level | None = Field(
-        None, description="Default `tenant` for a TenantAdmin, `user` for anyone else."
-    )
-    owner_id: str | None = Field(
-        None,
-        alias="ownerId",
-        max_length=MAX_OWNER_ID,
-        pattern=SINGLE_LINE,
-        description="Default: the caller.",
-    )
-    filter: str | None = Field(
-        None,
-        max_length=MAX_FILTER,
-        pattern=MULTI_LINE,
-        examples=['spaceId eq "a1b2"'],
-        description="SCIM-style filter over id, spaceId, topLevelResourceId, data.status.",
-    )
-    headers: Headers = Field(
-        default_factory=dict, description="Sent with every request; at most 2048 bytes in all."
-    )
-    encrypted_headers: Headers = Field(
-        default_factory=dict,
-        alias="encryptedHeaders",
-        description="Sent with every request, encrypted at rest, never shown again; at most 2048"
-        " bytes in all.",
-    )
-    secret: str | None = Field(
-        None,
-        min_length=32,
-        max_length=MAX_SECRET,
-        pattern=SINGLE_LINE,
-        json_schema_extra={"writeOnly": True},
-        description="Signs each request: Qlik-Signature and webhook-signature.",
-    )
-    enable_cloud_event_delivery: bool = Field(False, alias="enableCloudEventDelivery")
-    check_certificate_revocation: bool = Field(False, alias="checkCertificateRevocation")
-    rate_limit: RateLimit | None = Field(
-        None,
-        alias="rateLimit",
-        description="Hookstream extension: deliveries over it wait their turn, never dropped"
-        " and never failed. Default: the dispatcher's (none unless configured).",
-    )
-    secret_rotation_grace_seconds: int = Field(
-        DEFAULT_GRACE_SECONDS,
-        alias="secretRotationGraceSeconds",
-        ge=0,
-        le=MAX_GRACE_SECONDS,
-        description="Hookstream extension: after the secret changes, how long the previous one"
-        " still signs (webhook-signature carries both); 0 keeps none and ends a running window.",
-    )
 
     @model_validator(mode="before")
     @classmethod
@@ -237,11 +133,19 @@ class WebhookInput(_Model):
         return set()
 
 
-class WebhookCreate(WebhookInput):
-    """The body of `POST /webhooks`."""
+WebhookInput = create_model(
+    "WebhookInput",
+    __base__=_WebhookBody,
+    __doc__="The written fields, shared by create and replace.",
+    **{spec.name: _written(spec) for spec in WRITTEN},
+)
 
-    enabled: bool = Field(True, description="New webhooks start enabled.")
-    origin: Origin = Field("api", description="Who created it; fixed at creation.")
+WebhookCreate = create_model(
+    "WebhookCreate",
+    __base__=WebhookInput,
+    __doc__="The body of `POST /webhooks`.",
+    **{spec.name: _written(spec) for spec in FIELDS if spec.only_at_creation},
+)
 
 
 class WebhookReplace(WebhookInput):
@@ -251,7 +155,7 @@ class WebhookReplace(WebhookInput):
 
     @classmethod
     def _also_read_only(cls, data: dict[str, Any]) -> set[str]:
-        return {"origin"} & set(data)
+        return ONLY_AT_CREATION & set(data)
 
 
 class PatchOperation(_Model):
@@ -262,62 +166,17 @@ class PatchOperation(_Model):
     value: Any = None
 
 
-class Webhook(_Model):
-    """A webhook as the API shows it: no secret, encrypted header names only."""
-
-    id: str
-    name: str
-    description: str
-    url: str
-    event_types: list[str] = Field(alias="eventTypes")
-    level: Level
-    owner_id: str = Field(alias="ownerId")
-    filter: str | None
-    enabled: bool
-    headers: dict[str, str]
-    encrypted_headers: list[str] = Field(alias="encryptedHeaders")
-    secret_key_added: bool = Field(alias="secretKeyAdded")
-    enable_cloud_event_delivery: bool = Field(alias="enableCloudEventDelivery")
-    check_certificate_revocation: bool = Field(alias="checkCertificateRevocation")
-    origin: Origin
-    created_at: datetime = Field(alias="createdAt")
-    updated_at: datetime = Field(alias="updatedAt")
-    created_by_user_id: str = Field(alias="createdByUserId")
-    updated_by_user_id: str = Field(alias="updatedByUserId")
-    disabled_reason: str | None = Field(alias="disabledReason")
-    disabled_reason_code: str | None = Field(alias="disabledReasonCode")
-    # Hookstream extensions, beyond the Qlik API.
-    rate_limit: RateLimit | None = Field(alias="rateLimit")
-    secret_rotation_grace_seconds: int = Field(alias="secretRotationGraceSeconds")
-    previous_secret_expires_at: datetime | None = Field(
-        alias="previousSecretExpiresAt",
-        description="While a rotation's grace window runs: when the previous secret stops"
-        " signing. The secrets themselves are never shown.",
-    )
-    last_delivery_at: datetime | None = Field(
-        alias="lastDeliveryAt", description="When the latest delivery attempt started."
-    )
-    last_status: LastStatus | None = Field(
-        alias="lastStatus", description="The outcome of the latest delivery attempt."
-    )
-    consecutive_failures: int = Field(
-        alias="consecutiveFailures", description="Failed attempts since the last success."
-    )
-    success_rate_1h: float | None = Field(
-        alias="successRate1h",
-        ge=0,
-        le=1,
-        description="Share of the attempts of the last hour that succeeded; null without any.",
-    )
-    success_rate_24h: float | None = Field(
-        alias="successRate24h",
-        ge=0,
-        le=1,
-        description="Share of the attempts of the last 24 hours that succeeded; null without any.",
-    )
-    pending_retries: int = Field(
-        alias="pendingRetries", description="Deliveries whose next attempt is scheduled."
-    )
+Webhook = create_model(
+    "Webhook",
+    __base__=_Model,
+    __doc__="A webhook as the API shows it: no secret, encrypted header names only.",
+    **{
+        spec.name: (spec.shown, Field(alias=spec.api, description=spec.description))
+        for spec in FIELDS
+        if spec.shown is not None
+    },
+    **HEALTH,
+)
 
 
 class Link(_Model):

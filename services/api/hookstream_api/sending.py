@@ -7,9 +7,8 @@ in the history and counts towards the webhook's health.
 
 import asyncpg
 
-from hookstream_common.delivery import build_request, send
+from hookstream_common.delivery import Sender, build_request
 from hookstream_common.history import Outcome, record_outcomes
-from hookstream_common.http_client import DeliveryClient
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_model import DeliveryTarget
 
@@ -17,7 +16,7 @@ from hookstream_common.webhook_model import DeliveryTarget
 async def send_now(
     job: DeliveryJob,
     target: DeliveryTarget,
-    client: DeliveryClient,
+    client: Sender,
     user_agent: str,
     pool: asyncpg.Pool,
     recovered_after: int,
@@ -25,7 +24,7 @@ async def send_now(
     """Make `job`'s single attempt and store it; a failed attempt is stored, never raised.
     A success that ends a run of `recovered_after` failures raises `webhook.recovered`."""
     outbound = build_request(target, job.event, job.delivery_id, user_agent)
-    attempt = await send(client, outbound)
+    attempt = await client(outbound)
     outcome = Outcome(
         delivery_id=job.delivery_id,
         tenant_id=job.tenant_id,

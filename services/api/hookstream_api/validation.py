@@ -2,13 +2,14 @@
 
 import re
 
-from hookstream_api.schemas import MAX_OWNER_ID, SINGLE_LINE
+from hookstream_common.client_certs import BadClientCertificate, inspect
 from hookstream_common.request_rules import (
     PortSet,
     UrlRuleError,
     check_webhook_url,
     is_reserved_header,
 )
+from hookstream_common.webhook_fields import MAX_OWNER_ID, SINGLE_LINE, ClientCertificateInput
 
 MAX_HEADER_BYTES = 2048
 
@@ -72,6 +73,16 @@ def check_certificate_revocation(enabled: bool) -> None:
             "true is not supported: deliveries verify certificates but do not check revocation"
             " (OCSP or CRL); leave it false",
         )
+
+
+def check_client_certificate(pair: ClientCertificateInput | None) -> None:
+    """A certificate chain and its own unencrypted key (client_certs); the error names
+    the part, never its content."""
+    if pair is not None:
+        try:
+            inspect(pair.certificate, pair.key)
+        except BadClientCertificate as exc:
+            raise InvalidInput(f"clientCertificate.{exc.part}", str(exc)) from None
 
 
 def check_owner_id(owner_id: str) -> None:

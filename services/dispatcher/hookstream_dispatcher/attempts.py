@@ -23,7 +23,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.delivery import Attempt, OutboundRequest, build_request
+from hookstream_common.delivery import Attempt, OutboundRequest, Sender, build_request
 from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.parking import park
@@ -65,8 +65,6 @@ STEP_FAILURES = prometheus_client.Counter(
     ["step"],
 )
 
-Sender = Callable[[OutboundRequest], Awaitable[Attempt]]
-"""POSTs one request (`hookstream_common.delivery.send` on the dispatcher's session)."""
 Disabler = Callable[[str, str, str], Awaitable[bool]]
 """Disables a webhook with a code and reason (`webhook_store.disable` on the pool)."""
 

@@ -15,9 +15,10 @@ import structlog
 import uvloop
 from aiokafka import AIOKafkaProducer
 
+from hookstream_common.client_certs import TlsContexts
 from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
-from hookstream_common.delivery import send
+from hookstream_common.delivery import sender
 from hookstream_common.http_client import DeliveryClient, delivery_session
 from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
@@ -95,7 +96,7 @@ async def _work(
         clients.targets,
         writer,
         clients.kafka,
-        send=functools.partial(send, session),
+        send=sender(session, TlsContexts(settings.extra_ca_file)),
         disable=functools.partial(disable, clients.pool),
     )
     retention = timedelta(days=settings.retention_days)

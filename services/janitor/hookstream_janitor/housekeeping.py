@@ -60,6 +60,8 @@ class PassReport:
     outbox_trimmed: int = 0
     recoveries_purged: int = 0
     rate_buckets_purged: int = 0
+    certificates_noticed: int = 0
+    certificates_expiring: int = 0
 
 
 async def history_partitions(conn: asyncpg.Connection) -> list[str]:

@@ -20,6 +20,7 @@ from hookstream_common.kafka import client_options
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import TRANSIENT, Readiness, kafka_check, postgres_check
+from hookstream_janitor.certificates import notice_expiring_certificates
 from hookstream_janitor.housekeeping import (
     PassReport,
     delete_drained_topics,
@@ -62,6 +63,12 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
             await admin.close()
         await trim_outbox(conn, now, report)
         await purge_records(conn, now, retention, report)
+        (
+            report.certificates_noticed,
+            report.certificates_expiring,
+        ) = await notice_expiring_certificates(
+            conn, now, timedelta(days=settings.client_certificate_notice_days)
+        )
     finally:
         await conn.close()  # also releases the lock
     record_pass(report)
@@ -73,6 +80,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         outbox_trimmed=report.outbox_trimmed,
         recoveries_purged=report.recoveries_purged,
         rate_buckets_purged=report.rate_buckets_purged,
+        certificates_noticed=report.certificates_noticed,
     )
     return report
 

@@ -46,6 +46,17 @@ ROWS_PURGED = prometheus_client.Counter(
     ["table"],
 )
 
+CERTIFICATES_EXPIRING = prometheus_client.Gauge(
+    "hookstream_janitor_client_certificates_expiring",
+    "Webhook client certificates that expire within the notice period or have expired, as of"
+    " the last pass.",
+)
+CERTIFICATE_NOTICES = prometheus_client.Counter(
+    "hookstream_janitor_certificate_expiry_notices_total",
+    "Expiring client certificates noticed (once per certificate; see"
+    " hookstream_janitor.certificates).",
+)
+
 
 def record_pass(report: PassReport) -> None:
     """Count what a successful pass did and stamp its end."""
@@ -55,5 +66,6 @@ def record_pass(report: PassReport) -> None:
     OUTBOX_TRIMMED.inc(report.outbox_trimmed)
     ROWS_PURGED.labels("recoveries").inc(report.recoveries_purged)
     ROWS_PURGED.labels("rate_buckets").inc(report.rate_buckets_purged)
+    CERTIFICATES_EXPIRING.set(report.certificates_expiring)
     PASSES.labels("success").inc()
     LAST_SUCCESS.set_to_current_time()

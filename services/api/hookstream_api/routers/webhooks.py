@@ -34,6 +34,7 @@ from hookstream_api.schemas import (
 from hookstream_api.validation import (
     InvalidInput,
     check_certificate_revocation,
+    check_client_certificate,
     check_event_types,
     check_headers,
     check_owner_id,
@@ -43,7 +44,8 @@ from hookstream_api.webhook_health import WebhookHealth
 from hookstream_common.catalogue import EventType, event_type_names
 from hookstream_common.filters import FilterError, parse_filter
 from hookstream_common.request_rules import PortSet
-from hookstream_common.webhook_model import RateLimit, WebhookFields, api_form
+from hookstream_common.webhook_fields import ONLY_AT_CREATION
+from hookstream_common.webhook_model import WebhookFields, api_form
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
@@ -66,7 +68,6 @@ async def webhooks_json(
 def checked_fields(
     body: WebhookInput,
     principal: Principal,
-    enabled: bool,
     ports: PortSet,
     event_types: tuple[EventType, ...],
 ) -> WebhookFields:
@@ -74,6 +75,7 @@ def checked_fields(
     try:
         check_url(body.url, ports)
         check_certificate_revocation(body.check_certificate_revocation)
+        check_client_certificate(body.client_certificate)
         check_event_types(body.event_types, event_type_names(event_types))
         check_headers("headers", body.headers)
         check_headers("encryptedHeaders", body.encrypted_headers)
@@ -98,23 +100,12 @@ def checked_fields(
     except InvalidInput as exc:
         raise invalid(str(exc)) from None
     return WebhookFields(
-        name=body.name,
-        description=body.description,
-        url=body.url,
-        event_types=list(dict.fromkeys(body.event_types)),
-        level=level,
-        owner_id=owner_id,
-        filter=body.filter,
-        enabled=enabled,
-        headers=body.headers,
-        encrypted_headers=body.encrypted_headers,
-        secret=body.secret,
-        enable_cloud_event_delivery=body.enable_cloud_event_delivery,
-        check_certificate_revocation=body.check_certificate_revocation,
-        rate_limit=RateLimit(body.rate_limit.per_second, body.rate_limit.burst)
-        if body.rate_limit
-        else None,
-        secret_rotation_grace_seconds=body.secret_rotation_grace_seconds,
+        body.model_dump(by_alias=True, exclude=set(ONLY_AT_CREATION))
+        | {
+            "eventTypes": list(dict.fromkeys(body.event_types)),
+            "level": level,
+            "ownerId": owner_id,
+        }
     )
 
 
@@ -143,9 +134,7 @@ async def create_webhook(
     known: Catalogue,
 ) -> dict[str, Any]:
     """Register a webhook; it receives events published from now on."""
-    fields = checked_fields(
-        body, principal, enabled=body.enabled, ports=settings.port_set, event_types=known
-    )
+    fields = checked_fields(body, principal, ports=settings.port_set, event_types=known)
     row = await repo.create(principal, fields, body.origin, settings.max_webhooks_per_tenant)
     return webhook_json(row, WebhookHealth())
 
@@ -194,7 +183,7 @@ async def patch_webhook(
     """Change some fields with a JSON Patch; the result is validated as a whole."""
     for operation in operations:
         top = operation.path.lstrip("/").split("/", 1)[0]
-        if top in READ_ONLY_FIELDS or top == "origin":
+        if top in READ_ONLY_FIELDS or top in ONLY_AT_CREATION:
             raise ApiError(409, "HOOKSTREAM-409", f"{top} is read-only.", "Conflict")
 
     def apply(current: dict[str, Any]) -> WebhookFields:
@@ -203,9 +192,7 @@ async def patch_webhook(
             body = WebhookCreate.model_validate(patched)
         except ValidationError as exc:
             raise invalid(_first_error(exc)) from None
-        return checked_fields(
-            body, principal, enabled=body.enabled, ports=settings.port_set, event_types=known
-        )
+        return checked_fields(body, principal, ports=settings.port_set, event_types=known)
 
     if await repo.patch(principal, parse_id(id), apply) is None:
         raise not_found()
@@ -222,9 +209,7 @@ async def replace_webhook(
     known: Catalogue,
 ) -> dict[str, Any]:
     """Replace every writable field; omitted ones return to their defaults."""
-    fields = checked_fields(
-        body, principal, enabled=body.enabled, ports=settings.port_set, event_types=known
-    )
+    fields = checked_fields(body, principal, ports=settings.port_set, event_types=known)
     row = await repo.replace(principal, parse_id(id), fields)
     if row is None:
         raise not_found()

@@ -267,6 +267,11 @@ class Console {
         : []),
     ].map(([field, value]) => ({ op: "replace", path: `/${field}`, value }));
     if (body.secret) ops.push({ op: "replace", path: "/secret", value: body.secret });
+    if (body.clientCertificate) {
+      ops.push({ op: "replace", path: "/clientCertificate", value: body.clientCertificate });
+    } else if (body.clientCertificate === null && this.editing.clientCertificate) {
+      ops.push({ op: "remove", path: "/clientCertificate" });
+    }
     for (const name of this.editing.encryptedHeaders) {
       if (!keptEncrypted.includes(name) && !(name in body.encryptedHeaders)) {
         ops.push({ op: "remove", path: `/encryptedHeaders/${pointer(name)}` });

@@ -15,6 +15,7 @@ const FIELD_NAMES = [
   "enableCloudEventDelivery",
   "rateLimit",
   "secretRotationGraceSeconds",
+  "clientCertificate",
 ];
 
 export class WebhookForm {
@@ -127,6 +128,7 @@ export class WebhookForm {
     const grace = webhook.secretRotationGraceSeconds;
     this.input("grace").value = grace === undefined || grace === null ? "" : String(grace);
     this.showWindow(webhook.previousSecretExpiresAt);
+    this.showClientCertificate(webhook.clientCertificate ?? null);
     const chosen = new Set(webhook.eventTypes ?? []);
     for (const box of this.form.querySelectorAll(".event-type")) box.checked = chosen.has(box.value);
     this.clearErrors();
@@ -165,7 +167,25 @@ export class WebhookForm {
     body.rateLimit = this.rateLimit();
     const grace = this.input("grace").value.trim();
     if (grace) body.secretRotationGraceSeconds = number(grace);
+    const certificate = this.input("clientCertificate").value.trim();
+    const key = this.input("clientKey").value.trim();
+    if (certificate || key) body.clientCertificate = { certificate, key };
+    else if (this.input("removeClientCertificate").checked) body.clientCertificate = null;
     return { body, keptEncrypted };
+  }
+
+  /** The stored client certificate's subject and expiry; its key is never shown. Typing a new
+   * pair replaces it; the box removes it. */
+  showClientCertificate(info) {
+    this.input("clientCertificate").value = "";
+    this.input("clientKey").value = "";
+    this.input("removeClientCertificate").checked = false;
+    this.form.querySelector(".remove-client-certificate").hidden = !info;
+    const state = this.form.querySelector(".client-certificate-state");
+    state.hidden = !info;
+    state.textContent = info
+      ? t("field.clientCertificateSet", { subject: info.subject, time: formatTime(info.notAfter) })
+      : "";
   }
 
   /** The rate limit as typed: null when both are empty, the API checks the rest. */
@@ -237,6 +257,9 @@ export class WebhookForm {
   fieldInput(field, named = "") {
     if (field === "rateLimit") {
       return this.input(/^rateLimit\.burst/.test(named) ? "rateBurst" : "ratePerSecond");
+    }
+    if (field === "clientCertificate") {
+      return this.input(/^clientCertificate\.key/.test(named) ? "clientKey" : "clientCertificate");
     }
     const ids = {
       secretRotationGraceSeconds: "grace",
