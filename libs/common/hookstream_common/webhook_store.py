@@ -1,13 +1,15 @@
 """Webhook reads and writes that more than the API makes (the forms are in webhook_model).
 
 Every write of a webhook goes with an outbox row in the same transaction (`record_change`), so the
-relay publishes it to the matcher; the dispatcher's auto-disable writes through here too.
+relay publishes it to the matcher; the dispatcher's auto-disable writes through here too, with its
+audit row (actor `system`).
 """
 
 import uuid
 
 import asyncpg
 
+from hookstream_common import audit
 from hookstream_common.crypto import SecretBox
 from hookstream_common.routing import TenantRoutes
 from hookstream_common.webhook_model import (
@@ -55,7 +57,8 @@ async def record_change(
 
 
 async def disable(pool: asyncpg.Pool, webhook_id: str, code: str, reason: str) -> bool:
-    """Disable an enabled webhook with a reason, as the API would; False if it was not enabled."""
+    """Disable an enabled webhook with a reason, as the API would, and audit it as the system's
+    act; False if it was not enabled."""
     async with pool.acquire() as conn, conn.transaction():
         tenant_id = await conn.fetchval(
             "UPDATE webhooks SET enabled = false, disabled_reason = $2, disabled_reason_code = $3,"
@@ -67,4 +70,7 @@ async def disable(pool: asyncpg.Pool, webhook_id: str, code: str, reason: str) -
         if tenant_id is None:
             return False
         await record_change(conn, tenant_id, webhook_id, "disabled")
+        await audit.record(
+            conn, audit.SYSTEM, "disable", webhook_id, ["enabled"], {"reasonCode": code}
+        )
     return True

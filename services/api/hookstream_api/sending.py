@@ -2,12 +2,17 @@
 
 The same steps as the dispatcher's, without its retries: build and sign the request from the
 webhook's current target, send it once, and store the outcome like every other attempt, so it is
-in the history and counts towards the webhook's health.
+in the history and counts towards the webhook's health; its audit row goes in the same
+transaction.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 import asyncpg
 
+from hookstream_common import audit
 from hookstream_common.delivery import build_request, send
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_common.jobs import DeliveryJob
@@ -20,8 +25,12 @@ async def send_now(
     client: aiohttp.ClientSession,
     user_agent: str,
     pool: asyncpg.Pool,
+    actor: audit.Actor,
+    action: audit.Action,
+    details: Mapping[str, Any],
 ) -> None:
-    """Make `job`'s single attempt and store it; a failed attempt is stored, never raised."""
+    """Make `job`'s single attempt and store it with the audit row of `action` (`details` and
+    the delivery's id); a failed attempt is stored, never raised."""
     outbound = build_request(target, job.event, job.delivery_id, user_agent)
     attempt = await send(client, outbound)
     outcome = Outcome(
@@ -39,3 +48,6 @@ async def send_now(
     )
     async with pool.acquire() as conn, conn.transaction():
         await record_outcomes(conn, [outcome])
+        await audit.record(
+            conn, actor, action, job.webhook_id, details={**details, "deliveryId": job.delivery_id}
+        )

@@ -23,6 +23,7 @@ from hookstream_common.resilience import TRANSIENT, Readiness, kafka_check, post
 from hookstream_janitor.housekeeping import (
     PassReport,
     delete_drained_topics,
+    prune_audit,
     purge_records,
     rotate_partitions,
     trim_outbox,
@@ -62,6 +63,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
             await admin.close()
         await trim_outbox(conn, now, report)
         await purge_records(conn, now, retention, report)
+        await prune_audit(conn, now, timedelta(days=settings.audit_retention_days), report)
     finally:
         await conn.close()  # also releases the lock
     record_pass(report)
@@ -73,6 +75,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         outbox_trimmed=report.outbox_trimmed,
         recoveries_purged=report.recoveries_purged,
         rate_buckets_purged=report.rate_buckets_purged,
+        audit_events_pruned=report.audit_events_pruned,
     )
     return report
 

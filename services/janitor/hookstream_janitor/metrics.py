@@ -42,7 +42,7 @@ OUTBOX_TRIMMED = prometheus_client.Counter(
 ROWS_PURGED = prometheus_client.Counter(
     "hookstream_janitor_rows_purged_total",
     "Rows deleted because they were done with: finished recoveries past the retention, full"
-    " rate buckets; by table.",
+    " rate buckets, audit rows past the audit retention; by table.",
     ["table"],
 )
 
@@ -55,5 +55,6 @@ def record_pass(report: PassReport) -> None:
     OUTBOX_TRIMMED.inc(report.outbox_trimmed)
     ROWS_PURGED.labels("recoveries").inc(report.recoveries_purged)
     ROWS_PURGED.labels("rate_buckets").inc(report.rate_buckets_purged)
+    ROWS_PURGED.labels("audit_events").inc(report.audit_events_pruned)
     PASSES.labels("success").inc()
     LAST_SUCCESS.set_to_current_time()

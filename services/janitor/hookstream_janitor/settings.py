@@ -11,3 +11,9 @@ class JanitorSettings(CommonSettings):
     janitor_host: str = Field("127.0.0.1", description="Address of /metrics, /healthz, /readyz.")
     janitor_port: int = Field(8003, description="Port of the janitor's operations endpoints.")
     janitor_interval_seconds: float = Field(300.0, description="Pause between two passes.")
+    audit_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="The audit trail (docs/audit.md) is kept this many days; older rows are"
+        " deleted in each pass.",
+    )
