@@ -49,7 +49,7 @@ MIN_CASES = 1000
 RUN_TIMEOUT = 150.0
 APP_CREATED = "com.qlik.v1.app.created"
 CANARIES = Canaries()
-MIN_OPERATIONS = 27  # 13 webhook operations under each of /api/v1 and /api/core, product-info
+MIN_OPERATIONS = 31  # 15 webhook operations under each of /api/v1 and /api/core, product-info
 
 WRITABLE_POINTERS = [
     "/name",
@@ -181,6 +181,11 @@ def schemathesis_config(seeds: Seeds, receiver: Receiver) -> dict[str, Any]:
                 "parameters": {
                     "path.id": {"dictionary": "history_webhook_ids", "probability": 1.0}
                 },
+            },
+            {
+                # A webhook's audit trail, mostly of the webhook the run changes.
+                "include-path-regex": r"/\{id\}/audit$",
+                "parameters": {"path.id": {"dictionary": "webhook_ids", "probability": 0.8}},
             },
             {
                 "include-path-regex": r"/event-types$",
