@@ -311,13 +311,15 @@ class WebhookRepository:
         return writable_form(row, self._box)
 
     def _audited_form(self, row: asyncpg.Record) -> dict[str, Any]:
-        """The writable document of the row before a change, to audit. A secret or encrypted
-        headers no key opens (a PUT mends them) compare as changed, whatever replaces them."""
+        """The writable document of the row before a change, to audit. When no key opens the
+        sealed values (a PUT mends such a webhook), each one stored compares as changed,
+        whatever replaces it."""
         try:
             return writable_form(row, self._box)
         except UndecryptableSecret:
             readable = writable_form({**row, "secret": None, "encrypted_headers": None}, self._box)
-            return readable | {"secret": _UNREADABLE, "encryptedHeaders": _UNREADABLE}
+            sealed = {"secret": row["secret"], "encryptedHeaders": row["encrypted_headers"]}
+            return readable | {name: _UNREADABLE for name, value in sealed.items() if value}
 
     def _previous_after(self, row: asyncpg.Record, fields: WebhookFields) -> PreviousSecret | None:
         """The previous secret the webhook keeps after this change (secret_rotation).
