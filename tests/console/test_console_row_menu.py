@@ -86,7 +86,7 @@ async def test_enable_and_disable_from_the_row_menu_with_the_keyboard(
     menu = page.get_by_role("menu", name="Actions for switchable")
     await expect(menu).to_be_visible()
     await expect(menu.get_by_role("menuitem")).to_have_text(
-        ["Edit", "Rotate secret", "Send test event", "Disable webhook", "Delete"]
+        ["Edit", "Rotate secret", "Send test event", "Disable webhook", "Audit trail", "Delete"]
     )
     await assert_accessible(page, "row menu")
     await page.keyboard.press("ArrowDown")

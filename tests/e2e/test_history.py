@@ -192,6 +192,8 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
             "0007_event_bodies_as_sent",
             "0008_health_counts",
             "0009_rate_buckets_and_bounded_history",
+            "0010_audit_trail",
+            "0011_client_certificates",
             "0012_operational_events",
         ]
         new = await asyncpg.connect(dsn)

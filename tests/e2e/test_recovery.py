@@ -19,6 +19,7 @@ from history_rows import CREATED, insert_delivery, insert_webhook, outcome, own_
 
 from hookstream_api.recoveries import RecoveryWorker, create_recovery
 from hookstream_client import AsyncClient, Delivery, Recovery, Webhook
+from hookstream_common import audit
 from hookstream_common.db import create_pool
 from hookstream_common.events import Event
 from hookstream_common.history import record_outcomes
@@ -196,7 +197,9 @@ class Bench:
 
     async def recover(self) -> asyncpg.Record:
         webhook = uuid.UUID(self.webhook_id)
-        return await create_recovery(self.pool, "t", webhook, self.since, self.until, 10)
+        return await create_recovery(
+            self.pool, "t", webhook, self.since, self.until, 10, audit.Actor("u1")
+        )
 
     async def run_until_done(self, *workers: RecoveryWorker) -> None:
         for _ in range(30):

@@ -191,5 +191,7 @@ async def test_undecryptable_secret_is_a_409_until_put_replaces_it(
 
     replaced = await api.put(path, json=body(secret=SECRET, enabled=True), headers=bearer(auth))
     assert replaced.status_code == 200, replaced.text
+    audited = (await api.get(f"{path}/audit", headers=bearer(auth))).json()["data"][0]
+    assert audited["changedFields"] == ["secret"]  # what no key opened counts as changed
     assert (await api.patch(path, json=rename, headers=bearer(auth))).status_code == 204
     assert (await api.get(path, headers=bearer(auth))).json()["name"] == "renamed"

@@ -58,11 +58,13 @@ class Canaries:
         return found
 
     async def found_in_history(self, database_url: str) -> list[str]:
-        """The history tables whose rows carry a canary as text (request headers, bodies)."""
+        """The history and audit tables whose rows carry a canary as text (request headers,
+        bodies)."""
         conn = await asyncpg.connect(database_url)
         try:
             leaked = []
-            for table in ("deliveries", "delivery_attempts", "event_bodies", "outbox"):
+            tables = ("deliveries", "delivery_attempts", "event_bodies", "outbox", "audit_events")
+            for table in tables:
                 hits = await conn.fetchval(
                     f"SELECT count(*) FROM {table} t WHERE t::text LIKE ANY($1::text[])",
                     [f"%{value}%" for value in self.values],

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from hookstream_client import (
     ApiError,
     AsyncClient,
+    AuditEvent,
     Client,
     Delivery,
     EventType,
@@ -53,6 +54,7 @@ def test_every_operation_of_the_openapi_document_has_a_client_method() -> None:
         (Delivery, "Delivery"),
         (Recovery, "Recovery"),
         (EventType, "EventTypeInfo"),
+        (AuditEvent, "AuditEvent"),
     ],
 )
 def test_models_have_the_fields_of_the_openapi_schemas(model: type[BaseModel], schema: str) -> None:

@@ -25,6 +25,8 @@ WEBHOOK_OPERATIONS = {
     ("post", "/webhooks/{id}/actions/recover"): ("202", "Recovery"),
     ("get", "/webhooks/{id}/actions/recover/{recoveryId}"): ("200", "Recovery"),
     ("post", "/webhooks/{id}/actions/test"): ("201", "Delivery"),
+    ("get", "/webhooks/audit"): ("200", "AuditEventList"),
+    ("get", "/webhooks/{id}/audit"): ("200", "AuditEventList"),
 }
 ERROR_STATUSES = ("400", "401", "403", "404")
 REF = "#/components/schemas/"

@@ -15,6 +15,7 @@ Errors of the API raise `ApiError`, carrying its `status`, `code` and `detail`.
 from hookstream_client.client import AsyncClient, Client
 from hookstream_client.errors import ApiError
 from hookstream_client.models import (
+    AuditEvent,
     ClientCertificate,
     ClientCertificateInfo,
     Delivery,
@@ -33,6 +34,7 @@ from hookstream_client.models import (
 __all__ = [
     "ApiError",
     "AsyncClient",
+    "AuditEvent",
     "Client",
     "ClientCertificate",
     "ClientCertificateInfo",

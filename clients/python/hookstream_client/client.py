@@ -10,7 +10,7 @@ from typing import Any, Generic, Self, TypeVar
 import httpx
 
 from hookstream_client import operations as ops
-from hookstream_client.models import Delivery, EventType, Item, Page, Recovery, Webhook
+from hookstream_client.models import AuditEvent, Delivery, EventType, Item, Page, Recovery, Webhook
 from hookstream_client.operations import Body, Call, Patch, QueryValue, Result, Time
 
 Http = TypeVar("Http", httpx.Client, httpx.AsyncClient)
@@ -118,6 +118,14 @@ class Client(_Api[httpx.Client]):
         """Every delivery that matches, following the `next` links page by page."""
         return self._items(ops.list_deliveries(webhook_id, filters))
 
+    def list_audit(self, webhook_id: str, **filters: QueryValue) -> Page[AuditEvent]:
+        """One page of a webhook's audit trail (`action`, `actor`, `since`, `until`, ...)."""
+        return self._send(ops.list_audit(webhook_id, filters))
+
+    def list_tenant_audit(self, **filters: QueryValue) -> Page[AuditEvent]:
+        """One page of the audit trail of every webhook the caller may see (`webhook_id`, ...)."""
+        return self._send(ops.list_tenant_audit(filters))
+
     def get_delivery(self, webhook_id: str, delivery_id: str) -> Delivery:
         """One delivery, with its request and response."""
         return self._send(ops.get_delivery(webhook_id, delivery_id))
@@ -221,6 +229,14 @@ class AsyncClient(_Api[httpx.AsyncClient]):
     def iter_deliveries(self, webhook_id: str, **filters: QueryValue) -> AsyncIterator[Delivery]:
         """Every delivery that matches, following the `next` links page by page."""
         return self._items(ops.list_deliveries(webhook_id, filters))
+
+    async def list_audit(self, webhook_id: str, **filters: QueryValue) -> Page[AuditEvent]:
+        """One page of a webhook's audit trail (`action`, `actor`, `since`, `until`, ...)."""
+        return await self._send(ops.list_audit(webhook_id, filters))
+
+    async def list_tenant_audit(self, **filters: QueryValue) -> Page[AuditEvent]:
+        """One page of the audit trail of every webhook the caller may see (`webhook_id`, ...)."""
+        return await self._send(ops.list_tenant_audit(filters))
 
     async def get_delivery(self, webhook_id: str, delivery_id: str) -> Delivery:
         """One delivery, with its request and response."""

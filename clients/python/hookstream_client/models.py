@@ -163,6 +163,21 @@ class Recovery(_Model):
     finished_at: datetime | None = None
 
 
+class AuditEvent(_Model):
+    """One management action on a webhook (a Hookstream extension): who, when, from where, and
+    which fields it changed (names only, never values)."""
+
+    id: str
+    webhook_id: str
+    action: str
+    actor: str
+    source_address: str | None = None
+    changed_fields: list[str] = []
+    details: dict[str, Any] = {}
+    trace_id: str | None = None
+    created_at: datetime
+
+
 class Link(_Model):
     """One paging link."""
 

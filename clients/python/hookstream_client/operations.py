@@ -15,6 +15,7 @@ from pydantic.alias_generators import to_camel
 
 from hookstream_client.errors import ApiError
 from hookstream_client.models import (
+    AuditEvent,
     Delivery,
     EventType,
     Item,
@@ -156,6 +157,16 @@ def delete_webhook(webhook_id: str) -> Call[None]:
 def list_deliveries(webhook_id: str, filters: Mapping[str, QueryValue]) -> Call[Page[Delivery]]:
     path = f"/webhooks/{webhook_id}/deliveries"
     return Call("GET", path, _model(Page[Delivery]), _query(filters))
+
+
+@operation("GET", "/webhooks/{id}/audit")
+def list_audit(webhook_id: str, filters: Mapping[str, QueryValue]) -> Call[Page[AuditEvent]]:
+    return Call("GET", f"/webhooks/{webhook_id}/audit", _model(Page[AuditEvent]), _query(filters))
+
+
+@operation("GET", "/webhooks/audit")
+def list_tenant_audit(filters: Mapping[str, QueryValue]) -> Call[Page[AuditEvent]]:
+    return Call("GET", "/webhooks/audit", _model(Page[AuditEvent]), _query(filters))
 
 
 @operation("GET", "/webhooks/{id}/deliveries/{deliveryId}")

@@ -1,13 +1,15 @@
 """Webhook reads and writes that more than the API makes (the forms are in webhook_model).
 
 Every write of a webhook goes with an outbox row in the same transaction (`record_change`), so the
-relay publishes it to the matcher; the dispatcher's auto-disable writes through here too.
+relay publishes it to the matcher; the dispatcher's auto-disable writes through here too, with its
+audit row (actor `system`).
 """
 
 import uuid
 
 import asyncpg
 
+from hookstream_common import audit
 from hookstream_common.crypto import SecretBox
 from hookstream_common.operational import Subject, announce, webhook_disabled
 from hookstream_common.routing import TenantRoutes
@@ -56,8 +58,9 @@ async def record_change(
 
 
 async def disable(pool: asyncpg.Pool, webhook_id: str, code: str, reason: str) -> bool:
-    """Disable an enabled webhook with a reason, as the API would, and raise the operational
-    event `webhook.disabled` in the same transaction; False if it was not enabled."""
+    """Disable an enabled webhook with a reason, as the API would, audit it as the system's act
+    and raise the operational event `webhook.disabled`, all in one transaction; False if it was
+    not enabled."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "UPDATE webhooks SET enabled = false, disabled_reason = $2, disabled_reason_code = $3,"
@@ -70,6 +73,9 @@ async def disable(pool: asyncpg.Pool, webhook_id: str, code: str, reason: str) -
         if row is None:
             return False
         await record_change(conn, row["tenant_id"], webhook_id, "disabled")
+        await audit.record(
+            conn, audit.SYSTEM, "disable", webhook_id, ["enabled"], {"reasonCode": code}
+        )
         subject = Subject(webhook_id, row["tenant_id"], row["name"], row["owner_id"])
         await announce(conn, [webhook_disabled(subject, code, reason, row["updated_at"])])
     return True

@@ -1,5 +1,6 @@
 """Shared per-request dependencies: settings, the pool and secret box, repositories, the
-visible webhook, the delivery client, the recovery worker, and the query parameters of the lists.
+visible webhook, the delivery client, the recovery worker, who acts (for the audit trail), and the
+query parameters of the lists.
 
 Only this module reads `request.app.state`; routers take what they need as parameters.
 """
@@ -17,9 +18,11 @@ from hookstream_api.errors import ApiError, not_found
 from hookstream_api.paging import Sortable, page_request
 from hookstream_api.rate_limits import InFlight, Limit, Rate, take_all
 from hookstream_api.recoveries import RecoveryWorker
-from hookstream_api.repository import DeliveryRepository, WebhookRepository
-from hookstream_api.schemas import DeliveryQuery, WebhookQuery
+from hookstream_api.repository import AuditRepository, DeliveryRepository, WebhookRepository
+from hookstream_api.request_context import request_trace_id
+from hookstream_api.schemas import AuditQuery, DeliveryQuery, TenantAuditQuery, WebhookQuery
 from hookstream_api.settings import ApiSettings
+from hookstream_common.audit import Actor
 from hookstream_common.catalogue import EventType
 from hookstream_common.crypto import SecretBox
 from hookstream_common.delivery import Sender
@@ -56,10 +59,26 @@ def recovery_worker(request: Request) -> RecoveryWorker:
     return request.app.state.recovery_worker
 
 
-def webhook_repository(request: Request) -> WebhookRepository:
-    """Repository over the app's pool and secret box."""
+def audit_actor(request: Request, principal: CurrentPrincipal) -> Actor:
+    """Who makes this request, for the audit trail: the token's subject, the client address
+    (the forwarded one from a trusted proxy, `forwarded_allow_ips`) and the trace id."""
+    address = request.client.host if request.client else None
+    return Actor(principal.user_id, address, request_trace_id(request.scope))
+
+
+AuditActor = Annotated[Actor, Depends(audit_actor)]
+
+
+def webhook_repository(request: Request, actor: AuditActor) -> WebhookRepository:
+    """Repository over the app's pool and secret box, auditing writes as the caller's."""
     _connected(request)
-    return WebhookRepository(request.app.state.pool, request.app.state.box)
+    return WebhookRepository(request.app.state.pool, request.app.state.box, actor)
+
+
+def audit_repository(request: Request) -> AuditRepository:
+    """Repository over the app's pool."""
+    _connected(request)
+    return AuditRepository(request.app.state.pool)
 
 
 def delivery_repository(request: Request) -> DeliveryRepository:
@@ -118,6 +137,7 @@ Box = Annotated[SecretBox, Depends(secret_box)]
 Recoveries = Annotated[RecoveryWorker, Depends(recovery_worker)]
 Webhooks = Annotated[WebhookRepository, Depends(webhook_repository)]
 Deliveries = Annotated[DeliveryRepository, Depends(delivery_repository)]
+AuditTrail = Annotated[AuditRepository, Depends(audit_repository)]
 Catalogue = Annotated[tuple[EventType, ...], Depends(catalogue)]
 WriteAllowed = Depends(write_allowed)
 """Add to `dependencies=` of every route that writes a webhook."""
@@ -208,3 +228,10 @@ WebhookPage = page_request(WEBHOOK_SORTS)
 DeliveryFilters = Annotated[DeliveryQuery, Query()]
 DeliveryPage = page_request(DELIVERY_SORTS)
 """`GET /webhooks/{id}/deliveries`: its filters, and its sort, limit and cursors."""
+AUDIT_SORTS = Sortable(
+    columns={"createdAt": "created_at"}, default="-createdAt", kinds={"createdAt": datetime}
+)
+AuditFilters = Annotated[AuditQuery, Query()]
+TenantAuditFilters = Annotated[TenantAuditQuery, Query()]
+AuditPage = page_request(AUDIT_SORTS)
+"""`GET /webhooks/{id}/audit` and `GET /webhooks/audit`: filters, sort, limit and cursors."""

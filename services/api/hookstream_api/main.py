@@ -22,7 +22,14 @@ from hookstream_api.rate_limits import InFlight
 from hookstream_api.recoveries import start_recovery_worker
 from hookstream_api.relay import OutboxRelay
 from hookstream_api.request_context import RequestContext
-from hookstream_api.routers import deliveries, product_info, recovery, test_events, webhooks
+from hookstream_api.routers import (
+    audit,
+    deliveries,
+    product_info,
+    recovery,
+    test_events,
+    webhooks,
+)
 from hookstream_api.settings import ApiSettings
 from hookstream_common import catalogue
 from hookstream_common.client_certs import TlsContexts
@@ -153,6 +160,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics)
     app.add_middleware(RequestContext)
     for prefix in API_PREFIXES:
+        app.include_router(audit.router, prefix=prefix)  # before `/webhooks/{id}`
         app.include_router(webhooks.router, prefix=prefix)
         app.include_router(deliveries.router, prefix=prefix)
         app.include_router(recovery.router, prefix=prefix)

@@ -26,6 +26,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from hookstream_common import audit
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.health_counts import add_counts, due_changes
 from hookstream_common.history import PENDING_ATTEMPT_SQL
@@ -103,12 +104,23 @@ async def create_recovery(
     since: datetime,
     until: datetime,
     max_running: int,
+    actor: audit.Actor,
 ) -> asyncpg.Record | None:
-    """Store a recovery of [since, until), counting the deliveries it will queue; None when the
-    tenant already has `max_running` recoveries under way."""
-    return await pool.fetchrow(
-        _CREATE_SQL, uuid.uuid4(), tenant_id, webhook_id, since, until, max_running
-    )
+    """Store a recovery of [since, until), counting the deliveries it will queue, with its audit
+    row as `actor`'s; None when the tenant already has `max_running` recoveries under way."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            _CREATE_SQL, uuid.uuid4(), tenant_id, webhook_id, since, until, max_running
+        )
+        if row is not None:
+            details = {
+                "recoveryId": str(row["id"]),
+                "since": since.isoformat(),
+                "until": until.isoformat(),
+                "total": row["total"],
+            }
+            await audit.record(conn, actor, "recover", webhook_id, details=details)
+    return row
 
 
 async def read_recovery(

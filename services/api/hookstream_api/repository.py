@@ -1,7 +1,8 @@
-"""Webhook and delivery SQL of the API. Every statement is scoped to the caller's tenant in SQL.
+"""Webhook, delivery and audit SQL of the API. Every statement is scoped to the caller's tenant
+in SQL.
 
-A change to a webhook and its outbox row are written in one transaction (no dual writes); the
-relay turns outbox rows into Kafka records.
+A change to a webhook, its outbox row and its audit row are written in one transaction (no dual
+writes); the relay turns outbox rows into Kafka records.
 """
 
 import uuid
@@ -16,8 +17,9 @@ import structlog
 from hookstream_api.auth import Principal
 from hookstream_api.errors import ApiError
 from hookstream_api.paging import PageQuery, PageRequest, page_query
-from hookstream_api.schemas import DeliveryQuery, WebhookQuery
+from hookstream_api.schemas import AuditQuery, DeliveryQuery, WebhookQuery
 from hookstream_api.webhook_health import WebhookHealth, load_health
+from hookstream_common import audit
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.db import advisory_lock_key
 from hookstream_common.secret_rotation import PreviousSecret, after_change
@@ -31,6 +33,9 @@ from hookstream_common.webhook_model import (
 from hookstream_common.webhook_store import record_change
 
 log = structlog.get_logger(__name__)
+
+_UNREADABLE = object()
+"""Stands for a stored secret no key opens: equal to no value a change can write."""
 
 
 @dataclass(frozen=True)
@@ -100,11 +105,12 @@ async def _fetch_page(
 
 
 class WebhookRepository:
-    """Reads and writes webhooks for one request."""
+    """Reads and writes webhooks for one request; each write is audited as `actor`'s."""
 
-    def __init__(self, pool: asyncpg.Pool, box: SecretBox) -> None:
+    def __init__(self, pool: asyncpg.Pool, box: SecretBox, actor: audit.Actor) -> None:
         self._pool = pool
         self._box = box
+        self._actor = actor
 
     async def create(
         self, principal: Principal, fields: WebhookFields, origin: str, limit: int
@@ -145,6 +151,10 @@ class WebhookRepository:
                 *columns.values(),
             )
             await record_change(conn, principal.tenant_id, webhook_id, "created")
+            created = await self._document(conn, webhook_id)
+            await audit.record(
+                conn, self._actor, "create", webhook_id, audit.changed_fields({}, created)
+            )
         return row
 
     async def health(self, webhook_ids: list[uuid.UUID]) -> dict[uuid.UUID, WebhookHealth]:
@@ -269,6 +279,11 @@ class WebhookRepository:
                     webhook_id,
                 )
             await record_change(conn, row["tenant_id"], webhook_id, "updated")
+            changed = audit.changed_fields(
+                self._audited_form(row), await self._document(conn, webhook_id)
+            )
+            action = audit.update_action(changed, fields.enabled)
+            await audit.record(conn, self._actor, action, webhook_id, changed)
         return updated
 
     def _writable(self, row: asyncpg.Record) -> dict[str, Any]:
@@ -289,6 +304,22 @@ class WebhookRepository:
                 " with PUT.",
                 "Conflict",
             ) from None
+
+    async def _document(self, conn: asyncpg.Connection, webhook_id: uuid.UUID) -> dict[str, Any]:
+        """The writable document of the row as just written (its key opens it), to audit."""
+        row = await conn.fetchrow("SELECT * FROM webhooks WHERE id = $1", webhook_id)
+        return writable_form(row, self._box)
+
+    def _audited_form(self, row: asyncpg.Record) -> dict[str, Any]:
+        """The writable document of the row before a change, to audit. When no key opens the
+        sealed values (a PUT mends such a webhook), each one stored compares as changed,
+        whatever replaces it."""
+        try:
+            return writable_form(row, self._box)
+        except UndecryptableSecret:
+            readable = writable_form({**row, "secret": None, "encrypted_headers": None}, self._box)
+            sealed = {"secret": row["secret"], "encryptedHeaders": row["encrypted_headers"]}
+            return readable | {name: _UNREADABLE for name, value in sealed.items() if value}
 
     def _previous_after(self, row: asyncpg.Record, fields: WebhookFields) -> PreviousSecret | None:
         """The previous secret the webhook keeps after this change (secret_rotation).
@@ -316,6 +347,7 @@ class WebhookRepository:
                 return False
             _check_may_manage(principal, row)
             tenant_id = row["tenant_id"]
+            await audit.record(conn, self._actor, "delete", webhook_id)
             await conn.execute("DELETE FROM webhooks WHERE id = $1", webhook_id)
             await conn.execute(
                 "INSERT INTO deleted_webhooks (webhook_id, tenant_id) VALUES ($1, $2)",
@@ -385,3 +417,47 @@ class DeliveryRepository:
         where = self._scoped(tenant_id, webhook_id)
         where.add("d.id = {}", delivery_id)
         return await self._pool.fetchrow(f"{_DELIVERY_SELECT} WHERE {where.sql}", *where.params)
+
+
+class AuditRepository:
+    """Reads of the audit trail, visible as the webhooks are: the caller's tenant, and only the
+    rows of webhooks the caller owned when the action happened unless a TenantAdmin."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def list(
+        self,
+        principal: Principal,
+        filters: AuditQuery,
+        request: PageRequest,
+        webhook_id: uuid.UUID | None = None,
+    ) -> Page:
+        """The visible rows (of one webhook, or all) that pass every filter, one keyset page."""
+        where = _Where()
+        where.visible_to(principal)
+        if webhook_id is not None:
+            where.add("webhook_id = {}", webhook_id)
+        if filters.action_list:
+            where.add("action = ANY({}::text[])", filters.action_list)
+        if filters.actor:
+            where.add("actor = {}", filters.actor)
+        if filters.since:
+            where.add("created_at >= {}", filters.since)
+        if filters.until:
+            where.add("created_at < {}", filters.until)
+        return await _fetch_page(self._pool, "SELECT * FROM audit_events", where, request)
+
+    async def has_subject(self, principal: Principal, webhook_id: uuid.UUID) -> bool:
+        """Whether the caller may see the webhook, or the trail it left when deleted."""
+        where = _Where.webhook(principal, webhook_id)
+        if await self._pool.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM webhooks WHERE {where.sql})", *where.params
+        ):
+            return True
+        trail = _Where()
+        trail.add("webhook_id = {}", webhook_id)
+        trail.visible_to(principal)
+        return await self._pool.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM audit_events WHERE {trail.sql})", *trail.params
+        )

@@ -2,6 +2,7 @@
 field declarations (hookstream_common.webhook_fields)."""
 
 import re
+import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from hookstream_common.audit import ACTIONS
 from hookstream_common.webhook_fields import (
     FIELDS,
     MAX_EVENT_TYPE,
@@ -409,3 +411,83 @@ class DeliveryQuery(BaseModel):
         None, description="Triggered at or after (RFC 3339, with offset)."
     )
     until: Timestamp | None = Field(None, description="Triggered before (RFC 3339, with offset).")
+
+
+MAX_ACTIONS_QUERY = 128
+
+
+class AuditQuery(BaseModel):
+    """The filters of `GET /webhooks/{id}/audit` (a Hookstream extension)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    action: str | None = Field(
+        None,
+        max_length=MAX_ACTIONS_QUERY,
+        description=f"Comma list; any may match. Each one of {', '.join(ACTIONS)}.",
+    )
+    actor: str | None = Field(
+        None, max_length=MAX_USER_ID, description="The user id who acted, or `system`."
+    )
+    since: Timestamp | None = Field(
+        None, description="Recorded at or after (RFC 3339, with offset)."
+    )
+    until: Timestamp | None = Field(None, description="Recorded before (RFC 3339, with offset).")
+
+    @field_validator("action")
+    @classmethod
+    def _known_actions(cls, value: str | None) -> str | None:
+        if set(_comma_list(value) or ()) - set(ACTIONS):
+            raise ValueError(f"each must be one of {', '.join(ACTIONS)}")
+        return value
+
+    @property
+    def action_list(self) -> list[str] | None:
+        return _comma_list(self.action)
+
+
+class TenantAuditQuery(AuditQuery):
+    """The filters of `GET /webhooks/audit` (a Hookstream extension): also by webhook."""
+
+    webhook_id: str | None = Field(
+        None,
+        alias="webhookId",
+        max_length=36,
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        description="Only this webhook's rows (also once deleted).",
+    )
+
+    @property
+    def webhook_uuid(self) -> uuid.UUID | None:
+        return uuid.UUID(self.webhook_id) if self.webhook_id else None
+
+
+class AuditEvent(_Model):
+    """One management action on a webhook (a Hookstream extension). Never a secret or header
+    value: `changedFields` names fields, `details` holds ids and codes."""
+
+    id: str
+    webhook_id: str = Field(alias="webhookId")
+    action: str = Field(description=f"One of {', '.join(ACTIONS)}.")
+    actor: str = Field(description="The token subject (user id) who acted, or `system`.")
+    source_address: str | None = Field(
+        alias="sourceAddress", description="The client address of the request; null for system."
+    )
+    changed_fields: list[str] = Field(
+        alias="changedFields", description="The webhook's fields the action changed or set."
+    )
+    details: dict[str, Any] = Field(
+        description="Ids and codes: `reasonCode` of an auto-disable; the deliveries of a resend"
+        " or test; the recovery, its window and count."
+    )
+    trace_id: str | None = Field(
+        alias="traceId", description="The request's trace id, as in its log lines."
+    )
+    created_at: datetime = Field(alias="createdAt")
+
+
+class AuditEventList(_Model):
+    """`GET /webhooks/{id}/audit` and `GET /webhooks/audit` (a Hookstream extension)."""
+
+    data: list[AuditEvent]
+    links: Links

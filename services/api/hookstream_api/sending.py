@@ -2,11 +2,16 @@
 
 The same steps as the dispatcher's, without its retries: build and sign the request from the
 webhook's current target, send it once, and store the outcome like every other attempt, so it is
-in the history and counts towards the webhook's health.
+in the history and counts towards the webhook's health; its audit row goes in the same
+transaction.
 """
+
+from collections.abc import Mapping
+from typing import Any
 
 import asyncpg
 
+from hookstream_common import audit
 from hookstream_common.delivery import Sender, build_request
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_common.jobs import DeliveryJob
@@ -20,9 +25,13 @@ async def send_now(
     user_agent: str,
     pool: asyncpg.Pool,
     recovered_after: int,
+    actor: audit.Actor,
+    action: audit.Action,
+    details: Mapping[str, Any],
 ) -> None:
-    """Make `job`'s single attempt and store it; a failed attempt is stored, never raised.
-    A success that ends a run of `recovered_after` failures raises `webhook.recovered`."""
+    """Make `job`'s single attempt and store it with the audit row of `action` (`details` and
+    the delivery's id); a failed attempt is stored, never raised. A success that ends a run of
+    `recovered_after` failures raises `webhook.recovered`."""
     outbound = build_request(target, job.event, job.delivery_id, user_agent)
     attempt = await client(outbound)
     outcome = Outcome(
@@ -40,3 +49,6 @@ async def send_now(
     )
     async with pool.acquire() as conn, conn.transaction():
         await record_outcomes(conn, [outcome], recovered_after)
+        await audit.record(
+            conn, actor, action, job.webhook_id, details={**details, "deliveryId": job.delivery_id}
+        )

@@ -24,6 +24,7 @@ from hookstream_janitor.certificates import notice_expiring_certificates
 from hookstream_janitor.housekeeping import (
     PassReport,
     delete_drained_topics,
+    prune_audit,
     purge_records,
     rotate_partitions,
     trim_outbox,
@@ -69,6 +70,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         ) = await notice_expiring_certificates(
             conn, now, timedelta(days=settings.client_certificate_notice_days)
         )
+        await prune_audit(conn, now, timedelta(days=settings.audit_retention_days), report)
     finally:
         await conn.close()  # also releases the lock
     record_pass(report)
@@ -81,6 +83,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         recoveries_purged=report.recoveries_purged,
         rate_buckets_purged=report.rate_buckets_purged,
         certificates_noticed=report.certificates_noticed,
+        audit_events_pruned=report.audit_events_pruned,
     )
     return report
 

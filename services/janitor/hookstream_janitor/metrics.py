@@ -42,7 +42,7 @@ OUTBOX_TRIMMED = prometheus_client.Counter(
 ROWS_PURGED = prometheus_client.Counter(
     "hookstream_janitor_rows_purged_total",
     "Rows deleted because they were done with: finished recoveries past the retention, full"
-    " rate buckets; by table.",
+    " rate buckets, audit rows past the audit retention; by table.",
     ["table"],
 )
 
@@ -67,5 +67,6 @@ def record_pass(report: PassReport) -> None:
     ROWS_PURGED.labels("recoveries").inc(report.recoveries_purged)
     ROWS_PURGED.labels("rate_buckets").inc(report.rate_buckets_purged)
     CERTIFICATES_EXPIRING.set(report.certificates_expiring)
+    ROWS_PURGED.labels("audit_events").inc(report.audit_events_pruned)
     PASSES.labels("success").inc()
     LAST_SUCCESS.set_to_current_time()

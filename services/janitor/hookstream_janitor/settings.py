@@ -16,5 +16,11 @@ class JanitorSettings(CommonSettings):
         ge=1,
         le=365,
         description="How many days before a webhook's client certificate expires the janitor"
-        " notices it (once per certificate: a warning, a metric, and the operational event).",
+        " notices it (once per certificate: a warning and a metric).",
+    )
+    audit_retention_days: float = Field(
+        90.0,
+        gt=0,
+        description="The audit trail (docs/audit.md) is kept this many days; older rows are"
+        " deleted in each pass.",
     )

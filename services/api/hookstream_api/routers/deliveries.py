@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
+    AuditActor,
     Box,
     Deliveries,
     DeliveryClient,
@@ -92,6 +93,7 @@ async def resend_delivery(
     settings: Settings,
     pool: Pool,
     box: Box,
+    actor: AuditActor,
 ) -> dict[str, Any]:
     """Send the event again now, with the webhook's current URL, headers and secret.
 
@@ -112,7 +114,15 @@ async def resend_delivery(
         raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
     job = DeliveryJob.for_resend(str(webhook_id), principal.tenant_id, event, datetime.now(UTC))
     await send_now(
-        job, target, client, settings.user_agent, pool, settings.recovered_after_failures
+        job,
+        target,
+        client,
+        settings.user_agent,
+        pool,
+        settings.recovered_after_failures,
+        actor,
+        "resend",
+        {"resentDeliveryId": str(delivery_id)},
     )
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
+    AuditActor,
     Pool,
     Recoveries,
     RecoveryId,
@@ -56,6 +57,7 @@ async def recover_deliveries(
     settings: Settings,
     pool: Pool,
     worker: Recoveries,
+    actor: AuditActor,
 ) -> dict[str, Any]:
     """Queue every failed delivery triggered in [since, until) again, once.
 
@@ -70,7 +72,13 @@ async def recover_deliveries(
     since = max(body.since, now - timedelta(days=settings.retention_days))
     until = min(body.until or now, now)
     row = await create_recovery(
-        pool, principal.tenant_id, webhook_id, since, until, settings.running_recoveries_per_tenant
+        pool,
+        principal.tenant_id,
+        webhook_id,
+        since,
+        until,
+        settings.running_recoveries_per_tenant,
+        actor,
     )
     if row is None:
         raise ApiError(

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
+    AuditActor,
     Box,
     Deliveries,
     DeliveryClient,
@@ -42,6 +43,7 @@ async def send_test_event(
     settings: Settings,
     pool: Pool,
     box: Box,
+    actor: AuditActor,
     body: Annotated[TestEventRequest | None, Body()] = None,
 ) -> dict[str, Any]:
     """Hookstream extension, not in the Qlik API: send a test event to the webhook now.
@@ -64,7 +66,15 @@ async def send_test_event(
         str(webhook_id), principal.tenant_id, event_type, webhook["owner_id"], datetime.now(UTC)
     )
     await send_now(
-        job, target, client, settings.user_agent, pool, settings.recovered_after_failures
+        job,
+        target,
+        client,
+        settings.user_agent,
+        pool,
+        settings.recovered_after_failures,
+        actor,
+        "test",
+        {"eventType": event_type},
     )
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

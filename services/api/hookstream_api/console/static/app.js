@@ -1,5 +1,6 @@
-// The console: sign-in, the webhooks page, and the create, edit and delete dialogs.
+// The console: sign-in, the webhooks page, the create, edit and delete dialogs, and the audit panel.
 import { Api } from "./api.js";
+import { AuditPanel } from "./audit.js";
 import { el } from "./dom.js";
 import { describeError, errorField } from "./errors.js";
 import { History } from "./history.js";
@@ -17,6 +18,7 @@ class Console {
     this.eventTypes = null;
     this.table = new WebhooksTable(this);
     this.history = new History(this);
+    this.audit = new AuditPanel(this);
     this.editing = null;
   }
 

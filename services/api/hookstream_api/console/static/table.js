@@ -268,6 +268,7 @@ export class WebhooksTable {
       webhook.enabled
         ? ["disable", t("menu.disable"), () => this.app.setEnabled(webhook, false)]
         : ["enable", t("menu.enable"), () => this.app.setEnabled(webhook, true)],
+      ["audit", t("menu.audit"), () => this.app.audit.open(webhook)],
       ["delete", t("menu.delete"), () => this.app.confirmDelete([webhook])],
     ].map(([action, label, run]) => {
       const item = el("button", { type: "button", role: "menuitem", tabindex: "-1", "data-action": action }, label);
