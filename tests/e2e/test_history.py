@@ -194,6 +194,7 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
             "0007_event_bodies_as_sent",
             "0008_health_counts",
             "0009_rate_buckets_and_bounded_history",
+            "0013_delivery_trace_id",
         ]
         new = await asyncpg.connect(dsn)
         row = await new.fetchrow("SELECT *, tableoid::regclass::text AS part FROM deliveries")
