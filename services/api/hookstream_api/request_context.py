@@ -3,18 +3,16 @@ envelope's `traceId`, so the line a person needs is found from the error a user 
 
 The id is the W3C trace id of the request's `traceparent` header when it carries a valid one (a
 gateway or client that traces hands its trace on), else a new random one in the same form.
-With tracing on (hookstream_common.tracing) the request is an HTTP server span continuing that
-`traceparent`, and the id is the span's: the one to look up in the collector.
+With tracing on (hookstream_common.tracing), FastAPI's own OpenTelemetry support makes the
+request an HTTP server span continuing that `traceparent`, and the id is that span's: the one
+to look up in the collector.
 """
 
 import re
 import secrets
 
 import structlog
-from opentelemetry import propagate
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hookstream_common import tracing
 
@@ -45,43 +43,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        traceparent = dict(scope["headers"]).get(b"traceparent")
-        with tracing.span(scope["method"], kind=SpanKind.SERVER, parent=_parent(scope)) as span:
-            traced = tracing.trace_id_of(span.get_span_context()) if span else None
-            trace_id = traced or trace_id_of(traceparent)
-            scope.setdefault("state", {})["trace_id"] = trace_id
-            with structlog.contextvars.bound_contextvars(trace_id=trace_id):
-                await self.app(scope, receive, _Described(span, scope, send) if span else send)
-
-
-def _parent(scope: Scope) -> Context | None:
-    """The trace context of the request's headers, when tracing is on."""
-    if not tracing.enabled():
-        return None
-    return propagate.extract(
-        {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    )
-
-
-class _Described:
-    """Names the request's span after its route and notes its answer, as the HTTP server
-    semantic conventions ask (a 5xx is an error)."""
-
-    def __init__(self, span: Span, scope: Scope, send: Send) -> None:
-        self._span, self._scope, self._send = span, scope, send
-
-    async def __call__(self, message: Message) -> None:
-        if message["type"] == "http.response.start":
-            status = message["status"]
-            route = getattr(self._scope.get("route"), "path", None)
-            attributes = {
-                "http.request.method": self._scope["method"],
-                "url.path": self._scope["path"],
-            }
-            if route is not None:
-                self._span.update_name(f"{self._scope['method']} {route}")
-                attributes["http.route"] = route
-            self._span.set_attributes({**attributes, "http.response.status_code": status})
-            if status >= 500:
-                self._span.set_status(StatusCode.ERROR)
-        await self._send(message)
+        traced = tracing.trace_id_of(tracing.current_span_context())
+        trace_id = traced or trace_id_of(dict(scope["headers"]).get(b"traceparent"))
+        scope.setdefault("state", {})["trace_id"] = trace_id
+        with structlog.contextvars.bound_contextvars(trace_id=trace_id):
+            await self.app(scope, receive, send)
