@@ -14,8 +14,8 @@ Off, the SDK is not even imported, no header is written, and every helper return
 test: the hot path pays a comparison per call.
 """
 
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Mapping, MutableMapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -187,7 +187,9 @@ def extract(record_headers: Headers | None) -> Context | None:
 # --- spans -----------------------------------------------------------------------------------
 
 
-@contextmanager
+_OFF: AbstractContextManager[None] = nullcontext()
+
+
 def span(
     name: str,
     *,
@@ -195,17 +197,15 @@ def span(
     parent: Context | None = None,
     attributes: Attributes | None = None,
     linked: Sequence[SpanContext | None] = (),
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A span made current for the block (None while tracing is off), a child of `parent`
     (default: the current context), linked to the valid span contexts of `linked`."""
     if _tracer is None:
-        yield None
-        return
+        return _OFF
     links = [Link(c) for c in linked if c is not None and c.is_valid]
-    with _tracer.start_as_current_span(
+    return _tracer.start_as_current_span(
         name, context=parent, kind=kind, attributes=attributes, links=links
-    ) as current:
-        yield current
+    )
 
 
 def sending(
@@ -213,6 +213,8 @@ def sending(
 ) -> AbstractContextManager[Span | None]:
     """A producer span for one record to `topic` (named after `template`, which does not grow
     with the webhooks); `headers()` inside it gives the record's headers."""
+    if _tracer is None:
+        return _OFF
     return span(
         f"send {template}",
         kind=SpanKind.PRODUCER,
@@ -230,7 +232,7 @@ def consuming(operation: str, record: ConsumerRecord) -> AbstractContextManager[
     """A consumer span for handling `record` (`operation`: what is done with it), continuing
     the trace its headers carry."""
     if _tracer is None:
-        return span(operation)
+        return _OFF
     return span(
         f"{operation} {record.topic}",
         kind=SpanKind.CONSUMER,
@@ -252,7 +254,7 @@ def http_attempt(
     """An HTTP client span for one delivery POST, per the semantic conventions. `url.full`
     leaves out user info, query and fragment: a receiver's URL may carry a token there."""
     if _tracer is None:
-        return span("POST")
+        return _OFF
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or 443
