@@ -25,7 +25,12 @@ $(STAMP): pyproject.toml devtools/pyproject.toml uv.lock
 install: $(STAMP)
 
 # What only the tests use: Node.js (the Qlik client compatibility test), Prometheus and promtool
-# (deploy/prometheus), Chromium (the console's browser tests).
+# (deploy/prometheus), Chromium (the console's browser tests), Jaeger (the tracing test's
+# collector, built with Go into .hookstream/go: its module's `replace` directives make `go
+# install` refuse it, so the downloaded module is built in place; minutes, once).
+JAEGER_VERSION := v1.75.0
+GO_TOOLS := $(CURDIR)/.hookstream/go
+GO_ENV := GOPATH=$(GO_TOOLS) GOCACHE=$(GO_TOOLS)/cache GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=auto
 test-tools:
 	@command -v npm >/dev/null || { \
 	  echo "==> installing Node.js (the Qlik client compatibility test) with apt-get"; \
@@ -39,6 +44,13 @@ test-tools:
 	@command -v chromium >/dev/null || { \
 	  echo "==> installing Chromium (the console's browser tests) with apt-get"; \
 	  apt-get update -q && apt-get install -y -q chromium; }
+	@test -x $(GO_TOOLS)/bin/jaeger || { \
+	  command -v go >/dev/null || { echo "==> installing Go with apt-get"; \
+	    apt-get update -q && apt-get install -y -q golang-go; }; \
+	  echo "==> building Jaeger $(JAEGER_VERSION) (the tracing test's collector) into $(GO_TOOLS)/bin"; \
+	  dir=$$($(GO_ENV) go mod download -json github.com/jaegertracing/jaeger@$(JAEGER_VERSION) \
+	    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+	  cd "$$dir" && $(GO_ENV) go build -o $(GO_TOOLS)/bin/jaeger ./cmd/jaeger; }
 
 ## make run: Kafka, Postgres, the four services and a demo HTTPS receiver on this machine.
 run: install
