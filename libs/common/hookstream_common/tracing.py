@@ -136,11 +136,6 @@ def _exporter(settings: TracingSettings) -> Any:
     return HttpExporter(endpoint=endpoint)
 
 
-def enabled() -> bool:
-    """Whether this process exports spans."""
-    return _tracer is not None
-
-
 # --- context across Kafka --------------------------------------------------------------------
 
 
