@@ -7,7 +7,7 @@ UV_VERSION := 0.13.9
 SMOKESCREEN_VERSION := v0.1.0
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml devtools/pyproject.toml uv.lock | sha1sum | cut -c1-12)
 
-.PHONY: install test-tools run down test unit lint fmt bench bench-history chaos deploy-test fresh-machine-test
+.PHONY: install test-tools jaeger tracing-test run down test unit lint fmt bench bench-history chaos deploy-test fresh-machine-test
 
 # What running needs: Java and Maven (the local Kafka), Python's venv module, and every Python
 # package exactly as uv.lock pins it (hookstream editable with the dev extra, and hookstream-dev
@@ -46,6 +46,26 @@ test-tools:
 	    echo "==> installing Go with apt-get"; apt-get update -q && apt-get install -y -q golang-go; }; \
 	  echo "==> installing Smokescreen $(SMOKESCREEN_VERSION) (the egress proxy tests) into .hookstream/go/bin"; \
 	  GOBIN="$(CURDIR)/.hookstream/go/bin" go install github.com/stripe/smokescreen@$(SMOKESCREEN_VERSION); }
+
+# Jaeger, the tracing test's collector, built with Go once per machine into ~/.cache/hookstream
+# (its module's `replace` directives make `go install` refuse it, so the downloaded module is
+# built in place). It takes long (tens of minutes on 2 busy cores), so `make test` runs the
+# tracing test only where it is built; `make tracing-test` builds it and runs that test.
+JAEGER_VERSION := v1.75.0
+GO_TOOLS := $(HOME)/.cache/hookstream/go
+GO_ENV := GOPATH=$(GO_TOOLS) GOCACHE=$(GO_TOOLS)/cache GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN=auto
+jaeger:
+	@test -x $(GO_TOOLS)/bin/jaeger || { \
+	  command -v go >/dev/null || { echo "==> installing Go with apt-get"; \
+	    apt-get update -q && apt-get install -y -q golang-go; }; \
+	  echo "==> building Jaeger $(JAEGER_VERSION) (the tracing test's collector) into $(GO_TOOLS)/bin; this takes a while"; \
+	  dir=$$($(GO_ENV) go mod download -json github.com/jaegertracing/jaeger@$(JAEGER_VERSION) \
+	    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p') && \
+	  cd "$$dir" && $(GO_ENV) go build -o $(GO_TOOLS)/bin/jaeger ./cmd/jaeger; }
+
+## make tracing-test: build Jaeger (once) and run the end-to-end tracing test against it.
+tracing-test: install jaeger
+	@HOOKSTREAM_JAEGER=$(GO_TOOLS)/bin/jaeger $(BIN)/pytest -ra tests/e2e/test_tracing_jaeger.py
 
 ## make run: Kafka, Postgres, the four services and a demo HTTPS receiver on this machine.
 run: install

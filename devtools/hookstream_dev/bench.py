@@ -19,6 +19,8 @@ Scenarios (issue 10):
   g  two dispatchers, one SIGKILLed under load: time until its shards move, deliveries lost
   h  GET /api/v1/webhooks at 50 concurrent clients for a tenant with 1,000,000 deliveries in
      the last 24 h, beside a tenant with the same webhooks and no deliveries (issue 21)
+  i  (a) again with tracing off, and on at 10 % and 100 % of traces, into a local Jaeger
+     (`make test-tools` builds it): the cost of tracing (issue 23)
 
 Every scenario also reports its efficiency (issue 21): deliveries per CPU-second of the
 dispatcher, beside the bare client's POSTs per CPU-second of its own process in the same run
@@ -65,6 +67,7 @@ from hookstream_dev.bench_stack import (
     wait_for,
     with_children,
 )
+from hookstream_dev.jaeger import JAEGER, running_jaeger
 from hookstream_dev.receiver import ensure_tls
 from hookstream_dev.stack import free_port
 
@@ -73,7 +76,7 @@ PARTIAL = infra.STATE_DIR / "bench" / "partial.json"
 DOC_BEGIN = "<!-- make bench: begin -->"
 DOC_END = "<!-- make bench: end -->"
 SLOW_MS = 50
-ALL = "abcdefgh"
+ALL = "abcdefghi"
 
 
 @dataclass(frozen=True)
@@ -236,8 +239,11 @@ def _pcts(stats: dict[str, Any]) -> str:
 # --- scenarios on the shared broker ------------------------------------------------------------
 
 
-async def throughput(bench: Bench, stack: BenchStack, name: str, tenant: str, hooks: int) -> None:
-    """(a), (b): `hooks` webhooks of one tenant, events published at once."""
+async def throughput(
+    bench: Bench, stack: BenchStack, name: str, tenant: str, hooks: int, variant: str = ""
+) -> None:
+    """(a), (b): `hooks` webhooks of one tenant, events published at once; (i) with tracing
+    (`variant` names what differs)."""
     events = max(1, bench.sizes.throughput_deliveries // hooks)
     total = events * hooks
     say(f"({name}) throughput: {events} events x {hooks} webhooks = {total} deliveries")
@@ -252,7 +258,7 @@ async def throughput(bench: Bench, stack: BenchStack, name: str, tenant: str, ho
     rate = _rate(stats)
     bench.add(
         Row(
-            f"({name}) {hooks} webhooks, unthrottled",
+            f"({name}) {hooks} webhooks, unthrottled{variant}",
             f"{rate:,.0f} deliveries/s ({stats['count']:,} of {total:,})",
             f"{bench.ceiling:,.0f} POST/s",
             bench.ratio(rate),
@@ -707,6 +713,31 @@ async def webhook_list(bench: Bench) -> None:
         await stack.stop()
 
 
+# --- (i): the cost of tracing ------------------------------------------------------------------
+
+
+async def tracing_cost(bench: Bench) -> None:
+    """(i): (a)'s throughput on installations of their own, tracing off, then on at 10 % and
+    100 % of traces, exported to a local Jaeger as a deployment would to its collector."""
+    if not JAEGER.is_file():
+        missing = "not run: `make jaeger` builds Jaeger"
+        bench.add(Row("(i) tracing", missing, "-", "-", "-", None))
+        return
+    directory = infra.STATE_DIR / "bench" / "jaeger"
+    directory.mkdir(parents=True, exist_ok=True)
+    with running_jaeger(directory) as jaeger:
+        for label, sampling in (("off", None), ("10 %", 0.1), ("100 %", 1.0)):
+            env = jaeger.otel_env(sampling) if sampling is not None else {}
+            stack = BenchStack(bench.kafka, bench.server_dsn, bench.sink_port, env)
+            try:
+                await stack.start()
+                ids = {await stack.create_webhook("traced", f"/traced/{i}") for i in range(4)}
+                await stack.wait_routed("traced", ids)
+                await throughput(bench, stack, "i", "traced", 4, f", tracing {label}")
+            finally:
+                await stack.stop()
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -748,12 +779,14 @@ async def run(sizes: Sizes, only: str) -> dict[str, Any]:
 
         await wait_for(answers, 20, "the sink")
         await bench.measure_ceiling()
-        if set(only) - {"f", "h"}:
+        if set(only) - {"f", "h", "i"}:
             await shared_scenarios(bench, only)
         if "f" in only:
             await many_webhooks(bench)
         if "h" in only:
             await webhook_list(bench)
+        if "i" in only:
+            await tracing_cost(bench)
     finally:
         await bench.sampler.stop()
         sink.send_signal(signal.SIGTERM)

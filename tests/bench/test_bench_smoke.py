@@ -35,7 +35,7 @@ def test_quick_bench_runs_every_scenario_and_prints_one_table() -> None:
         timeout=840,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    scenarios = {"(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)", "(h)"}
+    scenarios = {"(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)", "(h)", "(i)"}
     for scenario in scenarios:
         assert f"| {scenario} " in result.stdout, (scenario, result.stdout)
     [saved] = set((infra.STATE_DIR / "bench").glob("results-*.json")) - before

@@ -195,6 +195,7 @@ async def test_upgrade_from_the_unpartitioned_schema_keeps_rows(servers: dict[st
             "0010_audit_trail",
             "0011_client_certificates",
             "0012_operational_events",
+            "0013_delivery_trace_id",
         ]
         new = await asyncpg.connect(dsn)
         row = await new.fetchrow("SELECT *, tableoid::regclass::text AS part FROM deliveries")

@@ -147,6 +147,8 @@ class Delivery(_Model):
     triggered_at: datetime
     request: DeliveryRequest
     response: DeliveryResponse | None = None
+    trace_id: str | None = None
+    """The OpenTelemetry trace id of its latest traced attempt (a Hookstream extension)."""
 
 
 class Recovery(_Model):

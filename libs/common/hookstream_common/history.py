@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from opentelemetry.trace import SpanContext
 
 from hookstream_common.db import write_with_partitions
 from hookstream_common.delivery import Attempt
@@ -24,6 +25,7 @@ from hookstream_common.operational import (
     outcome_notices,
     raise_notices,
 )
+from hookstream_common.tracing import trace_id_of
 
 PENDING_GRACE = "15 minutes"
 PENDING_ATTEMPT_SQL = f"next_attempt_at > now() - interval '{PENDING_GRACE}'"
@@ -55,6 +57,8 @@ class Outcome:
     """When the retry this attempt scheduled is due; None when it scheduled none."""
     exhausted: bool = False
     """The attempt failed, would have been retried, and no retry is left: failed for good."""
+    trace: SpanContext | None = None
+    """The attempt's span, when traced: the row stores its trace id, the write links to it."""
 
 
 @dataclass(frozen=True)
@@ -121,21 +125,22 @@ _DELIVERY_UPSERT = """
 WITH given AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::text[],
         $6::text[], $7::text[], $8::timestamptz[], $9::bool[], $10::jsonb[], $11::jsonb[],
-        $12::int[], $13::timestamptz[])
+        $12::int[], $13::timestamptz[], $14::text[])
         AS g(id, tenant_id, webhook_id, event_id, event_type, status, status_message,
-             triggered_at, cloud_event, request, response, attempts, next_attempt_at)
+             triggered_at, cloud_event, request, response, attempts, next_attempt_at, trace_id)
 ), before AS (
     SELECT d.id, d.triggered_at, d.status, d.next_attempt_at FROM deliveries d
     WHERE (d.id, d.triggered_at) IN (SELECT id, triggered_at FROM given)
 ), written AS (
     INSERT INTO deliveries AS d (id, tenant_id, webhook_id, event_id, event_type, status,
         status_message, triggered_at, cloud_event, request, response, attempts,
-        next_attempt_at, changed_at)
+        next_attempt_at, trace_id, changed_at)
     SELECT *, now() FROM given
     ON CONFLICT (id, triggered_at) DO UPDATE SET status = EXCLUDED.status,
         status_message = EXCLUDED.status_message, request = EXCLUDED.request,
         response = EXCLUDED.response, attempts = EXCLUDED.attempts,
-        next_attempt_at = EXCLUDED.next_attempt_at, changed_at = EXCLUDED.changed_at
+        next_attempt_at = EXCLUDED.next_attempt_at, changed_at = EXCLUDED.changed_at,
+        trace_id = COALESCE(EXCLUDED.trace_id, d.trace_id)
     WHERE d.status <> 'success' AND EXCLUDED.attempts >= d.attempts
     RETURNING d.id, d.triggered_at, d.webhook_id, d.status, d.next_attempt_at
 )
@@ -284,6 +289,7 @@ async def _write(conn: asyncpg.Connection, outcomes: list[Outcome]) -> list[Chan
             [o.attempt.as_history() for o in batch],
             [o.attempt_number for o in batch],
             [o.next_attempt_at for o in batch],
+            [trace_id_of(o.trace) for o in batch],
         )
         changes += due_changes(rows)
     for batch in rounds(outcomes, lambda o: (o.delivery_id, o.attempt_number, o.triggered_at)):

@@ -5,12 +5,15 @@ import sys
 
 import structlog
 
+from hookstream_common.tracing import add_trace_id
+
 
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     """Send structlog and stdlib logs to stderr as one JSON object per line.
 
-    Every line carries `service`; callers bind the ids a person searches for (tenant, webhook,
-    delivery, event) with `structlog.contextvars` or `log.bind`.
+    Every line carries `service`, and `trace_id` when written inside a traced span; callers
+    bind the ids a person searches for (tenant, webhook, delivery, event) with
+    `structlog.contextvars` or `log.bind`.
     """
     renderer = (
         structlog.processors.JSONRenderer()
@@ -19,6 +22,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     )
     shared = [
         structlog.contextvars.merge_contextvars,
+        add_trace_id,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

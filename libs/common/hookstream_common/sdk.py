@@ -3,11 +3,14 @@
 from typing import Any
 
 import orjson
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, TracerProvider
 
 from hookstream_common.events import Event
 from hookstream_common.kafka import producer
 from hookstream_common.settings import KafkaSecurity
 from hookstream_common.topics import Topics
+from hookstream_common.tracing import inject
 
 
 class EventPublisher:
@@ -16,6 +19,11 @@ class EventPublisher:
     Use as an async context manager; `publish` returns once the broker has the event durably.
     `security` is how to reach a secured cluster (TLS, SASL); by default it is read from the
     `KAFKA_*` variables, as the services read it.
+
+    Each publish is a producer span of the application's OpenTelemetry tracer (`tracer_provider`,
+    default the global one), and its W3C `traceparent` goes in the record's headers, so the
+    deliveries of the event continue the application's trace. Without OpenTelemetry configured
+    the span is a no-op and no header is written.
     """
 
     def __init__(
@@ -23,9 +31,11 @@ class EventPublisher:
         bootstrap_servers: str,
         topic_prefix: str = "hookstream",
         security: KafkaSecurity | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._topic = Topics(topic_prefix).events
         self._producer = producer(bootstrap_servers, security)
+        self._tracer = trace.get_tracer(__name__, tracer_provider=tracer_provider)
 
     async def __aenter__(self) -> "EventPublisher":
         await self._producer.start()
@@ -38,5 +48,16 @@ class EventPublisher:
         """Validate and publish one event (either CloudEvents shape); return its id."""
         raw = orjson.dumps(event)
         parsed = Event.parse(raw)
-        await self._producer.send_and_wait(self._topic, raw, key=parsed.tenant_id.encode())
+        attributes = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": self._topic,
+            "messaging.message.id": parsed.id,
+        }
+        with self._tracer.start_as_current_span(
+            f"send {self._topic}", kind=SpanKind.PRODUCER, attributes=attributes
+        ):
+            await self._producer.send_and_wait(
+                self._topic, raw, key=parsed.tenant_id.encode(), headers=inject([]) or None
+            )
         return parsed.id

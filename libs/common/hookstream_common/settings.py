@@ -11,6 +11,7 @@ from hookstream_common.egress import EgressProxy
 from hookstream_common.operational import DEFAULT_RECOVERED_AFTER
 from hookstream_common.request_rules import PortSet
 from hookstream_common.topics import Topics
+from hookstream_common.tracing import TracingSettings
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
@@ -197,6 +198,10 @@ class CommonSettings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Lowest level that is logged.")
     log_format: str = Field("json", description="`json` for machines, `console` for people.")
+    tracing: TracingSettings = Field(
+        default_factory=TracingSettings,
+        description="OpenTelemetry tracing: the standard `OTEL_*` variables (docs/tracing.md).",
+    )
 
     @property
     def topics(self) -> Topics:

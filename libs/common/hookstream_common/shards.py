@@ -14,7 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from opentelemetry.context import Context
 
+from hookstream_common import tracing
 from hookstream_common.topics import Topics
 
 
@@ -42,12 +44,16 @@ class JobQueue:
         self._acks: list[asyncio.Future[Any]] = []
         self._webhooks: set[str] = set()
 
-    async def send(self, webhook_id: str, job: bytes) -> asyncio.Future[Any]:
+    async def send(
+        self, webhook_id: str, job: bytes, trace: Context | None = None
+    ) -> asyncio.Future[Any]:
         """Produce one job to its webhook's topic (its only partition: naming it skips the
-        key's hash)."""
-        ack = await self._producer.send(
-            self._topics.deliveries(webhook_id), job, key=webhook_id.encode(), partition=0
-        )
+        key's hash), in a producer span continuing `trace` (default: the current span)."""
+        topic = self._topics.deliveries(webhook_id)
+        with tracing.sending(topic, self._topics.deliveries("{webhookId}"), trace):
+            ack = await self._producer.send(
+                topic, job, key=webhook_id.encode(), partition=0, headers=tracing.headers()
+            )
         self._acks.append(ack)
         self._webhooks.add(webhook_id)
         return ack

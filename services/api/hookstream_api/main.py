@@ -41,6 +41,7 @@ from hookstream_common.kafka import client_options, core_topics, ensure_topics, 
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
+from hookstream_common.tracing import configure_tracing
 
 API_PREFIXES = ("/api/v1", "/api/core")
 OUTBOX_GAUGE_SECONDS = 5.0
@@ -191,6 +192,7 @@ def main() -> None:
     """Entry point of `hookstream-api`."""
     settings = ApiSettings()
     configure_logging("api", settings.log_level, settings.log_format)
+    configure_tracing("api", settings.tracing)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

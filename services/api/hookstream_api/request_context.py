@@ -3,6 +3,9 @@ envelope's `traceId`, so the line a person needs is found from the error a user 
 
 The id is the W3C trace id of the request's `traceparent` header when it carries a valid one (a
 gateway or client that traces hands its trace on), else a new random one in the same form.
+With tracing on (hookstream_common.tracing), FastAPI's own OpenTelemetry support makes the
+request an HTTP server span continuing that `traceparent`, and the id is that span's: the one
+to look up in the collector.
 """
 
 import re
@@ -10,6 +13,8 @@ import secrets
 
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hookstream_common import tracing
 
 _TRACEPARENT = re.compile(rb"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 _INVALID_TRACE_ID = "0" * 32
@@ -38,7 +43,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace_id = trace_id_of(dict(scope["headers"]).get(b"traceparent"))
+        traced = tracing.trace_id_of(tracing.current_span_context())
+        trace_id = traced or trace_id_of(dict(scope["headers"]).get(b"traceparent"))
         scope.setdefault("state", {})["trace_id"] = trace_id
         with structlog.contextvars.bound_contextvars(trace_id=trace_id):
             await self.app(scope, receive, send)

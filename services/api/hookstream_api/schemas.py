@@ -229,6 +229,12 @@ class Delivery(_Model):
     triggered_at: datetime = Field(alias="triggeredAt")
     request: DeliveryRequest
     response: DeliveryResponse | None = None
+    trace_id: str | None = Field(
+        None,
+        alias="traceId",
+        description="Hookstream extension: the OpenTelemetry trace id of the latest traced "
+        "attempt, when tracing is on (docs/tracing.md).",
+    )
 
 
 class DeliveryList(_Model):

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from hookstream_common import audit
+from hookstream_common import audit, tracing
 from hookstream_common.delivery import Sender, build_request
 from hookstream_common.history import Outcome, record_outcomes
 from hookstream_common.jobs import DeliveryJob
@@ -33,19 +33,25 @@ async def send_now(
     the delivery's id); a failed attempt is stored, never raised. A success that ends a run of
     `recovered_after` failures raises `webhook.recovered`."""
     outbound = build_request(target, job.event, job.delivery_id, user_agent)
-    attempt = await client(outbound)
+    ids = {"hookstream.delivery.id": job.delivery_id, "hookstream.attempt": job.attempt_number}
+    with tracing.http_attempt(None, outbound.url, ids) as span:
+        attempt = await client(outbound)
+        status = "success" if attempt.succeeded else "fail"
+        tracing.http_result(span, attempt.status_code, attempt.error_class, status, None)
+        trace = tracing.current_span_context()
     outcome = Outcome(
         delivery_id=job.delivery_id,
         tenant_id=job.tenant_id,
         webhook_id=job.webhook_id,
         event=job.event,
         cloud_event=target.cloud_event,
-        status="success" if attempt.succeeded else "fail",
+        status=status,
         status_message=attempt.status_message(),
         triggered_at=job.triggered_at,
         request=outbound.as_history(),
         attempt_number=job.attempt_number,
         attempt=attempt,
+        trace=trace,
     )
     async with pool.acquire() as conn, conn.transaction():
         await record_outcomes(conn, [outcome], recovered_after)

@@ -22,7 +22,10 @@ import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanContext
 
+from hookstream_common import tracing
 from hookstream_common.delivery import Attempt, OutboundRequest, Sender, build_request
 from hookstream_common.history import Outcome
 from hookstream_common.jobs import DeliveryJob
@@ -77,6 +80,8 @@ class Prepared:
     target: DeliveryTarget
     request: OutboundRequest
     log: structlog.BoundLogger
+    trace: Context | None = None
+    """The trace the job's record carries (None while tracing is off)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,7 @@ class Attempts:
             bound.info("job dropped: the webhook is deleted or disabled")
             return None
         request = build_request(target, job.event, job.delivery_id, self._settings.user_agent)
-        return Prepared(job, target, request, bound)
+        return Prepared(job, target, request, bound, tracing.extract(record.headers))
 
     async def _park(self, record: ConsumerRecord, error: BaseException) -> None:
         await park(self._producer, self._settings.topics.dispatch_dlq, record, error, "delivery")
@@ -169,11 +174,19 @@ class Attempts:
     # --- from the send on: never parked, never sent again ----------------------------------
 
     async def deliver(self, prepared: Prepared) -> asyncio.Future[None]:
-        """Send, judge, schedule a retry, record, then the side effects."""
-        judged = await self.send(prepared)
-        retry = await self.schedule_retry(prepared, judged)
-        stored = self.record(prepared, judged, retry)
-        await self.side_effects(prepared, judged, retry)
+        """Send, judge, schedule a retry, record, then the side effects: in one HTTP client
+        span, which the retry and the history row carry on."""
+        job = prepared.job
+        ids = {"hookstream.delivery.id": job.delivery_id, "hookstream.attempt": job.attempt_number}
+        with tracing.http_attempt(prepared.trace, prepared.request.url, ids) as span:
+            judged = await self.send(prepared)
+            retry = await self.schedule_retry(prepared, judged)
+            attempt, tier = judged.attempt, retry.tier.name if retry else None
+            tracing.http_result(
+                span, attempt.status_code, attempt.error_class, judged.verdict.value, tier
+            )
+            stored = self.record(prepared, judged, retry)
+            await self.side_effects(prepared, judged, retry)
         return stored
 
     async def send(self, prepared: Prepared) -> Judged:
@@ -214,6 +227,7 @@ class Attempts:
                     self._settings.topics.retry(retry.tier.name),
                     DeliveryJob.for_retry(job, retry.due_at).dumps(),
                     key=job.webhook_id.encode(),
+                    headers=tracing.headers(),
                 ),
                 "Kafka (scheduling a retry)",
             )
@@ -229,7 +243,8 @@ class Attempts:
         """Submit the outcome to the history writer; the future resolves once it is stored.
         If it cannot even be submitted, the delivery stands unrecorded (logged and counted)."""
         try:
-            return self._writer.submit(outcome(prepared, judged, retry, self._policy))
+            trace = tracing.current_span_context()
+            return self._writer.submit(outcome(prepared, judged, retry, self._policy, trace))
         except Exception:
             prepared.log.exception("outcome not recorded")
             STEP_FAILURES.labels("record").inc()
@@ -268,9 +283,13 @@ class Attempts:
 
 
 def outcome(
-    prepared: Prepared, judged: Judged, retry: Retry | None, policy: RetryPolicy
+    prepared: Prepared,
+    judged: Judged,
+    retry: Retry | None,
+    policy: RetryPolicy,
+    trace: SpanContext | None = None,
 ) -> Outcome:
-    """The outcome of an attempt, as the history stores it."""
+    """The outcome of an attempt, as the history stores it (`trace`: the attempt's span)."""
     job, attempt, verdict = prepared.job, judged.attempt, judged.verdict
     return Outcome(
         delivery_id=job.delivery_id,
@@ -286,6 +305,7 @@ def outcome(
         attempt=attempt,
         next_attempt_at=retry.due_at if retry else None,
         exhausted=verdict is Verdict.RETRY and retry is None,
+        trace=trace,
     )
 
 

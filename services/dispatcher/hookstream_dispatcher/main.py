@@ -24,6 +24,7 @@ from hookstream_common.kafka import core_topics, create_missing_topics, producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server, stop_on_signals
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
+from hookstream_common.tracing import configure_tracing
 from hookstream_common.webhook_store import disable
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.metrics import HISTORY_QUEUE
@@ -179,6 +180,7 @@ def main() -> None:
     """Entry point."""
     settings = DispatcherSettings()
     configure_logging("dispatcher", settings.log_level, settings.log_format)
+    configure_tracing("dispatcher", settings.tracing)
     uvloop.run(serve(settings))
 
 

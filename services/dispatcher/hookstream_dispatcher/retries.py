@@ -15,6 +15,7 @@ from aiokafka.admin import NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from hookstream_common import tracing
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import client_options, new_topic
 from hookstream_common.parking import park
@@ -136,7 +137,7 @@ class RetryScheduler:
                 self._sleep(partition, record.offset, wait)
                 break
             if await self._targets.get(job.webhook_id) is not None:
-                await jobs.send(job.webhook_id, record.value)
+                await jobs.send(job.webhook_id, record.value, tracing.extract(record.headers))
             committed = record.offset + 1
         await jobs.wake()
         if committed is not None:

@@ -16,6 +16,7 @@ import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from hookstream_common import tracing
 from hookstream_common.history import FailureRun, Outcome, record_outcomes
 from hookstream_common.operational import DEFAULT_RECOVERED_AFTER
 from hookstream_common.parking import PARKED, park_value, reason_of
@@ -161,8 +162,12 @@ class HistoryWriter:
         )
 
     async def _flush(self, outcomes: list[Outcome]) -> list[tuple[str, int]]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            runs = await record_outcomes(conn, outcomes, self._recovered_after)
+        """One transaction, in a span linked to the attempts it stores."""
+        attributes = {"db.system.name": "postgresql", "hookstream.outcomes": len(outcomes)}
+        linked = [outcome.trace for outcome in outcomes]
+        with tracing.span("history write", attributes=attributes, linked=linked):
+            async with self._pool.acquire() as conn, conn.transaction():
+                runs = await record_outcomes(conn, outcomes, self._recovered_after)
         return [(run.webhook_id, run.failures) for run in runs if self._should_disable(run)]
 
     def _should_disable(self, run: FailureRun) -> bool:

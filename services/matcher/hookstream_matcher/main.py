@@ -21,6 +21,7 @@ from hookstream_common.kafka import (
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server, stop_on_signals
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying
+from hookstream_common.tracing import configure_tracing
 from hookstream_matcher.settings import MatcherSettings
 from hookstream_matcher.worker import Matcher
 
@@ -143,6 +144,7 @@ def main() -> None:
     """Entry point."""
     settings = MatcherSettings()
     configure_logging("matcher", settings.log_level, settings.log_format)
+    configure_tracing("matcher", settings.tracing)
     try:
         uvloop.run(serve(settings))
     except NotCoPartitioned as exc:

@@ -24,6 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
+from hookstream_common import tracing
 from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff
@@ -230,7 +231,8 @@ class Matcher:
             for job in decision.jobs
         )
         for record, decision in routed:
-            acks.extend(await self._act(record, decision, jobs))
+            with tracing.consuming("match", record):  # continues the trace the event carries
+                acks.extend(await self._act(record, decision, jobs))
         await asyncio.gather(*acks)
         await jobs.wake()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
@@ -276,8 +278,12 @@ class Matcher:
             return [await self._dead_letter(record, decision.reason)]
         if isinstance(decision, Rekey):
             EVENTS.labels("rekeyed").inc()
-            key = decision.tenant_id.encode()
-            return [await self._producer.send(self._topics.events, record.value, key=key)]
+            key, headers = decision.tenant_id.encode(), list(record.headers) or None
+            return [
+                await self._producer.send(
+                    self._topics.events, record.value, key=key, headers=headers
+                )
+            ]
         return await self._deliver(record, decision, jobs)
 
     async def _deliver(

@@ -49,6 +49,7 @@ def delivery_json(row: asyncpg.Record) -> dict[str, Any]:
         triggeredAt=row["triggered_at"],
         request={**row["request"], "body": delivery_body(row["body"], row["cloud_event"])},
         response=row["response"],
+        traceId=row["trace_id"],
     ).model_dump(by_alias=True, mode="json")
 
 
