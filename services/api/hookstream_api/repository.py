@@ -282,7 +282,7 @@ class WebhookRepository:
             changed = audit.changed_fields(
                 self._audited_form(row), await self._document(conn, webhook_id)
             )
-            action = audit.update_action(changed, fields.enabled)
+            action = audit.update_action(changed, fields["enabled"])
             await audit.record(conn, self._actor, action, webhook_id, changed)
         return updated
 
@@ -317,8 +317,13 @@ class WebhookRepository:
         try:
             return writable_form(row, self._box)
         except UndecryptableSecret:
-            readable = writable_form({**row, "secret": None, "encrypted_headers": None}, self._box)
-            sealed = {"secret": row["secret"], "encryptedHeaders": row["encrypted_headers"]}
+            unsealed = {"secret": None, "encrypted_headers": None, "client_certificate": None}
+            readable = writable_form({**row, **unsealed}, self._box)
+            sealed = {
+                "secret": row["secret"],
+                "encryptedHeaders": row["encrypted_headers"],
+                "clientCertificate": row["client_certificate"],
+            }
             return readable | {name: _UNREADABLE for name, value in sealed.items() if value}
 
     def _previous_after(self, row: asyncpg.Record, fields: WebhookFields) -> PreviousSecret | None:
