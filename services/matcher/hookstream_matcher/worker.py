@@ -24,7 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
+from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff
 from hookstream_common.shards import JobQueue
@@ -100,6 +100,7 @@ class Matcher:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **FRESH_METADATA,
         )
 
     @property
