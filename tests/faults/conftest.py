@@ -6,6 +6,7 @@ scenarios kill and freeze them; other test sessions keep using the shared local 
 
 import asyncio
 import json
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -62,11 +63,11 @@ def fault_report(chaos_profile: Profile, chaos_seed: int) -> Iterator[list[dict[
     docs/reliability.md. Each run's folder keeps its results.jsonl.
     """
     results: list[dict[str, Any]] = []
-    started, commit = time.monotonic(), chaos.git_commit()
+    started, commit, load = time.monotonic(), chaos.git_commit(), os.getloadavg()[0]
     yield results
     if not results:
         return
-    run = chaos.run_info(chaos_profile, chaos_seed, started, commit)
+    run = chaos.run_info(chaos_profile, chaos_seed, started, commit, load)
     targets = [chaos.FAULTS_DIR / "latest.md"]
     if chaos_profile.name == "full":
         targets.append(infra.REPO_ROOT / "docs" / "reliability.md")
