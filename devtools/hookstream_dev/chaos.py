@@ -962,6 +962,30 @@ def _restarts(result: dict[str, Any]) -> str:
     )
 
 
+def rows_left_out(path: Path, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows of an earlier report (its JSON at `path`) for the scenarios `results` lack, each
+    marked with the run that measured it, so a selection of scenarios updates only its rows."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    ran = {result["scenario"] for result in results}
+    measured = {"date": earlier.get("date", "?"), "commit": earlier.get("commit", "?")}
+    return [
+        {"measured": measured, **row}
+        for row in earlier.get("results", [])
+        if row["scenario"] not in ran
+    ]
+
+
+def _scenario(result: dict[str, Any]) -> str:
+    """The scenario's name, with the run that measured it when that was an earlier one."""
+    earlier = result.get("measured")
+    if earlier is None:
+        return result["scenario"]
+    return f"{result['scenario']} (run of {earlier['date'][:10]}, commit {earlier['commit']})"
+
+
 def results_table(results: list[dict[str, Any]]) -> str:
     """A markdown table, one row per scenario."""
     head = (
@@ -971,9 +995,9 @@ def results_table(results: list[dict[str, Any]]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
     )
     rows = [
-        f"| {r['scenario']} | error: {_cell(r['error'])} ||||||||||"
+        f"| {_scenario(r)} | error: {_cell(r['error'])} ||||||||||"
         if "error" in r
-        else f"| {r['scenario']} | {r['faults']} | {r['events']} | {r['expected']} | {r['lost']} | "
+        else f"| {_scenario(r)} | {r['faults']} | {r['events']} | {r['expected']} | {r['lost']} | "
         f"{r['duplicates']} ({r['duplicate_rate'] * 100:.2f} %) | "
         f"{_seconds(r['max_fault_to_delivery_s'])} | {_seconds(r['max_heal_to_delivery_s'])} | "
         f"{_seconds(r.get('longest_gap_s'))} | "
@@ -1051,7 +1075,9 @@ delivery id, while steady load runs to four webhooks on two tenants and the scen
 kill, stop and freeze the services, the broker and Postgres.
 
 - `make chaos` runs the full profile and rewrites this page; `make test` runs the short
-  profile (each scenario once, small counts) and writes `.hookstream/faults/latest.md`.
+  profile (each scenario once, small counts) and writes `.hookstream/faults/latest.md`. A
+  selection in the full profile (`HOOKSTREAM_CHAOS=full pytest -m faults tests/faults -k ...`)
+  rewrites only its scenarios' rows; a row an earlier run measured names that run.
 - The suite's broker (or cluster) and Postgres listen on a block of ports of the checkout's
   own, `HOOKSTREAM_FAULT_PORTS` (default `HOOKSTREAM_KAFKA_PORT` + 100; the cluster from + 10),
   below the ephemeral range, so no other process's connection takes a port while its server
