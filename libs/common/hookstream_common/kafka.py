@@ -24,10 +24,13 @@ GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1500}
 """A killed member's partitions move after about 6 s instead of aiokafka's default 10 s."""
 
 FRESH_METADATA = {"metadata_max_age_ms": 5000}
-"""For a consumer that seeks (to the beginning or end) whenever it is assigned partitions:
-aiokafka 0.14 does not refresh its metadata when a leader answers that request with "not
-leader", so after a broker lost its leadership (a freeze, a restart) the seek was retried
-against it until the 5-minute refresh (a cluster's route table took 40 s to load)."""
+"""For a consumer that looks up where to start reading whenever it is assigned partitions (a
+seek, or the reset of a partition without a committed offset): aiokafka 0.14 does not refresh
+its metadata when the old leader answers that lookup "not leader", so after a broker lost its
+leaderships (a freeze, a restart) it asked that broker again until the 5-minute refresh. Seen
+on the cluster: the matcher's route table took 40 s to load, and the dispatcher, stuck in its
+shard assignment, was dropped from its group and rejoined every 12 s. Not for admin clients:
+with no topics of their own they would ask for every topic's metadata."""
 
 
 def client_options(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, object]:

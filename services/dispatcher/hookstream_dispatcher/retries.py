@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.jobs import DeliveryJob
-from hookstream_common.kafka import client_options, new_topic
+from hookstream_common.kafka import FRESH_METADATA, client_options, new_topic
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import JobQueue
@@ -72,6 +72,7 @@ class RetryScheduler:
             group_id=f"{settings.dispatcher_group_id}-retries",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **FRESH_METADATA,
         )
 
     def stop(self) -> None:

@@ -30,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
+from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import shard_of
@@ -74,6 +74,12 @@ _NEVER_FETCHED_SECONDS = 30.0
 _TOPIC_LIST_MAX_AGE = 120.0
 _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
+_SEEK_WAIT_SECONDS = 2.0
+"""How long taking shards waits to learn where their wake-ups end. aiokafka sends no heartbeat
+while the assignment callback runs: waiting there for a leader that froze or moved (up to the
+request timeout, longer than the session timeout) got the dispatcher dropped from the group and
+its shards taken again, in a loop. Past this wait the consumer finds the end by itself (the
+group commits no offsets, so it resets to the latest) and the scan finds the work."""
 
 
 class _ShardRebalance(ConsumerRebalanceListener):
@@ -120,6 +126,7 @@ class Dispatcher:
             auto_offset_reset="latest",
             max_poll_interval_ms=600_000,
             **GROUP_TIMEOUTS,
+            **FRESH_METADATA,
         )
         self.consumer = AIOKafkaConsumer(
             **connection,
@@ -157,7 +164,10 @@ class Dispatcher:
         """The group gave this dispatcher `assigned` (its whole assignment): read their
         wake-ups from the end, then scan their topics for work queued before that end."""
         if assigned:
-            await self.shard_consumer.seek_to_end(*assigned)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.shard_consumer.seek_to_end(*assigned), _SEEK_WAIT_SECONDS
+                )
         self._shards = {tp.partition for tp in assigned}
         SHARDS_OWNED.set(len(self._shards))
         self._scan_now.set()

@@ -94,6 +94,7 @@ class Matcher:
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
             **GROUP_TIMEOUTS,
+            **FRESH_METADATA,
         )
         self.changes = AIOKafkaConsumer(
             **connection,
