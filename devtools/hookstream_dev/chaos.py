@@ -55,6 +55,10 @@ RECEIVER_HOST = "receiver.hookstream.test"
 EVENT_TYPE = "com.qlik.v1.app.created"
 SINGLE = ["api", "matcher", "dispatcher", "janitor"]  # one instance of each service
 KEEP_RUNS = 5
+BROKER_RESTART_TIMEOUT = 180.0
+"""How long a restarted broker may take to serve again: on a machine loaded by other work, a
+cluster's node took over a minute (the JVM, then catching up with the quorum). The recovery
+times count from when it answered, so waiting longer hides nothing."""
 TIMESTAMP_TOLERANCE_S = 300  # the Standard Webhooks libraries' default
 
 
@@ -669,7 +673,7 @@ class Scenario:
         else:
             await asyncio.to_thread(kafka.kill)
             await asyncio.sleep(hold)
-            await asyncio.to_thread(lambda: kafka.wait_ready(kafka.start()))
+            await asyncio.to_thread(lambda: kafka.wait_ready(kafka.start(), BROKER_RESTART_TIMEOUT))
         node = f" (node {kafka.node_id} of {len(self.private.brokers)})" if broker else ""
         self.faults.append(FaultRecord(f"broker {kind} {hold:.0f} s{node}", at, time.time()))
 
@@ -713,7 +717,9 @@ class Scenario:
         for broker in self.private.brokers:
             at = time.time()
             await asyncio.to_thread(broker.stop)
-            await asyncio.to_thread(lambda b=broker: b.wait_ready(b.start()))
+            await asyncio.to_thread(
+                lambda b=broker: b.wait_ready(b.start(), BROKER_RESTART_TIMEOUT)
+            )
             await self.wait_in_sync()
             self.faults.append(
                 FaultRecord(f"broker rolling restart (node {broker.node_id})", at, time.time())
