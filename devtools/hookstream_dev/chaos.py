@@ -1146,7 +1146,11 @@ Where recovery time goes (from the services' logs of the runs below):
 
 - A killed service: the supervisor's backoff, then the new process's start (the dispatcher
   imports for about 2.5 CPU-seconds; with 20 processes waiting for 2 CPUs that took 15-25 s),
-  then about 1-2 s to join the shard group, take its shards and deliver.
+  then about 1-2 s to join the shard group, take its shards and deliver. Killed again faster
+  than it restarts, a service runs a fraction of the time and a backlog builds up; an event
+  published after a later kill waits behind it (a webhook's first attempts keep their order),
+  so a run of kills measures that backlog, and its first fault (`recovery_s` in the JSON) one
+  restart.
 - A frozen broker: clients give up on it after `KAFKA_REQUEST_TIMEOUT_MS` (10 s); the cluster
   moves its leaderships after the brokers' own session timeout (9 s). Reaching the new leaders
   and group coordinator took up to 10 s more: an aiokafka client opens one connection at a
