@@ -984,7 +984,11 @@ def rows_left_out(path: Path, results: list[dict[str, Any]]) -> list[dict[str, A
     except (OSError, ValueError):
         return []
     ran = {result["scenario"] for result in results}
-    measured = {"date": earlier.get("date", "?"), "commit": earlier.get("commit", "?")}
+    measured = {
+        "date": earlier.get("date", "?"),
+        "commit": earlier.get("commit", "?"),
+        **({"load": earlier["load"]} if "load" in earlier else {}),
+    }
     return [
         {"measured": measured, **row}
         for row in earlier.get("results", [])
@@ -997,7 +1001,9 @@ def _scenario(result: dict[str, Any]) -> str:
     earlier = result.get("measured")
     if earlier is None:
         return result["scenario"]
-    return f"{result['scenario']} (run of {earlier['date'][:10]}, commit {earlier['commit']})"
+    load = earlier.get("load")
+    busy = f", load {load['start']}-{load['end']}" if load else ""
+    return f"{result['scenario']} (run of {earlier['date'][:10]}, commit {earlier['commit']}{busy})"
 
 
 def results_table(results: list[dict[str, Any]]) -> str:
@@ -1039,7 +1045,7 @@ def write_report(path: Path, results: list[dict[str, Any]], run: dict[str, Any])
             memory=host["memory"],
             load_start=run["load"]["start"],
             load_end=run["load"]["end"],
-            busy=BUSY if max(run["load"].values()) > int(host["nproc"]) else "",
+            busy=BUSY if max(run["load"].values()) > 2 * int(host["nproc"]) else "",
             table=results_table(results),
         )
     )
@@ -1078,6 +1084,7 @@ def utc_iso(moment: float) -> str:
 
 
 BUSY = " The machine was shared: other work ran on it beside this run."
+"""Said when the load average passed twice the CPUs: more than the suite's own processes."""
 
 REPORT_TEMPLATE = """\
 # Reliability: the fault suite
@@ -1161,9 +1168,9 @@ Where recovery time goes (from the services' logs of the runs below):
   includes the next one.
 
 A development machine may be shared with other work while the suite runs: the load average
-under the results says how busy it was. Above the number of CPUs, processes waited for one,
-and every time here includes that wait; the figures that matter are lost = 0 and the recovery
-times.
+under the results (and beside a row an earlier run measured) says how busy it was. Above the
+number of CPUs, processes waited for one, and every time here includes that wait; the figures
+that matter are lost = 0 and the recovery times.
 
 ## Results
 
