@@ -210,6 +210,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on the loopback port now (as servers do, with
+    SO_REUSEADDR: connections of an earlier server lingering in TIME_WAIT do not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def fault_ports(offset: int, count: int) -> list[int]:
+    """`count` loopback ports for servers that the fault suite kills and starts again on the
+    same ports. `free_port` gives ports of the ephemeral range, where any process's outgoing
+    connection may take one while its server is down, and the restart then fails; so these
+    come from a block below that range, at HOOKSTREAM_FAULT_PORTS (default
+    HOOKSTREAM_KAFKA_PORT + 100: checkouts given ports of their own get blocks of their own)
+    plus `offset`. If the block is taken (another fault session of this checkout), free
+    ports."""
+    base = int(os.environ.get("HOOKSTREAM_FAULT_PORTS") or _kafka_port() + 100) + offset
+    block = list(range(base, base + count))
+    if all(_port_free(port) for port in block):
+        return block
+    _say(f"ports {block[0]}-{block[-1]} are taken; using free ports (set HOOKSTREAM_FAULT_PORTS)")
+    return [free_port() for _ in block]
+
+
 def _java() -> str:
     java_home = os.environ.get("JAVA_HOME")
     java = Path(java_home, "bin", "java") if java_home else None
@@ -298,10 +326,10 @@ class KafkaServer:
     """The id its storage is formatted with; every node of a cluster shares one."""
 
     @classmethod
-    def cluster(cls, root: Path, size: int = 3) -> list["KafkaServer"]:
-        """`size` combined broker/controller nodes below `root/broker-N`, one KRaft quorum:
-        what the fault suite's replicated scenarios run on."""
-        ports = [(free_port(), free_port()) for _ in range(size)]
+    def cluster(cls, root: Path, ports: list[tuple[int, int]]) -> list["KafkaServer"]:
+        """Combined broker/controller nodes below `root/broker-N`, one KRaft quorum, on the
+        (client, controller) `ports` of each: what the fault suite's replicated scenarios run
+        on."""
         voters = ",".join(f"{i}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports, 1))
         cluster_id = _cluster_id()
         return [

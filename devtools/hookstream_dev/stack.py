@@ -57,7 +57,9 @@ async def delete_topics_under(
 ) -> None:
     """Delete every topic of one installation: a test session or a benchmark leaves none
     behind on the shared broker (thousands of stale partitions once exhausted its heap)."""
-    admin = AIOKafkaAdminClient(**client_options(bootstrap, security), request_timeout_ms=60000)
+    admin = AIOKafkaAdminClient(
+        **{**client_options(bootstrap, security), "request_timeout_ms": 60000}
+    )
     await admin.start()
     try:
         ours = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]

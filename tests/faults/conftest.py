@@ -6,6 +6,7 @@ scenarios kill and freeze them; other test sessions keep using the shared local 
 
 import asyncio
 import json
+import os
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -58,19 +59,20 @@ def fault_report(chaos_profile: Profile, chaos_seed: int) -> Iterator[list[dict[
     """Every scenario's result; written at the end of the session.
 
     Always to .hookstream/faults/latest.md; a full run (`make chaos`) also to
-    docs/reliability.md. Each run's folder keeps its results.jsonl.
+    docs/reliability.md, keeping that page's rows of the scenarios a selection (`-k`) left
+    out. Each run's folder keeps its results.jsonl.
     """
     results: list[dict[str, Any]] = []
-    started, commit = time.monotonic(), chaos.git_commit()
+    started, commit, load = time.monotonic(), chaos.git_commit(), os.getloadavg()[0]
     yield results
     if not results:
         return
-    run = chaos.run_info(chaos_profile, chaos_seed, started, commit)
-    targets = [chaos.FAULTS_DIR / "latest.md"]
+    run = chaos.run_info(chaos_profile, chaos_seed, started, commit, load)
+    chaos.write_report(chaos.FAULTS_DIR / "latest.md", results, run)
     if chaos_profile.name == "full":
-        targets.append(infra.REPO_ROOT / "docs" / "reliability.md")
-    for path in targets:
-        chaos.write_report(path, results, run)
+        page = infra.REPO_ROOT / "docs" / "reliability.md"
+        kept = chaos.rows_left_out(page.with_suffix(".json"), results)
+        chaos.write_report(page, results + kept, run)
 
 
 @pytest.fixture(scope="session")

@@ -36,12 +36,25 @@ def pki(tmp_path: Path) -> dict[str, Path]:
     return files
 
 
-def test_plaintext_is_the_default_and_adds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plaintext_is_the_default_and_adds_only_the_request_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL", raising=False)
+    monkeypatch.delenv("KAFKA_REQUEST_TIMEOUT_MS", raising=False)
     assert client_options("k:9092") == {
         "bootstrap_servers": "k:9092",
         "security_protocol": "PLAINTEXT",
+        "request_timeout_ms": 10_000,
     }
+
+
+def test_the_request_timeout_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen broker is left after this long; below a second would cut healthy requests."""
+    monkeypatch.setenv("KAFKA_REQUEST_TIMEOUT_MS", "6000")
+    assert client_options("k:9092")["request_timeout_ms"] == 6000
+    monkeypatch.setenv("KAFKA_REQUEST_TIMEOUT_MS", "500")
+    with pytest.raises(ValidationError):
+        KafkaSecurity()
 
 
 def test_sasl_ssl_scram_from_the_environment_with_the_password_in_a_file(

@@ -23,9 +23,19 @@ from hookstream_common.settings import CommonSettings, KafkaSecurity
 GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1500}
 """A killed member's partitions move after about 6 s instead of aiokafka's default 10 s."""
 
+FRESH_METADATA = {"metadata_max_age_ms": 5000}
+"""For a consumer that looks up where to start reading whenever it is assigned partitions (a
+seek, or the reset of a partition without a committed offset): aiokafka 0.14 does not refresh
+its metadata when the old leader answers that lookup "not leader", so after a broker lost its
+leaderships (a freeze, a restart) it asked that broker again until the 5-minute refresh. Seen
+on the cluster: the matcher's route table took 40 s to load, and the dispatcher, stuck in its
+shard assignment, was dropped from its group and rejoined every 12 s. Not for admin clients:
+with no topics of their own they would ask for every topic's metadata."""
+
 
 def client_options(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, object]:
-    """The connection arguments of any aiokafka client (producer, consumer, admin, client).
+    """The connection arguments of any aiokafka client (producer, consumer, admin, client),
+    the request timeout included.
 
     `security` defaults to the `KAFKA_*` variables of the environment, so tools and tests that
     only know an address still connect the way the installation is configured.
@@ -34,6 +44,7 @@ def client_options(bootstrap: str, security: KafkaSecurity | None = None) -> dic
     options: dict[str, object] = {
         "bootstrap_servers": bootstrap,
         "security_protocol": security.security_protocol,
+        "request_timeout_ms": security.request_timeout_ms,
     }
     if security.tls:
         context = create_ssl_context(

@@ -18,7 +18,7 @@ SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"
 
 
 class KafkaSecurity(BaseSettings):
-    """How every Kafka client (services, SDK, tools, tests) authenticates and encrypts.
+    """How every Kafka client (services, SDK, tools, tests) connects: TLS, SASL, timeout.
 
     Read from `KAFKA_<FIELD>` (e.g. `KAFKA_SECURITY_PROTOCOL`), the names Kafka's own tools and
     most platforms use. Each secret can come from a file instead (`KAFKA_SASL_PASSWORD_FILE`), as
@@ -67,6 +67,14 @@ class KafkaSecurity(BaseSettings):
     )
     ssl_check_hostname: bool = Field(
         True, description="Check that a broker's certificate names the host connected to."
+    )
+    request_timeout_ms: int = Field(
+        10_000,
+        ge=1000,
+        description="How long a client waits for a broker's answer (a producer also for a "
+        "partition's leader) before it gives up on that broker and asks the cluster again. A "
+        "frozen broker keeps its connections open without answering, so this bounds how long a "
+        "frozen group coordinator or leader holds work up (aiokafka's default: 40 s).",
     )
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from aiokafka.structs import ConsumerRecord
 
 from hookstream_common import tracing
 from hookstream_common.jobs import DeliveryJob
-from hookstream_common.kafka import client_options, new_topic
+from hookstream_common.kafka import FRESH_METADATA, client_options, new_topic
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import JobQueue
@@ -73,6 +73,7 @@ class RetryScheduler:
             group_id=f"{settings.dispatcher_group_id}-retries",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **FRESH_METADATA,
         )
 
     def stop(self) -> None:

@@ -33,7 +33,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
+from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.topics import is_webhook_id
@@ -78,6 +78,12 @@ _COMMIT_INTERVAL = 0.5
 _TOPIC_LIST_MAX_AGE = 120.0
 _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
+_SEEK_WAIT_SECONDS = 2.0
+"""How long taking shards waits to learn where their wake-ups end. aiokafka sends no heartbeat
+while the assignment callback runs: waiting there for a leader that froze or moved (up to the
+request timeout, longer than the session timeout) got the dispatcher dropped from the group and
+its shards taken again, in a loop. Past this wait the consumer finds the end by itself (the
+group commits no offsets, so it resets to the latest) and the scan finds the work."""
 
 
 class _ShardRebalance(ConsumerRebalanceListener):
@@ -127,6 +133,7 @@ class Dispatcher:
             auto_offset_reset="latest",
             max_poll_interval_ms=600_000,
             **GROUP_TIMEOUTS,
+            **FRESH_METADATA,
         )
         self._reader = TopicReader(connection, settings.dispatcher_group_id)
         self._offsets = TopicOffsets(connection)
@@ -154,7 +161,10 @@ class Dispatcher:
         """The group gave this dispatcher `assigned` (its whole assignment): read their
         wake-ups from the end, then scan their topics for work queued before that end."""
         if assigned:
-            await self.shard_consumer.seek_to_end(*assigned)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self.shard_consumer.seek_to_end(*assigned), _SEEK_WAIT_SECONDS
+                )
         self._lease.take({tp.partition for tp in assigned})
         SHARDS_OWNED.set(len(self._lease.owned))
         self._scan_now.set()

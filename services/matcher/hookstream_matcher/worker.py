@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyEx
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common import tracing
-from hookstream_common.kafka import GROUP_TIMEOUTS, client_options
+from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff
 from hookstream_common.shards import JobQueue
@@ -95,12 +95,14 @@ class Matcher:
             auto_offset_reset="earliest",
             max_poll_interval_ms=600_000,
             **GROUP_TIMEOUTS,
+            **FRESH_METADATA,
         )
         self.changes = AIOKafkaConsumer(
             **connection,
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **FRESH_METADATA,
         )
 
     @property
