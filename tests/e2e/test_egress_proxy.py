@@ -21,6 +21,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from e2e.scenario import CREATED, unique_path
 
 from hookstream_client import AsyncClient, Delivery
+from hookstream_common.client_certs import TlsContexts
 from hookstream_common.delivery import OutboundRequest, send
 from hookstream_common.egress import EgressProxy
 from hookstream_common.http_client import DeliveryClient, client_session
@@ -91,7 +92,8 @@ def through(proxy: Smokescreen | str, tls: TlsFiles, allow: str = "127.0.0.0/8")
 
 
 async def post(client: DeliveryClient, url: str) -> Any:
-    return await send(client, OutboundRequest(url, {"Tenant-Header": "kept"}, b"{}", {}))
+    request = OutboundRequest(url, {"Tenant-Header": "kept"}, b"{}", {})
+    return await send(client, request, TlsContexts())
 
 
 async def test_a_delivery_tunnels_to_the_checked_address_with_tls_for_the_name(
