@@ -223,7 +223,8 @@ def _cut_off(exc: BaseException) -> bool:
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return True
     if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLError):
-        return True
+        # the receiver's own certificate not accepted is our refusal, not the receiver's
+        return not isinstance(exc.os_error, ssl.SSLCertVerificationError)
     return isinstance(exc, aiohttp.ClientOSError) and exc.errno == ECONNRESET
 
 
