@@ -8,21 +8,29 @@ failures over 2 s, and counts a success after 2 failures as a recovery; see conf
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
 import orjson
+import trustme
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from e2e.scenario import CREATED, V1, Scenario, unique_path
+from e2e.scenario import CREATED, V1, Scenario, marker_delivered, unique_path
 
 from hookstream_client import AsyncClient, Webhook
 from hookstream_common.kafka import client_options
-from hookstream_common.operational import DELIVERY_EXHAUSTED, WEBHOOK_DISABLED, WEBHOOK_RECOVERED
+from hookstream_common.operational import (
+    CERTIFICATE_EXPIRING,
+    DELIVERY_EXHAUSTED,
+    WEBHOOK_DISABLED,
+    WEBHOOK_RECOVERED,
+)
 from hookstream_common.signing import qlik_signature
 from hookstream_common.topics import Topics
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
+from hookstream_janitor.certificates import notice_expiring_certificates
 from support import jobs_routed_to, receiver_url, wait_routed, wait_until
 
 SECRET = "o" * 40
@@ -189,3 +197,38 @@ async def test_a_test_event_that_succeeds_after_failures_recovers_the_webhook(
     [recovered] = notices(receiver, watcher_path, WEBHOOK_RECOVERED, flaky)
     assert recovered["data"]["deliveryId"] == sent.id
     assert recovered["data"]["failedAttemptsBefore"] == 2
+
+
+async def test_an_expiring_client_certificate_is_news_to_the_other_webhooks_once(
+    scenario: Scenario, receiver: Receiver, database_url: str
+) -> None:
+    watcher_path, holder_path = unique_path("cert-watcher"), unique_path("cert-holder")
+    not_after = datetime.now(UTC).replace(microsecond=0) + timedelta(days=10)
+    leaf = trustme.CA().issue_cert("client.example.com", not_after=not_after)
+    await scenario.webhook(receiver_url(receiver, watcher_path), eventTypes=[CERTIFICATE_EXPIRING])
+    holder = await scenario.webhook(
+        receiver_url(receiver, holder_path),
+        name="mtls orders",
+        eventTypes=[CREATED, CERTIFICATE_EXPIRING],
+        clientCertificate={
+            "certificate": leaf.cert_chain_pems[0].bytes().decode(),
+            "key": leaf.private_key_pem.bytes().decode(),
+        },
+    )
+    connection = await asyncpg.connect(database_url)
+    try:  # what the janitor's pass does, twice: the second finds it noticed already
+        for _ in range(2):
+            await notice_expiring_certificates(connection, datetime.now(UTC), timedelta(days=14))
+    finally:
+        await connection.close()
+
+    await wait_until(lambda: notices(receiver, watcher_path, CERTIFICATE_EXPIRING, holder), 60)
+    [expiring] = notices(receiver, watcher_path, CERTIFICATE_EXPIRING, holder)
+    assert expiring["data"]["name"] == "mtls orders"
+    assert "O=trustme" in expiring["data"]["certificateSubject"]
+    assert datetime.fromisoformat(expiring["data"]["notAfter"]) == not_after
+    assert expiring["data"]["daysLeft"] in (9, 10)
+    assert "PRIVATE KEY" not in orjson.dumps(expiring).decode()
+    assert await outbox_events(database_url, holder.id) == [CERTIFICATE_EXPIRING]
+    await marker_delivered(scenario, receiver, holder_path)
+    assert notices(receiver, holder_path, CERTIFICATE_EXPIRING, holder) == [], "not to itself"

@@ -11,10 +11,12 @@ from hookstream_common.delivery import Attempt
 from hookstream_common.events import Event
 from hookstream_common.history import Outcome, summarise
 from hookstream_common.operational import (
+    CERTIFICATE_EXPIRING,
     DELIVERY_EXHAUSTED,
     WEBHOOK_DISABLED,
     WEBHOOK_RECOVERED,
     Subject,
+    certificate_expiring,
     delivery_exhausted,
     outcome_notices,
     subject_of,
@@ -55,8 +57,31 @@ def route(webhook_id: str, level: str = "tenant", owner_id: str = "admin") -> Ro
 
 def test_the_catalogue_groups_them_under_webhooks_for_both_levels() -> None:
     ours = [t for t in DEFAULT_EVENT_TYPES if t.category == "webhooks"]
-    assert [t.name for t in ours] == [WEBHOOK_DISABLED, DELIVERY_EXHAUSTED, WEBHOOK_RECOVERED]
+    assert [t.name for t in ours] == [
+        WEBHOOK_DISABLED,
+        DELIVERY_EXHAUSTED,
+        WEBHOOK_RECOVERED,
+        CERTIFICATE_EXPIRING,
+    ]
     assert all(t.levels == ("tenant", "user") and t.title for t in ours)
+
+
+def test_an_expiring_certificate_is_one_event_per_certificate_about_its_webhook() -> None:
+    not_after = START + timedelta(days=9, hours=12)
+    event = certificate_expiring(FAILING, "CN=client", not_after, START)
+    assert subject_of(event) == "w-failing"
+    assert event.data == {
+        "id": "w-failing",
+        "name": FAILING.name,
+        "certificateSubject": "CN=client",
+        "notAfter": "2026-12-16T00:00:00.000Z",
+        "daysLeft": 9,
+    }
+    assert certificate_expiring(FAILING, "CN=client", not_after, START + timedelta(days=1)).id == (
+        event.id
+    ), "raised again on a later pass: the same event id, so delivered once"
+    renewed = certificate_expiring(FAILING, "CN=client", not_after + timedelta(days=90), START)
+    assert renewed.id != event.id
 
 
 def test_a_disabled_event_is_a_qlik_style_event_about_its_webhook() -> None:

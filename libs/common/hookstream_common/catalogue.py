@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from hookstream_common.operational import (
     CATEGORY,
+    CERTIFICATE_EXPIRING,
     DELIVERY_EXHAUSTED,
     WEBHOOK_DISABLED,
     WEBHOOK_RECOVERED,
@@ -93,6 +94,13 @@ DEFAULT_EVENT_TYPES: tuple[EventType, ...] = (
         WEBHOOK_RECOVERED,
         "Webhook recovered",
         "A webhook delivered successfully after a run of failed attempts. Hookstream extension.",
+        CATEGORY,
+    ),
+    EventType(
+        CERTIFICATE_EXPIRING,
+        "Client certificate expiring",
+        "A webhook's client certificate expires within 14 days (or has expired); replace it"
+        " before receivers that require it refuse the deliveries. Hookstream extension.",
         CATEGORY,
     ),
 )

@@ -1,12 +1,15 @@
 """Operational events (a Hookstream extension): notice that a webhook is in trouble or out of it.
 
-Three built-in types, raised by Hookstream itself about one of a tenant's webhooks:
+Four built-in types, raised by Hookstream itself about one of a tenant's webhooks:
 
 - `com.hookstream.v1.webhook.disabled`: Hookstream disabled the webhook (auto-disable after a
   run of failures, or 410 Gone), with the reason and its code;
 - `com.hookstream.v1.delivery.exhausted`: a delivery failed for good after its retries;
 - `com.hookstream.v1.webhook.recovered`: an attempt succeeded after at least N attempts in a
-  row had failed (`HOOKSTREAM_RECOVERED_AFTER_FAILURES`).
+  row had failed (`HOOKSTREAM_RECOVERED_AFTER_FAILURES`);
+- `com.hookstream.v1.webhook.certificate.expiring`: the webhook's client certificate expires
+  within `HOOKSTREAM_CLIENT_CERTIFICATE_NOTICE_DAYS` (14), raised once per certificate by the
+  janitor.
 
 Each is written to the outbox in the transaction that stores its cause (the disable, or the
 outcome), and the relay publishes it to the events topic keyed by tenant, so it reaches the
@@ -36,7 +39,8 @@ if TYPE_CHECKING:
 WEBHOOK_DISABLED = "com.hookstream.v1.webhook.disabled"
 DELIVERY_EXHAUSTED = "com.hookstream.v1.delivery.exhausted"
 WEBHOOK_RECOVERED = "com.hookstream.v1.webhook.recovered"
-TYPES = frozenset({WEBHOOK_DISABLED, DELIVERY_EXHAUSTED, WEBHOOK_RECOVERED})
+CERTIFICATE_EXPIRING = "com.hookstream.v1.webhook.certificate.expiring"
+TYPES = frozenset({WEBHOOK_DISABLED, DELIVERY_EXHAUSTED, WEBHOOK_RECOVERED, CERTIFICATE_EXPIRING})
 SOURCE = "com.hookstream"
 CATEGORY = "webhooks"
 DEFAULT_RECOVERED_AFTER = 5
@@ -110,6 +114,24 @@ def webhook_recovered(subject: Subject, outcome: "Outcome", failures: int) -> Ev
         f"{outcome.delivery_id}/{outcome.attempt_number}/recovered",
         outcome.attempt.started_at,
         {**_delivery(outcome), "failedAttemptsBefore": failures},
+    )
+
+
+def certificate_expiring(
+    subject: Subject, certificate_subject: str, not_after: datetime, now: datetime
+) -> Event:
+    """The webhook's client certificate expires at `not_after` (or has). One id per
+    certificate, so a notice raised twice is delivered once."""
+    return _event(
+        CERTIFICATE_EXPIRING,
+        subject,
+        f"{subject.id}/certificate/{not_after.isoformat()}",
+        now,
+        {
+            "certificateSubject": certificate_subject,
+            "notAfter": _time(not_after),
+            "daysLeft": max((not_after - now).days, 0),
+        },
     )
 
 

@@ -16,7 +16,7 @@ class JanitorSettings(CommonSettings):
         ge=1,
         le=365,
         description="How many days before a webhook's client certificate expires the janitor"
-        " notices it (once per certificate: a warning and a metric).",
+        " notices it (once per certificate: a warning, a metric, and the operational event).",
     )
     audit_retention_days: float = Field(
         90.0,
