@@ -17,9 +17,10 @@ import orjson
 from opentelemetry.trace import SpanContext
 
 from hookstream_common.db import write_with_partitions
-from hookstream_common.delivery import Attempt
+from hookstream_common.delivery import Attempt, OutboundRequest
 from hookstream_common.events import Event
 from hookstream_common.health_counts import Change, add_counts, attempt_changes, due_changes
+from hookstream_common.jobs import DeliveryJob
 from hookstream_common.operational import (
     DEFAULT_RECOVERED_AFTER,
     outcome_notices,
@@ -59,6 +60,39 @@ class Outcome:
     """The attempt failed, would have been retried, and no retry is left: failed for good."""
     trace: SpanContext | None = None
     """The attempt's span, when traced: the row stores its trace id, the write links to it."""
+
+    @classmethod
+    def of_attempt(
+        cls,
+        job: DeliveryJob,
+        cloud_event: bool,
+        request: OutboundRequest,
+        attempt: Attempt,
+        *,
+        succeeded: bool,
+        status_message: str,
+        next_attempt_at: datetime | None = None,
+        exhausted: bool = False,
+        trace: SpanContext | None = None,
+    ) -> "Outcome":
+        """The one step from a job's attempt to what the history stores (decision 11), for the
+        dispatcher's attempts and the API's resend and test event alike; the caller judges."""
+        return cls(
+            delivery_id=job.delivery_id,
+            tenant_id=job.tenant_id,
+            webhook_id=job.webhook_id,
+            event=job.event,
+            cloud_event=cloud_event,
+            status="success" if succeeded else "fail",
+            status_message=status_message,
+            triggered_at=job.triggered_at,
+            request=request.as_history(),
+            attempt_number=job.attempt_number,
+            attempt=attempt,
+            next_attempt_at=next_attempt_at,
+            exhausted=exhausted,
+            trace=trace,
+        )
 
 
 @dataclass(frozen=True)

@@ -39,18 +39,13 @@ async def send_now(
         status = "success" if attempt.succeeded else "fail"
         tracing.http_result(span, attempt.status_code, attempt.error_class, status, None)
         trace = tracing.current_span_context()
-    outcome = Outcome(
-        delivery_id=job.delivery_id,
-        tenant_id=job.tenant_id,
-        webhook_id=job.webhook_id,
-        event=job.event,
-        cloud_event=target.cloud_event,
-        status=status,
+    outcome = Outcome.of_attempt(
+        job,
+        target.cloud_event,
+        outbound,
+        attempt,
+        succeeded=attempt.succeeded,
         status_message=attempt.status_message(),
-        triggered_at=job.triggered_at,
-        request=outbound.as_history(),
-        attempt_number=job.attempt_number,
-        attempt=attempt,
         trace=trace,
     )
     async with pool.acquire() as conn, conn.transaction():

@@ -291,18 +291,13 @@ def outcome(
 ) -> Outcome:
     """The outcome of an attempt, as the history stores it (`trace`: the attempt's span)."""
     job, attempt, verdict = prepared.job, judged.attempt, judged.verdict
-    return Outcome(
-        delivery_id=job.delivery_id,
-        tenant_id=job.tenant_id,
-        webhook_id=job.webhook_id,
-        event=job.event,
-        cloud_event=prepared.target.cloud_event,
-        status="success" if verdict is Verdict.SUCCESS else "fail",
+    return Outcome.of_attempt(
+        job,
+        prepared.target.cloud_event,
+        prepared.request,
+        attempt,
+        succeeded=verdict is Verdict.SUCCESS,
         status_message=status_message(job, attempt, verdict, retry, policy),
-        triggered_at=job.triggered_at,
-        request=prepared.request.as_history(),
-        attempt_number=job.attempt_number,
-        attempt=attempt,
         next_attempt_at=retry.due_at if retry else None,
         exhausted=verdict is Verdict.RETRY and retry is None,
         trace=trace,
