@@ -5,6 +5,7 @@ query parameters of the lists.
 Only this module reads `request.app.state`; routers take what they need as parameters.
 """
 
+import functools
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -21,6 +22,7 @@ from hookstream_api.recoveries import RecoveryWorker
 from hookstream_api.repository import AuditRepository, DeliveryRepository, WebhookRepository
 from hookstream_api.request_context import request_trace_id
 from hookstream_api.schemas import AuditQuery, DeliveryQuery, TenantAuditQuery, WebhookQuery
+from hookstream_api.sending import SendNow, send_now
 from hookstream_api.settings import ApiSettings
 from hookstream_common.audit import Actor
 from hookstream_common.catalogue import EventType
@@ -166,6 +168,24 @@ ActionAllowed = Depends(action_allowed)
 SendingSlot = Depends(sending_slot)
 """Add to `dependencies=` of every route that sends a request while its caller waits."""
 DeliveryClient = Annotated[Sender, Depends(delivery_client)]
+
+
+def sending_now(
+    settings: Settings, client: DeliveryClient, pool: Pool, actor: AuditActor
+) -> SendNow:
+    """`send_now` with what resend and the test event share: this request's sender, the pool,
+    the user agent, the recovered-after count and the acting user."""
+    return functools.partial(
+        send_now,
+        client=client,
+        user_agent=settings.user_agent,
+        pool=pool,
+        recovered_after=settings.recovered_after_failures,
+        actor=actor,
+    )
+
+
+SendsNow = Annotated[SendNow, Depends(sending_now)]
 
 
 def parse_id(value: str, what: str = "webhook") -> uuid.UUID:

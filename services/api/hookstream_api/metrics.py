@@ -21,8 +21,9 @@ import prometheus_client
 import structlog
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from hookstream_api.asgi import HttpMiddleware
 from hookstream_common.db import advisory_lock_key
 from hookstream_common.resilience import TRANSIENT
 
@@ -53,16 +54,10 @@ def method_label(method: str) -> str:
     return method if method in KNOWN_METHODS else "other"
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """ASGI middleware counting and timing every request by its route template."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

@@ -12,8 +12,9 @@ import re
 import secrets
 
 import structlog
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from hookstream_api.asgi import HttpMiddleware
 from hookstream_common import tracing
 
 _TRACEPARENT = re.compile(rb"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -33,16 +34,10 @@ def request_trace_id(scope: Scope) -> str:
     return scope.get("state", {}).get("trace_id") or secrets.token_hex(16)
 
 
-class RequestContext:
+class RequestContext(HttpMiddleware):
     """ASGI middleware, outermost: give the request its trace id and bind it for logging."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         traced = tracing.trace_id_of(tracing.current_span_context())
         trace_id = traced or trace_id_of(dict(scope["headers"]).get(b"traceparent"))
         scope.setdefault("state", {})["trace_id"] = trace_id

@@ -7,7 +7,7 @@ transaction.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -53,3 +53,16 @@ async def send_now(
         await audit.record(
             conn, actor, action, job.webhook_id, details={**details, "deliveryId": job.delivery_id}
         )
+
+
+class SendNow(Protocol):
+    """`send_now` bound to a request's sender, pool and actor (`dependencies.SendsNow`)."""
+
+    async def __call__(
+        self,
+        job: DeliveryJob,
+        target: DeliveryTarget,
+        *,
+        action: audit.Action,
+        details: Mapping[str, Any],
+    ) -> None: ...

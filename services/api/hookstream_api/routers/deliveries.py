@@ -9,15 +9,13 @@ from fastapi import APIRouter, Request
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
-    AuditActor,
     Box,
     Deliveries,
-    DeliveryClient,
     DeliveryFilters,
     DeliveryId,
     DeliveryPage,
     Pool,
-    Settings,
+    SendsNow,
     VisibleWebhookId,
 )
 from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
@@ -27,7 +25,6 @@ from hookstream_api.schemas import (
     Delivery,
     DeliveryList,
 )
-from hookstream_api.sending import send_now
 from hookstream_common.events import Event, InvalidEvent
 from hookstream_common.history import delivery_body
 from hookstream_common.jobs import DeliveryJob
@@ -90,11 +87,9 @@ async def resend_delivery(
     delivery_id: DeliveryId,
     principal: CurrentPrincipal,
     deliveries: Deliveries,
-    client: DeliveryClient,
-    settings: Settings,
+    send: SendsNow,
     pool: Pool,
     box: Box,
-    actor: AuditActor,
 ) -> dict[str, Any]:
     """Send the event again now, with the webhook's current URL, headers and secret.
 
@@ -114,16 +109,6 @@ async def resend_delivery(
     except InvalidEvent as exc:
         raise invalid(f"deliveryId: the stored event cannot be sent again ({exc})") from None
     job = DeliveryJob.for_resend(str(webhook_id), principal.tenant_id, event, datetime.now(UTC))
-    await send_now(
-        job,
-        target,
-        client,
-        settings.user_agent,
-        pool,
-        settings.recovered_after_failures,
-        actor,
-        "resend",
-        {"resentDeliveryId": str(delivery_id)},
-    )
+    await send(job, target, action="resend", details={"resentDeliveryId": str(delivery_id)})
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)

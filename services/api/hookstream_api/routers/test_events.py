@@ -13,12 +13,10 @@ from fastapi import APIRouter, Body
 
 from hookstream_api.auth import CurrentPrincipal
 from hookstream_api.dependencies import (
-    AuditActor,
     Box,
     Deliveries,
-    DeliveryClient,
     Pool,
-    Settings,
+    SendsNow,
     VisibleWebhookId,
     Webhooks,
 )
@@ -26,7 +24,6 @@ from hookstream_api.errors import ERROR_RESPONSES, invalid, not_found
 from hookstream_api.routers import SEND_NOW
 from hookstream_api.routers.deliveries import delivery_json
 from hookstream_api.schemas import TestEventRequest
-from hookstream_api.sending import send_now
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.webhook_store import load_target
 
@@ -39,11 +36,9 @@ async def send_test_event(
     principal: CurrentPrincipal,
     webhooks: Webhooks,
     deliveries: Deliveries,
-    client: DeliveryClient,
-    settings: Settings,
+    send: SendsNow,
     pool: Pool,
     box: Box,
-    actor: AuditActor,
     body: Annotated[TestEventRequest | None, Body()] = None,
 ) -> dict[str, Any]:
     """Hookstream extension, not in the Qlik API: send a test event to the webhook now.
@@ -65,16 +60,6 @@ async def send_test_event(
     job = DeliveryJob.for_test(
         str(webhook_id), principal.tenant_id, event_type, webhook["owner_id"], datetime.now(UTC)
     )
-    await send_now(
-        job,
-        target,
-        client,
-        settings.user_agent,
-        pool,
-        settings.recovered_after_failures,
-        actor,
-        "test",
-        {"eventType": event_type},
-    )
+    await send(job, target, action="test", details={"eventType": event_type})
     row = await deliveries.get(principal.tenant_id, webhook_id, uuid.UUID(job.delivery_id))
     return delivery_json(row)
