@@ -14,6 +14,7 @@ TROUBLE = [
     "com.hookstream.v1.webhook.disabled",
     "com.hookstream.v1.delivery.exhausted",
     "com.hookstream.v1.webhook.recovered",
+    "com.hookstream.v1.webhook.certificate.expiring",
 ]
 WORDS = {
     "en-US": {
@@ -23,7 +24,12 @@ WORDS = {
         "url": "Webhook URL",
         "submit": "Create",
         "group": "Webhooks",
-        "types": ["Webhook disabled", "Delivery failed for good", "Webhook recovered"],
+        "types": [
+            "Webhook disabled",
+            "Delivery failed for good",
+            "Webhook recovered",
+            "Client certificate expiring",
+        ],
     },
     "pl-PL": {
         "create": "Utwórz nowy",
@@ -32,7 +38,12 @@ WORDS = {
         "url": "Adres URL webhooka",
         "submit": "Utwórz",
         "group": "Webhooki",
-        "types": ["Webhook wyłączony", "Dostarczenie ostatecznie nieudane", "Webhook znów działa"],
+        "types": [
+            "Webhook wyłączony",
+            "Dostarczenie ostatecznie nieudane",
+            "Webhook znów działa",
+            "Certyfikat klienta wkrótce wygasa",
+        ],
     },
 }
 
@@ -49,7 +60,7 @@ async def test_the_picker_groups_operational_events_under_webhooks(
     group = dialog.get_by_role("group", name=words["group"], exact=True)
     for label in words["types"]:
         await expect(group.get_by_label(label)).to_be_visible()
-    await expect(group.get_by_role("checkbox")).to_have_count(3)
+    await expect(group.get_by_role("checkbox")).to_have_count(len(TROUBLE))
 
     await dialog.get_by_label(words["name"], exact=True).fill("watcher")
     await dialog.get_by_label(words["url"]).fill("https://hooks.example.com/trouble")
