@@ -47,7 +47,7 @@ from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra, supervisor
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, RecordedRequest, TlsFiles
-from hookstream_dev.stack import ServiceSet, free_port, service_environment
+from hookstream_dev.stack import ServiceSet, free_port, kafka_security_of, service_environment
 from hookstream_dev.tokens import mint_token
 
 FAULTS_DIR = infra.STATE_DIR / "faults"
@@ -409,6 +409,11 @@ async def start_stack(
             "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
             "HOOKSTREAM_RETRY_JITTER": "0.1",
             "HOOKSTREAM_KAFKA_REPLICATION_FACTOR": str(len(private.brokers)),
+            **(
+                {"KAFKA_REQUEST_TIMEOUT_MS": str(infra.CLUSTER_CLIENT_TIMEOUT_MS)}
+                if len(private.brokers) > 1
+                else {}
+            ),
         },
     )
     stack = ServiceSet(
@@ -494,7 +499,11 @@ class Scenario:
         self._phase_start = time.monotonic()
         self.tenants = [f"tenant-{uuid.uuid4().hex[:8]}" for _ in range(2)]
         self.jwt_key = stack.env["HOOKSTREAM_JWT_KEY"]
-        self.publisher = EventPublisher(private.bootstrap, stack.env["HOOKSTREAM_TOPIC_PREFIX"])
+        self.publisher = EventPublisher(
+            private.bootstrap,
+            stack.env["HOOKSTREAM_TOPIC_PREFIX"],
+            security=kafka_security_of(stack.env),
+        )
         self.api = httpx.AsyncClient(base_url=stack.url("api"), timeout=15)
 
     async def __aenter__(self) -> "Scenario":

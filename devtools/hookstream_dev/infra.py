@@ -312,6 +312,10 @@ default: 9 s, heartbeats every 2 s), and the voters elect a new active controlle
 have heard nothing from it for the fetch timeout (default 2 s). Measured on the fault suite's
 cluster: a killed leader was fenced 8.8 s after the kill, and deliveries resumed 2.6 s later.
 Controlled shutdown (SIGTERM) and `unclean.leader.election.enable=false` stay Kafka's defaults."""
+CLUSTER_CLIENT_TIMEOUT_MS = 3000
+"""`KAFKA_REQUEST_TIMEOUT_MS` of the clients of such a cluster (docs/operations.md, failover):
+each request a client sends to a frozen broker waits this long, and a frozen broker of three
+held deliveries up for two or three of them in a row (16.5 s at the default 5 s, 9.1 s at 3 s)."""
 
 
 @dataclass(frozen=True)
