@@ -1161,16 +1161,35 @@ Scenarios:
 Where recovery time goes (from the services' logs of the runs below):
 
 - A killed service: the supervisor's backoff, then the new process's start (the dispatcher
-  imports for about 2.5 CPU-seconds; with 20 processes waiting for 2 CPUs that took 15-25 s),
+  imports for about 2.5 CPU-seconds, nearly all of it aiohttp, pydantic, aiokafka, asyncpg and
+  cryptography; `rich`, which structlog imports when it is installed, is 0.3 of it in the
+  development environment only; with 20 processes waiting for 2 CPUs that took 15-25 s),
   then about 1-2 s to join the shard group, take its shards and deliver. Killed again faster
   than it restarts, a service runs a fraction of the time and a backlog builds up; an event
   published after a later kill waits behind it (a webhook's first attempts keep their order),
   so a run of kills measures that backlog, and its first fault (`recovery_s` in the JSON) one
   restart.
-- A frozen broker: clients give up on it after `KAFKA_REQUEST_TIMEOUT_MS` (10 s); the cluster
-  moves its leaderships after the brokers' own session timeout (9 s). Reaching the new leaders
-  and group coordinator took up to 10 s more: an aiokafka client opens one connection at a
-  time, and an attempt at the frozen broker lasts the request timeout.
+- One broker of three killed: the cluster moves its leaderships once the active controller
+  fences it, `broker.session.timeout.ms` after its last heartbeat (Kafka's default 9 s; the
+  suite's cluster runs with 3 s, `infra.CLUSTER_FAILOVER`). A killed active controller is
+  replaced first: the voters elect another after `controller.quorum.fetch.timeout.ms` (1 s
+  here) and a random election timeout, 1.4-2.4 s in all, and the new controller starts the
+  sessions afresh. A dead broker refuses connections, so clients ask the cluster again at
+  once and delivered 1.4-1.9 s after the fencing. The three kills below: 2.9 + 1.9 s (a
+  broker), 1.4 + 3.0 + 1.4 s and 2.4 + 3.0 + 1.7 s (the active controller); with the
+  defaults it was 8.8 s to the fencing alone.
+- A rolling restart (SIGTERM): a broker hands its leaderships over before it stops
+  (controlled shutdown), so deliveries paused only while they moved, 2-3 s.
+- A frozen broker: it answers nothing but its connections stay open, and the kernel still
+  accepts new ones, so every request a client sends it waits `KAFKA_REQUEST_TIMEOUT_MS` (3 s
+  on the suite's cluster, `infra.CLUSTER_CLIENT_TIMEOUT_MS`; 5 s by default), and an
+  aiokafka client opens one connection at a time, each attempt at the frozen broker holding
+  the others up as long. The run below: the requests in flight timed out after 3 s (commits
+  too, their coordinator waiting for the frozen replica until it was fenced, 3 s after the
+  freeze); then the dispatcher and the matcher each spent 3 s connecting to it again (their
+  metadata still named it) and the dispatcher 3 s more on a request its topic-offsets client
+  sent it: 9.1 s. With the 5 s default the same chain took 16.5 s (three timeouts and a
+  shard-group session that expired meanwhile), with Kafka's defaults 10.6 s.
 - Postgres: jobs and outcome writes wait for it with capped backoff (0.5 s doubling to 5 s), so
   deliveries resume up to 5 s after it is back, behind the jobs that queued meanwhile. Faults
   that follow each other within seconds overlap: a fault's time to its first new delivery then
