@@ -1162,9 +1162,11 @@ Where recovery time goes (from the services' logs of the runs below):
 
 - A killed service: the supervisor's backoff, then the new process's start (the dispatcher
   imports for about 2.5 CPU-seconds, nearly all of it aiohttp, pydantic, aiokafka, asyncpg and
-  cryptography; `rich`, which structlog imports when it is installed, is 0.3 of it in the
-  development environment only; with 20 processes waiting for 2 CPUs that took 15-25 s),
-  then about 1-2 s to join the shard group, take its shards and deliver. Killed again faster
+  cryptography; 0.3 of them is `rich`, which structlog imports whenever it is installed: in
+  the development environment only, not in the image), then 0.1-2 s to join the shard group,
+  take its shards and deliver. At a load of 3 the dispatcher's successor logged its first
+  line 3.4-5.7 s after it started and delivered 3.8-7.7 s after; with 20 processes waiting
+  for 2 CPUs the start alone took 15-25 s. Killed again faster
   than it restarts, a service runs a fraction of the time and a backlog builds up; an event
   published after a later kill waits behind it (a webhook's first attempts keep their order),
   so a run of kills measures that backlog, and its first fault (`recovery_s` in the JSON) one
