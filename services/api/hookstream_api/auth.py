@@ -68,7 +68,7 @@ bearer_scheme = HTTPBearer(
 """Declares the bearer scheme in the OpenAPI document; a missing token is our own 401 below."""
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
