@@ -594,6 +594,7 @@ async def many_webhooks(bench: Bench) -> None:
         bench.probe = None
         pids = stack.pid("dispatcher")
         await asyncio.sleep(3)
+        say(f"(f) the dispatcher's CPU over {sizes.idle_seconds:.0f} idle seconds")
         before, t0 = cpu_seconds(pids), time.monotonic()
         await asyncio.sleep(sizes.idle_seconds)
         idle_cpu = (cpu_seconds(pids) - before) / (time.monotonic() - t0)
