@@ -93,6 +93,20 @@ def producer(
     return AIOKafkaProducer(**options)
 
 
+async def started_producer(
+    bootstrap: str, security: KafkaSecurity | None = None
+) -> AIOKafkaProducer:
+    """A new `producer`, started; one whose start failed is stopped (closing what it opened) and
+    the error raised. A new one per try, since aiokafka cannot start a producer again."""
+    kafka = producer(bootstrap, security)
+    try:
+        await kafka.start()
+    except BaseException:
+        await kafka.stop()
+        raise
+    return kafka
+
+
 async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:
     """Create the topics that are missing; existing ones are left as they are (the broker
     says so per topic: cheaper than listing every topic first, which grows with webhooks).

@@ -67,13 +67,31 @@ class Backoff:
         self.delay = min(self.delay * 2, self._cap)
 
 
-async def keep_trying(action: Callable[[], Awaitable[T]], what: str, cap: float = 5.0) -> T:
-    """Run `action` until it succeeds, logging each failure with what to check."""
-    backoff = Backoff(cap=cap)
+async def keep_trying(
+    action: Callable[[], Awaitable[T]],
+    what: str,
+    backoff: Backoff | None = None,
+    limit: float | None = None,
+) -> T:
+    """Run `action` until it succeeds, logging each failure with what to check.
+
+    A service waits as long as it takes (decision 10); a library in someone else's process
+    gives a `limit` in seconds: no try runs past it or would start after it, and the last error
+    is raised with a note saying what was unavailable and what to check.
+    """
+    backoff = backoff or Backoff()
+    loop = asyncio.get_running_loop()
+    deadline = None if limit is None else loop.time() + limit
     while True:
         try:
-            return await action()
+            async with asyncio.timeout_at(deadline):
+                return await action()
         except TRANSIENT as exc:
+            if deadline is not None and loop.time() + backoff.delay >= deadline:
+                exc.add_note(
+                    f"{what} still unavailable after {limit:g} s: {FIXES[failure_reason(exc)]}"
+                )
+                raise
             log.warning(
                 "dependency unavailable; retrying",
                 waiting_for=what,
