@@ -104,15 +104,23 @@ async def keep_trying(
 
 
 def postgres_check(dsn: str) -> Check:
-    """Postgres accepts a connection and answers a query (a connection of its own, so the
-    probe works before the service's pool exists and never waits behind its queries)."""
+    """Postgres answers a query, on a connection of the probe's own (so the probe works before
+    the service's pool exists and never waits behind its queries).
+
+    The connection is kept from one probe to the next: opening one every probe (a TLS context
+    included) cost each service about 1 % of a core. A kept connection that fails is replaced
+    in the same probe, so a restarted Postgres is seen as up as soon as it accepts connections.
+    """
+    kept: list[asyncpg.Connection] = []
 
     async def check() -> object:
-        conn = await asyncpg.connect(dsn, timeout=PROBE_TIMEOUT)
-        try:
-            return await conn.fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
-        finally:
-            await conn.close(timeout=PROBE_TIMEOUT)
+        if kept:
+            try:
+                return await kept[0].fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
+            except Exception:  # whatever broke it, a new connection tells what holds now
+                kept.pop().terminate()
+        kept.append(await asyncpg.connect(dsn, timeout=PROBE_TIMEOUT))
+        return await kept[0].fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
 
     return check
 
