@@ -56,7 +56,8 @@ async def _connect(settings: DispatcherSettings) -> _Clients:
     """Wait for Postgres and Kafka, one step at a time, each retried until it succeeds."""
     await keep_trying(lambda: migrate(settings.database_url), "Postgres (migrations)")
     pool = await keep_trying(
-        lambda: create_pool(settings.database_url, max_size=20), "Postgres (pool)"
+        lambda: create_pool(settings.database_url, max_size=20, sessions_kept_clean=True),
+        "Postgres (pool)",
     )
     targets = TargetCache(
         settings.database_url, pool, SecretBox(parse_keys(settings.encryption_keys))
