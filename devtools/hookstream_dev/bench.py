@@ -11,7 +11,7 @@ client's ceiling measured against the same receiver in the same run.
 
 Scenarios (issue 10):
   a  4 webhooks, unthrottled              b  50 webhooks, unthrottled
-  c  1,000 deliveries/s over 4 and over 50 webhooks: p50/p95/p99 event -> receiver
+  c  1,000 deliveries/s over 4 and over 50 webhooks, 100/s to one: p50/p95/p99 event -> receiver
   d  one webhook whose receiver answers in 50 ms, HOOKSTREAM_WEBHOOK_CONCURRENCY = 1, 8, 64
   e  5 creates and 5 deletes per second during 1,000 deliveries/s: duplicates, p99
   f  N existing webhooks (default 10,000), 200 events/s to random ones: a new webhook's first
@@ -86,6 +86,7 @@ class Sizes:
     ceiling_requests: int = 20_000
     throughput_deliveries: int = 30_000  # (a), (b)
     rate: int = 1_000  # deliveries/s in (c), (e), (g)
+    quiet_rate: int = 100  # deliveries/s in (c) to one webhook
     latency_seconds: float = 20  # (c)
     slow_seconds: float = 8  # (d), per concurrency
     concurrencies: tuple[int, ...] = (1, 8, 64)
@@ -276,9 +277,13 @@ async def throughput(
     )
 
 
-async def latency(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> dict[str, Any]:
-    """(c): `rate` deliveries/s spread over `hooks` webhooks of one tenant."""
-    rate, seconds = bench.sizes.rate, bench.sizes.latency_seconds
+async def latency(
+    bench: Bench, stack: BenchStack, tenant: str, hooks: int, quiet: bool = False
+) -> dict[str, Any]:
+    """(c): `rate` deliveries/s spread over `hooks` webhooks of one tenant; `quiet`: the
+    `quiet_rate` to one webhook, where only the p50 has a target (a few ms over the receiver)."""
+    rate = bench.sizes.quiet_rate if quiet else bench.sizes.rate
+    seconds = bench.sizes.latency_seconds
     events_rate = rate / hooks
     count = int(events_rate * seconds)
     say(f"(c) latency: {rate}/s over {hooks} webhooks for {seconds:.0f} s")
@@ -297,8 +302,9 @@ async def latency(bench: Bench, stack: BenchStack, tenant: str, hooks: int) -> d
             f"p50/p95/p99 {_pcts(stats)} ({stats['count']:,} of {count * hooks:,}){stages}",
             f"{rate:,}/s paced: {_pcts(bare)}",
             f"p99 {stats['p99_ms'] / max(bare['p99_ms'], 0.1):.0f}x",
-            "p99 < 100 ms",
-            stats["count"] >= count * hooks and stats["p99_ms"] < 100,
+            "p50 < 15 ms" if quiet else "p99 < 100 ms",
+            stats["count"] >= count * hooks
+            and (stats["p50_ms"] < 15 if quiet else stats["p99_ms"] < 100),
             {"stats": stats, "bare": bare, "per_cpu_s": per_cpu},
             efficiency,
         )
@@ -469,7 +475,7 @@ async def shared_scenarios(bench: Bench, only: str) -> None:
     try:
         await stack.start()
         bench.sampler.watch(stack)
-        tenants = {"four": 4, "fifty": 50, "slow": 1}
+        tenants = {"four": 4, "fifty": 50, "slow": 1, "one": 1}
         ids: dict[str, set[str]] = {}
         for tenant, hooks in tenants.items():
             prefix = f"/slow/{SLOW_MS}/{tenant}" if tenant == "slow" else f"/{tenant}"
@@ -489,6 +495,7 @@ async def shared_scenarios(bench: Bench, only: str) -> None:
             p99_c = (await latency(bench, stack, "four", 4))["p99_ms"]
         if "c" in only:
             await latency(bench, stack, "fifty", 50)
+            await latency(bench, stack, "one", 1, quiet=True)
         if "e" in only:
             await churn(bench, stack, "four", 4, p99_c)
         if "d" in only:
@@ -594,6 +601,7 @@ async def many_webhooks(bench: Bench) -> None:
         bench.probe = None
         pids = stack.pid("dispatcher")
         await asyncio.sleep(3)
+        say(f"(f) the dispatcher's CPU over {sizes.idle_seconds:.0f} idle seconds")
         before, t0 = cpu_seconds(pids), time.monotonic()
         await asyncio.sleep(sizes.idle_seconds)
         idle_cpu = (cpu_seconds(pids) - before) / (time.monotonic() - t0)

@@ -9,7 +9,7 @@ import jwt
 import pytest
 from pydantic import ValidationError
 
-from hookstream_api.auth import verify_token
+from hookstream_api.auth import VerifiedTokens, verify_token
 from hookstream_api.errors import ApiError
 from hookstream_api.settings import ApiSettings
 from hookstream_dev.tokens import mint_token
@@ -97,3 +97,34 @@ def test_the_api_does_not_start_with_a_short_hs256_key() -> None:
 def test_algorithm_none_cannot_be_configured() -> None:
     with pytest.raises(ValidationError):
         settings(jwt_algorithm="none")
+
+
+def test_an_accepted_token_is_remembered_only_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decoded = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    now = datetime.now(UTC)
+    clock = [now.timestamp()]
+    tokens = VerifiedTokens(settings(jwt_leeway_seconds=5), clock=lambda: clock[0])
+    text = token(iat=now, exp=now + timedelta(seconds=60))
+    assert tokens.verify(text).tenant_id == "t"
+    clock[0] += 64  # within the leeway: as jwt.decode would, still accepted
+    assert tokens.verify(text).user_id == "u"
+    assert len(decoded) == 1
+    clock[0] += 2  # past expiry and leeway: jwt.decode checks it again
+    tokens.verify(text)
+    assert len(decoded) == 2
+
+
+def test_a_refused_token_is_never_remembered_and_the_oldest_accepted_goes_first() -> None:
+    tokens = VerifiedTokens(settings(), size=2)
+    foreign = token(aud="someone-else")
+    for _ in range(2):
+        with pytest.raises(ApiError):
+            tokens.verify(foreign)
+    first, second, third = (token(sub=f"u{n}") for n in range(3))
+    for text in (first, second, third):
+        tokens.verify(text)
+    assert list(tokens._accepted) == [second, third]

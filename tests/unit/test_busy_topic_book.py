@@ -79,6 +79,19 @@ def test_idle_needs_quiet_time_an_empty_lane_and_everything_committed() -> None:
     assert a not in book
 
 
+def test_only_assigned_topics_are_committed() -> None:
+    """The consumer refuses a whole commit that names a topic it is not assigned."""
+    book = TopicBook(IDLE, Clock())
+    a, b = _partition("a"), _partition("b")
+    book.found(a)
+    book.found(b)
+    book.place(a, 0)
+    book.get(a).lane = FakeLane(committable=4)
+    book.get(b).lane = FakeLane(committable=9)
+    assert book.to_commit() == {a: 4}
+    assert set(book.to_commit()) <= book.assignment()
+
+
 def test_new_work_keeps_a_topic() -> None:
     clock = Clock()
     book = TopicBook(IDLE, clock)

@@ -40,6 +40,8 @@ def failed(error_class: str) -> Attempt:
         (failed("connection"), Verdict.RETRY),
         (failed("dns"), Verdict.RETRY),
         (failed("tls"), Verdict.RETRY),
+        (failed("tls-refused-by-receiver"), Verdict.RETRY),
+        (failed("disconnected"), Verdict.RETRY),
         (failed("blocked"), Verdict.FAIL),
         (failed("config"), Verdict.FAIL),
     ],

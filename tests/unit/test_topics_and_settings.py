@@ -1,8 +1,11 @@
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from hookstream_common.kafka import GROUP_TIMEOUTS
 from hookstream_common.settings import CommonSettings
 from hookstream_common.topics import Topics
 from hookstream_dispatcher.settings import DispatcherSettings
+from hookstream_matcher.settings import MatcherSettings
 
 
 def test_topic_names() -> None:
@@ -61,3 +64,14 @@ def test_a_repeated_library_error_is_logged_once_per_interval() -> None:
     assert gate.filter(record("aiokafka.client", "another message", 105.0))
     assert gate.filter(record("hookstream_api", "Unable connect to node %s", 105.0))
     assert gate.filter(record("aiokafka.client", "Unable connect to node %s", 111.0))
+
+
+async def test_a_member_releasing_its_partitions_is_given_time_to_rejoin() -> None:
+    """The rebalance timeout outlasts the longest release with the default settings, and the
+    installed aiokafka takes it (it defaulted to the 6 s session timeout)."""
+    dispatcher, matcher = DispatcherSettings(), MatcherSettings()
+    longest = max(dispatcher.shutdown_grace_seconds, matcher.matcher_batch_timeout_seconds)
+    assert GROUP_TIMEOUTS["rebalance_timeout_ms"] > longest * 1000
+    consumer = AIOKafkaConsumer(bootstrap_servers="localhost:1", group_id="g", **GROUP_TIMEOUTS)
+    assert consumer._rebalance_timeout_ms == GROUP_TIMEOUTS["rebalance_timeout_ms"]
+    await consumer.stop()  # never started: nothing to leave

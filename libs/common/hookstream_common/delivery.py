@@ -25,6 +25,7 @@ from hookstream_common.http_client import (
     UnresolvableHost,
 )
 from hookstream_common.request_rules import is_reserved_header
+from hookstream_common.resilience import CLIENT_CERTIFICATE_REFUSED
 from hookstream_common.signing import qlik_signature, standard_webhooks_signatures
 from hookstream_common.webhook_model import DeliveryTarget
 
@@ -66,7 +67,10 @@ class Attempt:
     body_truncated: bool = False
     error: str | None = None
     error_class: str | None = None
-    """`timeout`, `dns`, `tls`, `connection`, `blocked` (an address webhooks may not reach),
+    """`timeout`, `dns`, `tls` (the receiver's certificate not accepted, or another TLS failure),
+    `tls-refused-by-receiver` (the receiver refused the handshake with an alert about the client
+    certificate), `disconnected` (the receiver closed or reset the connection before answering),
+    `connection` (no connection), `blocked` (an address webhooks may not reach),
     `config` (a URL or secret that cannot be used: retrying will not help until it is changed),
     `proxy` (the egress proxy could not be reached or opened no tunnel; retried) or `internal`
     (the dispatcher failed unexpectedly while sending; retried)."""
@@ -190,14 +194,15 @@ async def send(client: DeliveryClient, request: OutboundRequest, tls: TlsContext
                 body_truncated=len(raw) > MAX_STORED_BODY,
             )
     except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-        error = _error_message(exc, request.url)
-        if request.client_certificate is None and _cut_off(exc):
-            error += NO_CLIENT_CERTIFICATE
+        error_class = classify_error(exc)
+        hint = (
+            NO_CLIENT_CERTIFICATE.get(error_class, "") if request.client_certificate is None else ""
+        )
         return Attempt(
             started_at=started,
             duration_ms=(time.perf_counter() - clock) * 1000,
-            error=error,
-            error_class=_error_class(exc),
+            error=_error_message(exc, request.url) + hint,
+            error_class=error_class,
         )
 
 
@@ -210,21 +215,35 @@ def sender(client: DeliveryClient, tls: TlsContexts) -> Sender:
     return functools.partial(send, client, tls=tls)
 
 
-NO_CLIENT_CERTIFICATE = (
-    "; a receiver that requires a client certificate (mutual TLS) ends the connection like"
-    " this, and this webhook has none"
-)
+NO_CLIENT_CERTIFICATE = {
+    "tls-refused-by-receiver": "; a receiver that requires a client certificate (mutual TLS)"
+    " refuses the handshake like this, and this webhook has none",
+    "disconnected": "; a receiver that requires a client certificate (mutual TLS) ends the"
+    " connection like this, and this webhook has none",
+}
+"""What a failure of each class may mean when the webhook presents no client certificate."""
+
+RECEIVER_REFUSED_ALERTS = CLIENT_CERTIFICATE_REFUSED | {"SSLV3_ALERT_HANDSHAKE_FAILURE"}
+"""TLS alerts from a receiver about the client's certificate; a TLS 1.2 server that requires
+one and gets none answers `handshake_failure`, a TLS 1.3 one `certificate_required`."""
 
 
-def _cut_off(exc: BaseException) -> bool:
-    """Whether the receiver ended the connection before answering, as one that requires a
-    client certificate does when none comes: with TLS 1.3 its alert arrives after the request
-    was sent, and usually shows as a reset or a disconnect rather than a TLS error."""
+def _refused_by_receiver(exc: BaseException) -> bool:
+    """Whether the receiver sent a TLS alert about the client certificate, along the chain of
+    causes: with TLS 1.3 it arrives after the handshake, as the cause of a socket error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "reason", None) in RECEIVER_REFUSED_ALERTS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _disconnected(exc: BaseException) -> bool:
+    """Whether the receiver closed or reset the connection before answering, as most servers
+    that require a client certificate do when none comes (rather than sending an alert)."""
     if isinstance(exc, aiohttp.ServerDisconnectedError):
         return True
-    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ssl.SSLError):
-        # the receiver's own certificate not accepted is our refusal, not the receiver's
-        return not isinstance(exc.os_error, ssl.SSLCertVerificationError)
     return isinstance(exc, aiohttp.ClientOSError) and exc.errno == ECONNRESET
 
 
@@ -257,12 +276,15 @@ def _connect_failure(exc: aiohttp.ClientConnectorError) -> str:
     return os.strerror(errno).lower() if errno else "connection failed"
 
 
-def _error_class(exc: BaseException) -> str:
-    """Coarse kinds a person and the retry policy can act on."""
+def classify_error(exc: BaseException) -> str:
+    """The `error_class` of a failed send: a coarse kind a person and the retry policy can act
+    on, and from which the hint about a missing client certificate follows."""
     if isinstance(exc, BlockedAddress):
         return "blocked"
     if isinstance(exc, EgressProxyError):
         return "proxy"
+    if _refused_by_receiver(exc):
+        return "tls-refused-by-receiver"
     # Before ValueError: a certificate error is one too (ssl.CertificateError), yet it is the
     # receiver's to fix (renew, complete the chain), so it is retried like other TLS failures.
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ClientConnectorCertificateError):
@@ -273,4 +295,6 @@ def _error_class(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, aiohttp.ClientConnectorDNSError | UnresolvableHost):
         return "dns"
+    if _disconnected(exc):
+        return "disconnected"
     return "connection"

@@ -20,8 +20,21 @@ from aiokafka.helpers import create_ssl_context
 
 from hookstream_common.settings import CommonSettings, KafkaSecurity
 
-GROUP_TIMEOUTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 1500}
-"""A killed member's partitions move after about 6 s instead of aiokafka's default 10 s."""
+GROUP_TIMEOUTS = {
+    "session_timeout_ms": 6000,
+    "heartbeat_interval_ms": 1500,
+    "rebalance_timeout_ms": 60_000,
+}
+"""A killed member's partitions move after about 6 s instead of aiokafka's default 10 s.
+
+The rebalance timeout is how long the coordinator waits for a live member to rejoin, that is,
+for its revoke callback to return; aiokafka defaults it to the session timeout (6 s). Releasing
+takes longer: the dispatcher's `release_shards` lets jobs in flight finish for up to
+HOOKSTREAM_SHUTDOWN_GRACE_SECONDS (20 s) and then commits, and the matcher's revoke waits for
+the turn in hand, up to HOOKSTREAM_MATCHER_BATCH_TIMEOUT_SECONDS (30 s). A member still
+releasing at the timeout is dropped from the group and rejoins as a new one, which moves every
+partition again. A killed member is still dropped after the session timeout: it sends no
+heartbeat, and only members that have rejoined are spared that."""
 
 FRESH_METADATA = {"metadata_max_age_ms": 5000}
 """For a consumer that looks up where to start reading whenever it is assigned partitions (a
@@ -91,6 +104,20 @@ def producer(
     }
     options.update(overrides)
     return AIOKafkaProducer(**options)
+
+
+async def started_producer(
+    bootstrap: str, security: KafkaSecurity | None = None
+) -> AIOKafkaProducer:
+    """A new `producer`, started; one whose start failed is stopped (closing what it opened) and
+    the error raised. A new one per try, since aiokafka cannot start a producer again."""
+    kafka = producer(bootstrap, security)
+    try:
+        await kafka.start()
+    except BaseException:
+        await kafka.stop()
+        raise
+    return kafka
 
 
 async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:

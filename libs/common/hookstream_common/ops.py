@@ -17,7 +17,7 @@ import orjson
 import prometheus_client
 from aiohttp import web
 
-from hookstream_common.resilience import Readiness
+from hookstream_common.resilience import Readiness, Turns
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,8 +53,12 @@ def _json(doc: object, status: int = 200) -> Answer:
     return Answer(status, orjson.dumps(doc), "application/json")
 
 
-def healthz() -> Answer:
-    """Liveness: the process and its event loop answer."""
+def healthz(turns: Turns | None = None) -> Answer:
+    """Liveness: the process and its event loop answer, and its main loop turns (`turns`);
+    503 once that loop is stuck, so the orchestrator restarts the process."""
+    stuck_for = turns.stuck_for() if turns is not None else None
+    if stuck_for is not None:
+        return _json({"status": "stuck", "loopStillSeconds": round(stuck_for, 1)}, 503)
     return _json({"status": "ok"})
 
 
@@ -83,7 +87,7 @@ async def start_ops_server(
     service's own (paths in aiohttp's syntax)."""
     answers: dict[str, Callable[[], Answer]] = {
         "/metrics": lambda: metrics(readiness),
-        "/healthz": healthz,
+        "/healthz": lambda: healthz(readiness.turns),
         "/readyz": lambda: readyz(readiness),
     }
     app = web.Application()

@@ -8,7 +8,8 @@ Decision 10: an outage of Kafka or Postgres never ends a service. Start-up waits
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
@@ -67,13 +68,31 @@ class Backoff:
         self.delay = min(self.delay * 2, self._cap)
 
 
-async def keep_trying(action: Callable[[], Awaitable[T]], what: str, cap: float = 5.0) -> T:
-    """Run `action` until it succeeds, logging each failure with what to check."""
-    backoff = Backoff(cap=cap)
+async def keep_trying(
+    action: Callable[[], Awaitable[T]],
+    what: str,
+    backoff: Backoff | None = None,
+    limit: float | None = None,
+) -> T:
+    """Run `action` until it succeeds, logging each failure with what to check.
+
+    A service waits as long as it takes (decision 10); a library in someone else's process
+    gives a `limit` in seconds: no try runs past it or would start after it, and the last error
+    is raised with a note saying what was unavailable and what to check.
+    """
+    backoff = backoff or Backoff()
+    loop = asyncio.get_running_loop()
+    deadline = None if limit is None else loop.time() + limit
     while True:
         try:
-            return await action()
+            async with asyncio.timeout_at(deadline):
+                return await action()
         except TRANSIENT as exc:
+            if deadline is not None and loop.time() + backoff.delay >= deadline:
+                exc.add_note(
+                    f"{what} still unavailable after {limit:g} s: {FIXES[failure_reason(exc)]}"
+                )
+                raise
             log.warning(
                 "dependency unavailable; retrying",
                 waiting_for=what,
@@ -85,15 +104,23 @@ async def keep_trying(action: Callable[[], Awaitable[T]], what: str, cap: float 
 
 
 def postgres_check(dsn: str) -> Check:
-    """Postgres accepts a connection and answers a query (a connection of its own, so the
-    probe works before the service's pool exists and never waits behind its queries)."""
+    """Postgres answers a query, on a connection of the probe's own (so the probe works before
+    the service's pool exists and never waits behind its queries).
+
+    The connection is kept from one probe to the next: opening one every probe (a TLS context
+    included) cost each service about 1 % of a core. A kept connection that fails is replaced
+    in the same probe, so a restarted Postgres is seen as up as soon as it accepts connections.
+    """
+    kept: list[asyncpg.Connection] = []
 
     async def check() -> object:
-        conn = await asyncpg.connect(dsn, timeout=PROBE_TIMEOUT)
-        try:
-            return await conn.fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
-        finally:
-            await conn.close(timeout=PROBE_TIMEOUT)
+        if kept:
+            try:
+                return await kept[0].fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
+            except Exception:  # whatever broke it, a new connection tells what holds now
+                kept.pop().terminate()
+        kept.append(await asyncpg.connect(dsn, timeout=PROBE_TIMEOUT))
+        return await kept[0].fetchval("SELECT 1", timeout=PROBE_TIMEOUT)
 
     return check
 
@@ -218,26 +245,93 @@ def error_summary(error: BaseException) -> str:
     return " <- ".join(parts)
 
 
-class Readiness:
-    """The service's own readiness (`is_started`) and its dependencies', probed in a loop."""
+class Turns:
+    """The turns of a worker's main loop: each within a time limit, cut to a grace once the
+    worker is told to stop, and watched.
 
-    def __init__(self, checks: dict[str, Check], is_started: Callable[[], bool]) -> None:
+    A turn that outlasts its limit raises `TimeoutError`, so a hang inside it (an answer that
+    never comes, no error logged) costs one retried turn, and SIGTERM ends even a stuck turn
+    within the grace. A loop that has not turned for twice the limit (which covers a turn cut
+    short plus its backoff) is stuck by some other way: `/healthz` and `/readyz` fail, so the
+    orchestrator restarts it.
+    """
+
+    def __init__(
+        self, limit: float, grace: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.limit = limit
+        self._grace = grace
+        self._clock = clock
+        self._stopping = False
+        self._last: float | None = None
+        """When the current or last turn began; None before the first and after the last."""
+        self._current: asyncio.Timeout | None = None
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """One turn of the loop; `TimeoutError` once it outlasts the limit (or the grace)."""
+        self._last = self._clock()
+        async with asyncio.timeout(self._grace if self._stopping else self.limit) as timeout:
+            self._current = timeout
+            try:
+                yield
+            finally:
+                self._current = None
+
+    def stop(self) -> None:
+        """The worker is told to stop: the turn in hand, and any after it, get the grace."""
+        self._stopping = True
+        if self._current is not None:
+            deadline = asyncio.get_running_loop().time() + self._grace
+            when = self._current.when()
+            if when is None or deadline < when:
+                self._current.reschedule(deadline)
+
+    def finished(self) -> None:
+        """The loop ended: nothing to watch any more."""
+        self._last = None
+
+    def stuck_for(self) -> float | None:
+        """Seconds since the loop last turned, once that is over twice the limit; None while
+        it turns, before its first turn and after its last."""
+        if self._last is None:
+            return None
+        still = self._clock() - self._last
+        return still if still > 2 * self.limit else None
+
+
+class Readiness:
+    """The service's own readiness (`is_started`) and its dependencies', probed in a loop; with
+    `turns`, also that its main loop turns."""
+
+    def __init__(
+        self,
+        checks: dict[str, Check],
+        is_started: Callable[[], bool],
+        turns: Turns | None = None,
+    ) -> None:
         self._checks = checks
         self._is_started = is_started
+        self.turns = turns
         self.dependencies: dict[str, bool] = dict.fromkeys(checks, False)
         self.reasons: dict[str, str] = {}
         """Why each dependency that is down is down (`failure_reason`); not yet probed: absent."""
         self._task: asyncio.Task[None] | None = None
 
     @property
+    def stuck(self) -> bool:
+        """The main loop has stopped turning (`Turns.stuck_for`)."""
+        return self.turns is not None and self.turns.stuck_for() is not None
+
+    @property
     def ready(self) -> bool:
-        """Started, and every dependency answered its last probe."""
-        return self._is_started() and all(self.dependencies.values())
+        """Started, every dependency answered its last probe, and the main loop turns."""
+        return self._is_started() and all(self.dependencies.values()) and not self.stuck
 
     def report(self) -> dict[str, object]:
         """The body of `/readyz`: what is up and what is not and why in one word (`reasons`),
         never an error text."""
-        return {
+        report: dict[str, object] = {
             "status": "ready" if self.ready else "unavailable",
             "started": self._is_started(),
             "dependencies": {
@@ -245,6 +339,9 @@ class Readiness:
             },
             "reasons": dict(self.reasons),
         }
+        if self.turns is not None:
+            report["loop"] = "stuck" if self.stuck else "turning"
+        return report
 
     def start(self) -> None:
         """Probe in the background until `stop()`."""

@@ -7,6 +7,7 @@ converts, and whether matching (route) or sending (target) reads it. The API's p
 a new field is one entry here. No I/O.
 """
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -171,12 +172,12 @@ class WebhookField:
     target: bool = False
     """Sending reads it."""
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """Its Python name: the snake_case of `api`."""
+        """Its Python name: the snake_case of `api` (cached: every row shown reads it)."""
         return "".join(f"_{c.lower()}" if c.isupper() else c for c in self.api)
 
-    @property
+    @functools.cached_property
     def columns(self) -> tuple[str, ...]:
         return self.stored or (self.name,)
 
@@ -417,6 +418,8 @@ FIELDS: tuple[WebhookField, ...] = (
     ),
 )
 
+SHOWN = tuple(f for f in FIELDS if f.shown is not None)
+"""The fields the API's `Webhook` shows."""
 WRITTEN = tuple(f for f in FIELDS if f.written is not None and not f.only_at_creation)
 """The fields a create, a replace or a JSON Patch writes."""
 READ_ONLY = frozenset(f.api for f in FIELDS if f.written is None)

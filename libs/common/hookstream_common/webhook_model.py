@@ -18,7 +18,13 @@ from hookstream_common.client_certs import ClientCertificate
 from hookstream_common.crypto import SecretBox, UndecryptableSecret
 from hookstream_common.routing import Route
 from hookstream_common.secret_rotation import PreviousSecret
-from hookstream_common.webhook_fields import FIELDS, WRITTEN, WebhookField, opened_headers
+from hookstream_common.webhook_fields import (
+    FIELDS,
+    SHOWN,
+    WRITTEN,
+    WebhookField,
+    opened_headers,
+)
 
 
 @dataclass(frozen=True)
@@ -54,13 +60,13 @@ def _select(fields: Iterable[WebhookField], *extra: str) -> str:
     return ", ".join(expressions)
 
 
-API_COLUMNS = _select((f for f in FIELDS if f.shown is not None), "tenant_id")
+API_COLUMNS = _select(SHOWN, "tenant_id")
 """What `api_form` reads: no secret, only whether there is one and when a rotation ends."""
 
 
 def api_form(row: asyncpg.Record) -> dict[str, Any]:
     """The webhook as the API shows it, in its names (health is added by the API)."""
-    return {spec.api: spec.value(row) for spec in FIELDS if spec.shown is not None}
+    return {spec.api: spec.value(row) for spec in SHOWN}
 
 
 def writable_form(row: asyncpg.Record, box: SecretBox) -> dict[str, Any]:

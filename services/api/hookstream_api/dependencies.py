@@ -3,6 +3,8 @@ visible webhook, the delivery client, the recovery worker, who acts (for the aud
 query parameters of the lists.
 
 Only this module reads `request.app.state`; routers take what they need as parameters.
+Every dependency is `async def`, even those that never wait: FastAPI runs a plain `def` one in a
+worker thread, a hop there and back on every request that cost the list a sixth of its CPU.
 """
 
 import functools
@@ -30,7 +32,7 @@ from hookstream_common.crypto import SecretBox
 from hookstream_common.delivery import Sender
 
 
-def app_settings(request: Request) -> ApiSettings:
+async def app_settings(request: Request) -> ApiSettings:
     """The settings the app was created with."""
     return request.app.state.settings
 
@@ -45,23 +47,23 @@ def _connected(request: Request) -> None:
         )
 
 
-def db_pool(request: Request) -> asyncpg.Pool:
+async def db_pool(request: Request) -> asyncpg.Pool:
     """The app's Postgres pool, once start-up has connected it."""
     _connected(request)
     return request.app.state.pool
 
 
-def secret_box(request: Request) -> SecretBox:
+async def secret_box(request: Request) -> SecretBox:
     """The keys that open webhooks' secrets and encrypted headers."""
     return request.app.state.box
 
 
-def recovery_worker(request: Request) -> RecoveryWorker:
+async def recovery_worker(request: Request) -> RecoveryWorker:
     """The app's recovery worker, told to start at once when a recovery is requested."""
     return request.app.state.recovery_worker
 
 
-def audit_actor(request: Request, principal: CurrentPrincipal) -> Actor:
+async def audit_actor(request: Request, principal: CurrentPrincipal) -> Actor:
     """Who makes this request, for the audit trail: the token's subject, the client address
     (the forwarded one from a trusted proxy, `forwarded_allow_ips`) and the trace id."""
     address = request.client.host if request.client else None
@@ -71,19 +73,19 @@ def audit_actor(request: Request, principal: CurrentPrincipal) -> Actor:
 AuditActor = Annotated[Actor, Depends(audit_actor)]
 
 
-def webhook_repository(request: Request, actor: AuditActor) -> WebhookRepository:
+async def webhook_repository(request: Request, actor: AuditActor) -> WebhookRepository:
     """Repository over the app's pool and secret box, auditing writes as the caller's."""
     _connected(request)
     return WebhookRepository(request.app.state.pool, request.app.state.box, actor)
 
 
-def audit_repository(request: Request) -> AuditRepository:
+async def audit_repository(request: Request) -> AuditRepository:
     """Repository over the app's pool."""
     _connected(request)
     return AuditRepository(request.app.state.pool)
 
 
-def delivery_repository(request: Request) -> DeliveryRepository:
+async def delivery_repository(request: Request) -> DeliveryRepository:
     """Repository over the app's pool."""
     _connected(request)
     settings = request.app.state.settings
@@ -122,12 +124,12 @@ async def action_allowed(request: Request, principal: CurrentPrincipal) -> None:
     await _within(request, principal, limit, "resends, recoveries and tests")
 
 
-def catalogue(request: Request) -> tuple[EventType, ...]:
+async def catalogue(request: Request) -> tuple[EventType, ...]:
     """The event types webhooks may subscribe to, loaded when the app was created."""
     return request.app.state.event_types
 
 
-def delivery_client(request: Request) -> Sender:
+async def delivery_client(request: Request) -> Sender:
     """Sends with the SSRF-safe client (through the egress proxy, if one is set), as resend
     and the test event do."""
     return request.app.state.send
@@ -170,7 +172,7 @@ SendingSlot = Depends(sending_slot)
 DeliveryClient = Annotated[Sender, Depends(delivery_client)]
 
 
-def sending_now(
+async def sending_now(
     settings: Settings, client: DeliveryClient, pool: Pool, actor: AuditActor
 ) -> SendNow:
     """`send_now` with what resend and the test event share: this request's sender, the pool,
@@ -204,12 +206,12 @@ async def visible_webhook_id(id: str, principal: CurrentPrincipal, repo: Webhook
     return webhook_id
 
 
-def delivery_id(deliveryId: str) -> uuid.UUID:
+async def delivery_id(deliveryId: str) -> uuid.UUID:
     """The `{deliveryId}` of the path (a 404 if it is no id)."""
     return parse_id(deliveryId, "delivery")
 
 
-def recovery_id(recoveryId: str) -> uuid.UUID:
+async def recovery_id(recoveryId: str) -> uuid.UUID:
     """The `{recoveryId}` of the path (a 404 if it is no id)."""
     return parse_id(recoveryId, "recovery")
 

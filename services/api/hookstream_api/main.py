@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from hookstream_api.auth import VerifiedTokens
 from hookstream_api.console import mount_console
 from hookstream_api.errors import install_error_handlers
 from hookstream_api.limits import RequestLimits
@@ -149,6 +150,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or ApiSettings()
+    app.state.tokens = VerifiedTokens(app.state.settings)
     app.state.in_flight = InFlight(app.state.settings.resends_in_flight_per_tenant)
     app.state.event_types = catalogue.load(app.state.settings.event_types_file)
     install_error_handlers(app)

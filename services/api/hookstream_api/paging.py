@@ -147,7 +147,7 @@ def page_request(sortable: Sortable) -> Any:
     `sortable`, and reads them into a PageRequest."""
     described = f"One of {', '.join(sortable.columns)}; prefix - for descending."
 
-    def read(
+    async def read(
         sort: Annotated[
             str | None,
             Query(

@@ -46,6 +46,13 @@ class Page:
     has_more: bool
 
 
+@dataclass(frozen=True)
+class WebhookPage(Page):
+    """A page of webhooks with their health, read on one connection."""
+
+    health: dict[uuid.UUID, WebhookHealth]
+
+
 class _Where:
     """Builds a WHERE clause with numbered parameters."""
 
@@ -168,13 +175,27 @@ class WebhookRepository:
             f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
         )
 
+    async def get_with_health(
+        self, principal: Principal, webhook_id: uuid.UUID
+    ) -> tuple[asyncpg.Record, WebhookHealth] | None:
+        """One webhook the caller may see and its health, on one connection; or None."""
+        where = _Where.webhook(principal, webhook_id)
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
+            )
+            if row is None:
+                return None
+            return row, (await load_health(conn, [webhook_id]))[webhook_id]
+
     async def list(
         self,
         principal: Principal,
         filters: WebhookQuery,
         request: PageRequest,
-    ) -> Page:
-        """The webhooks the caller may see that pass every filter, one keyset page."""
+    ) -> WebhookPage:
+        """The webhooks the caller may see that pass every filter, one keyset page, with their
+        health: one connection for both, as the list is the console's most frequent read."""
         where = _Where()
         where.visible_to(principal)
         if filters.name:
@@ -209,7 +230,10 @@ class WebhookRepository:
                 " WHERE h.webhook_id = webhooks.id AND h.last_status = {})",
                 filters.last_status,
             )
-        return await _fetch_page(self._pool, f"SELECT {API_COLUMNS} FROM webhooks", where, request)
+        async with self._pool.acquire() as conn:
+            page = await _fetch_page(conn, f"SELECT {API_COLUMNS} FROM webhooks", where, request)
+            health = await load_health(conn, [row["id"] for row in page.rows])
+        return WebhookPage(page.rows, page.has_more, health)
 
     async def patch(
         self,

@@ -24,6 +24,7 @@ from hookstream_common.webhook_fields import (
     MAX_NAME,
     ONLY_AT_CREATION,
     READ_ONLY,
+    SHOWN,
     SINGLE_LINE,
     WRITTEN,
     EventTypeName,
@@ -174,8 +175,7 @@ Webhook = create_model(
     __doc__="A webhook as the API shows it: no secret, encrypted header names only.",
     **{
         spec.name: (spec.shown, Field(alias=spec.api, description=spec.description))
-        for spec in FIELDS
-        if spec.shown is not None
+        for spec in SHOWN
     },
     **HEALTH,
 )

@@ -141,11 +141,13 @@ class TopicBook:
         return [t for p in partitions if (t := self._topics.pop(p, None)) is not None]
 
     def to_commit(self) -> dict[TopicPartition, int]:
-        """The offsets stored since the last commit, per topic."""
+        """The offsets stored since the last commit, per topic; only topics in the
+        `assignment()`, since the consumer refuses a commit that names any other."""
         return {
             p: t.lane.committable
             for p, t in self._topics.items()
-            if t.lane is not None
+            if t.phase is not Phase.FOUND
+            and t.lane is not None
             and t.lane.committable is not None
             and t.lane.committable != t.committed
         }

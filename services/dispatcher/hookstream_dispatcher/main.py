@@ -20,7 +20,7 @@ from hookstream_common.crypto import SecretBox, parse_keys
 from hookstream_common.db import create_pool, migrate
 from hookstream_common.delivery import sender
 from hookstream_common.http_client import DeliveryClient, delivery_session
-from hookstream_common.kafka import core_topics, create_missing_topics, producer
+from hookstream_common.kafka import core_topics, create_missing_topics, started_producer
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server, stop_on_signals
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
@@ -52,21 +52,12 @@ class _Clients:
         await self.pool.close()
 
 
-async def _started_producer(settings: DispatcherSettings) -> AIOKafkaProducer:
-    kafka = producer(settings.kafka_bootstrap_servers, settings.kafka_security)
-    try:
-        await kafka.start()
-    except BaseException:
-        await kafka.stop()
-        raise
-    return kafka
-
-
 async def _connect(settings: DispatcherSettings) -> _Clients:
     """Wait for Postgres and Kafka, one step at a time, each retried until it succeeds."""
     await keep_trying(lambda: migrate(settings.database_url), "Postgres (migrations)")
     pool = await keep_trying(
-        lambda: create_pool(settings.database_url, max_size=20), "Postgres (pool)"
+        lambda: create_pool(settings.database_url, max_size=20, sessions_kept_clean=True),
+        "Postgres (pool)",
     )
     targets = TargetCache(
         settings.database_url, pool, SecretBox(parse_keys(settings.encryption_keys))
@@ -77,7 +68,10 @@ async def _connect(settings: DispatcherSettings) -> _Clients:
         lambda: create_missing_topics(settings, topics + dispatcher_topics(settings)),
         "Kafka (topics)",
     )
-    kafka = await keep_trying(lambda: _started_producer(settings), "Kafka (producer)")
+    kafka = await keep_trying(
+        lambda: started_producer(settings.kafka_bootstrap_servers, settings.kafka_security),
+        "Kafka (producer)",
+    )
     return _Clients(pool, targets, kafka)
 
 

@@ -270,14 +270,14 @@ class Dispatcher:
         for task in late:
             task.cancel()
         await asyncio.gather(*late, return_exceptions=True)
-        await self._reader.commit(
-            {
+        await self._commit(
+            force=True,
+            leaving={
                 lane.partition: lane.committable
                 for topic, lane in closing
                 if lane.committable is not None and lane.committable != topic.committed
-            }
+            },
         )
-        await self._commit(force=True)
 
     def _lane(self, topic: BusyTopic) -> Lane:
         if not isinstance(topic.lane, Lane):
@@ -303,15 +303,15 @@ class Dispatcher:
             self._reader.resume(lane.partition)
             topic.paused = False
 
-    async def _commit(self, force: bool) -> None:
-        """Commit what every lane has stored, at most every `_COMMIT_INTERVAL` seconds."""
+    async def _commit(self, force: bool, leaving: dict[TopicPartition, int] | None = None) -> None:
+        """Commit what every lane has stored, at most every `_COMMIT_INTERVAL` seconds unless
+        `force`. `leaving`: what the lanes of topics just taken out of the book stored, in the
+        same commit (they stay assigned until the next `_assign`)."""
         now = self._clock()
         if not force and now - self._last_commit < _COMMIT_INTERVAL:
             return
         self._last_commit = now
-        offsets = {
-            tp: at for tp, at in self._book.to_commit().items() if tp in self._reader.assigned
-        }
+        offsets = {**self._book.to_commit(), **(leaving or {})}
         if await self._reader.commit(offsets):
             self._book.committed(offsets)
 

@@ -20,7 +20,7 @@ from hookstream_common.kafka import (
 )
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server, stop_on_signals
-from hookstream_common.resilience import Readiness, kafka_check, keep_trying
+from hookstream_common.resilience import Readiness, Turns, kafka_check, keep_trying
 from hookstream_common.tracing import configure_tracing
 from hookstream_matcher.settings import MatcherSettings
 from hookstream_matcher.worker import Matcher
@@ -28,14 +28,14 @@ from hookstream_matcher.worker import Matcher
 log = structlog.get_logger(__name__)
 
 
-async def _started_matcher(settings: MatcherSettings) -> Matcher:
+async def _started_matcher(settings: MatcherSettings, turns: Turns) -> Matcher:
     """A matcher whose producer and consumers are connected; new clients on every try."""
     kafka = producer(
         settings.kafka_bootstrap_servers,
         settings.kafka_security,
         linger_ms=int(settings.matcher_linger_seconds * 1000),
     )
-    matcher = Matcher(settings, kafka)
+    matcher = Matcher(settings, kafka, turns)
     try:
         await matcher.start()
     except BaseException:
@@ -81,7 +81,7 @@ async def _check_co_partitioned(settings: MatcherSettings) -> None:
         )
 
 
-async def _start(settings: MatcherSettings) -> Matcher:
+async def _start(settings: MatcherSettings, turns: Turns) -> Matcher:
     """Wait for Kafka, then connect: a broker outage at start-up is waited out, not fatal;
     topics that cannot be joined are (`NotCoPartitioned`)."""
     topics = core_topics(settings)
@@ -90,7 +90,16 @@ async def _start(settings: MatcherSettings) -> Matcher:
         "Kafka (core topics)",
     )
     await keep_trying(lambda: _check_co_partitioned(settings), "Kafka (topic partitions)")
-    return await keep_trying(lambda: _started_matcher(settings), "Kafka (clients)")
+    return await keep_trying(lambda: _started_matcher(settings, turns), "Kafka (clients)")
+
+
+async def _close(matcher: Matcher, grace: float) -> None:
+    """Leave the group and disconnect, within the grace: an unreachable broker must not hold
+    the process past what its supervisor waits (the uncommitted work is routed again)."""
+    try:
+        await asyncio.wait_for(matcher.close(), grace)
+    except TimeoutError:
+        log.warning("leaving the group took longer than the grace; stopping anyway", grace=grace)
 
 
 async def serve(settings: MatcherSettings) -> None:
@@ -109,9 +118,11 @@ async def serve(settings: MatcherSettings) -> None:
         ]
         return web.json_response({"tenantId": tenant_id, "webhooks": webhooks})
 
+    turns = Turns(settings.matcher_batch_timeout_seconds, settings.matcher_shutdown_grace_seconds)
     readiness = Readiness(
         {"kafka": kafka_check(settings.kafka_bootstrap_servers, settings.kafka_security)},
         lambda: bool(current) and current[0].started,
+        turns,
     )
     ops = await start_ops_server(
         settings.matcher_host,
@@ -120,7 +131,7 @@ async def serve(settings: MatcherSettings) -> None:
         {"/routes/{tenant_id}": routes_page},
     )
     readiness.start()
-    startup = asyncio.create_task(_start(settings))
+    startup = asyncio.create_task(_start(settings, turns))
 
     stop_on_signals(startup, current)
     try:
@@ -133,7 +144,7 @@ async def serve(settings: MatcherSettings) -> None:
         try:
             await matcher.run()
         finally:
-            await matcher.close()
+            await _close(matcher, settings.matcher_shutdown_grace_seconds)
     finally:
         await readiness.stop()
         await ops.cleanup()

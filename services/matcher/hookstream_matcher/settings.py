@@ -21,6 +21,19 @@ class MatcherSettings(CommonSettings):
     matcher_batch_size: int = Field(
         500, description="Most events routed (and committed) as one batch.", ge=1
     )
+    matcher_batch_timeout_seconds: float = Field(
+        30.0,
+        description="Longest one turn of the matcher's loop may take: fetching a batch, loading"
+        " routes, producing its jobs and wake-ups and committing. A turn cut short is routed"
+        " again; a loop that has not turned for twice this fails /healthz and /readyz.",
+        gt=0,
+    )
+    matcher_shutdown_grace_seconds: float = Field(
+        10.0,
+        description="On SIGTERM, how long the batch in hand may take to finish (then it is left"
+        " uncommitted, for the partition's next owner), and then leaving the group.",
+        gt=0,
+    )
     max_event_bytes: int = Field(
         1024 * 1024,
         description="Events larger than this go to the dead-letter topic with the reason.",

@@ -27,7 +27,7 @@ from aiokafka.structs import ConsumerRecord
 from hookstream_common import tracing
 from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
-from hookstream_common.resilience import Backoff
+from hookstream_common.resilience import Backoff, Turns
 from hookstream_common.shards import JobQueue
 from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
 from hookstream_matcher.router import DeadLetter, Matched, Rekey, RouteTable, route
@@ -68,8 +68,10 @@ class _Rebalance(ConsumerRebalanceListener):
 class Matcher:
     """Joins the events of the partitions it owns against their tenants' routes."""
 
-    def __init__(self, settings: MatcherSettings, producer: AIOKafkaProducer) -> None:
+    def __init__(self, settings: MatcherSettings, producer: AIOKafkaProducer, turns: Turns) -> None:
+        """`turns`: the time limits and watch of the loop in `run()`."""
         self._settings = settings
+        self._turns = turns
         self._topics = settings.topics
         self._producer = producer
         self.table = RouteTable()
@@ -130,8 +132,9 @@ class Matcher:
         await self._producer.stop()
 
     def stop(self) -> None:
-        """Finish the batch in hand, commit it, and return from `run()`."""
+        """Finish the batch in hand within the grace, commit it, and return from `run()`."""
         self._stopping.set()
+        self._turns.stop()
 
     def assigned(self, partitions: set[TopicPartition]) -> None:
         """New partitions: their routes are loaded before any of their events is routed."""
@@ -145,30 +148,34 @@ class Matcher:
             TENANTS.set(len(self.table))
 
     async def run(self) -> None:
-        """Route until `stop()`."""
+        """Route until `stop()`, each turn within its time limit (`Turns`)."""
         backoff = Backoff()
         while not self._stopping.is_set():
-            batch = await self.events.getmany(
-                timeout_ms=200, max_records=self._settings.matcher_batch_size
-            )
-            async with self._lock:
-                try:
-                    if self._stale:
-                        await self._load_table()
-                    await self._follow_changes(timeout_ms=0)
-                    await self._route_batch(batch)
-                    await record_lag(self.events)
-                    backoff.reset()
-                except KafkaError as exc:
-                    BATCH_FAILURES.inc()
-                    log.warning(
-                        "routing a batch failed; it will be routed again",
-                        error_class=type(exc).__name__,
-                        error=str(exc),
-                        retry_in=backoff.delay,
+            batch: dict[TopicPartition, list[ConsumerRecord]] = {}
+            try:
+                async with self._turns.turn():
+                    batch = await self.events.getmany(
+                        timeout_ms=200, max_records=self._settings.matcher_batch_size
                     )
-                    self._rewind(batch)
+                    async with self._lock:
+                        if self._stale:
+                            await self._load_table()
+                        await self._follow_changes(timeout_ms=0)
+                        await self._route_batch(batch)
+                        await record_lag(self.events)
+                backoff.reset()
+            except (KafkaError, TimeoutError) as exc:
+                BATCH_FAILURES.inc()
+                log.warning(
+                    "routing a batch failed; it will be routed again",
+                    error_class=type(exc).__name__,
+                    error=str(exc) or "the turn outlasted its time limit",
+                    retry_in=backoff.delay,
+                )
+                self._rewind(batch)
+                if not self._stopping.is_set():
                     await backoff.wait()
+        self._turns.finished()
 
     async def _load_table(self) -> None:
         """Read the owned partitions of the webhooks topic from the beginning to their end."""

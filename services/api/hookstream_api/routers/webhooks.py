@@ -18,7 +18,6 @@ from hookstream_api.dependencies import (
 )
 from hookstream_api.errors import ERROR_RESPONSES, ApiError, invalid, not_found
 from hookstream_api.paging import links
-from hookstream_api.repository import WebhookRepository
 from hookstream_api.routers import NO_CONTENT, WRITE
 from hookstream_api.schemas import (
     MAX_PATCH_OPERATIONS,
@@ -50,19 +49,13 @@ from hookstream_common.webhook_model import WebhookFields, api_form
 router = APIRouter(prefix="/webhooks", tags=["webhooks"], responses=ERROR_RESPONSES)
 
 
-def webhook_json(row: asyncpg.Record, health: WebhookHealth | None = None) -> dict[str, Any]:
-    """The API representation of a webhook row, with its health (Hookstream extensions)."""
-    return Webhook.model_validate(
-        api_form(row) | (health or WebhookHealth()).as_fields()
-    ).model_dump(by_alias=True, mode="json")
+def shown(row: asyncpg.Record, health: WebhookHealth | None = None) -> Webhook:
+    """The API representation of a webhook row, with its health (Hookstream extensions).
 
-
-async def webhooks_json(
-    repo: WebhookRepository, rows: list[asyncpg.Record]
-) -> list[dict[str, Any]]:
-    """Webhook rows as the API shows them, the health of all read in one query."""
-    health = await repo.health([row["id"] for row in rows])
-    return [webhook_json(row, health.get(row["id"])) for row in rows]
+    Routes return the model, which FastAPI serialises once; validated instances are not
+    validated again.
+    """
+    return Webhook.model_validate(api_form(row) | (health or WebhookHealth()).as_fields())
 
 
 def checked_fields(
@@ -120,7 +113,7 @@ async def list_webhooks(
     """The webhooks the caller may see, filtered, sorted and paged."""
     page = await repo.list(principal, filters, paging)
     return {
-        "data": await webhooks_json(repo, page.rows),
+        "data": [shown(row, page.health[row["id"]]) for row in page.rows],
         "links": links(request, page.rows, paging.sort, paging.cursor, page.has_more),
     }
 
@@ -132,11 +125,11 @@ async def create_webhook(
     repo: Webhooks,
     settings: Settings,
     known: Catalogue,
-) -> dict[str, Any]:
+) -> Webhook:
     """Register a webhook; it receives events published from now on."""
     fields = checked_fields(body, principal, ports=settings.port_set, event_types=known)
     row = await repo.create(principal, fields, body.origin, settings.max_webhooks_per_tenant)
-    return webhook_json(row, WebhookHealth())
+    return shown(row)
 
 
 @router.get("/event-types", response_model=EventTypeList)
@@ -161,12 +154,12 @@ async def event_types_read_only() -> None:
 
 
 @router.get("/{id}", response_model=Webhook)
-async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> dict[str, Any]:
+async def get_webhook(id: str, principal: CurrentPrincipal, repo: Webhooks) -> Webhook:
     """One webhook."""
-    row = await repo.get(principal, parse_id(id))
-    if row is None:
+    found = await repo.get_with_health(principal, parse_id(id))
+    if found is None:
         raise not_found()
-    return (await webhooks_json(repo, [row]))[0]
+    return shown(*found)
 
 
 @router.patch("/{id}", **NO_CONTENT, **WRITE)
@@ -207,13 +200,13 @@ async def replace_webhook(
     repo: Webhooks,
     settings: Settings,
     known: Catalogue,
-) -> dict[str, Any]:
+) -> Webhook:
     """Replace every writable field; omitted ones return to their defaults."""
     fields = checked_fields(body, principal, ports=settings.port_set, event_types=known)
     row = await repo.replace(principal, parse_id(id), fields)
     if row is None:
         raise not_found()
-    return (await webhooks_json(repo, [row]))[0]
+    return shown(row, (await repo.health([row["id"]]))[row["id"]])
 
 
 @router.delete("/{id}", **NO_CONTENT, **WRITE)
