@@ -315,7 +315,8 @@ Controlled shutdown (SIGTERM) and `unclean.leader.election.enable=false` stay Ka
 CLUSTER_CLIENT_TIMEOUT_MS = 3000
 """`KAFKA_REQUEST_TIMEOUT_MS` of the clients of such a cluster (docs/operations.md, failover):
 each request a client sends to a frozen broker waits this long, and a frozen broker of three
-held deliveries up for two or three of them in a row (16.5 s at the default 5 s, 9.1 s at 3 s)."""
+held deliveries up for two to four of them in a row (16.5 s at the default 5 s; 9.1 s and
+15.4 s at 3 s)."""
 
 
 @dataclass(frozen=True)
