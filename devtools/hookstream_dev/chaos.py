@@ -1197,8 +1197,9 @@ Where recovery time goes (from the services' logs of the runs below):
   With the 5 s default the chain took 16.5 s (the active controller too), with Kafka's
   defaults 10.6 s. Over four runs with these broker settings (one of them with the 5 s client
   timeout) a frozen broker other than the active controller paused deliveries 5.7-9.1 s;
-  both pauses over 10 s froze the active controller. What is left is aiokafka's: one connection lock per client, and a leader looked
-  up again only after a request to the old one failed.
+  both pauses over 10 s froze the active controller. What is left is aiokafka's: one
+  connection lock per client, and a leader looked up again only after a request to the old
+  one failed.
 - Postgres: jobs and outcome writes wait for it with capped backoff (0.5 s doubling to 5 s), so
   deliveries resume up to 5 s after it is back, behind the jobs that queued meanwhile. Faults
   that follow each other within seconds overlap: a fault's time to its first new delivery then
