@@ -1162,15 +1162,14 @@ Where recovery time goes (from the services' logs of the runs below):
 
 - A killed service: the supervisor's backoff, then the new process's start (the dispatcher
   imports for about 2.5 CPU-seconds, nearly all of it aiohttp, pydantic, aiokafka, asyncpg and
-  cryptography; 0.3 of them is `rich`, which structlog imports whenever it is installed: in
-  the development environment only, not in the image), then 0.1-2 s to join the shard group,
-  take its shards and deliver. At a load of 3 the dispatcher's successor logged its first
-  line 3.4-5.7 s after it started and delivered 3.8-7.7 s after; with 20 processes waiting
-  for 2 CPUs the start alone took 15-25 s. Killed again faster
-  than it restarts, a service runs a fraction of the time and a backlog builds up; an event
-  published after a later kill waits behind it (a webhook's first attempts keep their order),
-  so a run of kills measures that backlog, and its first fault (`recovery_s` in the JSON) one
-  restart.
+  cryptography; 0.3 CPU-s of it is `rich`, which structlog imports whenever it is installed:
+  in the development environment only, not in the image), then 0.1-2 s to join the shard
+  group, take its shards and deliver. At a load of 3 the dispatcher's successor logged its
+  first line 3.4-5.7 s after it started and delivered 3.8-7.7 s after; with 20 processes
+  waiting for 2 CPUs the start alone took 15-25 s. Killed again faster than it restarts, a
+  service runs a fraction of the time and a backlog builds up; an event published after a
+  later kill waits behind it (a webhook's first attempts keep their order), so a run of kills
+  measures that backlog, and its first fault (`recovery_s` in the JSON) one restart.
 - One broker of three killed: the cluster moves its leaderships once the active controller
   fences it, `broker.session.timeout.ms` after its last heartbeat (Kafka's default 9 s; the
   suite's cluster runs with 3 s, `infra.CLUSTER_FAILOVER`). A killed active controller is
