@@ -47,7 +47,7 @@ from hookstream_common.tokens import TENANT_ADMIN
 from hookstream_dev import infra, supervisor
 from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver, RecordedRequest, TlsFiles
-from hookstream_dev.stack import ServiceSet, free_port, service_environment
+from hookstream_dev.stack import ServiceSet, free_port, kafka_security_of, service_environment
 from hookstream_dev.tokens import mint_token
 
 FAULTS_DIR = infra.STATE_DIR / "faults"
@@ -409,6 +409,11 @@ async def start_stack(
             "HOOKSTREAM_RETRY_SCHEDULE": "1s,2s,4s",
             "HOOKSTREAM_RETRY_JITTER": "0.1",
             "HOOKSTREAM_KAFKA_REPLICATION_FACTOR": str(len(private.brokers)),
+            **(
+                {"KAFKA_REQUEST_TIMEOUT_MS": str(infra.CLUSTER_CLIENT_TIMEOUT_MS)}
+                if len(private.brokers) > 1
+                else {}
+            ),
         },
     )
     stack = ServiceSet(
@@ -494,7 +499,11 @@ class Scenario:
         self._phase_start = time.monotonic()
         self.tenants = [f"tenant-{uuid.uuid4().hex[:8]}" for _ in range(2)]
         self.jwt_key = stack.env["HOOKSTREAM_JWT_KEY"]
-        self.publisher = EventPublisher(private.bootstrap, stack.env["HOOKSTREAM_TOPIC_PREFIX"])
+        self.publisher = EventPublisher(
+            private.bootstrap,
+            stack.env["HOOKSTREAM_TOPIC_PREFIX"],
+            security=kafka_security_of(stack.env),
+        )
         self.api = httpx.AsyncClient(base_url=stack.url("api"), timeout=15)
 
     async def __aenter__(self) -> "Scenario":
@@ -1152,16 +1161,44 @@ Scenarios:
 Where recovery time goes (from the services' logs of the runs below):
 
 - A killed service: the supervisor's backoff, then the new process's start (the dispatcher
-  imports for about 2.5 CPU-seconds; with 20 processes waiting for 2 CPUs that took 15-25 s),
-  then about 1-2 s to join the shard group, take its shards and deliver. Killed again faster
-  than it restarts, a service runs a fraction of the time and a backlog builds up; an event
-  published after a later kill waits behind it (a webhook's first attempts keep their order),
-  so a run of kills measures that backlog, and its first fault (`recovery_s` in the JSON) one
-  restart.
-- A frozen broker: clients give up on it after `KAFKA_REQUEST_TIMEOUT_MS` (10 s); the cluster
-  moves its leaderships after the brokers' own session timeout (9 s). Reaching the new leaders
-  and group coordinator took up to 10 s more: an aiokafka client opens one connection at a
-  time, and an attempt at the frozen broker lasts the request timeout.
+  imports for about 2.5 CPU-seconds, nearly all of it aiohttp, pydantic, aiokafka, asyncpg and
+  cryptography; 0.3 CPU-s of it is `rich`, which structlog imports whenever it is installed:
+  in the development environment only, not in the image), then 0.1-2 s to join the shard
+  group, take its shards and deliver. At a load of 3 the dispatcher's successor logged its
+  first line 3.4-5.7 s after it started and delivered 3.8-7.7 s after; with 20 processes
+  waiting for 2 CPUs the start alone took 15-25 s. Killed again faster than it restarts, a
+  service runs a fraction of the time and a backlog builds up; an event published after a
+  later kill waits behind it (a webhook's first attempts keep their order), so a run of kills
+  measures that backlog, and its first fault (`recovery_s` in the JSON) one restart.
+- One broker of three killed: the cluster moves its leaderships once the active controller
+  fences it, `broker.session.timeout.ms` after its last heartbeat (Kafka's default 9 s; the
+  suite's cluster runs with 3 s, `infra.CLUSTER_FAILOVER`). A killed active controller is
+  replaced first: the voters elect another after `controller.quorum.fetch.timeout.ms` (1 s
+  here) and a random election timeout, 1.4-2.6 s in all, and the new controller starts the
+  sessions afresh. A dead broker refuses connections, so clients ask the cluster again at
+  once and delivered 1.2-2.5 s after the fencing. Over the six kills of the last two runs:
+  4.3-5.2 s for a broker (2.7-3.1 s to its fencing), 5.8-8.0 s for the active controller
+  (the run below: 2.6 s election, 3.0 s session, 2.4 s clients); with Kafka's defaults the
+  fencing alone came 8.8 s after the kill.
+- A rolling restart (SIGTERM): a broker hands its leaderships over before it stops
+  (controlled shutdown), so deliveries paused only while they moved, 2-3 s.
+- A frozen broker: it answers nothing but its connections stay open, and the kernel still
+  accepts new ones, so every request a client sends it waits `KAFKA_REQUEST_TIMEOUT_MS` (3 s
+  on the suite's cluster, `infra.CLUSTER_CLIENT_TIMEOUT_MS`; 5 s by default), and an aiokafka
+  client opens one connection at a time, each attempt at the frozen broker holding its other
+  connections up as long. The 10 s target was met once (9.1 s, a broker: the requests in
+  flight timed out, commits too since their coordinator waited for the frozen replica until
+  it was fenced 3 s after the freeze; then the dispatcher and the matcher each spent 3 s
+  connecting to it again, their metadata still naming it, and the dispatcher 3 s more on a
+  request of its topic-offsets client) and missed once (the run below, 15.4 s, the active
+  controller: 3 s to elect another, 3 s to fence it, then the dispatcher's delivery consumer
+  tried it three times more, 3 s per attempt, before its metadata named the new leaders).
+  With the 5 s default the chain took 16.5 s (the active controller too), with Kafka's
+  defaults 10.6 s. Over four runs with these broker settings (one of them with the 5 s client
+  timeout) a frozen broker other than the active controller paused deliveries 5.7-9.1 s;
+  both pauses over 10 s froze the active controller. What is left is aiokafka's: one
+  connection lock per client, and a leader looked up again only after a request to the old
+  one failed.
 - Postgres: jobs and outcome writes wait for it with capped backoff (0.5 s doubling to 5 s), so
   deliveries resume up to 5 s after it is back, behind the jobs that queued meanwhile. Faults
   that follow each other within seconds overlap: a fault's time to its first new delivery then

@@ -44,7 +44,7 @@ def test_plaintext_is_the_default_and_adds_only_the_request_timeout(
     assert client_options("k:9092") == {
         "bootstrap_servers": "k:9092",
         "security_protocol": "PLAINTEXT",
-        "request_timeout_ms": 10_000,
+        "request_timeout_ms": 5000,
     }
 
 

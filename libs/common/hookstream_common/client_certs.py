@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
@@ -58,6 +57,8 @@ class CertificateInfo:
 
 def describe(certificate: str) -> CertificateInfo:
     """The subject and expiry of the first certificate of a PEM chain."""
+    from cryptography import x509  # only here and in `inspect`: the senders start sooner
+
     try:
         leaf = x509.load_pem_x509_certificates(certificate.encode())[0]
     except ValueError:
@@ -71,6 +72,8 @@ def inspect(certificate: str, key: str) -> CertificateInfo:
 
     An expired certificate is taken: refusing it would make every JSON Patch of the webhook fail
     until it is replaced; its `notAfter` shows it, and the janitor notices it (expiring_soon)."""
+    from cryptography import x509
+
     if "PRIVATE KEY" in certificate:
         raise BadClientCertificate(
             "certificate", "must hold certificates only; the key goes in key"

@@ -69,12 +69,14 @@ class KafkaSecurity(BaseSettings):
         True, description="Check that a broker's certificate names the host connected to."
     )
     request_timeout_ms: int = Field(
-        10_000,
+        5000,
         ge=1000,
         description="How long a client waits for a broker's answer (a producer also for a "
         "partition's leader) before it gives up on that broker and asks the cluster again. A "
         "frozen broker keeps its connections open without answering, so this bounds how long a "
-        "frozen group coordinator or leader holds work up (aiokafka's default: 40 s).",
+        "frozen group coordinator or leader holds work up, twice over when the client next asks "
+        "it for metadata or connects to it again (aiokafka's default: 40 s). Keep it above the "
+        "slowest answer a healthy broker gives (docs/operations.md, failover).",
     )
 
     @model_validator(mode="after")
