@@ -80,10 +80,11 @@ _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
 _SEEK_WAIT_SECONDS = 2.0
 """How long taking shards waits to learn where their wake-ups end. aiokafka sends no heartbeat
-while the assignment callback runs: waiting there for a leader that froze or moved (up to the
-request timeout, longer than the session timeout) got the dispatcher dropped from the group and
-its shards taken again, in a loop. Past this wait the consumer finds the end by itself (the
-group commits no offsets, so it resets to the latest) and the scan finds the work."""
+while the assignment callback runs: waiting there for a leader that froze or moved (a request
+timeout, more than once when the metadata is stale, past the session timeout) got the dispatcher
+dropped from the group and its shards taken again, in a loop. Past this wait the consumer finds
+the end by itself (the group commits no offsets, so it resets to the latest) and the scan finds
+the work."""
 
 
 class _ShardRebalance(ConsumerRebalanceListener):
