@@ -106,6 +106,10 @@ async def test_a_readable_but_poisonous_route_set_costs_only_its_tenant(
         value = orjson.dumps({"tenantId": decoy, "routes": [route]})
         matcher = await poison.scrape("matcher")
         await poison.produce(poison.topics.webhooks, value, decoy.encode())
+        if stage == "events":
+            # The set is applied; an event the matcher reads before the set (another topic)
+            # would find no webhook and be parked by nobody.
+            await poison.counted("matcher", matcher, "hookstream_matcher_tenants", within=30.0)
         await poison.good_event(tenant=decoy)
 
         await poison.next_good_event_delivered(case)

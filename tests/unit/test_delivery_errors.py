@@ -90,9 +90,15 @@ async def _send_to(port: int, tmp_path: Path) -> tuple[str | None, str]:
     indirect=True,
 )
 async def test_a_receivers_alert_about_the_client_certificate_is_its_own_class(
-    requiring_client_certificates: int, tmp_path: Path
+    requiring_client_certificates: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     error_class, message = await _send_to(requiring_client_certificates, tmp_path)
+    if error_class == "disconnected" and "TLS 1.3" in request.node.callspec.id:
+        # TLS 1.3 sends the alert after the client has finished its side of the handshake and
+        # written the request; the receiver closes with that request unread, so its reset can
+        # overtake the alert. The hint must come either way.
+        assert message.endswith("ends the connection like this, and this webhook has none")
+        return
     assert error_class == "tls-refused-by-receiver", message
     assert message.endswith("refuses the handshake like this, and this webhook has none")
 
