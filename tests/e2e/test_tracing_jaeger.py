@@ -144,15 +144,19 @@ async def test_one_trace_spans_producer_matcher_dispatcher_and_the_receivers_ans
         assert succeeded["http.response.status_code"] == 200
         assert succeeded["hookstream.outcome"] == "success"
 
-        writes = jaeger.traces("hookstream-dispatcher", "history write")
-        linked = {
-            ref["spanID"]
-            for write in writes
-            for span in write["spans"]
-            for ref in span["references"]
-            if ref["traceID"] == trace_id
-        }
-        assert {first["spanID"], retried["spanID"]} <= linked
+        def linked() -> set[str]:
+            """The spans of this trace that a history write links to (writes are traces of
+            their own, exported in batches, so the last one may arrive after the POSTs)."""
+            return {
+                ref["spanID"]
+                for write in jaeger.traces("hookstream-dispatcher", "history write")
+                for span in write["spans"]
+                for ref in span["references"]
+                if ref["traceID"] == trace_id
+            }
+
+        attempts = {first["spanID"], retried["spanID"]}
+        await wait_until(lambda: attempts <= linked(), timeout=20)
 
         lines = _log_lines(stack, "dispatcher", trace_id)
         assert {line["event"] for line in lines} >= {"delivery attempted"}
