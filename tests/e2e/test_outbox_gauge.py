@@ -5,11 +5,11 @@ session's API would hold the lock on the session's)."""
 import asyncio
 import uuid
 
+import asyncpg
 from history_rows import own_database
 from prometheus_client import CollectorRegistry, generate_latest
 
 from hookstream_api.metrics import OutboxGauges, watch_outbox
-from hookstream_common.db import create_pool
 from support import wait_until
 
 INTERVAL = 0.1
@@ -29,17 +29,14 @@ async def test_one_replica_reports_the_backlog_and_another_takes_over(
     servers: dict[str, str],
 ) -> None:
     async with own_database(servers["database"]) as dsn:
-        pools = [await create_pool(dsn, min_size=0) for _ in range(2)]
+        db = await asyncpg.connect(dsn)
         gauges = [OutboxGauges(), OutboxGauges()]
-        watchers = [
-            asyncio.create_task(watch_outbox(pool, INTERVAL, g))
-            for pool, g in zip(pools, gauges, strict=True)
-        ]
+        watchers = [asyncio.create_task(watch_outbox(dsn, INTERVAL, g)) for g in gauges]
         try:
             await wait_until(lambda: any(g.reading for g in gauges))
             holder = next(i for i, g in enumerate(gauges) if g.reading)
             other = 1 - holder
-            await pools[0].execute(
+            await db.execute(
                 "INSERT INTO outbox (tenant_id, webhook_id, kind) VALUES ('t', $1, 'updated')",
                 uuid.uuid4(),
             )
@@ -55,5 +52,4 @@ async def test_one_replica_reports_the_backlog_and_another_takes_over(
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
-            for pool in pools:
-                await pool.close()
+            await db.close()

@@ -2,7 +2,7 @@
 
 import contextlib
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import TypeVar
@@ -40,9 +40,10 @@ async def create_pool(
     """A connection pool with the project's type codecs.
 
     `sessions_kept_clean`: the caller's code never leaves session state on a connection it
-    gives back (no session advisory lock, LISTEN or SET), so a release skips asyncpg's reset
-    query, a round trip per release (4 % of a busy dispatcher's CPU). asyncpg still rolls back
-    a transaction left open and drops the connection's listeners.
+    gives back (no session advisory lock, LISTEN or SET: such state lives on an
+    `own_connection`), so a release skips asyncpg's reset query, a round trip per release (4 %
+    of a busy dispatcher's CPU). asyncpg still rolls back a transaction left open and drops the
+    connection's listeners.
     """
     return await asyncpg.create_pool(
         dsn,
@@ -55,6 +56,25 @@ async def create_pool(
 
 async def _nothing_to_reset(_conn: asyncpg.Connection) -> None:
     """The reset of a pool whose users keep sessions clean (`create_pool`)."""
+
+
+_CLOSE_SECONDS = 5.0
+
+
+@contextlib.asynccontextmanager
+async def own_connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection outside any pool, from the pool's DSN (without its type codecs), for
+    session state that must end with its session (a LISTEN, a session advisory lock): none of
+    it can reach a pooled connection, so a pool that skips the reset stays clean. Closed on
+    exit."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        # A close that fails (Postgres gone or frozen) aborts the connection: the session
+        # ends either way.
+        with contextlib.suppress(Exception):
+            await conn.close(timeout=_CLOSE_SECONDS)
 
 
 DAYS_AHEAD = 3

@@ -6,7 +6,8 @@ methods HTTP defines (anything else is `other`), whatever clients send.
 
 The outbox backlog is read from Postgres by a background task every few seconds, never by a
 scrape, so scrapes cost no query. It is a cluster-wide value, so one API replica reads and
-exports it: the one holding a Postgres advisory lock, on a connection it keeps while it reports.
+exports it: the one holding a Postgres session advisory lock, on a connection of its own outside
+the pool (the lock ends with that session and never goes back to the pool, which skips the reset).
 The others export no outbox series (not a stale or zero one), and take over within an interval
 when the holder's connection ends. While Postgres is unreachable no replica holds the lock, the
 series are absent, and `hookstream_dependency_up{dependency="postgres"}` says why.
@@ -24,7 +25,7 @@ from prometheus_client.registry import Collector
 from starlette.types import Message, Receive, Scope, Send
 
 from hookstream_api.asgi import HttpMiddleware
-from hookstream_common.db import advisory_lock_key
+from hookstream_common.db import advisory_lock_key, own_connection
 from hookstream_common.resilience import TRANSIENT
 
 log = structlog.get_logger(__name__)
@@ -111,14 +112,18 @@ OUTBOX = OutboxGauges()
 prometheus_client.REGISTRY.register(OUTBOX)
 
 
-async def watch_outbox(pool: asyncpg.Pool, interval: float, gauges: OutboxGauges = OUTBOX) -> None:
+async def watch_outbox(dsn: str, interval: float, gauges: OutboxGauges = OUTBOX) -> None:
     """Keep `gauges` current while this replica holds the gauge lock; try for it every
     `interval` while another replica holds it or Postgres is unreachable."""
     while True:
         try:
-            async with pool.acquire() as conn:
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", _GAUGE_LOCK):
-                    await _report(conn, interval, gauges)
+            async with own_connection(dsn) as conn:
+                while True:
+                    if await conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1)", _GAUGE_LOCK, timeout=_QUERY_TIMEOUT
+                    ):
+                        await _report(conn, interval, gauges)
+                    await asyncio.sleep(interval)
         except TRANSIENT as exc:
             log.info("outbox backlog not read", error_class=type(exc).__name__)
         await asyncio.sleep(interval)
@@ -126,7 +131,7 @@ async def watch_outbox(pool: asyncpg.Pool, interval: float, gauges: OutboxGauges
 
 async def _report(conn: asyncpg.Connection, interval: float, gauges: OutboxGauges) -> None:
     """Read the backlog every `interval` until the connection fails; the session lock goes with
-    the connection (the pool's reset unlocks it too), and the reading with the lock."""
+    the connection, and the reading with the lock."""
     try:
         while True:
             count, age = await asyncio.wait_for(conn.fetchrow(_BACKLOG_QUERY), _QUERY_TIMEOUT)

@@ -2,9 +2,11 @@
 publishes the operational events written with them (hookstream_common.operational) to the events
 topic, keyed by tenant like every event.
 
-It wakes on `NOTIFY hookstream_outbox` and also polls, so a lost notification only delays. One
-relay works at a time (an advisory lock), so a tenant's webhook sets reach Kafka in commit order;
-publishing the complete set is idempotent, so a crash between publish and mark is harmless.
+It wakes on `NOTIFY hookstream_outbox` and also polls, so a lost notification only delays. It
+listens on a connection of its own, outside the pool, so no LISTEN goes back to the pool (which
+skips asyncpg's reset). One relay works at a time (an advisory lock held to commit), so a
+tenant's webhook sets reach Kafka in commit order; publishing the complete set is idempotent,
+so a crash between publish and mark is harmless.
 
 A tenant whose set can never be published (decision 10: say, over the broker's message limit)
 does not hold up the others: its rows are marked failed with the reason, logged and counted in
@@ -32,7 +34,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from hookstream_common.db import advisory_lock_key
+from hookstream_common.db import advisory_lock_key, own_connection
 from hookstream_common.kafka import delivery_topic, ensure_topics
 from hookstream_common.operational import EVENT_KIND, EVENTS_CHANNEL
 from hookstream_common.parking import reason_of
@@ -88,25 +90,22 @@ class OutboxRelay:
                 await backoff.wait()
 
     async def _listen_and_publish(self, backoff: Backoff) -> None:
-        """Publish on every notification (and every interval) while the listener lives."""
-        async with self._pool.acquire() as listener:
+        """Publish on every notification (and every interval) while the listener lives; its
+        LISTENs end with its connection, whose end wakes the loop to connect again."""
+        async with own_connection(self._settings.database_url) as listener:
+            listener.add_termination_listener(self._notified)
             await listener.add_listener(OUTBOX_CHANNEL, self._notified)
             await listener.add_listener(EVENTS_CHANNEL, self._notified)
-            try:
-                while not listener.is_closed():
-                    try:
-                        while await self.publish_pending() == _BATCH:
-                            pass
-                        backoff.reset()
-                    except Exception as exc:
-                        log.warning("outbox relay failed; retrying", error=str(exc))
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._pending.wait(), self._interval)
-                    self._pending.clear()
-            finally:
-                if not listener.is_closed():
-                    await listener.remove_listener(OUTBOX_CHANNEL, self._notified)
-                    await listener.remove_listener(EVENTS_CHANNEL, self._notified)
+            while not listener.is_closed():
+                try:
+                    while await self.publish_pending() == _BATCH:
+                        pass
+                    backoff.reset()
+                except Exception as exc:
+                    log.warning("outbox relay failed; retrying", error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._pending.wait(), self._interval)
+                self._pending.clear()
 
     def _notified(self, *_: object) -> None:
         self._pending.set()

@@ -111,6 +111,16 @@ async def _fetch_page(
     return Page(rows, has_more)
 
 
+async def _fetch_webhook(
+    conn: asyncpg.Pool | asyncpg.Connection, principal: Principal, webhook_id: uuid.UUID
+) -> asyncpg.Record | None:
+    """The webhook's API columns, if the caller may see it."""
+    where = _Where.webhook(principal, webhook_id)
+    return await conn.fetchrow(
+        f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
+    )
+
+
 class WebhookRepository:
     """Reads and writes webhooks for one request; each write is audited as `actor`'s."""
 
@@ -164,26 +174,16 @@ class WebhookRepository:
             )
         return row
 
-    async def health(self, webhook_ids: list[uuid.UUID]) -> dict[uuid.UUID, WebhookHealth]:
-        """The health fields of webhooks the caller was already allowed to read."""
-        return await load_health(self._pool, webhook_ids)
-
     async def get(self, principal: Principal, webhook_id: uuid.UUID) -> asyncpg.Record | None:
         """One webhook the caller may see, or None."""
-        where = _Where.webhook(principal, webhook_id)
-        return await self._pool.fetchrow(
-            f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
-        )
+        return await _fetch_webhook(self._pool, principal, webhook_id)
 
     async def get_with_health(
         self, principal: Principal, webhook_id: uuid.UUID
     ) -> tuple[asyncpg.Record, WebhookHealth] | None:
         """One webhook the caller may see and its health, on one connection; or None."""
-        where = _Where.webhook(principal, webhook_id)
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                f"SELECT {API_COLUMNS} FROM webhooks WHERE {where.sql}", *where.params
-            )
+            row = await _fetch_webhook(conn, principal, webhook_id)
             if row is None:
                 return None
             return row, (await load_health(conn, [webhook_id]))[webhook_id]
@@ -246,25 +246,35 @@ class WebhookRepository:
         `current` is the writable document in API names, secrets decrypted, so a JSON Patch can
         be applied to it; a 409 if they cannot be decrypted.
         """
-        return await self._modify(principal, webhook_id, lambda row: change(self._writable(row)))
+        async with self._pool.acquire() as conn:
+            return await self._modify(
+                conn, principal, webhook_id, lambda row: change(self._writable(row))
+            )
 
     async def replace(
         self, principal: Principal, webhook_id: uuid.UUID, fields: WebhookFields
-    ) -> asyncpg.Record | None:
-        """Replace every writable field; None if not found. A secret or encrypted headers no
+    ) -> tuple[asyncpg.Record, WebhookHealth] | None:
+        """Replace every writable field; the webhook as written and its health, read on one
+        connection after the commit; None if not found. A secret or encrypted headers no
         configured key opens do not stop it (the old secret is read only to keep it for a
         rotation), so it also mends such a webhook."""
-        return await self._modify(principal, webhook_id, lambda _: fields)
+        async with self._pool.acquire() as conn:
+            row = await self._modify(conn, principal, webhook_id, lambda _: fields)
+            if row is None:
+                return None
+            return row, (await load_health(conn, [webhook_id]))[webhook_id]
 
     async def _modify(
         self,
+        conn: asyncpg.Connection,
         principal: Principal,
         webhook_id: uuid.UUID,
         change: Callable[[asyncpg.Record], WebhookFields],
     ) -> asyncpg.Record | None:
-        """Write `change(row)` over the row, locked; enabling clears why it was disabled."""
+        """Write `change(row)` over the row, locked, in a transaction of its own; enabling
+        clears why it was disabled."""
         where = _Where.webhook(principal, webhook_id)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with conn.transaction():
             row = await conn.fetchrow(
                 f"SELECT * FROM webhooks WHERE {where.sql} FOR UPDATE", *where.params
             )

@@ -203,10 +203,10 @@ async def replace_webhook(
 ) -> Webhook:
     """Replace every writable field; omitted ones return to their defaults."""
     fields = checked_fields(body, principal, ports=settings.port_set, event_types=known)
-    row = await repo.replace(principal, parse_id(id), fields)
-    if row is None:
+    replaced = await repo.replace(principal, parse_id(id), fields)
+    if replaced is None:
         raise not_found()
-    return shown(row, (await repo.health([row["id"]]))[row["id"]])
+    return shown(*replaced)
 
 
 @router.delete("/{id}", **NO_CONTENT, **WRITE)
