@@ -713,6 +713,16 @@ class Scenario:
         self.notes.append(f"node {node} led {leaders[node]} of {sum(leaders.values())} partitions")
         return next(b for b in self.private.brokers if b.node_id == node)
 
+    def active_controller(self) -> infra.KafkaServer:
+        """The node the KRaft quorum follows: the one whose freeze costs most, since the
+        others elect a new controller before they can fence it."""
+        known = [state for b in self.private.brokers if (state := b.quorum_leader())]
+        if not known:
+            raise AssertionError("no node of the cluster has recorded a quorum leader")
+        node, epoch = max(known, key=lambda state: state[1])
+        self.notes.append(f"node {node} was the active controller (epoch {epoch})")
+        return next(b for b in self.private.brokers if b.node_id == node)
+
     async def wait_in_sync(self, timeout: float = 120.0) -> None:
         """Until every partition of the installation has all its replicas in sync again."""
         deadline = time.monotonic() + timeout

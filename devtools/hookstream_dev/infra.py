@@ -14,6 +14,7 @@ functions manage the default pair. The fault suite runs private pairs it may kil
 import argparse
 import base64
 import fcntl
+import json
 import os
 import pwd
 import re
@@ -416,6 +417,20 @@ class KafkaServer:
 
     def ready(self) -> bool:
         return _kafka_ready(self.port)
+
+    def quorum_leader(self) -> tuple[int, int] | None:
+        """(node id, epoch) of the active controller as this node last recorded it, from the
+        KRaft quorum state it writes on every election; None before its first one. Brokers
+        report a random broker as "controller" in their metadata, so this is the way to know
+        which node the quorum follows without a Kafka tool's JVM start."""
+        path = self.log_dirs / "__cluster_metadata-0" / "quorum-state"
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if state.get("leaderId", -1) < 0:
+            return None
+        return int(state["leaderId"]), int(state["leaderEpoch"])
 
     def start(self) -> int:
         """Format the storage on first use, launch the broker detached and return its pid."""
