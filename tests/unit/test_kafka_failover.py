@@ -3,6 +3,7 @@ costs no wait, and that every kind of client gets it. Its timing against a froze
 the cluster fault suite's (tests/faults/test_cluster_faults.py)."""
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -18,6 +19,7 @@ from hookstream_common.kafka_failover import (
     WRITTEN_FOR,
     FailoverClient,
     answering_first,
+    join_group_timeout_s,
     with_failover,
 )
 
@@ -43,6 +45,11 @@ def test_answering_nodes_come_first_and_a_silent_one_is_the_last_resort(
     nodes: list[int], silent: set[int], expected: list[int]
 ) -> None:
     assert answering_first(nodes, silent) == expected
+
+
+def test_a_join_group_waits_the_rebalance_timeout_and_5_s_more_but_never_less_than_others() -> None:
+    assert join_group_timeout_s(3.0, 60_000) == 65.0
+    assert join_group_timeout_s(40.0, 6_000) == 40.0
 
 
 async def test_every_kind_of_client_gets_the_failover_client() -> None:
@@ -84,18 +91,19 @@ def client_of(ports: list[int]) -> FailoverClient:
 async def test_a_node_that_does_not_answer_costs_one_timeout_then_none(
     silent_ports: list[int],
 ) -> None:
-    client = client_of(silent_ports)
+    client, other = client_of(silent_ports), client_of(silent_ports)
     try:
         started = time.monotonic()
         assert await client._get_conn(1) is None
         assert time.monotonic() - started >= TIMEOUT_MS / 1000
-        assert 1 in client._silent
-        started = time.monotonic()
-        assert await client._get_conn(1) is None
-        assert time.monotonic() - started < TIMEOUT_MS / 1000 / 2
-        assert client.get_random_node() == 2
+        for anyone in (client, other):
+            started = time.monotonic()
+            assert await anyone._get_conn(1) is None
+            assert time.monotonic() - started < TIMEOUT_MS / 1000 / 2
+            assert anyone.get_random_node() == 2
     finally:
         await client.close()
+        await other.close()
 
 
 async def test_connecting_to_one_node_does_not_wait_for_another(silent_ports: list[int]) -> None:
@@ -109,11 +117,15 @@ async def test_connecting_to_one_node_does_not_wait_for_another(silent_ports: li
         await client.close()
 
 
-async def test_a_node_that_left_the_metadata_is_silent_no_longer() -> None:
-    """Its probe has nothing to connect to, so it ends and forgets it."""
-    client = FailoverClient(bootstrap_servers="localhost:1")
-    client._fell_silent(7, "a test")
-    assert 7 in client._silent
-    await client._probes[7]
-    assert 7 not in client._silent
+async def test_a_silent_node_that_refuses_connections_is_silent_no_longer() -> None:
+    """Its probe is answered at once (refused), so nobody waits on it any more."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    client = client_of([port])
+    client._fell_silent(1, "a test")
+    assert client._is_silent(1)
+    await client._probes[("127.0.0.1", port)]
+    assert not client._is_silent(1)
     assert not client._probes
+    await client.close()
