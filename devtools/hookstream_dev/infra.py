@@ -315,9 +315,10 @@ cluster: a killed leader was fenced 8.8 s after the kill, and deliveries resumed
 Controlled shutdown (SIGTERM) and `unclean.leader.election.enable=false` stay Kafka's defaults."""
 CLUSTER_CLIENT_TIMEOUT_MS = 3000
 """`KAFKA_REQUEST_TIMEOUT_MS` of the clients of such a cluster (docs/operations.md, failover):
-each request a client sends to a frozen broker waits this long, and a frozen broker of three
-held deliveries up for two to four of them in a row (16.5 s at the default 5 s; 9.1 s and
-15.4 s at 3 s)."""
+the requests in flight to a frozen broker wait this long, and after the first has timed out the
+clients leave it alone (`hookstream_common.kafka_failover`). Before they did, a frozen broker
+of three held deliveries up for two to four timeouts in a row (16.5 s at the default 5 s;
+9.1 s and 15.4 s at 3 s)."""
 
 
 @dataclass(frozen=True)
