@@ -103,15 +103,17 @@ def with_failover(kafka: Client) -> Client:
 
 
 Address = tuple[str, int]
+Silences = dict[Address, asyncio.Task[None]]
 
-_silences: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Address, asyncio.Task[None]]]"
-_silences = weakref.WeakKeyDictionary()
+_silences: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Silences] = (
+    weakref.WeakKeyDictionary()
+)
 """Per event loop, the brokers (host, port) found silent, each with the probe that will end
 its silence: every client of the process avoids a broker once one of them found it silent,
 instead of each one waiting a request timeout to find out."""
 
 
-def _silent_here() -> dict[Address, asyncio.Task[None]]:
+def _silent_here() -> Silences:
     return _silences.setdefault(asyncio.get_running_loop(), {})
 
 
