@@ -713,6 +713,16 @@ class Scenario:
         self.notes.append(f"node {node} led {leaders[node]} of {sum(leaders.values())} partitions")
         return next(b for b in self.private.brokers if b.node_id == node)
 
+    def active_controller(self) -> infra.KafkaServer:
+        """The node the KRaft quorum follows: the one whose freeze costs most, since the
+        others elect a new controller before they can fence it."""
+        known = [state for b in self.private.brokers if (state := b.quorum_leader())]
+        if not known:
+            raise AssertionError("no node of the cluster has recorded a quorum leader")
+        node, epoch = max(known, key=lambda state: state[1])
+        self.notes.append(f"node {node} was the active controller (epoch {epoch})")
+        return next(b for b in self.private.brokers if b.node_id == node)
+
     async def wait_in_sync(self, timeout: float = 120.0) -> None:
         """Until every partition of the installation has all its replicas in sync again."""
         deadline = time.monotonic() + timeout
@@ -1150,13 +1160,15 @@ Scenarios:
 - **recover-during-dispatcher-kill**: a webhook's deliveries fail for good, its receiver heals,
   the dispatcher is SIGKILLed and `actions/recover` is called while it is down: every failed
   delivery must arrive.
-- **cluster-leader-sigkill, cluster-rolling-restart, cluster-broker-sigstop** (`make chaos`
-  only): a three-broker KRaft cluster, topics replicated 3 times with `min.insync.replicas` 2.
-  SIGKILL the broker that leads the most partitions and start it again; SIGTERM each broker in
-  turn, waiting until every replica is in sync, as an upgrade does; SIGSTOP one broker for 30
-  s. Besides nothing lost, no pause between deliveries may last over 10 s (longest gap). One
-  alone, short profile: `HOOKSTREAM_CHAOS_CLUSTER=1 pytest tests/faults/test_cluster_faults.py
-  -k leader`.
+- **cluster-leader-sigkill, cluster-rolling-restart, cluster-broker-sigstop,
+  cluster-controller-sigstop** (`make chaos` only): a three-broker KRaft cluster, topics
+  replicated 3 times with `min.insync.replicas` 2. SIGKILL the broker that leads the most
+  partitions and start it again; SIGTERM each broker in turn, waiting until every replica is
+  in sync, as an upgrade does; SIGSTOP for 30 s the broker that leads the most partitions, and
+  the active controller (the worst freeze: the others must elect a controller before they can
+  fence it). Besides nothing lost, no pause between deliveries may last over 10 s (longest
+  gap). One alone, short profile: `HOOKSTREAM_CHAOS_CLUSTER=1 pytest
+  tests/faults/test_cluster_faults.py -k leader`.
 
 Where recovery time goes (from the services' logs of the runs below):
 
@@ -1178,27 +1190,32 @@ Where recovery time goes (from the services' logs of the runs below):
   sessions afresh. A dead broker refuses connections, so clients ask the cluster again at
   once and delivered 1.2-2.5 s after the fencing. Over the six kills of the last two runs:
   4.3-5.2 s for a broker (2.7-3.1 s to its fencing), 5.8-8.0 s for the active controller
-  (the run below: 2.6 s election, 3.0 s session, 2.4 s clients); with Kafka's defaults the
-  fencing alone came 8.8 s after the kill.
+  (the run of 16:40 that day: 2.6 s election, 3.0 s session, 2.4 s clients); with Kafka's
+  defaults the fencing alone came 8.8 s after the kill. The run below: at most 6.6 s over
+  three kills.
 - A rolling restart (SIGTERM): a broker hands its leaderships over before it stops
-  (controlled shutdown), so deliveries paused only while they moved, 2-3 s.
+  (controlled shutdown), so deliveries paused only while they moved: 2-3 s at a load
+  average of 3-8, 4.8 s in the run below (load average 10-18).
 - A frozen broker: it answers nothing but its connections stay open, and the kernel still
-  accepts new ones, so every request a client sends it waits `KAFKA_REQUEST_TIMEOUT_MS` (3 s
-  on the suite's cluster, `infra.CLUSTER_CLIENT_TIMEOUT_MS`; 5 s by default), and an aiokafka
-  client opens one connection at a time, each attempt at the frozen broker holding its other
-  connections up as long. The 10 s target was met once (9.1 s, a broker: the requests in
-  flight timed out, commits too since their coordinator waited for the frozen replica until
-  it was fenced 3 s after the freeze; then the dispatcher and the matcher each spent 3 s
-  connecting to it again, their metadata still naming it, and the dispatcher 3 s more on a
-  request of its topic-offsets client) and missed once (the run below, 15.4 s, the active
-  controller: 3 s to elect another, 3 s to fence it, then the dispatcher's delivery consumer
-  tried it three times more, 3 s per attempt, before its metadata named the new leaders).
-  With the 5 s default the chain took 16.5 s (the active controller too), with Kafka's
-  defaults 10.6 s. Over four runs with these broker settings (one of them with the 5 s client
-  timeout) a frozen broker other than the active controller paused deliveries 5.7-9.1 s;
-  both pauses over 10 s froze the active controller. What is left is aiokafka's: one
-  connection lock per client, and a leader looked up again only after a request to the old
-  one failed.
+  accepts new ones, so a request sent to it waits `KAFKA_REQUEST_TIMEOUT_MS` (3 s on the
+  suite's cluster, `infra.CLUSTER_CLIENT_TIMEOUT_MS`; 5 s by default). aiokafka alone kept
+  trying it: a client opens one connection at a time, each attempt at the frozen broker
+  holding its other connections up as long, and looks a leader up again only after a request
+  to the old one failed. A frozen broker of three then paused deliveries 5.7-9.1 s, and 9.0-16.5
+  s when it was the active controller (the worst run: 3 s to elect another controller, 3 s to
+  fence it, then the dispatcher's delivery consumer tried it three more times, 3 s each, before
+  its metadata named the new leaders). Since 2026-12-06 the services' clients
+  (`hookstream_common.kafka_failover`) take the first timeout as the broker's silence: no
+  client of the process sends it anything until a probe gets an answer from it, each retry
+  (every 0.1 s) asks the other brokers for the leaders, and no connection waits for an attempt
+  at it. What is left is the cluster's: the requests in flight when it froze time out (3 s;
+  meanwhile writes with `acks=all` and offset commits wait for its replica), it is fenced
+  `broker.session.timeout.ms` (3 s) after its last heartbeat, after the election of another
+  controller if it was the active one (1.1-1.3 s in the two runs traced: fenced 4.2-4.5 s
+  after the freeze), and the clients delivered 1.0-1.4 s after the fencing. The longest pause
+  was 4.1-6.8 s for the broker that leads the most (three runs: two short, the full one below)
+  and 5.5-6.5 s for the active controller (three runs; 5.0-5.1 s in two runs of an earlier
+  version of the change), with the load average at up to 18.
 - Postgres: jobs and outcome writes wait for it with capped backoff (0.5 s doubling to 5 s), so
   deliveries resume up to 5 s after it is back, behind the jobs that queued meanwhile. Faults
   that follow each other within seconds overlap: a fault's time to its first new delivery then

@@ -14,6 +14,7 @@ functions manage the default pair. The fault suite runs private pairs it may kil
 import argparse
 import base64
 import fcntl
+import json
 import os
 import pwd
 import re
@@ -314,9 +315,10 @@ cluster: a killed leader was fenced 8.8 s after the kill, and deliveries resumed
 Controlled shutdown (SIGTERM) and `unclean.leader.election.enable=false` stay Kafka's defaults."""
 CLUSTER_CLIENT_TIMEOUT_MS = 3000
 """`KAFKA_REQUEST_TIMEOUT_MS` of the clients of such a cluster (docs/operations.md, failover):
-each request a client sends to a frozen broker waits this long, and a frozen broker of three
-held deliveries up for two to four of them in a row (16.5 s at the default 5 s; 9.1 s and
-15.4 s at 3 s)."""
+the requests in flight to a frozen broker wait this long, and after the first has timed out the
+clients leave it alone (`hookstream_common.kafka_failover`). Before they did, a frozen broker
+of three held deliveries up for two to four timeouts in a row (16.5 s at the default 5 s;
+9.1 s and 15.4 s at 3 s)."""
 
 
 @dataclass(frozen=True)
@@ -416,6 +418,20 @@ class KafkaServer:
 
     def ready(self) -> bool:
         return _kafka_ready(self.port)
+
+    def quorum_leader(self) -> tuple[int, int] | None:
+        """(node id, epoch) of the active controller as this node last recorded it, from the
+        KRaft quorum state it writes on every election; None before its first one. Brokers
+        report a random broker as "controller" in their metadata, so this is the way to know
+        which node the quorum follows without a Kafka tool's JVM start."""
+        path = self.log_dirs / "__cluster_metadata-0" / "quorum-state"
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if state.get("leaderId", -1) < 0:
+            return None
+        return int(state["leaderId"]), int(state["leaderEpoch"])
 
     def start(self) -> int:
         """Format the storage on first use, launch the broker detached and return its pid."""

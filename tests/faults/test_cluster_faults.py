@@ -61,3 +61,14 @@ async def test_cluster_broker_sigstop(run_cluster_scenario: RunScenario) -> None
         await s.wait_in_sync()
 
     check_cluster(await run_cluster_scenario("cluster-broker-sigstop", freeze))
+
+
+async def test_cluster_controller_sigstop(run_cluster_scenario: RunScenario) -> None:
+    """The active controller frozen for 30 s, then thawed: the worst freeze, since the others
+    must elect a new controller before it can fence the frozen broker."""
+
+    async def freeze(s: Scenario) -> None:
+        await s.broker_down("pause", 30.0, s.active_controller())
+        await s.wait_in_sync()
+
+    check_cluster(await run_cluster_scenario("cluster-controller-sigstop", freeze))

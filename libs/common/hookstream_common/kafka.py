@@ -18,6 +18,7 @@ from aiokafka.errors import (
 )
 from aiokafka.helpers import create_ssl_context
 
+from hookstream_common.kafka_failover import with_failover
 from hookstream_common.settings import CommonSettings, KafkaSecurity
 
 GROUP_TIMEOUTS = {
@@ -95,7 +96,8 @@ def token_provider(path: str) -> AbstractTokenProvider:
 def producer(
     bootstrap: str, security: KafkaSecurity | None = None, **overrides: object
 ) -> AIOKafkaProducer:
-    """An idempotent producer that waits for every in-sync replica: nothing acknowledged is lost."""
+    """An idempotent producer that waits for every in-sync replica: nothing acknowledged is
+    lost. It asks nothing of a broker that stopped answering (`kafka_failover`)."""
     options: dict[str, object] = {
         **client_options(bootstrap, security),
         "acks": "all",
@@ -103,7 +105,7 @@ def producer(
         "linger_ms": 5,
     }
     options.update(overrides)
-    return AIOKafkaProducer(**options)
+    return with_failover(AIOKafkaProducer(**options))
 
 
 async def started_producer(
@@ -137,8 +139,10 @@ async def ensure_topics(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> N
 
 async def create_missing_topics(settings: CommonSettings, topics: list[NewTopic]) -> None:
     """`ensure_topics` on an admin client of its own, for a service's start-up."""
-    admin = AIOKafkaAdminClient(
-        **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+    admin = with_failover(
+        AIOKafkaAdminClient(
+            **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+        )
     )
     await admin.start()
     try:
@@ -149,8 +153,10 @@ async def create_missing_topics(settings: CommonSettings, topics: list[NewTopic]
 
 async def partition_counts(settings: CommonSettings, names: list[str]) -> dict[str, int]:
     """How many partitions each of the topics has; a topic that does not exist is absent."""
-    admin = AIOKafkaAdminClient(
-        **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+    admin = with_failover(
+        AIOKafkaAdminClient(
+            **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+        )
     )
     await admin.start()
     try:

@@ -74,9 +74,10 @@ class KafkaSecurity(BaseSettings):
         description="How long a client waits for a broker's answer (a producer also for a "
         "partition's leader) before it gives up on that broker and asks the cluster again. A "
         "frozen broker keeps its connections open without answering, so this bounds how long a "
-        "frozen group coordinator or leader holds work up, twice over when the client next asks "
-        "it for metadata or connects to it again (aiokafka's default: 40 s). Keep it above the "
-        "slowest answer a healthy broker gives (docs/operations.md, failover).",
+        "frozen group coordinator or leader holds work up; after one such timeout no client of "
+        "the process asks that broker anything until it answers a probe (aiokafka's default: "
+        "40 s). Keep it above the slowest answer a healthy broker gives (docs/operations.md, "
+        "failover).",
     )
 
     @model_validator(mode="after")

@@ -40,6 +40,7 @@ from hookstream_common.db import create_pool, migrate
 from hookstream_common.delivery import sender
 from hookstream_common.http_client import delivery_session
 from hookstream_common.kafka import client_options, core_topics, ensure_topics, producer
+from hookstream_common.kafka_failover import with_failover
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import Readiness, kafka_check, keep_trying, postgres_check
@@ -82,8 +83,10 @@ async def _connect(app: FastAPI) -> None:
 
 
 async def _started_admin(settings: ApiSettings) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(
-        **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+    admin = with_failover(
+        AIOKafkaAdminClient(
+            **client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
+        )
     )
     try:
         await admin.start()

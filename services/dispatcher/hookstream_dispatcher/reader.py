@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 
+from hookstream_common.kafka_failover import with_failover
 from hookstream_dispatcher.book import BusyTopic
 
 log = structlog.get_logger(__name__)
@@ -24,15 +25,17 @@ class TopicReader:
     def __init__(self, connection: dict[str, object], group_id: str) -> None:
         """`connection`: `hookstream_common.kafka.client_options`."""
         self._group_id = group_id
-        self.consumer = AIOKafkaConsumer(
-            **connection,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            metadata_max_age_ms=5000,
-            fetch_max_wait_ms=100,  # a topic taken up waits for the fetch in flight to end
+        self.consumer = with_failover(
+            AIOKafkaConsumer(
+                **connection,
+                group_id=group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                metadata_max_age_ms=5000,
+                fetch_max_wait_ms=100,  # a topic taken up waits for the fetch in flight to end
+            )
         )
-        self.admin = AIOKafkaAdminClient(**connection)
+        self.admin = with_failover(AIOKafkaAdminClient(**connection))
         self.assigned: frozenset[TopicPartition] = frozenset()
 
     async def start(self) -> None:

@@ -18,6 +18,7 @@ from aiokafka.structs import ConsumerRecord
 from hookstream_common import tracing
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import FRESH_METADATA, client_options, new_topic
+from hookstream_common.kafka_failover import with_failover
 from hookstream_common.parking import park
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import JobQueue
@@ -67,13 +68,15 @@ class RetryScheduler:
         self._targets = targets
         self._stopping = asyncio.Event()
         self._timers: dict[TopicPartition, asyncio.TimerHandle] = {}
-        self.consumer = AIOKafkaConsumer(
-            *self._tier_of,
-            **client_options(settings.kafka_bootstrap_servers, settings.kafka_security),
-            group_id=f"{settings.dispatcher_group_id}-retries",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **FRESH_METADATA,
+        self.consumer = with_failover(
+            AIOKafkaConsumer(
+                *self._tier_of,
+                **client_options(settings.kafka_bootstrap_servers, settings.kafka_security),
+                group_id=f"{settings.dispatcher_group_id}-retries",
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                **FRESH_METADATA,
+            )
         )
 
     def stop(self) -> None:

@@ -10,8 +10,9 @@ import time
 from collections import defaultdict
 
 from aiokafka import TopicPartition
-from aiokafka.client import AIOKafkaClient
 from aiokafka.protocol.offset import OffsetRequest
+
+from hookstream_common.kafka_failover import FailoverClient
 
 _LATEST = -1
 _EARLIEST = -2
@@ -22,7 +23,7 @@ class TopicOffsets:
 
     def __init__(self, connection: dict[str, object]) -> None:
         """`connection`: `hookstream_common.kafka.client_options`."""
-        self._client = AIOKafkaClient(**connection)
+        self._client = FailoverClient(**connection)
         self._refreshed_at = float("-inf")
 
     async def start(self) -> None:

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 from hookstream_common.db import HISTORY_TABLES, ensure_partitions
 from hookstream_common.history import PENDING_ATTEMPT_SQL
 from hookstream_common.kafka import delete_topics
+from hookstream_common.kafka_failover import with_failover
 from hookstream_common.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -132,7 +133,7 @@ async def delete_drained_topics(
         return
     existing = set(await admin.list_topics())
     committed = await admin.list_consumer_group_offsets(group)
-    probe = AIOKafkaConsumer(**connection)
+    probe = with_failover(AIOKafkaConsumer(**connection))
     await probe.start()
     try:
         for row in rows:

@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.db import DAYS_AHEAD, advisory_lock_key, migrate
 from hookstream_common.kafka import client_options
+from hookstream_common.kafka_failover import with_failover
 from hookstream_common.logging import configure_logging
 from hookstream_common.ops import start_ops_server
 from hookstream_common.resilience import TRANSIENT, Readiness, kafka_check, postgres_check
@@ -49,7 +50,7 @@ async def one_pass(settings: JanitorSettings, now: datetime) -> PassReport | Non
         retention = timedelta(days=settings.retention_days)
         await rotate_partitions(conn, now, retention, DAYS_AHEAD, report)
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
-        admin = AIOKafkaAdminClient(**connection)
+        admin = with_failover(AIOKafkaAdminClient(**connection))
         await admin.start()
         try:
             await delete_drained_topics(

@@ -26,6 +26,7 @@ from aiokafka.structs import ConsumerRecord
 
 from hookstream_common import tracing
 from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
+from hookstream_common.kafka_failover import with_failover
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff, Turns
 from hookstream_common.shards import JobQueue
@@ -78,7 +79,7 @@ class Matcher:
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
-        self._admin = AIOKafkaAdminClient(**connection)
+        self._admin = with_failover(AIOKafkaAdminClient(**connection))
         self._known_topics: set[str] = set()
         self._recent_topics: dict[str, float] = {}
         self._always_written = [
@@ -90,21 +91,25 @@ class Matcher:
         self._assignments = 0
         self._loaded_for = 0
         """The table holds the partitions of assignment number `_loaded_for`."""
-        self.events = AIOKafkaConsumer(
-            **connection,
-            group_id=settings.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_interval_ms=600_000,
-            **GROUP_TIMEOUTS,
-            **FRESH_METADATA,
+        self.events = with_failover(
+            AIOKafkaConsumer(
+                **connection,
+                group_id=settings.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_interval_ms=600_000,
+                **GROUP_TIMEOUTS,
+                **FRESH_METADATA,
+            )
         )
-        self.changes = AIOKafkaConsumer(
-            **connection,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            **FRESH_METADATA,
+        self.changes = with_failover(
+            AIOKafkaConsumer(
+                **connection,
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                **FRESH_METADATA,
+            )
         )
 
     @property
