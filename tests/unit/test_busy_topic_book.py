@@ -79,17 +79,19 @@ def test_idle_needs_quiet_time_an_empty_lane_and_everything_committed() -> None:
     assert a not in book
 
 
-def test_only_assigned_topics_are_committed() -> None:
-    """The consumer refuses a whole commit that names a topic it is not assigned."""
+def test_topics_read_to_their_last_job_leave_the_assignment_and_are_still_committed() -> None:
     book = TopicBook(IDLE, Clock())
     a, b = _partition("a"), _partition("b")
-    book.found(a, None)
-    book.found(b, None)
+    book.found(a, 4)
+    book.found(b, 9)
     book.place(a, 0)
-    book.get(a).lane = FakeLane(committable=4)
-    book.get(b).lane = FakeLane(committable=9)
-    assert book.to_commit() == {a: 4}
-    assert set(book.to_commit()) <= book.assignment()
+    book.place(b, 0)
+    book.fetched(a, 4)
+    assert book.assignment() == {b}
+    book.get(a).lane = FakeLane(held=4, committable=2)
+    assert book.to_commit() == {a: 2}
+    book.found(a, 5)
+    assert book.assignment() == {a, b}, "a wake-up announced another job"
 
 
 def test_new_work_keeps_a_topic() -> None:
@@ -128,6 +130,7 @@ def test_a_topic_is_fetched_until_the_jobs_announced_are_read() -> None:
     assert topic.fetching and not topic.caught_up
     book.fetched(a, 5)
     assert topic.caught_up and not topic.fetching, "both jobs read: nothing left to fetch"
+    assert book.assignment() == set()
     book.found(a, 7)
     assert topic.fetching, "a wake-up announced two more"
     book.found(a, 6)
@@ -136,6 +139,7 @@ def test_a_topic_is_fetched_until_the_jobs_announced_are_read() -> None:
     topic.full = True
     book.found(a, 9)
     assert not topic.fetching, "its lane is full"
+    assert book.assignment() == {a}, "assigned and paused: more to read when the lane drains"
     topic.full = False
     assert topic.fetching
 

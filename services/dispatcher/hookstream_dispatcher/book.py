@@ -5,12 +5,12 @@ phases: **found** (where reading starts is not known yet) → **placed** (its co
 is known, so it can be assigned) → **reading** (fetched at least once). It leaves when it is
 idle (no job for `idle_seconds`, every job taken stored and committed), when its shard moves
 away, or when the dispatcher stops. The consumer's assignment is derived from the book: the
-placed and reading topics. Of those, only the ones with jobs not fetched yet are fetched: a
-wake-up names the offset its topic has jobs up to, and a topic read that far is paused until
-the next one, so a fetch request names the topics with work, not every topic whose last jobs
-are still being sent and stored (at 10,000 webhooks those were thousands, and every fetch
-of them took longer, so more piled up). Pure logic with an injected clock, so it is tested
-without Kafka.
+placed and reading topics with jobs not fetched yet. A wake-up names the offset its topic has
+jobs up to, and a topic read that far leaves the assignment (its lane sends and stores them,
+and its offsets are still committed) until a wake-up names a later one. So the assignment holds
+the topics with work to read, not every topic whose last jobs are still being sent and stored:
+at 10,000 webhooks those were thousands, every change of the assignment and every fetch of them
+took longer, and so more piled up. Pure logic with an injected clock, tested without Kafka.
 """
 
 import enum
@@ -57,9 +57,9 @@ class BusyTopic:
     """Jobs are known to exist up to this offset (a wake-up's or a scan's); `math.inf` when a
     wake-up did not say, so the topic is read until it is idle."""
     full: bool = False
-    """Its lane holds as many jobs as it may: not fetched until the lane drains."""
+    """Its lane holds as many jobs as it may: paused until the lane drains."""
     paused: bool = False
-    """Paused in the consumer (what `fetching` was when last applied)."""
+    """Paused in the consumer (the opposite of what `fetching` was when last applied)."""
     committed: int | None = None
     """The offset last committed for it by this dispatcher."""
 
@@ -69,9 +69,14 @@ class BusyTopic:
         return self.position is not None and self.position >= self.jobs_end
 
     @property
+    def assigned(self) -> bool:
+        """Whether the consumer should be assigned it: placed, with jobs left to fetch."""
+        return self.phase is not Phase.FOUND and not self.caught_up
+
+    @property
     def fetching(self) -> bool:
-        """Whether the consumer should fetch it: assigned, room in its lane, jobs to fetch."""
-        return self.phase is not Phase.FOUND and not self.full and not self.caught_up
+        """Whether the consumer should fetch it: assigned, with room in its lane."""
+        return self.assigned and not self.full
 
     def idle(self, now: float, idle_seconds: float) -> bool:
         """No job for `idle_seconds` and every job taken stored and committed; a topic not
@@ -129,8 +134,8 @@ class TopicBook:
             topic.phase = Phase.PLACED
 
     def assignment(self) -> set[TopicPartition]:
-        """What the consumer should read: every placed topic."""
-        return {p for p, t in self._topics.items() if t.phase is not Phase.FOUND}
+        """What the consumer should read: every placed topic with jobs left to fetch."""
+        return {p for p, t in self._topics.items() if t.assigned}
 
     def placed(self) -> list[TopicPartition]:
         """Topics assigned and not fetched yet."""
@@ -165,13 +170,11 @@ class TopicBook:
         return [t for p in partitions if (t := self._topics.pop(p, None)) is not None]
 
     def to_commit(self) -> dict[TopicPartition, int]:
-        """The offsets stored since the last commit, per topic; only topics in the
-        `assignment()`, since the consumer refuses a commit that names any other."""
+        """The offsets stored since the last commit, per topic, assigned or not."""
         return {
             p: t.lane.committable
             for p, t in self._topics.items()
-            if t.phase is not Phase.FOUND
-            and t.lane is not None
+            if t.lane is not None
             and t.lane.committable is not None
             and t.lane.committable != t.committed
         }

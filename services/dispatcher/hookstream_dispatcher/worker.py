@@ -61,7 +61,8 @@ SHARDS = prometheus_client.Gauge(
 )
 TOPICS_READ = prometheus_client.Gauge(
     "hookstream_dispatcher_topics_read",
-    "Delivery topics being read: webhooks of owned shards with work in the last few seconds.",
+    "Delivery topics with work: being read, or their last jobs being sent and stored (webhooks"
+    " of owned shards with work in the last few seconds).",
 )
 SHARD_LAG = prometheus_client.Gauge(
     "hookstream_dispatcher_shard_lag",
@@ -203,7 +204,7 @@ class Dispatcher:
                     log.warning("fetching jobs failed; retrying", error=str(exc))
                     await backoff.wait()
             async with self._lock:
-                await self._let_go(self._book.remove(self._reader.assigned))
+                await self._let_go(self._book.remove([t.partition for t in self._book.topics()]))
         finally:
             for task in tasks:
                 task.cancel()
@@ -236,6 +237,7 @@ class Dispatcher:
         if now - self._pruned_at >= 1.0:
             self._pruned_at = now
             await self._let_go(self._book.idle())
+            TOPICS_READ.set(len(self._book))
         wanted = self._book.assignment()
         unplaced = self._book.unplaced()
         if (not unplaced and wanted == self._reader.assigned) or (
@@ -263,13 +265,12 @@ class Dispatcher:
 
     def _assign(self) -> None:
         """Make the consumer's assignment what the book holds."""
-        wanted = self._book.assignment()
-        topics = [t for t in self._book.topics() if t.partition in wanted]
+        topics = [t for t in self._book.topics() if t.assigned]
         for topic in topics:
             topic.paused = not topic.fetching
         self._reader.assign(topics)
         self._assigned_at = self._clock()
-        TOPICS_READ.set(len(wanted))
+        TOPICS_READ.set(len(self._book))
 
     async def _let_go(self, topics: list[BusyTopic]) -> None:
         """Close the lanes of topics taken out of the book, let their jobs in flight finish
@@ -332,8 +333,7 @@ class Dispatcher:
             return
         self._last_commit = now
         offsets = {**self._book.to_commit(), **(leaving or {})}
-        if await self._reader.commit(offsets):
-            self._book.committed(offsets)
+        self._book.committed(await self._reader.commit(offsets))
 
     async def _read_wake_ups(self) -> None:
         """Read the owned shards' wake-ups (polling also keeps this member in the group)."""
