@@ -7,12 +7,14 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from e2e.scenario import V1, Scenario, unique_path
 
 from hookstream_common.jobs import DeliveryJob
 from hookstream_common.kafka import client_options, producer
+from hookstream_common.shards import shard_of
+from hookstream_common.topics import Topics
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
@@ -104,6 +106,35 @@ async def test_a_topic_is_read_only_while_it_has_work(
         await kafka.stop()
     await receiver.wait_for(3, timeout=30, path=path)
     assert metric(await scrape(url), found, by="scan") > scanned
+
+
+async def test_a_wake_up_names_the_offset_after_its_webhooks_jobs(
+    scenario: Scenario, receiver: Receiver, stack: ServiceSet
+) -> None:
+    """The owner reads a topic only up to the jobs announced, so the wake-up must say where
+    they end: for two events, the offset after the second job."""
+    path = unique_path("wake-offset")
+    webhook = await scenario.webhook(receiver_url(receiver, path))
+    await scenario.publish()
+    await receiver.wait_for(1, timeout=10, path=path)
+    await scenario.publish()
+    await receiver.wait_for(2, timeout=10, path=path)
+    topics = Topics(stack.env["HOOKSTREAM_TOPIC_PREFIX"])
+    shard = shard_of(webhook.id, int(stack.env.get("HOOKSTREAM_DISPATCH_SHARDS", "64")))
+    bootstrap = stack.env["KAFKA_BOOTSTRAP_SERVERS"]
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), auto_offset_reset="earliest")
+    partition = TopicPartition(topics.dispatch_shards, shard)
+    consumer.assign([partition])
+    await consumer.start()
+    try:
+        end = (await consumer.end_offsets([partition]))[partition]
+        values = []
+        while await consumer.position(partition) < end:
+            batch = await consumer.getmany(partition, timeout_ms=1000)
+            values += [r.value for r in batch.get(partition, []) if r.key == webhook.id.encode()]
+    finally:
+        await consumer.stop()
+    assert values[-1] == b"2", values
 
 
 def _as_new_delivery(raw: bytes) -> bytes:

@@ -7,7 +7,7 @@ from aiokafka import TopicPartition
 from hookstream_common.shards import shard_of
 from hookstream_common.topics import Topics
 from hookstream_dispatcher.book import NEVER_FETCHED_SECONDS, Phase, TopicBook
-from hookstream_dispatcher.lease import ShardLease, never_committed, waiting
+from hookstream_dispatcher.lease import SettledTopics, ShardLease, never_committed, waiting
 
 IDLE = 5.0
 TOPICS = Topics("hs")
@@ -34,8 +34,8 @@ def _partition(name: str) -> TopicPartition:
 def test_a_topic_goes_found_placed_reading_and_only_placed_ones_are_assigned() -> None:
     book = TopicBook(IDLE, Clock())
     a, b = _partition("a"), _partition("b")
-    assert book.found(a) and book.found(b)
-    assert not book.found(a), "found again: already held"
+    assert book.found(a, None) and book.found(b, None)
+    assert not book.found(a, None), "found again: already held"
     assert book.assignment() == set()
     assert set(book.unplaced()) == {a, b}
 
@@ -52,7 +52,7 @@ def test_a_topic_goes_found_placed_reading_and_only_placed_ones_are_assigned() -
 def test_placing_again_keeps_the_position_read_so_far() -> None:
     book = TopicBook(IDLE, Clock())
     a = _partition("a")
-    book.found(a)
+    book.found(a, None)
     book.place(a, 0)
     book.fetched(a, 40)
     book.place(a, 0)
@@ -63,7 +63,7 @@ def test_idle_needs_quiet_time_an_empty_lane_and_everything_committed() -> None:
     clock = Clock()
     book = TopicBook(IDLE, clock)
     a = _partition("a")
-    book.found(a)
+    book.found(a, None)
     book.place(a, 0)
     topic = book.fetched(a, 10)
     topic.lane = lane = FakeLane(held=2, committable=8)
@@ -79,28 +79,30 @@ def test_idle_needs_quiet_time_an_empty_lane_and_everything_committed() -> None:
     assert a not in book
 
 
-def test_only_assigned_topics_are_committed() -> None:
-    """The consumer refuses a whole commit that names a topic it is not assigned."""
+def test_topics_read_to_their_last_job_leave_the_assignment_and_are_still_committed() -> None:
     book = TopicBook(IDLE, Clock())
     a, b = _partition("a"), _partition("b")
-    book.found(a)
-    book.found(b)
+    book.found(a, 4)
+    book.found(b, 9)
     book.place(a, 0)
-    book.get(a).lane = FakeLane(committable=4)
-    book.get(b).lane = FakeLane(committable=9)
-    assert book.to_commit() == {a: 4}
-    assert set(book.to_commit()) <= book.assignment()
+    book.place(b, 0)
+    book.fetched(a, 4)
+    assert book.assignment() == {b}
+    book.get(a).lane = FakeLane(held=4, committable=2)
+    assert book.to_commit() == {a: 2}
+    book.found(a, 5)
+    assert book.assignment() == {a, b}, "a wake-up announced another job"
 
 
 def test_new_work_keeps_a_topic() -> None:
     clock = Clock()
     book = TopicBook(IDLE, clock)
     a = _partition("a")
-    book.found(a)
+    book.found(a, None)
     book.place(a, 0)
     book.reached(a)
     clock.now += IDLE - 1
-    book.found(a)
+    book.found(a, None)
     clock.now += 2
     assert book.idle() == []
     clock.now += IDLE
@@ -111,7 +113,7 @@ def test_a_topic_never_fetched_is_kept_until_it_is_surely_gone() -> None:
     clock = Clock()
     book = TopicBook(IDLE, clock)
     a = _partition("a")
-    book.found(a)
+    book.found(a, None)
     book.place(a, 0)
     clock.now += IDLE + 1
     assert book.idle() == [], "waiting for its first fetch"
@@ -119,11 +121,56 @@ def test_a_topic_never_fetched_is_kept_until_it_is_surely_gone() -> None:
     assert [t.partition for t in book.idle()] == [a]
 
 
+def test_a_topic_is_fetched_until_the_jobs_announced_are_read() -> None:
+    book = TopicBook(IDLE, Clock())
+    a = _partition("a")
+    book.found(a, 5)
+    book.place(a, 3)
+    topic = book.get(a)
+    assert topic.fetching and not topic.caught_up
+    book.fetched(a, 5)
+    assert topic.caught_up and not topic.fetching, "both jobs read: nothing left to fetch"
+    assert book.assignment() == set()
+    book.found(a, 7)
+    assert topic.fetching, "a wake-up announced two more"
+    book.found(a, 6)
+    assert topic.jobs_end == 7, "an older wake-up arriving late changes nothing"
+    book.fetched(a, 7)
+    topic.full = True
+    book.found(a, 9)
+    assert not topic.fetching, "its lane is full"
+    assert book.assignment() == {a}, "assigned and paused: more to read when the lane drains"
+    topic.full = False
+    assert topic.fetching
+
+
+def test_a_wake_up_that_names_no_offset_keeps_its_topic_fetched() -> None:
+    book = TopicBook(IDLE, Clock())
+    a = _partition("a")
+    book.found(a, 4)
+    book.found(a, None)
+    book.place(a, 0)
+    book.fetched(a, 1000)
+    assert book.get(a).fetching
+
+
+def test_a_topic_placed_past_its_jobs_goes_idle_without_a_fetch() -> None:
+    """A wake-up for jobs already committed (handled before a restart): nothing to fetch."""
+    clock = Clock()
+    book = TopicBook(IDLE, clock)
+    a = _partition("a")
+    book.found(a, 5)
+    book.place(a, 5)
+    assert not book.get(a).fetching
+    clock.now += IDLE + 1
+    assert [t.partition for t in book.idle()] == [a]
+
+
 def test_removed_topics_are_returned_with_their_lanes() -> None:
     book = TopicBook(IDLE, Clock())
     a, b = _partition("a"), _partition("b")
     for p in (a, b):
-        book.found(p)
+        book.found(p, None)
         book.place(p, 0)
     book.get(a).lane = FakeLane(held=1)
     removed = book.remove([a, _partition("unknown")])
@@ -155,6 +202,20 @@ def test_a_scan_counts_jobs_past_the_committed_or_first_kept_offset() -> None:
     committed = {a: 10, b: 4}
     assert never_committed(ends, committed) == [d], "c is empty"
     assert waiting(ends, committed, {d: 2}) == {b: 6, d: 3}
+
+
+def test_a_scan_looks_closely_only_at_topics_whose_end_moved() -> None:
+    a, b, c = (_partition(x) for x in "abc")
+    settled = SettledTopics()
+    ends = {a: 10, b: 10, c: 0}
+    assert settled.to_check(ends) == {a: 10, b: 10}, "c never had a job"
+    settled.update(ends, waiting={b: 6})
+    assert settled.to_check(ends) == {b: 10}, "a had none waiting at 10 and is still at 10"
+    settled.update(ends, waiting={})
+    assert settled.to_check(ends) == {}
+    assert settled.to_check({a: 11, b: 10, c: 0}) == {a: 11}, "a job was added to a"
+    settled.forget()
+    assert settled.to_check(ends) == {a: 10, b: 10}
 
 
 def test_lag_is_per_owned_shard() -> None:

@@ -7,7 +7,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from hookstream_common.shards import shard_of
+from hookstream_common.shards import shard_of, wake_up_end
 from hookstream_dispatcher.lanes import Lane
 from hookstream_dispatcher.offsets import OffsetTracker
 
@@ -19,6 +19,13 @@ def test_shard_of_is_stable_and_spread() -> None:
     for i in range(8000):
         counts[shard_of(f"webhook-{i}", 8)] += 1
     assert min(counts) > 800
+
+
+def test_a_wake_up_names_the_offset_after_its_jobs_or_nothing() -> None:
+    assert wake_up_end(b"42") == 42
+    assert wake_up_end(b"0") == 0
+    for unsaid in (b"", None, b"-1", b"4x", b"9" * 30, "٣".encode()):
+        assert wake_up_end(unsaid) is None, unsaid
 
 
 def test_committable_stops_at_the_first_gap() -> None:

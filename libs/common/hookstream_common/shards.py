@@ -3,9 +3,11 @@
 Decision 4: a webhook belongs to shard `stable_hash(webhookId) mod S`, and the dispatcher that
 owns partition k of `hookstream.dispatch.shards` owns shard k. That owner reads only the
 delivery topics that have work: whoever queues a job (the matcher, the retry tiers, a recovery)
-then writes a wake-up, the webhook id, to the shard's partition. A wake-up is written after
-the job is acknowledged, so an owner that starts reading a shard at its end and then scans the
-shard's topics for uncommitted jobs misses neither.
+then writes a wake-up to the shard's partition: the webhook id as key, and as value the offset
+just after its last job (ASCII digits), so the owner knows how far to read before it can stop
+fetching that topic. A wake-up is written after the job is acknowledged, so an owner that
+starts reading a shard at its end and then scans the shard's topics for uncommitted jobs
+misses neither.
 """
 
 import asyncio
@@ -41,8 +43,7 @@ class JobQueue:
         self._producer = producer
         self._topics = topics
         self._shards = shards
-        self._acks: list[asyncio.Future[Any]] = []
-        self._webhooks: set[str] = set()
+        self._acks: list[tuple[str, asyncio.Future[Any]]] = []
 
     async def send(
         self, webhook_id: str, job: bytes, trace: Context | None = None
@@ -54,21 +55,31 @@ class JobQueue:
             ack = await self._producer.send(
                 topic, job, key=webhook_id.encode(), partition=0, headers=tracing.headers()
             )
-        self._acks.append(ack)
-        self._webhooks.add(webhook_id)
+        self._acks.append((webhook_id, ack))
         return ack
 
     async def wake(self) -> None:
         """Wait for the jobs sent, then write one wake-up per webhook to its shard's partition
         and wait for those: a wake-up never goes out before its job is acknowledged."""
-        await asyncio.gather(*self._acks)
+        ends: dict[str, int] = {}
+        for webhook_id, ack in self._acks:
+            end = (await ack).offset + 1
+            ends[webhook_id] = max(end, ends.get(webhook_id, 0))
         wakes = [
             await self._producer.send(
                 self._topics.dispatch_shards,
-                b"",
+                str(end).encode(),
                 key=webhook_id.encode(),
                 partition=shard_of(webhook_id, self._shards),
             )
-            for webhook_id in self._webhooks
+            for webhook_id, end in ends.items()
         ]
         await asyncio.gather(*wakes)
+
+
+def wake_up_end(value: bytes | None) -> int | None:
+    """The offset a wake-up says its topic has jobs up to, or None: a wake-up without one (from
+    an older version), or unreadable, asks its topic to be read until it goes idle."""
+    if value and value.isdigit() and len(value) < 20:
+        return int(value)
+    return None

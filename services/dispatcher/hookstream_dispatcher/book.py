@@ -5,10 +5,16 @@ phases: **found** (where reading starts is not known yet) → **placed** (its co
 is known, so it can be assigned) → **reading** (fetched at least once). It leaves when it is
 idle (no job for `idle_seconds`, every job taken stored and committed), when its shard moves
 away, or when the dispatcher stops. The consumer's assignment is derived from the book: the
-placed and reading topics. Pure logic with an injected clock, so it is tested without Kafka.
+placed and reading topics with jobs not fetched yet. A wake-up names the offset its topic has
+jobs up to, and a topic read that far leaves the assignment (its lane sends and stores them,
+and its offsets are still committed) until a wake-up names a later one. So the assignment holds
+the topics with work to read, not every topic whose last jobs are still being sent and stored:
+at 10,000 webhooks those were thousands, every change of the assignment and every fetch of them
+took longer, and so more piled up. Pure logic with an injected clock, tested without Kafka.
 """
 
 import enum
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -47,17 +53,37 @@ class BusyTopic:
     position: int | None = None
     """Where reading goes on: after the last job handed to the lane (None: not placed yet)."""
     lane: LaneState | None = None
+    jobs_end: float = 0
+    """Jobs are known to exist up to this offset (a wake-up's or a scan's); `math.inf` when a
+    wake-up did not say, so the topic is read until it is idle."""
+    full: bool = False
+    """Its lane holds as many jobs as it may: paused until the lane drains."""
     paused: bool = False
-    """Its lane is full: the consumer does not fetch it until the lane drains."""
+    """Paused in the consumer (the opposite of what `fetching` was when last applied)."""
     committed: int | None = None
     """The offset last committed for it by this dispatcher."""
+
+    @property
+    def caught_up(self) -> bool:
+        """Every job known to be there has been fetched."""
+        return self.position is not None and self.position >= self.jobs_end
+
+    @property
+    def assigned(self) -> bool:
+        """Whether the consumer should be assigned it: placed, with jobs left to fetch."""
+        return self.phase is not Phase.FOUND and not self.caught_up
+
+    @property
+    def fetching(self) -> bool:
+        """Whether the consumer should fetch it: assigned, with room in its lane."""
+        return self.assigned and not self.full
 
     def idle(self, now: float, idle_seconds: float) -> bool:
         """No job for `idle_seconds` and every job taken stored and committed; a topic not
         fetched yet is kept, unless it never is (`NEVER_FETCHED_SECONDS`)."""
         if now - self.seen < idle_seconds:
             return False
-        if self.phase is not Phase.READING:
+        if self.phase is not Phase.READING and not self.caught_up:
             return now - self.seen > NEVER_FETCHED_SECONDS
         if self.lane is None:
             return True
@@ -84,13 +110,16 @@ class TopicBook:
     def topics(self) -> list[BusyTopic]:
         return list(self._topics.values())
 
-    def found(self, partition: TopicPartition) -> bool:
-        """Work is waiting in this topic; True if the book did not hold it yet."""
+    def found(self, partition: TopicPartition, jobs_end: int | None) -> bool:
+        """Work is waiting in this topic, up to `jobs_end` (None: not said); True if the book
+        did not hold it yet."""
+        end = math.inf if jobs_end is None else jobs_end
         topic = self._topics.get(partition)
         if topic is not None:
             topic.seen = self._clock()
+            topic.jobs_end = max(topic.jobs_end, end)
             return False
-        self._topics[partition] = BusyTopic(partition, self._clock())
+        self._topics[partition] = BusyTopic(partition, self._clock(), jobs_end=end)
         return True
 
     def unplaced(self) -> list[TopicPartition]:
@@ -105,8 +134,8 @@ class TopicBook:
             topic.phase = Phase.PLACED
 
     def assignment(self) -> set[TopicPartition]:
-        """What the consumer should read: every placed topic."""
-        return {p for p, t in self._topics.items() if t.phase is not Phase.FOUND}
+        """What the consumer should read: every placed topic with jobs left to fetch."""
+        return {p for p, t in self._topics.items() if t.assigned}
 
     def placed(self) -> list[TopicPartition]:
         """Topics assigned and not fetched yet."""
@@ -141,13 +170,11 @@ class TopicBook:
         return [t for p in partitions if (t := self._topics.pop(p, None)) is not None]
 
     def to_commit(self) -> dict[TopicPartition, int]:
-        """The offsets stored since the last commit, per topic; only topics in the
-        `assignment()`, since the consumer refuses a commit that names any other."""
+        """The offsets stored since the last commit, per topic, assigned or not."""
         return {
             p: t.lane.committable
             for p, t in self._topics.items()
-            if t.phase is not Phase.FOUND
-            and t.lane is not None
+            if t.lane is not None
             and t.lane.committable is not None
             and t.lane.committable != t.committed
         }

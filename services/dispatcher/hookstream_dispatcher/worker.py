@@ -12,8 +12,9 @@ A topic is read only while it has work, so the cost follows the busy webhooks, n
 (aiokafka fetches the metadata and committed offsets of the whole assignment again whenever it
 changes, and walks every assigned partition on each fetch: at 10,000 webhooks, reading every
 topic all the time delivered nothing). Work is found two ways:
-- wake-ups: whoever queues a job then writes the webhook id to its shard's partition
-  (`hookstream_common.shards`); the owner reads them from the end of the partitions it takes;
+- wake-ups: whoever queues a job then writes the webhook id, and the offset after its jobs, to
+  its shard's partition (`hookstream_common.shards`); the owner reads them from the end of the
+  partitions it takes, and fetches a topic only until it has read that far;
 - a scan, when shards are taken and every `shard_scan_seconds`: every delivery topic of an
   owned shard whose end is past its committed offset is read. It also measures the shard lag.
 A topic with no new job for `topic_idle_seconds`, its jobs all stored and committed, is let go.
@@ -37,11 +38,12 @@ from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_optio
 from hookstream_common.kafka_failover import with_failover
 from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
+from hookstream_common.shards import wake_up_end
 from hookstream_common.topics import is_webhook_id
 from hookstream_dispatcher.attempts import Attempts
 from hookstream_dispatcher.book import BusyTopic, TopicBook
 from hookstream_dispatcher.lanes import Lane
-from hookstream_dispatcher.lease import ShardLease, never_committed, waiting
+from hookstream_dispatcher.lease import SettledTopics, ShardLease, never_committed, waiting
 from hookstream_dispatcher.once import Run
 from hookstream_dispatcher.rate_limits import Throttle
 from hookstream_dispatcher.reader import TopicReader
@@ -60,7 +62,8 @@ SHARDS = prometheus_client.Gauge(
 )
 TOPICS_READ = prometheus_client.Gauge(
     "hookstream_dispatcher_topics_read",
-    "Delivery topics being read: webhooks of owned shards with work in the last few seconds.",
+    "Delivery topics with work: being read, or their last jobs being sent and stored (webhooks"
+    " of owned shards with work in the last few seconds).",
 )
 SHARD_LAG = prometheus_client.Gauge(
     "hookstream_dispatcher_shard_lag",
@@ -118,6 +121,7 @@ class Dispatcher:
         self._clock = clock
         self._book = TopicBook(settings.topic_idle_seconds, clock)
         self._lease = ShardLease(settings.topics, settings.dispatch_shards)
+        self._settled = SettledTopics()
         self._found_since_scan: set[str] = set()
         """Topics found since the last scan: one the scan's topic list lacks refreshes it."""
         self._assigned_at = float("-inf")
@@ -139,7 +143,11 @@ class Dispatcher:
                 **FRESH_METADATA,
             )
         )
-        self._reader = TopicReader(connection, settings.dispatcher_group_id)
+        self._reader = TopicReader(
+            connection,
+            settings.dispatcher_group_id,
+            anchor=TopicPartition(self._topics.dispatch_shards, 0),
+        )
         self._offsets = TopicOffsets(connection)
 
     def stop(self) -> None:
@@ -199,7 +207,7 @@ class Dispatcher:
                     log.warning("fetching jobs failed; retrying", error=str(exc))
                     await backoff.wait()
             async with self._lock:
-                await self._let_go(self._book.remove(self._reader.assigned))
+                await self._let_go(self._book.remove([t.partition for t in self._book.topics()]))
         finally:
             for task in tasks:
                 task.cancel()
@@ -215,7 +223,8 @@ class Dispatcher:
                 if topic is not None:
                     lane = self._lane(topic)
                     lane.add(records)
-                    self._pause_if_full(topic, lane)
+                    topic.full = lane.full
+                    self._fetch_or_not(topic)
             for partition in self._book.placed():
                 if self._reader.has_fetched(partition):
                     self._book.reached(partition)
@@ -231,6 +240,7 @@ class Dispatcher:
         if now - self._pruned_at >= 1.0:
             self._pruned_at = now
             await self._let_go(self._book.idle())
+            TOPICS_READ.set(len(self._book))
         wanted = self._book.assignment()
         unplaced = self._book.unplaced()
         if (not unplaced and wanted == self._reader.assigned) or (
@@ -244,21 +254,26 @@ class Dispatcher:
                 self._book.place(partition, committed.get(partition, 0))
         self._assign()
 
-    def _found(self, webhook_id: str, by: str) -> None:
-        """Work is waiting in the webhook's topic: read it, if its shard is owned here."""
+    def _found(self, webhook_id: str, by: str, jobs_end: int | None) -> None:
+        """Work is waiting in the webhook's topic, up to `jobs_end` if known: read it, if its
+        shard is owned here."""
         if not self._lease.owns(webhook_id):
             return
         partition = TopicPartition(self._topics.deliveries(webhook_id), 0)
-        if self._book.found(partition):
+        if self._book.found(partition, jobs_end):
             TOPICS_FOUND.labels(by).inc()
             self._found_since_scan.add(partition.topic)
+        elif (topic := self._book.get(partition)) is not None:
+            self._fetch_or_not(topic)
 
     def _assign(self) -> None:
         """Make the consumer's assignment what the book holds."""
-        wanted = self._book.assignment()
-        self._reader.assign(t for t in self._book.topics() if t.partition in wanted)
+        topics = [t for t in self._book.topics() if t.assigned]
+        for topic in topics:
+            topic.paused = not topic.fetching
+        self._reader.assign(topics)
         self._assigned_at = self._clock()
-        TOPICS_READ.set(len(wanted))
+        TOPICS_READ.set(len(self._book))
 
     async def _let_go(self, topics: list[BusyTopic]) -> None:
         """Close the lanes of topics taken out of the book, let their jobs in flight finish
@@ -296,16 +311,21 @@ class Dispatcher:
             ).start()
         return topic.lane
 
-    def _pause_if_full(self, topic: BusyTopic, lane: Lane) -> None:
-        if not topic.paused and lane.full:
+    def _fetch_or_not(self, topic: BusyTopic) -> None:
+        """Pause or resume an assigned topic in the consumer, as `topic.fetching` says."""
+        if topic.partition not in self._reader.assigned or topic.paused != topic.fetching:
+            return
+        if topic.fetching:
+            self._reader.resume(topic.partition)
+        else:
             self._reader.pause(topic.partition)
-            topic.paused = True
+        topic.paused = not topic.fetching
 
     def _resume_if_drained(self, lane: Lane) -> None:
         topic = self._book.get(lane.partition)
-        if topic is not None and topic.paused and lane.held <= self._settings.webhook_buffer // 2:
-            self._reader.resume(lane.partition)
-            topic.paused = False
+        if topic is not None and topic.full and lane.held <= self._settings.webhook_buffer // 2:
+            topic.full = False
+            self._fetch_or_not(topic)
 
     async def _commit(self, force: bool, leaving: dict[TopicPartition, int] | None = None) -> None:
         """Commit what every lane has stored, at most every `_COMMIT_INTERVAL` seconds unless
@@ -316,8 +336,7 @@ class Dispatcher:
             return
         self._last_commit = now
         offsets = {**self._book.to_commit(), **(leaving or {})}
-        if await self._reader.commit(offsets):
-            self._book.committed(offsets)
+        self._book.committed(await self._reader.commit(offsets))
 
     async def _read_wake_ups(self) -> None:
         """Read the owned shards' wake-ups (polling also keeps this member in the group)."""
@@ -332,7 +351,7 @@ class Dispatcher:
                 for record in records:
                     webhook_id = (record.key or b"").decode(errors="replace")
                     if is_webhook_id(webhook_id):
-                        self._found(webhook_id, "wake-up")
+                        self._found(webhook_id, "wake-up", wake_up_end(record.value))
                     else:
                         # Not parked: it asks for nothing; the next scan finds any real work.
                         PARKED.labels("wake-ups").inc()
@@ -347,6 +366,8 @@ class Dispatcher:
         while True:
             taken = self._scan_now.is_set()
             self._scan_now.clear()
+            if taken:
+                self._settled.forget()
             try:
                 await self._scan(topics_max_age=0.0 if taken else _TOPIC_LIST_MAX_AGE)
             except TRANSIENT as exc:
@@ -361,17 +382,21 @@ class Dispatcher:
         topics = await self._offsets.topics(topics_max_age, self._found_since_scan)
         self._found_since_scan.clear()
         partitions = self._lease.owned_topics(topics)
-        jobs = await self._waiting(partitions) if partitions else {}
+        ends = await self._offsets.ends(partitions) if partitions else {}
+        jobs = await self._waiting(ends)
         for partition in jobs:
-            self._found(self._topics.webhook_id_of(partition.topic) or "", "scan")
+            self._found(self._topics.webhook_id_of(partition.topic) or "", "scan", ends[partition])
         SHARD_LAG.clear()
         for shard, count in self._lease.lag(jobs).items():
             SHARD_LAG.labels(str(shard)).set(count)
 
-    async def _waiting(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """Jobs past the committed offset (or the first offset kept), where there are any."""
-        ends = await self._offsets.ends(partitions)
-        committed = await self._reader.committed(partitions)
-        never = never_committed(ends, committed)
+    async def _waiting(self, ends: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """Jobs before `ends` past the committed offset (or the first offset kept), where there
+        are any; only topics whose end moved since they last had none are looked at closely."""
+        moved = self._settled.to_check(ends)
+        committed = await self._reader.committed(list(moved)) if moved else {}
+        never = never_committed(moved, committed)
         firsts = await self._offsets.firsts(never) if never else {}
-        return waiting(ends, committed, firsts)
+        jobs = waiting(moved, committed, firsts)
+        self._settled.update(ends, jobs)
+        return jobs
