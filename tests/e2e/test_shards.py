@@ -18,6 +18,7 @@ from hookstream_common.topics import Topics
 from hookstream_dev import infra
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet, free_port
+from hookstream_dispatcher.reader import TopicReader
 from support import carrying, metric, receiver_url, scrape, wait_until
 
 
@@ -135,6 +136,27 @@ async def test_a_wake_up_names_the_offset_after_its_webhooks_jobs(
     finally:
         await consumer.stop()
     assert values[-1] == b"2", values
+
+
+async def test_the_reader_answers_for_topics_it_is_not_assigned(stack: ServiceSet) -> None:
+    """A topic placed past its last announced job is in the book but never assigned: asking
+    whether it was fetched must say no, not trip aiokafka's assertion (it ended a dispatcher
+    during a broker freeze)."""
+    topics = Topics(stack.env["HOOKSTREAM_TOPIC_PREFIX"])
+    reader = TopicReader(
+        client_options(stack.env["KAFKA_BOOTSTRAP_SERVERS"]),
+        f"{topics.prefix}-reader-test",
+        anchor=TopicPartition(topics.dispatch_shards, 0),
+    )
+    await reader.start()
+    try:
+        unassigned = TopicPartition(topics.deliveries(str(uuid.uuid4())), 0)
+        assert not reader.has_fetched(unassigned)
+        reader.resume(unassigned)
+        assert reader.assigned == frozenset()
+        assert reader.consumer.paused() == {TopicPartition(topics.dispatch_shards, 0)}
+    finally:
+        await reader.close()
 
 
 def _as_new_delivery(raw: bytes) -> bytes:

@@ -162,8 +162,9 @@ class TopicReader:
         return await self.consumer.getmany(timeout_ms=50, max_records=2000)
 
     def has_fetched(self, partition: TopicPartition) -> bool:
-        """A fetch of this topic completed (perhaps with no record)."""
-        return self.consumer.highwater(partition) is not None
+        """A fetch of this topic, assigned now, completed (perhaps with no record). A topic
+        placed past its last announced job is never assigned, so never fetched."""
+        return partition in self.assigned and self.consumer.highwater(partition) is not None
 
     def pause(self, partition: TopicPartition) -> None:
         self.consumer.pause(partition)
