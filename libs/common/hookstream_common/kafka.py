@@ -1,4 +1,5 @@
-"""Kafka plumbing two or more services need: connection options, topic creation, a producer.
+"""Kafka plumbing two or more services need: connection options, topic creation, a producer,
+the consumer of a service's group.
 
 `client_options` is the one place a Kafka client's connection is configured: every producer,
 consumer and admin client of the services, the SDK, the tools and the tests is built from it, so
@@ -7,7 +8,7 @@ TLS and SASL (decision 9) are set once, from `KafkaSecurity`.
 
 import importlib
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
@@ -45,6 +46,26 @@ leaderships (a freeze, a restart) it asked that broker again until the 5-minute 
 on the cluster: the matcher's route table took 40 s to load, and the dispatcher, stuck in its
 shard assignment, was dropped from its group and rejoined every 12 s. Not for admin clients:
 with no topics of their own they would ask for every topic's metadata."""
+
+
+def group_member(
+    connection: dict[str, object], group_id: str, auto_offset_reset: str
+) -> AIOKafkaConsumer:
+    """A consumer for one of the services' consumer groups (the matcher's events, the
+    dispatchers' shards): it commits by hand, may hold a batch up to 10 minutes between polls,
+    and has the group timeouts, the fresh metadata and the failover client above.
+    `connection`: `client_options`."""
+    return with_failover(
+        AIOKafkaConsumer(
+            **connection,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            max_poll_interval_ms=600_000,
+            **GROUP_TIMEOUTS,
+            **FRESH_METADATA,
+        )
+    )
 
 
 def client_options(bootstrap: str, security: KafkaSecurity | None = None) -> dict[str, object]:

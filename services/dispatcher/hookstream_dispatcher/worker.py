@@ -31,11 +31,10 @@ from collections.abc import Callable
 
 import prometheus_client
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
-from hookstream_common.kafka_failover import with_failover
+from hookstream_common.kafka import client_options, group_member
 from hookstream_common.parking import PARKED, source_of
 from hookstream_common.resilience import TRANSIENT, Backoff
 from hookstream_common.shards import wake_up_end
@@ -132,17 +131,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._scan_now = asyncio.Event()
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
-        self.shard_consumer = with_failover(
-            AIOKafkaConsumer(
-                **connection,
-                group_id=settings.shard_group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="latest",
-                max_poll_interval_ms=600_000,
-                **GROUP_TIMEOUTS,
-                **FRESH_METADATA,
-            )
-        )
+        self.shard_consumer = group_member(connection, settings.shard_group_id, "latest")
         self._reader = TopicReader(
             connection,
             settings.dispatcher_group_id,

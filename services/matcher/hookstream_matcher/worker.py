@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError, TopicAlreadyEx
 from aiokafka.structs import ConsumerRecord
 
 from hookstream_common import tracing
-from hookstream_common.kafka import FRESH_METADATA, GROUP_TIMEOUTS, client_options
+from hookstream_common.kafka import FRESH_METADATA, client_options, group_member
 from hookstream_common.kafka_failover import with_failover
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff, Turns
@@ -90,17 +90,7 @@ class Matcher:
         self._assignments = 0
         self._loaded_for = 0
         """The table holds the partitions of assignment number `_loaded_for`."""
-        self.events = with_failover(
-            AIOKafkaConsumer(
-                **connection,
-                group_id=settings.group_id,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_interval_ms=600_000,
-                **GROUP_TIMEOUTS,
-                **FRESH_METADATA,
-            )
-        )
+        self.events = group_member(connection, settings.group_id, "earliest")
         self.changes = with_failover(
             AIOKafkaConsumer(
                 **connection,
