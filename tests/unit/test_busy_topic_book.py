@@ -162,6 +162,7 @@ def test_a_topic_placed_past_its_jobs_goes_idle_without_a_fetch() -> None:
     book.found(a, 5)
     book.place(a, 5)
     assert not book.get(a).fetching
+    assert book.placed() == [], "never assigned, so never waited for as a first fetch"
     clock.now += IDLE + 1
     assert [t.partition for t in book.idle()] == [a]
 

@@ -139,7 +139,7 @@ class TopicBook:
 
     def placed(self) -> list[TopicPartition]:
         """Topics assigned and not fetched yet."""
-        return [p for p, t in self._topics.items() if t.phase is Phase.PLACED]
+        return [p for p, t in self._topics.items() if t.phase is Phase.PLACED and t.assigned]
 
     def reached(self, partition: TopicPartition) -> None:
         """A fetch of this topic completed with no record: it is being read all the same."""
