@@ -107,6 +107,8 @@ async def test_room_waits_while_depth_batches_are_in_flight() -> None:
     await waiting
     assert batches.committed == [0]
     assert len(batches.pipeline) == 1
+    batches.ack(1)
+    await batches.pipeline.drain()
 
 
 async def test_depth_one_commits_each_batch_before_the_next_is_routed() -> None:
