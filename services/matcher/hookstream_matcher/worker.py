@@ -181,28 +181,31 @@ class Matcher:
                     self._rewind(batch)
                 if not self._stopping.is_set():
                     await backoff.wait()
-        try:
-            async with self._turns.turn(), self._lock:
-                await self._settle_all()
-        except TimeoutError:
-            self._pipeline.abandon()
-            log.warning("batches in flight left uncommitted; they will be routed again")
+        async with self._lock:  # after a revoke in progress, which settles them itself
+            try:
+                async with self._turns.turn():  # within the grace
+                    await self._pipeline.drain()
+            except (KafkaError, TimeoutError) as exc:
+                self._leave_uncommitted(exc)
         self._turns.finished()
 
     async def _settle_all(self) -> None:
-        """Wait for every batch in flight to commit. One that fails is left uncommitted, with
-        those after it: the partitions are being given up, and their next owner reads from the
-        last commit."""
+        """Wait for every batch in flight to commit, or leave them uncommitted if one fails."""
         try:
             await self._pipeline.drain()
         except (KafkaError, TimeoutError) as exc:
-            BATCH_FAILURES.inc()
-            log.warning(
-                "a batch in flight failed; its partitions' next owner routes it again",
-                error_class=type(exc).__name__,
-                error=str(exc) or "the batch outlasted its time limit",
-            )
-            self._pipeline.abandon()
+            self._leave_uncommitted(exc)
+
+    def _leave_uncommitted(self, error: Exception) -> None:
+        """Give up the batches in flight without a rewind: the partitions are being given up,
+        and their next owner (maybe this instance) reads from the last commit."""
+        BATCH_FAILURES.inc()
+        log.warning(
+            "batches in flight left uncommitted; the partitions' next owner routes them again",
+            error_class=type(error).__name__,
+            error=str(error) or "out of time",
+        )
+        self._pipeline.abandon()
 
     async def _load_table(self) -> None:
         """Read the owned partitions of the webhooks topic from the beginning to their end."""
