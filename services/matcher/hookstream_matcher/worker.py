@@ -273,6 +273,7 @@ class Matcher:
         for record, decision in routed:
             with tracing.consuming("match", record):  # continues the trace the event carries
                 acks.extend(await self._act(record, decision, jobs))
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
 
         async def settle() -> None:
             await asyncio.gather(*acks)
@@ -286,7 +287,6 @@ class Matcher:
                 log.warning("commit failed; the batch may be routed twice", error=str(exc))
             BATCH_SECONDS.observe(time.monotonic() - started)
 
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         self._pipeline.add(settle, commit, {tp: records[0].offset for tp, records in batch.items()})
 
     def _decide(self, record: ConsumerRecord) -> Matched | Rekey | DeadLetter:
