@@ -80,7 +80,8 @@ class Matcher:
         self._producer = producer
         self.table = RouteTable()
         self._lock = asyncio.Lock()
-        """Held while a batch is routed, and while `revoked` lets the batches in flight settle."""
+        """Held while a batch is routed, and while the batches in flight are settled or given up
+        (a revoke, the end of `run`, a rewind): the pipeline changes under it only."""
         self._pipeline = Pipeline(settings.matcher_pipeline_depth, turns.limit)
         BATCHES_IN_FLIGHT.set_function(lambda: len(self._pipeline))
         self._stopping = asyncio.Event()
