@@ -1,4 +1,5 @@
-"""Matcher metrics beyond the event and job counters of worker.py: consumer lag and batch time.
+"""Matcher metrics beyond the event and job counters of worker.py: consumer lag, batch time and
+batches in flight.
 
 Lag is labelled by partition of the events topic: bounded by its partition count, and the
 partitions an instance owns are exactly the lag it can work off.
@@ -16,6 +17,11 @@ BATCH_SECONDS = prometheus_client.Histogram(
     "hookstream_matcher_batch_seconds",
     "Time to route a batch of events: produce its jobs, wait for the acks, commit.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+BATCHES_IN_FLIGHT = prometheus_client.Gauge(
+    "hookstream_matcher_batches_in_flight",
+    "Batches routed and not yet committed (at most HOOKSTREAM_MATCHER_PIPELINE_DEPTH).",
 )
 
 

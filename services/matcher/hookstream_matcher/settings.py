@@ -21,17 +21,25 @@ class MatcherSettings(CommonSettings):
     matcher_batch_size: int = Field(
         500, description="Most events routed (and committed) as one batch.", ge=1
     )
+    matcher_pipeline_depth: int = Field(
+        4,
+        description="Most batches in flight at once: the matcher routes the next batch while"
+        " earlier ones wait for their jobs and wake-ups to be acknowledged and are committed, in"
+        " order. 1 routes one batch at a time.",
+        ge=1,
+    )
     matcher_batch_timeout_seconds: float = Field(
         30.0,
         description="Longest one turn of the matcher's loop may take: fetching a batch, loading"
-        " routes, producing its jobs and wake-ups and committing. A turn cut short is routed"
+        " routes, producing its jobs and wake-ups and committing; also the longest a batch in"
+        " flight may take to be acknowledged and committed. A batch cut short is routed"
         " again; a loop that has not turned for twice this fails /healthz and /readyz.",
         gt=0,
     )
     matcher_shutdown_grace_seconds: float = Field(
         10.0,
-        description="On SIGTERM, how long the batch in hand may take to finish (then it is left"
-        " uncommitted, for the partition's next owner), and then leaving the group.",
+        description="On SIGTERM, how long the batches in hand may take to finish (then they are"
+        " left uncommitted, for the partition's next owner), and then leaving the group.",
         gt=0,
     )
     max_event_bytes: int = Field(

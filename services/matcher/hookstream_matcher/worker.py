@@ -6,9 +6,11 @@ are keyed by tenant with the same partition count, so a tenant's events and rout
 number) from the beginning before it routes a single event, and then keeps following them.
 A batch of events becomes jobs on the webhooks' delivery topics, then one wake-up per webhook on
 its shard (`hookstream_common.shards`); its offsets are committed only after the broker
-acknowledged every job, wake-up, dead letter and re-keyed copy it produced. Anything
-that fails before that leaves the batch uncommitted, rewinds to it and tries again after a
-backoff, so a crash, a broker outage or a rebalance can repeat work but never lose it.
+acknowledged every job, wake-up, dead letter and re-keyed copy it produced, and after the batches
+before it were committed. While a batch waits for the broker the next ones are routed, up to
+`matcher_pipeline_depth` in flight (`pipeline.Pipeline`). Anything that fails before a commit
+leaves that batch and every later one uncommitted, rewinds to the first of them and tries again
+after a backoff, so a crash, a broker outage or a rebalance can repeat work but never lose it.
 """
 
 import asyncio
@@ -30,7 +32,8 @@ from hookstream_common.kafka_failover import with_failover
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff, Turns
 from hookstream_common.shards import JobQueue
-from hookstream_matcher.metrics import BATCH_SECONDS, record_lag
+from hookstream_matcher.metrics import BATCH_SECONDS, BATCHES_IN_FLIGHT, record_lag
+from hookstream_matcher.pipeline import Pipeline
 from hookstream_matcher.router import DeadLetter, Matched, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
 
@@ -77,6 +80,10 @@ class Matcher:
         self._producer = producer
         self.table = RouteTable()
         self._lock = asyncio.Lock()
+        """Held while a batch is routed, and while the batches in flight are settled or given up
+        (a revoke, the end of `run`, a rewind): the pipeline changes under it only."""
+        self._pipeline = Pipeline(settings.matcher_pipeline_depth, turns.limit)
+        BATCHES_IN_FLIGHT.set_function(lambda: len(self._pipeline))
         self._stopping = asyncio.Event()
         connection = client_options(settings.kafka_bootstrap_servers, settings.kafka_security)
         self._admin = with_failover(AIOKafkaAdminClient(**connection))
@@ -126,7 +133,7 @@ class Matcher:
         await self._producer.stop()
 
     def stop(self) -> None:
-        """Finish the batch in hand within the grace, commit it, and return from `run()`."""
+        """Finish the batches in hand within the grace, commit them, and return from `run()`."""
         self._stopping.set()
         self._turns.stop()
 
@@ -136,13 +143,16 @@ class Matcher:
         log.info("events partitions assigned", partitions=sorted(tp.partition for tp in partitions))
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
-        """Wait for the batch in hand (it commits), then forget those tenants."""
+        """Wait for the batch being routed and for every batch in flight to commit, then forget
+        those tenants."""
         async with self._lock:
+            await self._settle_all()
             self.table.forget({tp.partition for tp in partitions})
             TENANTS.set(len(self.table))
 
     async def run(self) -> None:
-        """Route until `stop()`, each turn within its time limit (`Turns`)."""
+        """Route until `stop()`, each turn within its time limit (`Turns`); the batches still
+        in flight then settle within the grace, before `close()` gives up the partitions."""
         backoff = Backoff()
         while not self._stopping.is_set():
             batch: dict[TopicPartition, list[ConsumerRecord]] = {}
@@ -152,24 +162,51 @@ class Matcher:
                         timeout_ms=200, max_records=self._settings.matcher_batch_size
                     )
                     async with self._lock:
+                        self._pipeline.check()
                         if self._stale:
                             await self._load_table()
                         await self._follow_changes(timeout_ms=0)
                         await self._route_batch(batch)
+                        await self._pipeline.room()
                         await record_lag(self.events)
                 backoff.reset()
             except (KafkaError, TimeoutError) as exc:
                 BATCH_FAILURES.inc()
                 log.warning(
-                    "routing a batch failed; it will be routed again",
+                    "routing a batch failed; it and the batches after it will be routed again",
                     error_class=type(exc).__name__,
                     error=str(exc) or "the turn outlasted its time limit",
                     retry_in=backoff.delay,
                 )
-                self._rewind(batch)
+                async with self._lock:
+                    self._rewind(batch)
                 if not self._stopping.is_set():
                     await backoff.wait()
+        async with self._lock:  # after a revoke in progress, which settles them itself
+            try:
+                async with self._turns.turn():  # within the grace
+                    await self._pipeline.drain()
+            except (KafkaError, TimeoutError) as exc:
+                self._leave_uncommitted(exc)
         self._turns.finished()
+
+    async def _settle_all(self) -> None:
+        """Wait for every batch in flight to commit, or leave them uncommitted if one fails."""
+        try:
+            await self._pipeline.drain()
+        except (KafkaError, TimeoutError) as exc:
+            self._leave_uncommitted(exc)
+
+    def _leave_uncommitted(self, error: Exception) -> None:
+        """Give up the batches in flight without a rewind: the partitions are being given up,
+        and their next owner (maybe this instance) reads from the last commit."""
+        BATCH_FAILURES.inc()
+        log.warning(
+            "batches in flight left uncommitted; the partitions' next owner routes them again",
+            error_class=type(error).__name__,
+            error=str(error) or "out of time",
+        )
+        self._pipeline.abandon()
 
     async def _load_table(self) -> None:
         """Read the owned partitions of the webhooks topic from the beginning to their end."""
@@ -218,7 +255,8 @@ class Matcher:
         log.info("webhook set updated", tenant_id=tenant_id, present=record.value is not None)
 
     async def _route_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Produce everything the batch asks for, wait for the acks, then commit it."""
+        """Produce everything the batch asks for; it is committed once the broker has
+        acknowledged all of it and the batches before it are committed (`Pipeline`)."""
         owned = self.events.assignment()
         batch = {tp: records for tp, records in batch.items() if tp in owned}
         if not batch:
@@ -236,15 +274,21 @@ class Matcher:
         for record, decision in routed:
             with tracing.consuming("match", record):  # continues the trace the event carries
                 acks.extend(await self._act(record, decision, jobs))
-        await asyncio.gather(*acks)
-        await jobs.wake()
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
-        try:
-            await self.events.commit(offsets)
-        except KafkaError as exc:
-            # A rebalance took the partitions: their next owner routes the batch again.
-            log.warning("commit failed; the batch may be routed twice", error=str(exc))
-        BATCH_SECONDS.observe(time.monotonic() - started)
+
+        async def settle() -> None:
+            await asyncio.gather(*acks)
+            await jobs.wake()
+
+        async def commit() -> None:
+            try:
+                await self.events.commit(offsets)
+            except KafkaError as exc:
+                # A rebalance took the partitions: their next owner routes the batch again.
+                log.warning("commit failed; the batch may be routed twice", error=str(exc))
+            BATCH_SECONDS.observe(time.monotonic() - started)
+
+        self._pipeline.add(settle, commit, {tp: records[0].offset for tp, records in batch.items()})
 
     def _decide(self, record: ConsumerRecord) -> Matched | Rekey | DeadLetter:
         now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
@@ -362,8 +406,13 @@ class Matcher:
         )
 
     def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Seek back to the batch's first events, so they are routed again."""
-        owned = self.events.assignment()
+        """Give up the batches in flight and the batch in hand, and seek back to the first
+        event of the earliest of them in each partition, so they are all routed again."""
+        starts = self._pipeline.abandon()
         for tp, records in batch.items():
-            if tp in owned and records:
-                self.events.seek(tp, records[0].offset)
+            if records:
+                starts[tp] = min(records[0].offset, starts.get(tp, records[0].offset))
+        owned = self.events.assignment()
+        for tp, offset in starts.items():
+            if tp in owned:
+                self.events.seek(tp, offset)
