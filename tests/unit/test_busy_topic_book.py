@@ -121,6 +121,22 @@ def test_a_topic_never_fetched_is_kept_until_it_is_surely_gone() -> None:
     assert [t.partition for t in book.idle()] == [a]
 
 
+def test_a_topic_fetched_short_of_its_announced_jobs_is_kept() -> None:
+    """The fetch answered (so the topic is being read) but without the jobs a wake-up named:
+    its records were thrown away by a new assignment. Dropping it left them to the next scan."""
+    clock = Clock()
+    book = TopicBook(IDLE, clock)
+    a = _partition("a")
+    book.found(a, 1)
+    book.place(a, 0)
+    book.reached(a)
+    clock.now += IDLE + 1
+    assert book.idle() == [], "its job is still to be fetched"
+    assert book.assignment() == {a}
+    clock.now += NEVER_FETCHED_SECONDS
+    assert [t.partition for t in book.idle()] == [a], "the job never came: gone"
+
+
 def test_a_topic_is_fetched_until_the_jobs_announced_are_read() -> None:
     book = TopicBook(IDLE, Clock())
     a = _partition("a")
