@@ -235,6 +235,23 @@ def test_a_scan_looks_closely_only_at_topics_whose_end_moved() -> None:
     assert settled.to_check(ends) == {a: 10, b: 10}
 
 
+def test_a_topic_starts_where_its_jobs_are_known_to_be_done() -> None:
+    """Placing a woken topic needs no lookup when a scan or this dispatcher's own commit says
+    where its jobs are done; only what neither says is asked of the coordinator."""
+    a, b, c = (_partition(x) for x in "abc")
+    settled = SettledTopics()
+    settled.update({a: 10, b: 10, c: 0}, waiting={b: 6})
+    assert (settled.start(a), settled.start(b), settled.start(c)) == (10, None, 0)
+    settled.committed({b: 12})
+    assert settled.start(b) == 12, "committed here since the scan"
+    settled.update({a: 10, b: 11, c: 0}, waiting={})
+    assert settled.start(b) == 12, "a scan that read the end before that commit does not undo it"
+    settled.committed({a: 9})
+    assert settled.start(a) == 10, "known offsets never go back"
+    settled.forget()
+    assert settled.start(a) is None, "shards taken: another owner may have committed since"
+
+
 def test_lag_is_per_owned_shard() -> None:
     lease = ShardLease(TOPICS, 4)
     webhook = "0b4b8f57-5a4c-4a8e-9a39-5b0d8e1f2a3c"

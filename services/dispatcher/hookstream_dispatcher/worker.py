@@ -247,7 +247,9 @@ class Dispatcher:
         ):
             return
         if unplaced:
-            committed = await self._reader.committed(unplaced)
+            known = {p: s for p in unplaced if (s := self._settled.start(p)) is not None}
+            asked = [p for p in unplaced if p not in known]
+            committed = {**known, **(await self._reader.committed(asked) if asked else {})}
             for partition in unplaced:
                 # no commit yet: 0, which the consumer resets to the earliest offset kept
                 self._book.place(partition, committed.get(partition, 0))
@@ -335,7 +337,9 @@ class Dispatcher:
             return
         self._last_commit = now
         offsets = {**self._book.to_commit(), **(leaving or {})}
-        self._book.committed(await self._reader.commit(offsets))
+        took = await self._reader.commit(offsets)
+        self._book.committed(took)
+        self._settled.committed(took)
 
     async def _read_wake_ups(self) -> None:
         """Read the owned shards' wake-ups (polling also keeps this member in the group)."""
