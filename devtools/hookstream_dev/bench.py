@@ -164,8 +164,12 @@ class Bench:
     async def reset(self) -> None:
         await self.http.post(self.sink("/reset"))
 
-    async def stats(self, firsts: str = "") -> dict[str, Any]:
-        params = {"firsts": firsts} if firsts else {}
+    async def stats(self, firsts: str = "", timeline: float = 0) -> dict[str, Any]:
+        """The sink's counts since its reset; `firsts`: first arrivals of paths under it;
+        `timeline`: latencies in slots of that many seconds of the events' time."""
+        params: dict[str, Any] = {"firsts": firsts} if firsts else {}
+        if timeline:
+            params["timeline"] = timeline
         response = await self.http.get(self.sink("/stats"), params=params)
         return dict(response.json())
 
@@ -575,6 +579,10 @@ async def many_webhooks(bench: Bench) -> None:
         for tenant, tenant_ids in ids.items():
             await stack.wait_routed(tenant, tenant_ids, 300)
         settle_s = time.monotonic() - routing
+        say("(f) waiting until the broker serves every delivery topic")
+        served_s = await stack.wait_topics_served(
+            [i for tenant_ids in ids.values() for i in tenant_ids], 600
+        )
         if count <= 2000:  # beyond, the probe's own fetches of every topic would weigh
             bench.probe = StageProbe(stack.kafka, stack.prefix)
             exits.push_async_callback(bench.probe.stop)
@@ -596,6 +604,11 @@ async def many_webhooks(bench: Bench) -> None:
             probes.append(await first_delivery(bench, stack, probe))
         await load
         stats = await bench.drain(total, 60)
+        slots = (await bench.stats(timeline=5))["timeline"]
+        say(
+            "(f) p50/max by when the events were sent (5 s slots): "
+            + ", ".join(f"{s['p50_ms']:.0f}/{s['max_ms']:.0f} ms" for s in slots)
+        )
         efficiency, per_cpu = bench.efficiency(stats["count"], meter)
         stages = bench.stages()
         bench.probe = None
@@ -612,6 +625,7 @@ async def many_webhooks(bench: Bench) -> None:
             "webhooks": count,
             "create_seconds": round(create_s, 1),
             "settle_seconds": round(settle_s, 1),
+            "served_seconds": round(served_s, 1),
             "private_kafka": use_private,
         }
         bench.add(
@@ -636,6 +650,7 @@ async def many_webhooks(bench: Bench) -> None:
                     "rss": rss,
                     "create_s": create_s,
                     "per_cpu_s": per_cpu,
+                    "timeline": slots,
                 },
                 efficiency,
             )
@@ -833,7 +848,9 @@ def table(results: dict[str, Any]) -> str:
         lines.append(
             f"(f) setup: {many['webhooks']:,} webhooks created through the API in"
             f" {many['create_seconds']} s, all routed by the matcher"
-            f" {many['settle_seconds']} s later, on {where}."
+            f" {many['settle_seconds']} s later, on {where}; the broker served every"
+            f" delivery topic {many.get('served_seconds', 0)} s after that (the load starts"
+            " then)."
         )
     return "\n".join(lines)
 

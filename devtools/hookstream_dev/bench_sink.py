@@ -40,6 +40,24 @@ def _at(ordered: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
+def timeline(sent: list[float], latencies_ms: list[float], step: float) -> list[dict[str, float]]:
+    """Latencies by when their events were sent, in slots of `step` seconds from the first:
+    where in a run the slow deliveries were (a stall at the start, or spread out)."""
+    slots: dict[int, list[float]] = {}
+    start = min(sent, default=0.0)
+    for at, latency in zip(sent, latencies_ms, strict=True):
+        slots.setdefault(int((at - start) // step), []).append(latency)
+    return [
+        {
+            "from_s": slot * step,
+            "count": len(values),
+            "p50_ms": percentile(values, 0.5),
+            "max_ms": max(values),
+        }
+        for slot, values in sorted(slots.items())
+    ]
+
+
 def event_time(body: bytes) -> float | None:
     """The event's `eventTime` (legacy shape) or `time` (CloudEvents 1.0), as a timestamp."""
     start = body.find(_STAMP)
@@ -64,6 +82,8 @@ class Sink:
         self.count = 0
         self.first = self.last = 0.0
         self.latencies_ms: list[float] = []
+        self.sent: list[float] = []
+        """The `eventTime` of each latency, in the same order: the stats' timeline."""
         self.ids: set[str] = set()
         self.firsts: dict[str, float] = {}
 
@@ -83,6 +103,7 @@ class Sink:
             self.ids.add(delivery_id)
         if (sent := event_time(body)) is not None:
             self.latencies_ms.append((now - sent) * 1000)
+            self.sent.append(sent)
         return web.Response(text='{"ok":true}', content_type="application/json")
 
     async def stats(self, request: web.Request) -> web.Response:
@@ -97,6 +118,8 @@ class Sink:
             "p99_ms": _at(latencies, 0.99),
             "max_ms": max(latencies, default=0.0),
         }
+        if seconds := request.query.get("timeline"):
+            result["timeline"] = timeline(self.sent, self.latencies_ms, float(seconds))
         if prefix := request.query.get("firsts"):
             result["firsts"] = {p: t for p, t in self.firsts.items() if p.startswith(prefix)}
         return web.json_response(result)

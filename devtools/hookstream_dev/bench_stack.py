@@ -22,6 +22,7 @@ import asyncpg
 import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from hookstream_common.kafka import client_options, producer
 from hookstream_common.tokens import TENANT_ADMIN
@@ -308,6 +309,34 @@ class BenchStack:
 
     async def wait_routed(self, tenant: str, ids: set[str], timeout: float = 120) -> None:
         await wait_for(lambda: self.routed(tenant, ids), timeout, f"routes of {tenant}")
+
+    async def wait_topics_served(self, webhook_ids: list[str], timeout: float) -> float:
+        """Wait until the broker serves every one of these webhooks' delivery topics (each has
+        a leader in the broker's own metadata); the seconds waited. The controller answers a
+        topic's creation at once, but the broker applies creations at its own pace (on the
+        2-core box about 50 partitions a second): right after 10,000 webhooks are created it
+        is still behind, and a write to a topic it does not serve yet waits, then fails."""
+        names = [f"{self.prefix}.deliveries.{webhook_id}" for webhook_id in webhook_ids]
+        admin = AIOKafkaAdminClient(**client_options(self.kafka))
+        await admin.start()
+        started = shown = time.monotonic()
+        try:
+            while True:
+                described = await admin.describe_topics(names)
+                served = sum(
+                    t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"])
+                    for t in described
+                )
+                if served == len(names):
+                    return time.monotonic() - started
+                if time.monotonic() - started > timeout:
+                    raise TimeoutError(f"the broker serves {served} of {len(names)} topics")
+                if time.monotonic() - shown > 5:
+                    say(f"  the broker serves {served:,} of {len(names):,} delivery topics")
+                    shown = time.monotonic()
+                await asyncio.sleep(1)
+        finally:
+            await admin.close()
 
     # --- events -------------------------------------------------------------------------
 

@@ -121,6 +121,22 @@ def test_a_topic_never_fetched_is_kept_until_it_is_surely_gone() -> None:
     assert [t.partition for t in book.idle()] == [a]
 
 
+def test_a_topic_fetched_short_of_its_announced_jobs_is_kept() -> None:
+    """The fetch answered (so the topic is being read) but without the jobs a wake-up named:
+    its records were thrown away by a new assignment. Dropping it left them to the next scan."""
+    clock = Clock()
+    book = TopicBook(IDLE, clock)
+    a = _partition("a")
+    book.found(a, 1)
+    book.place(a, 0)
+    book.reached(a)
+    clock.now += IDLE + 1
+    assert book.idle() == [], "its job is still to be fetched"
+    assert book.assignment() == {a}
+    clock.now += NEVER_FETCHED_SECONDS
+    assert [t.partition for t in book.idle()] == [a], "the job never came: gone"
+
+
 def test_a_topic_is_fetched_until_the_jobs_announced_are_read() -> None:
     book = TopicBook(IDLE, Clock())
     a = _partition("a")
@@ -217,6 +233,23 @@ def test_a_scan_looks_closely_only_at_topics_whose_end_moved() -> None:
     assert settled.to_check({a: 11, b: 10, c: 0}) == {a: 11}, "a job was added to a"
     settled.forget()
     assert settled.to_check(ends) == {a: 10, b: 10}
+
+
+def test_a_topic_starts_where_its_jobs_are_known_to_be_done() -> None:
+    """Placing a woken topic needs no lookup when a scan or this dispatcher's own commit says
+    where its jobs are done; only what neither says is asked of the coordinator."""
+    a, b, c = (_partition(x) for x in "abc")
+    settled = SettledTopics()
+    settled.update({a: 10, b: 10, c: 0}, waiting={b: 6})
+    assert (settled.start(a), settled.start(b), settled.start(c)) == (10, None, 0)
+    settled.committed({b: 12})
+    assert settled.start(b) == 12, "committed here since the scan"
+    settled.update({a: 10, b: 11, c: 0}, waiting={})
+    assert settled.start(b) == 12, "a scan that read the end before that commit does not undo it"
+    settled.committed({a: 9})
+    assert settled.start(a) == 10, "known offsets never go back"
+    settled.forget()
+    assert settled.start(a) is None, "shards taken: another owner may have committed since"
 
 
 def test_lag_is_per_owned_shard() -> None:

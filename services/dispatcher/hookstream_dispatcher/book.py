@@ -23,7 +23,8 @@ from typing import Protocol
 from aiokafka import TopicPartition
 
 NEVER_FETCHED_SECONDS = 30.0
-"""A topic placed this long ago and never fetched is gone (a deleted webhook's)."""
+"""A topic whose awaited jobs have not been fetched for this long is gone (a deleted
+webhook's, or its jobs removed by retention); a scan finds any work left there."""
 
 
 class Phase(enum.Enum):
@@ -78,12 +79,21 @@ class BusyTopic:
         """Whether the consumer should fetch it: assigned, with room in its lane."""
         return self.assigned and not self.full
 
+    @property
+    def awaited(self) -> bool:
+        """Jobs are known to be waiting here, not fetched yet: a topic not fetched at all, or
+        one fetched short of the offset a wake-up named (a fetch answered without the jobs, or
+        one whose records a change of the assignment threw away)."""
+        if self.caught_up:
+            return False
+        return self.phase is not Phase.READING or math.isfinite(self.jobs_end)
+
     def idle(self, now: float, idle_seconds: float) -> bool:
-        """No job for `idle_seconds` and every job taken stored and committed; a topic not
-        fetched yet is kept, unless it never is (`NEVER_FETCHED_SECONDS`)."""
+        """No job for `idle_seconds` and every job taken stored and committed; a topic with
+        jobs awaited is kept, unless they never come (`NEVER_FETCHED_SECONDS`)."""
         if now - self.seen < idle_seconds:
             return False
-        if self.phase is not Phase.READING and not self.caught_up:
+        if self.awaited:
             return now - self.seen > NEVER_FETCHED_SECONDS
         if self.lane is None:
             return True

@@ -60,10 +60,14 @@ class ShardLease:
 
 
 class SettledTopics:
-    """The end offset at which each topic last had no job waiting. A topic whose end has not
-    moved since still has none (its committed offset only grows), so a scan asks for the
-    committed offsets of the others only: at 10,000 mostly idle topics, asking for all of them
-    on every scan was most of an idle dispatcher's CPU."""
+    """The offset up to which each topic's jobs are known to be done: its end when a scan last
+    found no job waiting there, or what this dispatcher committed since.
+
+    A topic whose end has not moved from there still has none waiting (its committed offset
+    only grows), so a scan asks for the committed offsets of the others only: at 10,000 mostly
+    idle topics, asking for all of them on every scan was most of an idle dispatcher's CPU. And
+    a topic woken up starts reading there without asking the coordinator first (`start`): at
+    200 new topics a second, that lookup was a round trip of 50-400 ms in every placement."""
 
     def __init__(self) -> None:
         self._ends: dict[TopicPartition, int] = {}
@@ -73,8 +77,20 @@ class SettledTopics:
         return {tp: end for tp, end in ends.items() if end > 0 and self._ends.get(tp) != end}
 
     def update(self, ends: dict[TopicPartition, int], waiting: dict[TopicPartition, int]) -> None:
-        """After a scan: every topic of `ends` not `waiting` is settled at its end."""
-        self._ends = {tp: end for tp, end in ends.items() if tp not in waiting}
+        """After a scan: every topic of `ends` not `waiting` is settled at its end (or later,
+        if this dispatcher committed past it while the scan ran)."""
+        self._ends = {
+            tp: max(end, self._ends.get(tp, end)) for tp, end in ends.items() if tp not in waiting
+        }
+
+    def committed(self, offsets: dict[TopicPartition, int]) -> None:
+        """This dispatcher committed these offsets: every job before them is done."""
+        for tp, offset in offsets.items():
+            self._ends[tp] = max(offset, self._ends.get(tp, offset))
+
+    def start(self, partition: TopicPartition) -> int | None:
+        """Where reading this topic starts, if known without asking the coordinator."""
+        return self._ends.get(partition)
 
     def forget(self) -> None:
         """Check every topic again (shards were taken: another owner may have reset offsets)."""

@@ -81,6 +81,12 @@ _COMMIT_INTERVAL = 0.5
 _TOPIC_LIST_MAX_AGE = 120.0
 _REASSIGN_INTERVAL = 0.1
 """Wake-ups that arrive together change the assignment once."""
+_FIRST_FETCH_WAIT = 1.0
+"""How long a change of the assignment waits for the topics last assigned to be fetched once.
+aiokafka's `assign()` throws away the fetches in flight and the records not handed out yet: at
+10,000 webhooks, with a new topic every few milliseconds, the assignment changed every 100 ms,
+before the fetch of thousands of topics came back, and nothing was delivered until the wake-ups
+stopped."""
 _SEEK_WAIT_SECONDS = 2.0
 """How long taking shards waits to learn where their wake-ups end. aiokafka sends no heartbeat
 while the assignment callback runs: waiting there for a leader that froze or moved (a request
@@ -224,7 +230,8 @@ class Dispatcher:
     async def _follow_book(self) -> None:
         """Let idle topics go (every second); place the topics found, and assign what the book
         holds (at most every `_REASSIGN_INTERVAL`, so wake-ups that arrive together change the
-        assignment once)."""
+        assignment once, and once the topics assigned last have been fetched, or after
+        `_FIRST_FETCH_WAIT`)."""
         now = self._clock()
         if now - self._pruned_at >= 1.0:
             self._pruned_at = now
@@ -232,12 +239,17 @@ class Dispatcher:
             TOPICS_READ.set(len(self._book))
         wanted = self._book.assignment()
         unplaced = self._book.unplaced()
-        if (not unplaced and wanted == self._reader.assigned) or (
-            now - self._assigned_at < _REASSIGN_INTERVAL
+        since = now - self._assigned_at
+        if (
+            (not unplaced and wanted == self._reader.assigned)
+            or since < _REASSIGN_INTERVAL
+            or (since < _FIRST_FETCH_WAIT and self._book.placed())
         ):
             return
         if unplaced:
-            committed = await self._reader.committed(unplaced)
+            known = {p: s for p in unplaced if (s := self._settled.start(p)) is not None}
+            asked = [p for p in unplaced if p not in known]
+            committed = {**known, **(await self._reader.committed(asked) if asked else {})}
             for partition in unplaced:
                 # no commit yet: 0, which the consumer resets to the earliest offset kept
                 self._book.place(partition, committed.get(partition, 0))
@@ -325,7 +337,9 @@ class Dispatcher:
             return
         self._last_commit = now
         offsets = {**self._book.to_commit(), **(leaving or {})}
-        self._book.committed(await self._reader.commit(offsets))
+        took = await self._reader.commit(offsets)
+        self._book.committed(took)
+        self._settled.committed(took)
 
     async def _read_wake_ups(self) -> None:
         """Read the owned shards' wake-ups (polling also keeps this member in the group)."""
