@@ -6,11 +6,12 @@ is known, so it can be assigned) → **reading** (fetched at least once). It lea
 idle (no job for `idle_seconds`, every job taken stored and committed), when its shard moves
 away, or when the dispatcher stops. The consumer's assignment is derived from the book: the
 placed and reading topics with jobs not fetched yet. A wake-up names the offset its topic has
-jobs up to, and a topic read that far leaves the assignment (its lane sends and stores them,
-and its offsets are still committed) until a wake-up names a later one. So the assignment holds
-the topics with work to read, not every topic whose last jobs are still being sent and stored:
-at 10,000 webhooks those were thousands, every change of the assignment and every fetch of them
-took longer, and so more piled up. Pure logic with an injected clock, tested without Kafka.
+jobs up to, and a topic read that far leaves the assignment when it next changes (its lane
+sends and stores them, and its offsets are still committed) until a wake-up names a later one.
+So the assignment holds the topics with work to read, not every topic whose last jobs are still
+being sent and stored: at 10,000 webhooks those were thousands, every change of the assignment
+and every fetch of them took longer, and so more piled up. Pure logic with an injected clock,
+tested without Kafka.
 """
 
 import enum

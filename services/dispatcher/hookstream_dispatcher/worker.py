@@ -237,11 +237,10 @@ class Dispatcher:
             self._pruned_at = now
             await self._let_go(self._book.idle())
             TOPICS_READ.set(len(self._book))
-        wanted = self._book.assignment()
         unplaced = self._book.unplaced()
         since = now - self._assigned_at
         if (
-            (not unplaced and wanted == self._reader.assigned)
+            (not unplaced and not self._assignment_stale())
             or since < _REASSIGN_INTERVAL
             or (since < _FIRST_FETCH_WAIT and self._book.placed())
         ):
@@ -254,6 +253,17 @@ class Dispatcher:
                 # no commit yet: 0, which the consumer resets to the earliest offset kept
                 self._book.place(partition, committed.get(partition, 0))
         self._assign()
+
+    def _assignment_stale(self) -> bool:
+        """Whether the consumer lacks a topic the book wants read, or holds one the book let
+        go. A topic read up to its announced jobs stays assigned, paused, until the assignment
+        changes for another reason: the next wake-up for it resumes it at once, where taking it
+        up again waited for the next change (up to `_REASSIGN_INTERVAL`), on every event at
+        100 events/s to one webhook."""
+        assigned = self._reader.assigned
+        if self._book.assignment() - assigned:
+            return True
+        return any(partition not in self._book for partition in assigned)
 
     def _found(self, webhook_id: str, by: str, jobs_end: int | None) -> None:
         """Work is waiting in the webhook's topic, up to `jobs_end` if known: read it, if its
