@@ -78,6 +78,25 @@ class Installation:
         finally:
             await consumer.stop()
 
+    async def sent_at(self, webhook_id: str) -> list[int]:
+        """When each job on the webhook's topic was produced (ms), in order."""
+        partition = TopicPartition(self.settings.topics.deliveries(webhook_id), 0)
+        consumer = AIOKafkaConsumer(
+            partition.topic,
+            **client_options(self.settings.kafka_bootstrap_servers),
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            end = (await consumer.end_offsets([partition]))[partition]
+            times: list[int] = []
+            while len(times) < end:
+                batch = await consumer.getmany(timeout_ms=1000)
+                times += [r.timestamp for records in batch.values() for r in records]
+            return times
+        finally:
+            await consumer.stop()
+
     async def committed(self) -> int:
         """The matchers' committed offset of the events partition (0 if none)."""
         consumer = AIOKafkaConsumer(
@@ -197,3 +216,21 @@ async def test_a_matcher_stopped_while_a_job_is_held_leaves_its_event_to_the_nex
         await wait_until(lambda: installation.jobs(installation.late), timeout=60)
         await wait_until(lambda: _equals(installation.committed(), 3), timeout=10)
     assert await installation.jobs(installation.late) == 1
+
+
+async def test_at_the_limit_of_held_jobs_their_partition_waits_for_them(
+    installation: Installation,
+) -> None:
+    settings = installation.settings.model_copy(update={"matcher_max_held_jobs": 1})
+    async with running(settings):
+        await installation.publish(installation.prompt)
+        await wait_until(lambda: installation.jobs(installation.prompt), timeout=30)
+        await installation.create_late_topic()
+        await installation.publish(installation.late)
+        await wait_until(lambda: held() == 1, timeout=PROMPT_SECONDS, interval=0.01)
+        await installation.publish(installation.prompt)
+        await wait_until(lambda: _equals(installation.jobs(installation.prompt), 2), timeout=60)
+        await wait_until(lambda: _equals(installation.committed(), 3), timeout=10)
+    [late] = await installation.sent_at(installation.late)
+    prompt = await installation.sent_at(installation.prompt)
+    assert prompt[1] >= late, "the paused partition was read again only once the job was sent"

@@ -32,6 +32,7 @@ def test_the_commit_point_stops_at_the_earliest_held_event_of_its_partition() ->
     holds.routed(P1, 5)
     assert holds.commit_point(P0) == 3
     assert holds.commit_point(P1) == 1
+    assert holds.partitions() == {P0, P1}
 
 
 def test_released_jobs_come_out_in_the_order_they_were_held_and_the_point_moves_up() -> None:

@@ -57,6 +57,10 @@ class Holds:
         """The delivery topics of the held jobs."""
         return {held.topic for held in self._held}
 
+    def partitions(self) -> set[TopicPartition]:
+        """The events partitions with jobs held."""
+        return {held.source for held in self._held}
+
     def hold(self, held: Held) -> None:
         """Keep a job until its topic is ready."""
         self._held.append(held)

@@ -189,6 +189,7 @@ class Matcher:
                             await self._load_table()
                         await self._follow_changes(timeout_ms=0)
                         await self._route_batch(batch)
+                        self._bound_holds()
                         await self._pipeline.room()
                         await record_lag(self.events)
                 backoff.reset()
@@ -331,6 +332,20 @@ class Matcher:
             BATCH_SECONDS.observe(time.monotonic() - started)
 
         self._pipeline.add(settle, commit, starts)
+
+    def _bound_holds(self) -> None:
+        """While `matcher_max_held_jobs` jobs are held, stop reading the partitions they came
+        from (decision 10: every buffer has a limit); the other partitions go on, and the loop
+        keeps releasing. At most one batch's jobs more are held."""
+        full: set[TopicPartition] = set()
+        if len(self._holds) >= self._settings.matcher_max_held_jobs:
+            full = self._holds.partitions() & self.events.assignment()
+        paused = self.events.paused()
+        if full - paused:
+            log.warning("events partitions paused: too many held jobs", held=len(self._holds))
+            self.events.pause(*(full - paused))
+        if paused - full:
+            self.events.resume(*(paused - full))
 
     def _decide(self, record: ConsumerRecord) -> Matched | Rekey | DeadLetter:
         now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
