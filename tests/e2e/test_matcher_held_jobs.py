@@ -19,6 +19,7 @@ import prometheus_client
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord
 
 from hookstream_common.kafka import (
     client_options,
@@ -80,7 +81,17 @@ class Installation:
 
     async def sent_at(self, webhook_id: str) -> list[int]:
         """When each job on the webhook's topic was produced (ms), in order."""
-        partition = TopicPartition(self.settings.topics.deliveries(webhook_id), 0)
+        records = await self._read(self.settings.topics.deliveries(webhook_id))
+        return [record.timestamp for record in records]
+
+    async def dead_letter_reasons(self) -> list[str]:
+        """The reasons of the events' dead letters, in order."""
+        records = await self._read(self.settings.topics.events_dlq)
+        return [dict(record.headers)["hookstream-dlq-reason"].decode() for record in records]
+
+    async def _read(self, topic: str) -> list[ConsumerRecord]:
+        """Every record of the topic's first partition."""
+        partition = TopicPartition(topic, 0)
         consumer = AIOKafkaConsumer(
             partition.topic,
             **client_options(self.settings.kafka_bootstrap_servers),
@@ -89,11 +100,11 @@ class Installation:
         await consumer.start()
         try:
             end = (await consumer.end_offsets([partition]))[partition]
-            times: list[int] = []
-            while len(times) < end:
+            records: list[ConsumerRecord] = []
+            while len(records) < end:
                 batch = await consumer.getmany(timeout_ms=1000)
-                times += [r.timestamp for records in batch.values() for r in records]
-            return times
+                records += [r for rs in batch.values() for r in rs]
+            return records
         finally:
             await consumer.stop()
 
@@ -125,6 +136,16 @@ class Installation:
         finally:
             await admin.close()
         await create_missing_topics(settings, [delivery_topic(settings, self.late)])
+
+    async def delete_late_topic(self) -> None:
+        """Delete the late webhook's topic at the controller (as the janitor does after the
+        webhook is deleted)."""
+        admin = AIOKafkaAdminClient(**client_options(self.settings.kafka_bootstrap_servers))
+        await admin.start()
+        try:
+            await admin.delete_topics([self.settings.topics.deliveries(self.late)])
+        finally:
+            await admin.close()
 
 
 @pytest.fixture
@@ -234,3 +255,20 @@ async def test_at_the_limit_of_held_jobs_their_partition_waits_for_them(
     [late] = await installation.sent_at(installation.late)
     prompt = await installation.sent_at(installation.prompt)
     assert prompt[1] >= late, "the paused partition was read again only once the job was sent"
+
+
+async def test_a_held_job_whose_topic_is_deleted_meanwhile_is_dead_lettered(
+    installation: Installation,
+) -> None:
+    async with running(installation.settings):
+        await installation.publish(installation.prompt)
+        await wait_until(lambda: installation.jobs(installation.prompt), timeout=30)
+        await installation.create_late_topic()
+        await installation.publish(installation.late)
+        await wait_until(lambda: held() == 1, timeout=PROMPT_SECONDS, interval=0.01)
+        await installation.delete_late_topic()
+        # The controller is asked again about a held topic after 10 s.
+        reasons = await wait_until(installation.dead_letter_reasons, timeout=30)
+        assert reasons == [f"the delivery topic of webhook {installation.late} does not exist"]
+        await wait_until(lambda: _equals(installation.committed(), 2), timeout=10)
+        assert held() == 0
