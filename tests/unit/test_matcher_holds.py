@@ -67,6 +67,7 @@ def test_a_rewind_drops_the_holds_it_will_route_again_and_keeps_earlier_ones() -
     holds.routed(P0, 10)
     holds.routed(P1, 10)
     holds.rewind(P0, 6)
+    assert holds.topics() == {"deliveries.w1"}
     assert [h.offset for h in holds.release(lambda _: True)] == [3, 8]
     assert holds.commit_point(P0) == 6, "routed again from the rewind"
     holds.rewind(P1, 12)
@@ -81,6 +82,7 @@ def test_forgotten_partitions_lose_their_holds_and_routed_ends() -> None:
     holds.routed(P1, 10)
     holds.forget({P0})
     assert len(holds) == 1
+    assert holds.topics() == {"deliveries.w1"}
     assert holds.commit_point(P1) == 4
     holds.routed(P0, 20)
     assert holds.commit_point(P0) == 20

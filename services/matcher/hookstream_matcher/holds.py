@@ -48,14 +48,16 @@ class Holds:
 
     def __init__(self) -> None:
         self._held: list[Held] = []
+        self._topics: set[str] = set()
         self._routed: dict[TopicPartition, int] = {}
 
     def __len__(self) -> int:
         return len(self._held)
 
     def topics(self) -> set[str]:
-        """The delivery topics of the held jobs."""
-        return {held.topic for held in self._held}
+        """The delivery topics of the held jobs (a later job for one of them is held too, so a
+        webhook's jobs keep their order)."""
+        return self._topics
 
     def partitions(self) -> set[TopicPartition]:
         """The events partitions with jobs held."""
@@ -64,6 +66,7 @@ class Holds:
     def hold(self, held: Held) -> None:
         """Keep a job until its topic is ready."""
         self._held.append(held)
+        self._topics.add(held.topic)
 
     def routed(self, partition: TopicPartition, end: int) -> None:
         """Every event of `partition` before `end` was routed (its jobs sent or held)."""
@@ -76,12 +79,12 @@ class Holds:
         kept: list[Held] = []
         for held in self._held:
             (released if ready(held.topic) else kept).append(held)
-        self._held = kept
+        self._keep(kept)
         return released
 
     def restore(self, released: list[Held]) -> None:
         """Hold again jobs released by a batch that failed before it was handed on."""
-        self._held = [*released, *self._held]
+        self._keep([*released, *self._held])
 
     def commit_point(self, partition: TopicPartition) -> int:
         """The offset `partition` may be committed up to: the end of what was routed, but never
@@ -92,15 +95,19 @@ class Holds:
     def rewind(self, partition: TopicPartition, offset: int) -> None:
         """`partition` is read again from `offset`: the jobs of those events will be routed
         (and held) again, so their holds go; holds of earlier events stay."""
-        self._held = [
-            held for held in self._held if held.source != partition or held.offset < offset
-        ]
+        self._keep(
+            [held for held in self._held if held.source != partition or held.offset < offset]
+        )
         if partition in self._routed:
             self._routed[partition] = min(self._routed[partition], offset)
 
     def forget(self, partitions: Collection[TopicPartition]) -> None:
         """The partitions were given up: their next owner routes from the committed offset,
         which is never past a held event."""
-        self._held = [held for held in self._held if held.source not in partitions]
+        self._keep([held for held in self._held if held.source not in partitions])
         for partition in partitions:
             self._routed.pop(partition, None)
+
+    def _keep(self, held: list[Held]) -> None:
+        self._held = held
+        self._topics = {one.topic for one in held}

@@ -415,7 +415,8 @@ class Matcher:
             if not self._topic_exists(topic):
                 acks.append(await self._dead_letter(record, _no_topic(job.webhook_id)))
                 continue
-            if self._producer.client.cluster.partitions_for_topic(topic) is None:
+            unknown = self._producer.client.cluster.partitions_for_topic(topic) is None
+            if unknown or topic in self._holds.topics():  # behind its webhook's held jobs
                 self._hold(record, decision, job.webhook_id, job.dumps())
                 continue
             try:
@@ -436,7 +437,8 @@ class Matcher:
     def _hold(self, record: ConsumerRecord, decision: Matched, webhook_id: str, job: bytes) -> None:
         """Keep a job whose topic the controller says exists but the producer's metadata lacks
         yet: sending it would block the whole batch until the producer's request timeout, and
-        then fail it, for every tenant."""
+        then fail it, for every tenant. A later job of a webhook with jobs held is held too,
+        even if its topic became known meanwhile, so that they are sent in order."""
         topic = self._topics.deliveries(webhook_id)
         event = decision.event
         self._holds.hold(
