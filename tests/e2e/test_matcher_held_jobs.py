@@ -272,3 +272,15 @@ async def test_a_held_job_whose_topic_is_deleted_meanwhile_is_dead_lettered(
         assert reasons == [f"the delivery topic of webhook {installation.late} does not exist"]
         await wait_until(lambda: _equals(installation.committed(), 2), timeout=10)
         assert held() == 0
+
+
+async def test_a_rebalance_drops_the_holds_and_the_owner_routes_the_event_again(
+    installation: Installation,
+) -> None:
+    settings = installation.settings
+    async with running(settings):
+        await _late_event_then_prompt_one(installation)
+        async with running(settings):  # joins the group: the partition is revoked and assigned
+            await wait_until(lambda: installation.jobs(installation.late), timeout=60)
+            await wait_until(lambda: _equals(installation.committed(), 3), timeout=30)
+    assert await installation.jobs(installation.late) == 1, "the dropped hold was not sent"
