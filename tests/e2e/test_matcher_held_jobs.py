@@ -5,7 +5,9 @@ then the late webhook's topic, so the broker, applying creations at its own pace
 late topic seconds after the controller says it exists (what the API's relay does to the matcher
 after thousands of webhooks are created). The matcher runs in this process. An event of another
 tenant, behind the late webhook's event in the same partition, must become a job at once; the
-late one once its topic is served; and a matcher stopped meanwhile must not commit past it.
+late one once its topic is served; a matcher stopped meanwhile must not commit past it, a
+rebalance drops the hold for the partition's owner to route again, a topic deleted meanwhile
+dead-letters the event, and at the limit of held jobs their partition waits.
 """
 
 import asyncio

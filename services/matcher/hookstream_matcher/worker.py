@@ -377,14 +377,18 @@ class Matcher:
             if now - seen < _TOPIC_MEMORY_SECONDS and self._topic_exists(topic)
         }
         await self._producer.client.set_topics([*self._recent_topics, *self._always_written])
-        if any(cluster.partitions_for_topic(topic) is None for topic in new):
+        awaited = [
+            topic
+            for topic in dict.fromkeys(new)
+            if cluster.partitions_for_topic(topic) is None and self._topic_exists(topic)
+        ]
+        if awaited:
             # set_topics asks only when a topic is new to it, not for the held ones again.
             await self._producer.client.force_metadata_update()
         unseen = [
             topic
-            for topic in dict.fromkeys(new)
+            for topic in awaited
             if cluster.partitions_for_topic(topic) is None
-            and self._topic_exists(topic)
             and not self._confirmed_lately(topic, now)
         ]
         if unseen:
