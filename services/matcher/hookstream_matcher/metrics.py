@@ -1,5 +1,5 @@
-"""Matcher metrics beyond the event and job counters of worker.py: consumer lag, batch time and
-batches in flight.
+"""Matcher metrics beyond the event and job counters of worker.py: consumer lag, batch time,
+batches in flight and held jobs.
 
 Lag is labelled by partition of the events topic: bounded by its partition count, and the
 partitions an instance owns are exactly the lag it can work off.
@@ -22,6 +22,11 @@ BATCH_SECONDS = prometheus_client.Histogram(
 BATCHES_IN_FLIGHT = prometheus_client.Gauge(
     "hookstream_matcher_batches_in_flight",
     "Batches routed and not yet committed (at most HOOKSTREAM_MATCHER_PIPELINE_DEPTH).",
+)
+HELD_JOBS = prometheus_client.Gauge(
+    "hookstream_matcher_held_jobs",
+    "Delivery jobs held until the producer's metadata knows their topic (just created, and the"
+    " broker has not applied it yet); their events stay uncommitted.",
 )
 
 

@@ -28,6 +28,13 @@ class MatcherSettings(CommonSettings):
         " order. 1 routes one batch at a time.",
         ge=1,
     )
+    matcher_max_held_jobs: int = Field(
+        10_000,
+        description="Most delivery jobs held in memory until the broker serves their webhook's"
+        " just-created topic. At this many, the events partitions with held jobs are paused"
+        " (the others go on) until some are sent.",
+        ge=1,
+    )
     matcher_batch_timeout_seconds: float = Field(
         30.0,
         description="Longest one turn of the matcher's loop may take: fetching a batch, loading"

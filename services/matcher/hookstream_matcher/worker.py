@@ -11,6 +11,14 @@ before it were committed. While a batch waits for the broker the next ones are r
 `matcher_pipeline_depth` in flight (`pipeline.Pipeline`). Anything that fails before a commit
 leaves that batch and every later one uncommitted, rewinds to the first of them and tries again
 after a backoff, so a crash, a broker outage or a rebalance can repeat work but never lose it.
+
+A webhook's topic is created at the controller just before the webhook is published, but a
+broker can apply the creation seconds later (minutes, after thousands of creations). A job for a
+topic the producer's metadata lacks while the controller says it exists is held (`holds.Holds`)
+instead of sent, which would block the batch of every tenant for the producer's request timeout
+and then fail it. Each later batch, and the loop every 200 ms while jobs are held, asks the
+broker for the held topics again and sends the jobs it now knows through that batch; a partition
+is committed up to what was routed, but never past an event with a job still held.
 """
 
 import asyncio
@@ -32,7 +40,8 @@ from hookstream_common.kafka_failover import with_failover
 from hookstream_common.parking import PARKED, dead_letter, reason_of, source_of
 from hookstream_common.resilience import Backoff, Turns
 from hookstream_common.shards import JobQueue
-from hookstream_matcher.metrics import BATCH_SECONDS, BATCHES_IN_FLIGHT, record_lag
+from hookstream_matcher.holds import Held, Holds
+from hookstream_matcher.metrics import BATCH_SECONDS, BATCHES_IN_FLIGHT, HELD_JOBS, record_lag
 from hookstream_matcher.pipeline import Pipeline
 from hookstream_matcher.router import DeadLetter, Matched, Rekey, RouteTable, route
 from hookstream_matcher.settings import MatcherSettings
@@ -52,10 +61,18 @@ BATCH_FAILURES = prometheus_client.Counter(
     "Batches that could not be fully produced and were retried from their first event.",
 )
 _MISSING_RECHECK_SECONDS = 10.0
+_EXISTING_RECHECK_SECONDS = 10.0
 _TOPIC_MEMORY_SECONDS = 3.0
 TENANTS = prometheus_client.Gauge(
     "hookstream_matcher_tenants", "Tenants with webhooks in this instance's route table."
 )
+
+
+def _no_topic(webhook_id: str) -> str:
+    return f"the delivery topic of webhook {webhook_id} does not exist"
+
+
+_TOO_LARGE = "the delivery job is over the size limit"
 
 
 class _Rebalance(ConsumerRebalanceListener):
@@ -94,6 +111,10 @@ class Matcher:
             self._topics.dispatch_shards,
         ]
         self._missing: dict[str, float] = {}
+        self._confirmed: dict[str, float] = {}
+        """Topics the controller said exist, and when: not asked again for a while."""
+        self._holds = Holds()
+        HELD_JOBS.set_function(lambda: len(self._holds))
         self._assignments = 0
         self._loaded_for = 0
         """The table holds the partitions of assignment number `_loaded_for`."""
@@ -144,10 +165,12 @@ class Matcher:
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         """Wait for the batch being routed and for every batch in flight to commit, then forget
-        those tenants."""
+        those tenants and the jobs held for their events (never committed: the next owner
+        routes those events again)."""
         async with self._lock:
             await self._settle_all()
             self.table.forget({tp.partition for tp in partitions})
+            self._holds.forget(partitions)
             TENANTS.set(len(self.table))
 
     async def run(self) -> None:
@@ -167,6 +190,7 @@ class Matcher:
                             await self._load_table()
                         await self._follow_changes(timeout_ms=0)
                         await self._route_batch(batch)
+                        self._bound_holds()
                         await self._pipeline.room()
                         await record_lag(self.events)
                 backoff.reset()
@@ -255,26 +279,46 @@ class Matcher:
         log.info("webhook set updated", tenant_id=tenant_id, present=record.value is not None)
 
     async def _route_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Produce everything the batch asks for; it is committed once the broker has
-        acknowledged all of it and the batches before it are committed (`Pipeline`)."""
+        """Produce everything the batch asks for, after the held jobs whose topics are now
+        known; it is committed once the broker has acknowledged all of it and the batches
+        before it are committed (`Pipeline`), never past a job still held (`Holds`)."""
         owned = self.events.assignment()
         batch = {tp: records for tp, records in batch.items() if tp in owned}
-        if not batch:
+        if not batch and not self._holds:
             return
         started = time.monotonic()
         acks: list[asyncio.Future[Any]] = []
         jobs = JobQueue(self._producer, self._topics, self._settings.dispatch_shards)
         routed = [(r, self._decide(r)) for records in batch.values() for r in records]
         await self._learn_partitions(
-            self._topics.deliveries(job.webhook_id)
-            for _, decision in routed
-            if isinstance(decision, Matched)
-            for job in decision.jobs
+            [
+                *self._holds.topics(),
+                *(
+                    self._topics.deliveries(job.webhook_id)
+                    for _, decision in routed
+                    if isinstance(decision, Matched)
+                    for job in decision.jobs
+                ),
+            ]
         )
-        for record, decision in routed:
-            with tracing.consuming("match", record):  # continues the trace the event carries
-                acks.extend(await self._act(record, decision, jobs))
-        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        released = self._holds.release(self._releasable)
+        if not batch and not released:
+            return
+        try:
+            for held in released:  # first: they came from earlier events
+                acks.append(await self._release(held, jobs))
+            for record, decision in routed:
+                with tracing.consuming("match", record):  # continues the trace the event carries
+                    acks.extend(await self._act(record, decision, jobs))
+        except BaseException:
+            self._holds.restore(released)  # the batch in hand is rewound; they are not
+            raise
+        starts = {tp: records[0].offset for tp, records in batch.items()}
+        for held in released:
+            starts[held.source] = min(held.offset, starts.get(held.source, held.offset))
+        for tp, records in batch.items():
+            self._holds.routed(tp, records[-1].offset + 1)
+        offsets = {tp: self._holds.commit_point(tp) for tp in starts}
 
         async def settle() -> None:
             await asyncio.gather(*acks)
@@ -288,7 +332,21 @@ class Matcher:
                 log.warning("commit failed; the batch may be routed twice", error=str(exc))
             BATCH_SECONDS.observe(time.monotonic() - started)
 
-        self._pipeline.add(settle, commit, {tp: records[0].offset for tp, records in batch.items()})
+        self._pipeline.add(settle, commit, starts)
+
+    def _bound_holds(self) -> None:
+        """While `matcher_max_held_jobs` jobs are held, stop reading the partitions they came
+        from (decision 10: every buffer has a limit); the other partitions go on, and the loop
+        keeps releasing. At most one batch's jobs more are held."""
+        full: set[TopicPartition] = set()
+        if len(self._holds) >= self._settings.matcher_max_held_jobs:
+            full = self._holds.partitions() & self.events.assignment()
+        paused = self.events.paused()
+        if full - paused:
+            log.warning("events partitions paused: too many held jobs", held=len(self._holds))
+            self.events.pause(*(full - paused))
+        if paused - full:
+            self.events.resume(*(paused - full))
 
     def _decide(self, record: ConsumerRecord) -> Matched | Rekey | DeadLetter:
         now = datetime.fromtimestamp(record.timestamp / 1000, UTC)
@@ -301,7 +359,9 @@ class Matcher:
         that producer ever sent to: at 10,000 webhooks that was a request for thousands of
         topics per event. So the producer is told to follow only the topics of the last
         `_TOPIC_MEMORY_SECONDS` (and the few it always writes), asked once per batch. A new
-        topic its answer lacks is asked about at the controller.
+        topic its answer lacks is asked about at the controller, and one the controller said
+        exists not again for `_EXISTING_RECHECK_SECONDS`: its jobs are held meanwhile, and
+        each batch asks the broker for their topics again.
         """
         now = time.monotonic()
         cluster = self._producer.client.cluster
@@ -318,10 +378,19 @@ class Matcher:
             if now - seen < _TOPIC_MEMORY_SECONDS and self._topic_exists(topic)
         }
         await self._producer.client.set_topics([*self._recent_topics, *self._always_written])
-        unseen = [
+        awaited = [
             topic
             for topic in dict.fromkeys(new)
             if cluster.partitions_for_topic(topic) is None and self._topic_exists(topic)
+        ]
+        if awaited:
+            # set_topics asks only when a topic is new to it, not for the held ones again.
+            await self._producer.client.force_metadata_update()
+        unseen = [
+            topic
+            for topic in awaited
+            if cluster.partitions_for_topic(topic) is None
+            and not self._confirmed_lately(topic, now)
         ]
         if unseen:
             await self._ask_controller(unseen)
@@ -349,14 +418,17 @@ class Matcher:
         for job in decision.jobs:
             topic = self._topics.deliveries(job.webhook_id)
             if not self._topic_exists(topic):
-                reason = f"the delivery topic of webhook {job.webhook_id} does not exist"
-                acks.append(await self._dead_letter(record, reason))
+                acks.append(await self._dead_letter(record, _no_topic(job.webhook_id)))
+                continue
+            unknown = self._producer.client.cluster.partitions_for_topic(topic) is None
+            if unknown or topic in self._holds.topics():  # behind its webhook's held jobs
+                self._hold(record, decision, job.webhook_id, job.dumps())
                 continue
             try:
                 acks.append(await jobs.send(job.webhook_id, job.dumps()))
             except MessageSizeTooLargeError:
-                return [await self._dead_letter(record, "the delivery job is over the size limit")]
-        JOBS.inc(len(decision.jobs))
+                return [await self._dead_letter(record, _TOO_LARGE)]
+            JOBS.inc()
         EVENTS.labels("matched" if decision.jobs else "unmatched").inc()
         log.debug(
             "event routed",
@@ -367,12 +439,61 @@ class Matcher:
         )
         return acks
 
+    def _hold(self, record: ConsumerRecord, decision: Matched, webhook_id: str, job: bytes) -> None:
+        """Keep a job whose topic the controller says exists but the producer's metadata lacks
+        yet: sending it would block the whole batch until the producer's request timeout, and
+        then fail it, for every tenant. A later job of a webhook with jobs held is held too,
+        even if its topic became known meanwhile, so that they are sent in order."""
+        topic = self._topics.deliveries(webhook_id)
+        event = decision.event
+        self._holds.hold(
+            Held(record, event.tenant_id, event.id, webhook_id, topic, job, time.monotonic())
+        )
+        log.info(
+            "delivery job held until the broker serves its topic",
+            tenant_id=event.tenant_id,
+            webhook_id=webhook_id,
+            event_id=event.id,
+        )
+
+    def _releasable(self, topic: str) -> bool:
+        """A held job's topic is known to the producer now, or the controller says it is gone."""
+        known = self._producer.client.cluster.partitions_for_topic(topic) is not None
+        return known or not self._topic_exists(topic)
+
+    async def _release(self, held: Held, jobs: JobQueue) -> asyncio.Future[Any]:
+        """Send a held job through this batch's `jobs` (its wake-up follows its ack), or
+        dead-letter its event if its topic does not exist."""
+        if not self._topic_exists(held.topic):
+            return await self._dead_letter(held.record, _no_topic(held.webhook_id))
+        log.info(
+            "held delivery job released",
+            tenant_id=held.tenant_id,
+            webhook_id=held.webhook_id,
+            event_id=held.event_id,
+            held_seconds=round(time.monotonic() - held.since, 3),
+        )
+        with tracing.consuming("match", held.record):
+            try:
+                ack = await jobs.send(held.webhook_id, held.job)
+            except MessageSizeTooLargeError:
+                return await self._dead_letter(held.record, _TOO_LARGE)
+        JOBS.inc()
+        return ack
+
     def _topic_exists(self, topic: str) -> bool:
         """Whether the topic exists, as far as the last answer about it said. A job for a
         missing one (its webhook's topic deleted under a stale route) would stall every batch
         behind it, so it is parked instead."""
         checked = self._missing.get(topic)
         return checked is None or time.monotonic() - checked >= _MISSING_RECHECK_SECONDS
+
+    def _confirmed_lately(self, topic: str, now: float) -> bool:
+        """Whether the controller said the topic exists less than `_EXISTING_RECHECK_SECONDS`
+        ago: its jobs are held without asking again each batch, and a topic deleted meanwhile
+        is found within that time (its held jobs are then dead-lettered)."""
+        confirmed = self._confirmed.get(topic)
+        return confirmed is not None and now - confirmed < _EXISTING_RECHECK_SECONDS
 
     async def _ask_controller(self, topics: list[str]) -> None:
         """Ask the controller whether these topics, missing from the producer's metadata,
@@ -385,9 +506,15 @@ class Matcher:
             [NewTopic(topic, 1, replication) for topic in topics], validate_only=True
         )
         now = time.monotonic()
+        self._confirmed = {
+            topic: at
+            for topic, at in self._confirmed.items()
+            if now - at < _EXISTING_RECHECK_SECONDS
+        }
         for topic, code, *_ in response.topic_errors:
             if code == TopicAlreadyExistsError.errno:
                 self._missing.pop(topic, None)
+                self._confirmed[topic] = now
             else:
                 self._missing[topic] = now
 
@@ -407,12 +534,15 @@ class Matcher:
 
     def _rewind(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
         """Give up the batches in flight and the batch in hand, and seek back to the first
-        event of the earliest of them in each partition, so they are all routed again."""
+        event of the earliest of them in each partition (or the earliest job they released
+        from hold), so they are all routed again; jobs held from those events go, as they will
+        be held again, and those held from earlier events stay."""
         starts = self._pipeline.abandon()
         for tp, records in batch.items():
             if records:
                 starts[tp] = min(records[0].offset, starts.get(tp, records[0].offset))
         owned = self.events.assignment()
         for tp, offset in starts.items():
+            self._holds.rewind(tp, offset)
             if tp in owned:
                 self.events.seek(tp, offset)
