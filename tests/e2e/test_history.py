@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import secrets
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +22,7 @@ from hookstream_dev.events import sample_event
 from hookstream_dev.receiver import Receiver
 from hookstream_dev.stack import ServiceSet
 from hookstream_janitor.housekeeping import PassReport, partition_day, rotate_partitions
-from support import new_tenant, receiver_url, wait_routed, wait_until
+from support import fresh_database, new_tenant, receiver_url, wait_routed, wait_until
 
 CREATED = "com.qlik.v1.app.created"
 
@@ -73,6 +74,26 @@ async def test_partitions_across_month_and_year_boundaries(db: asyncpg.Connectio
         uuid.uuid4().hex,
     )
     assert table == "event_bodies_p20261231"
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Etc/GMT+12"])
+async def test_migrations_make_utc_days_in_any_server_time_zone(
+    servers: dict[str, str], zone: str
+) -> None:
+    # UTC+14 and UTC-12: at any hour one of them is on another date than UTC.
+    name = f"hookstream_tz_{secrets.token_hex(4)}"
+    first = datetime.now(UTC).date()
+    async with fresh_database(servers["database"], name) as dsn:
+        db = await asyncpg.connect(dsn)
+        try:
+            await db.execute(f"ALTER DATABASE \"{name}\" SET timezone = '{zone}'")
+            await migrate(dsn, upto="0003_partitioned_history")
+            days = sorted(filter(None, map(partition_day, await partitions(db, "deliveries"))))
+        finally:
+            await db.close()
+    last = datetime.now(UTC).date()
+    assert days[0] in {first, last}
+    assert days == [days[0] + timedelta(days=n) for n in range(4)]
 
 
 async def test_api_never_shows_deliveries_past_retention(
@@ -334,10 +355,13 @@ async def test_janitor_keeps_a_day_while_work_on_it_is_in_flight(servers: dict[s
 
 
 async def days_of(db: asyncpg.Connection) -> list[date]:
-    """The days that still have a deliveries partition, before today."""
+    """The days past the 7-day retention that still have a deliveries partition.
+
+    Recent days are left out: a row dated an hour ago, just after midnight, makes yesterday's.
+    """
     names = await partitions(db, "deliveries")
-    today = datetime.now(UTC).date()
-    return [d for d in map(partition_day, names) if d is not None and d < today]
+    cutoff = datetime.now(UTC).date() - timedelta(days=7)
+    return [d for d in map(partition_day, names) if d is not None and d < cutoff]
 
 
 async def test_a_recovered_delivery_of_a_day_about_to_be_dropped_is_stored(

@@ -78,10 +78,12 @@ CREATE TABLE delivery_attempts (
     PRIMARY KEY (delivery_id, attempt, triggered_at)
 ) PARTITION BY RANGE (triggered_at);
 
--- Partitions for the rows being copied, and for today and the next days.
+-- Partitions for the rows being copied, and for today and the next days. Days are UTC days,
+-- whatever the server's or the session's time zone.
 SELECT hookstream_ensure_partitions(
-    LEAST((SELECT min(triggered_at) FROM deliveries_unpartitioned)::date, current_date),
-    current_date + 3);
+    LEAST((SELECT min(triggered_at) FROM deliveries_unpartitioned) AT TIME ZONE 'UTC',
+          now() AT TIME ZONE 'UTC')::date,
+    (now() AT TIME ZONE 'UTC')::date + 3);
 
 INSERT INTO event_bodies (tenant_id, event_id, triggered_at, body)
 SELECT DISTINCT ON (tenant_id, event_id, triggered_at) tenant_id, event_id, triggered_at,
