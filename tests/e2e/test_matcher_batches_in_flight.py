@@ -7,8 +7,6 @@ committed, and a stop cut short leave them to the next owner, who routes them ag
 """
 
 import asyncio
-import contextlib
-import secrets
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,128 +14,53 @@ from dataclasses import dataclass
 import prometheus_client
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from private_matcher import PrivateTopics, private_topics, running
 
 from hookstream_common.jobs import DeliveryJob
-from hookstream_common.kafka import (
-    client_options,
-    core_topics,
-    create_missing_topics,
-    delivery_topic,
-    producer,
-    started_producer,
-)
-from hookstream_common.resilience import Turns
-from hookstream_common.routing import Route, TenantRoutes
-from hookstream_common.sdk import EventPublisher
-from hookstream_dev.events import sample_event
-from hookstream_dev.stack import delete_topics_under
+from hookstream_common.kafka import client_options
 from hookstream_matcher.settings import MatcherSettings
-from hookstream_matcher.worker import Matcher
 from support import wait_until
 
 LINGER_SECONDS = 2.0
-APP_CREATED = "com.qlik.v1.app.created"
 TENANT = "pipeline-tenant"
 
 
 @dataclass(frozen=True)
 class Installation:
-    """One tenant with one webhook, on topics of the test's own (one events partition)."""
+    """One tenant with one webhook, on topics of the test's own."""
 
-    settings: MatcherSettings
+    topics: PrivateTopics
     webhook_id: str
 
     @property
-    def events(self) -> TopicPartition:
-        return TopicPartition(self.settings.topics.events, 0)
+    def settings(self) -> MatcherSettings:
+        return self.topics.settings
 
     async def publish(self, count: int) -> list[str]:
         """Publish `count` events of the tenant, one at a time; their ids."""
-        ids = []
-        async with EventPublisher(
-            self.settings.kafka_bootstrap_servers, self.settings.topic_prefix
-        ) as publisher:
-            for _ in range(count):
-                event = sample_event(APP_CREATED, TENANT, "u1")
-                await publisher.publish(event)
-                ids.append(event["eventId"])
-        return ids
+        return await self.topics.publish(TENANT, count)
 
     async def routed_events(self) -> list[str]:
         """The event ids of every job on the webhook's topic, in order."""
-        topic = self.settings.topics.deliveries(self.webhook_id)
-        consumer = AIOKafkaConsumer(
-            topic,
-            **client_options(self.settings.kafka_bootstrap_servers),
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            partition = TopicPartition(topic, 0)
-            end = (await consumer.end_offsets([partition]))[partition]
-            ids: list[str] = []
-            while len(ids) < end:
-                batch = await consumer.getmany(timeout_ms=1000)
-                ids += [DeliveryJob.loads(r.value).event.id for rs in batch.values() for r in rs]
-            return ids
-        finally:
-            await consumer.stop()
+        records = await self.topics.read(self.settings.topics.deliveries(self.webhook_id))
+        return [DeliveryJob.loads(record.value).event.id for record in records]
 
     async def committed(self) -> int:
-        """The matchers' committed offset of the events partition (0 if none)."""
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings.kafka_bootstrap_servers),
-            group_id=self.settings.group_id,
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            return await consumer.committed(self.events) or 0
-        finally:
-            await consumer.stop()
+        return await self.topics.committed()
 
 
 @pytest.fixture
 async def installation(servers: dict[str, str]) -> AsyncIterator[Installation]:
-    settings = MatcherSettings(
-        kafka_bootstrap_servers=servers["kafka"],
-        topic_prefix=f"hst-pipeline-{secrets.token_hex(4)}",
-        event_partitions=1,
+    webhook_id = str(uuid.uuid4())
+    async with private_topics(
+        servers["kafka"],
+        "pipeline",
+        {webhook_id: TENANT},
+        [webhook_id],
         matcher_linger_seconds=LINGER_SECONDS,
         matcher_pipeline_depth=4,
-    )
-    webhook_id = str(uuid.uuid4())
-    await create_missing_topics(
-        settings, [*core_topics(settings), delivery_topic(settings, webhook_id)]
-    )
-    routes = TenantRoutes(TENANT, (Route(webhook_id, (APP_CREATED,), "tenant", "u1", True),))
-    kafka = await started_producer(settings.kafka_bootstrap_servers)
-    try:
-        await kafka.send_and_wait(settings.topics.webhooks, routes.dumps(), key=TENANT.encode())
-    finally:
-        await kafka.stop()
-    try:
-        yield Installation(settings, webhook_id)
-    finally:
-        await delete_topics_under(settings.kafka_bootstrap_servers, settings.topic_prefix)
-
-
-@contextlib.asynccontextmanager
-async def running(settings: MatcherSettings, grace: float = 10.0) -> AsyncIterator[Matcher]:
-    """A matcher routing in this process, its route table loaded; stopped (`stop()`, which
-    settles its batches within `grace`) and closed at the end."""
-    linger_ms = int(settings.matcher_linger_seconds * 1000)
-    kafka = producer(settings.kafka_bootstrap_servers, linger_ms=linger_ms)
-    matcher = Matcher(settings, kafka, Turns(settings.matcher_batch_timeout_seconds, grace))
-    await matcher.start()
-    loop = asyncio.create_task(matcher.run())
-    try:
-        await wait_until(lambda: matcher.started, timeout=30)
-        yield matcher
-    finally:
-        matcher.stop()
-        await loop
-        await matcher.close()
+    ) as topics:
+        yield Installation(topics, webhook_id)
 
 
 def in_flight() -> float:
@@ -179,7 +102,7 @@ class _Recorder(ConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if not self.committed.done():
-            offset = await self._consumer.committed(self._installation.events)
+            offset = await self._consumer.committed(self._installation.topics.events)
             self.committed.set_result(offset or 0)
 
 

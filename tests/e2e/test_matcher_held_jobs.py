@@ -10,9 +10,6 @@ rebalance drops the hold for the partition's owner to route again, a topic delet
 dead-letters the event, and at the limit of held jobs their partition waits.
 """
 
-import asyncio
-import contextlib
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -21,27 +18,12 @@ import prometheus_client
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord
+from private_matcher import PrivateTopics, private_topics, running
 
-from hookstream_common.kafka import (
-    client_options,
-    core_topics,
-    create_missing_topics,
-    delivery_topic,
-    new_topic,
-    producer,
-    started_producer,
-)
-from hookstream_common.resilience import Turns
-from hookstream_common.routing import Route, TenantRoutes
-from hookstream_common.sdk import EventPublisher
-from hookstream_dev.events import sample_event
-from hookstream_dev.stack import delete_topics_under
+from hookstream_common.kafka import client_options, create_missing_topics, delivery_topic, new_topic
 from hookstream_matcher.settings import MatcherSettings
-from hookstream_matcher.worker import Matcher
 from support import wait_until
 
-APP_CREATED = "com.qlik.v1.app.created"
 FILLER_TOPICS = 600
 """Topics created ahead of the late one: at ~50-100 a second the broker serves it seconds late."""
 PROMPT_SECONDS = 3.0
@@ -51,23 +33,23 @@ batch for the producer's request timeout (5 s) and then failed it."""
 
 @dataclass(frozen=True)
 class Installation:
-    """Two tenants on topics of the test's own (one events partition): one webhook each, the
-    second one's topic not created yet."""
+    """Two tenants on topics of the test's own, one webhook each (tenant id = `t-<webhook
+    id>`), the second one's topic not created yet."""
 
-    settings: MatcherSettings
+    topics: PrivateTopics
     prompt: str
     late: str
 
     @property
-    def events(self) -> TopicPartition:
-        return TopicPartition(self.settings.topics.events, 0)
+    def settings(self) -> MatcherSettings:
+        return self.topics.settings
 
     async def publish(self, webhook_id: str) -> None:
-        """Publish one event of the webhook's tenant (tenant id = `t-<webhook id>`)."""
-        async with EventPublisher(
-            self.settings.kafka_bootstrap_servers, self.settings.topic_prefix
-        ) as publisher:
-            await publisher.publish(sample_event(APP_CREATED, f"t-{webhook_id}", "u1"))
+        """Publish one event of the webhook's tenant."""
+        await self.topics.publish(f"t-{webhook_id}")
+
+    async def committed(self) -> int:
+        return await self.topics.committed()
 
     async def jobs(self, webhook_id: str) -> int:
         """How many jobs the webhook's topic holds (0 while the broker does not serve it)."""
@@ -83,45 +65,13 @@ class Installation:
 
     async def sent_at(self, webhook_id: str) -> list[int]:
         """When each job on the webhook's topic was produced (ms), in order."""
-        records = await self._read(self.settings.topics.deliveries(webhook_id))
+        records = await self.topics.read(self.settings.topics.deliveries(webhook_id))
         return [record.timestamp for record in records]
 
     async def dead_letter_reasons(self) -> list[str]:
         """The reasons of the events' dead letters, in order."""
-        records = await self._read(self.settings.topics.events_dlq)
+        records = await self.topics.read(self.settings.topics.events_dlq)
         return [dict(record.headers)["hookstream-dlq-reason"].decode() for record in records]
-
-    async def _read(self, topic: str) -> list[ConsumerRecord]:
-        """Every record of the topic's first partition."""
-        partition = TopicPartition(topic, 0)
-        consumer = AIOKafkaConsumer(
-            partition.topic,
-            **client_options(self.settings.kafka_bootstrap_servers),
-            auto_offset_reset="earliest",
-        )
-        await consumer.start()
-        try:
-            end = (await consumer.end_offsets([partition]))[partition]
-            records: list[ConsumerRecord] = []
-            while len(records) < end:
-                batch = await consumer.getmany(timeout_ms=1000)
-                records += [r for rs in batch.values() for r in rs]
-            return records
-        finally:
-            await consumer.stop()
-
-    async def committed(self) -> int:
-        """The matchers' committed offset of the events partition (0 if none)."""
-        consumer = AIOKafkaConsumer(
-            **client_options(self.settings.kafka_bootstrap_servers),
-            group_id=self.settings.group_id,
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            return await consumer.committed(self.events) or 0
-        finally:
-            await consumer.stop()
 
     async def create_late_topic(self) -> None:
         """Create many topics at the controller, then the late webhook's: the controller says
@@ -152,45 +102,10 @@ class Installation:
 
 @pytest.fixture
 async def installation(servers: dict[str, str]) -> AsyncIterator[Installation]:
-    settings = MatcherSettings(
-        kafka_bootstrap_servers=servers["kafka"],
-        topic_prefix=f"hst-held-{secrets.token_hex(4)}",
-        event_partitions=1,
-    )
     prompt, late = str(uuid.uuid4()), str(uuid.uuid4())
-    await create_missing_topics(
-        settings, [*core_topics(settings), delivery_topic(settings, prompt)]
-    )
-    kafka = await started_producer(settings.kafka_bootstrap_servers)
-    try:
-        for webhook_id in (prompt, late):
-            tenant = f"t-{webhook_id}"
-            routes = TenantRoutes(
-                tenant, (Route(webhook_id, (APP_CREATED,), "tenant", "u1", True),)
-            )
-            await kafka.send_and_wait(settings.topics.webhooks, routes.dumps(), key=tenant.encode())
-    finally:
-        await kafka.stop()
-    try:
-        yield Installation(settings, prompt, late)
-    finally:
-        await delete_topics_under(settings.kafka_bootstrap_servers, settings.topic_prefix)
-
-
-@contextlib.asynccontextmanager
-async def running(settings: MatcherSettings) -> AsyncIterator[Matcher]:
-    """A matcher routing in this process, its route table loaded; stopped and closed at the end."""
-    kafka = producer(settings.kafka_bootstrap_servers)
-    matcher = Matcher(settings, kafka, Turns(settings.matcher_batch_timeout_seconds, 10.0))
-    await matcher.start()
-    loop = asyncio.create_task(matcher.run())
-    try:
-        await wait_until(lambda: matcher.started, timeout=30)
-        yield matcher
-    finally:
-        matcher.stop()
-        await loop
-        await matcher.close()
+    routes = {prompt: f"t-{prompt}", late: f"t-{late}"}
+    async with private_topics(servers["kafka"], "held", routes, [prompt]) as topics:
+        yield Installation(topics, prompt, late)
 
 
 def held() -> float:
