@@ -45,19 +45,34 @@ SHARDS = 64
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _METRIC = re.compile(r"^([a-z_]+) ([0-9.e+-]+)$", re.MULTILINE)
+_PROGRESS_EVERY = 5.0
+"""Seconds between the progress lines of a long wait."""
 
 
 def say(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> float:
-    """Poll `check` until true; return the seconds it took, raise after `timeout`."""
-    started = time.monotonic()
+async def wait_for(
+    check: Callable[[], Awaitable[bool]],
+    timeout: float,
+    what: str,
+    interval: float = 0.1,
+    progress: Callable[[], str] | None = None,
+) -> float:
+    """Poll `check` every `interval` s until true; return the seconds it took, raise after
+    `timeout`. A long wait shows it is moving: `progress()` is printed every 5 s, and told in
+    the error."""
+    started = shown = time.monotonic()
     while not await check():
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
+        now = time.monotonic()
+        if now - started > timeout:
+            where = f" ({progress()})" if progress else ""
+            raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}{where}")
+        if progress and now - shown > _PROGRESS_EVERY:
+            say(f"  {progress()}")
+            shown = now
+        await asyncio.sleep(interval)
     return time.monotonic() - started
 
 
@@ -317,24 +332,28 @@ class BenchStack:
         2-core box about 50 partitions a second): right after 10,000 webhooks are created it
         is still behind, and a write to a topic it does not serve yet waits, then fails."""
         names = [f"{self.prefix}.deliveries.{webhook_id}" for webhook_id in webhook_ids]
+        served = 0
+
+        async def all_served() -> bool:
+            nonlocal served
+            described = await admin.describe_topics(names)
+            served = sum(
+                t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"])
+                for t in described
+            )
+            return served == len(names)
+
         admin = AIOKafkaAdminClient(**client_options(self.kafka))
         await admin.start()
-        started = shown = time.monotonic()
         try:
-            while True:
-                described = await admin.describe_topics(names)
-                served = sum(
-                    t["error_code"] == 0 and all(p["leader"] >= 0 for p in t["partitions"])
-                    for t in described
-                )
-                if served == len(names):
-                    return time.monotonic() - started
-                if time.monotonic() - started > timeout:
-                    raise TimeoutError(f"the broker serves {served} of {len(names)} topics")
-                if time.monotonic() - shown > 5:
-                    say(f"  the broker serves {served:,} of {len(names):,} delivery topics")
-                    shown = time.monotonic()
-                await asyncio.sleep(1)
+            # Each poll describes every topic: once a second, not to load the broker waited for.
+            return await wait_for(
+                all_served,
+                timeout,
+                "the broker to serve every delivery topic",
+                interval=1,
+                progress=lambda: f"the broker serves {served:,} of {len(names):,} delivery topics",
+            )
         finally:
             await admin.close()
 
