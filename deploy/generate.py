@@ -128,6 +128,20 @@ ROWS: dict[str, list[Panel]] = {
             key=True,
         ),
         Panel(
+            "Matcher held jobs",
+            "Jobs held until the broker serves their webhook's new topic, by instance; their"
+            " events stay uncommitted. Above zero for minutes: HookstreamMatcherJobsHeld.",
+            q("sum by (instance) (hookstream_matcher_held_jobs)", "{{instance}}"),
+            key=True,
+        ),
+        Panel(
+            "Matcher batches in flight",
+            "Batches routed and waiting for the broker's acknowledgements, by instance; at"
+            " HOOKSTREAM_MATCHER_PIPELINE_DEPTH (4) all the time, the broker sets the pace.",
+            q("sum by (instance) (hookstream_matcher_batches_in_flight)", "{{instance}}"),
+            key=True,
+        ),
+        Panel(
             "In flight and history queue",
             "Requests waiting for a receiver; outcomes waiting to be stored.",
             (
